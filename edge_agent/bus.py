@@ -1,0 +1,67 @@
+"""A small typed publish/subscribe bus on bounded asyncio queues.
+
+Publishing never blocks and never raises: a subscriber that falls behind loses its oldest events (the
+freshest facts matter most to a screen), and every loss is counted per event type and subscriber so
+telemetry can report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Subscription(Generic[T]):
+    def __init__(self, bus: Bus, event_type: type[T], name: str, maxsize: int):
+        self._bus = bus
+        self.event_type = event_type
+        self.name = name
+        self.queue: asyncio.Queue[T] = asyncio.Queue(maxsize=maxsize)
+
+    async def get(self) -> T:
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        while True:
+            yield await self.queue.get()
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self)
+
+
+class Bus:
+    def __init__(self, default_maxsize: int = 1024):
+        self._subs: dict[type, list[Subscription]] = defaultdict(list)
+        self._default_maxsize = default_maxsize
+        self.published: Counter[str] = Counter()
+        self.dropped: Counter[tuple[str, str]] = Counter()
+
+    def subscribe(self, event_type: type[T], name: str, maxsize: int | None = None) -> Subscription[T]:
+        sub = Subscription(self, event_type, name, maxsize or self._default_maxsize)
+        self._subs[event_type].append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.event_type, [])
+        if sub in subs:
+            subs.remove(sub)
+
+    def publish(self, event: object) -> None:
+        kind = type(event)
+        self.published[kind.__name__] += 1
+        for sub in self._subs.get(kind, ()):
+            queue = sub.queue
+            if queue.full():
+                queue.get_nowait()
+                self.dropped[(kind.__name__, sub.name)] += 1
+            queue.put_nowait(event)
+
+    def depths(self) -> dict[str, int]:
+        return {f"{t.__name__}:{s.name}": s.queue.qsize() for t, subs in self._subs.items() for s in subs}

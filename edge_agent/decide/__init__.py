@@ -1,0 +1,1 @@
+"""Choosing what each touchpoint shows: eligibility first, then a score."""

@@ -1,0 +1,119 @@
+"""The facts that move between the rooms of the agent (see DESIGN.md, "Data flow").
+
+Events are frozen so a subscriber can never change what another one sees. Monotonic time (`mono`) is for
+filters and latencies; wall time (`at`, UTC) with the clock's sync state is what gets stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A shopper resolved from the roster whose consent covers the channel that saw them."""
+
+    customer_ref: str
+
+    @property
+    def key(self) -> str:
+        return f"customer:{self.customer_ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    """Someone counted but never identified; the track id lives only as long as the track."""
+
+    track_id: str
+
+    @property
+    def key(self) -> str:
+        return f"anonymous:{self.track_id}"
+
+
+Subject = Customer | Anonymous
+
+
+class Channel(StrEnum):
+    """How a subject was noticed; consent is given per channel."""
+
+    CHECKIN = "checkin"
+    BLE = "ble"
+    FACE = "face"
+    VISION = "vision"
+
+
+@dataclass(frozen=True, slots=True)
+class WallTime:
+    at: datetime
+    ntp_synced: bool
+
+    def iso(self) -> str:
+        return self.at.isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A subject seen in a zone by one source. Raw identifiers never get this far."""
+
+    subject: Subject
+    zone: str
+    channel: Channel
+    mono: float
+    wall: WallTime
+    touchpoint: str | None = None
+    rssi: float | None = None
+    explicit: bool = False  # the shopper acted (check-in, kiosk); the screen should answer now
+
+
+class PresenceKind(StrEnum):
+    ENTER = "enter"
+    DWELL = "dwell"
+    EXIT = "exit"
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    subject: Subject
+    zone: str
+    kind: PresenceKind
+    dwell_s: float
+    mono: float
+    wall: WallTime
+    touchpoint: str | None = None
+    explicit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """What a touchpoint should display now; `show_id` is the decision id that proof of play refers to."""
+
+    touchpoint: str
+    show_id: str
+    offer: dict[str, Any]
+    customer_ref: str | None
+    mono: float
+    origin_mono: float = field(default=0.0)  # when the triggering sighting happened, for latency
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """Nothing to show at a touchpoint: it falls back to its idle playlist."""
+
+    touchpoint: str
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class Impression:
+    """Proof of play: a touchpoint acknowledged it displayed a show."""
+
+    impression_id: str
+    show_id: str
+    touchpoint: str
+    offer_id: str
+    customer_ref: str | None
+    wall: WallTime

@@ -1,0 +1,101 @@
+"""Sightings → presence: enter, dwell and exit per subject and zone.
+
+A subject leaves a zone only after a hold-down with no sighting, so a phone that skips a few adverts or
+a shopper who checked in and keeps browsing does not flap in and out. The table is bounded: when full,
+the subject closest to expiry is let go (with its exit event) before a new one is admitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .bus import Bus
+from .clock import Clock
+from .config import PresenceSettings
+from .events import Channel, Presence, PresenceKind, Sighting, Subject, WallTime
+
+
+@dataclass
+class _State:
+    subject: Subject
+    zone: str
+    entered: float
+    expires: float
+    last_dwell: float
+    touchpoint: str | None
+
+
+class PresenceTracker:
+    def __init__(self, settings: PresenceSettings, bus: Bus, clock: Clock, max_subjects: int = 20_000):
+        self._cfg = settings
+        self._bus = bus
+        self._clock = clock
+        self._max = max_subjects
+        self._table: dict[tuple[str, str], _State] = {}
+        self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
+
+    def hold_for(self, channel: Channel) -> float:
+        return self._cfg.checkin_hold_s if channel is Channel.CHECKIN else self._cfg.hold_down_s
+
+    def present(self, zone: str) -> list[Subject]:
+        return [st.subject for (_, z), st in self._table.items() if z == zone]
+
+    def observe(self, s: Sighting) -> list[Presence]:
+        key = (s.subject.key, s.zone)
+        expires = s.mono + self.hold_for(s.channel)
+        state = self._table.get(key)
+        if state is not None:
+            state.expires = max(state.expires, expires)
+            if s.touchpoint:
+                state.touchpoint = s.touchpoint
+            if s.explicit:
+                return [self._event(state, PresenceKind.DWELL, s.mono, s.wall, explicit=True)]
+            return []
+        out = []
+        if len(self._table) >= self._max:
+            victim_key = min(self._table, key=lambda k: self._table[k].expires)
+            out.append(self._event(self._table.pop(victim_key), PresenceKind.EXIT, s.mono, s.wall))
+        state = _State(s.subject, s.zone, entered=s.mono, expires=expires, last_dwell=s.mono, touchpoint=s.touchpoint)
+        self._table[key] = state
+        out.append(self._event(state, PresenceKind.ENTER, s.mono, s.wall, explicit=s.explicit))
+        return out
+
+    def tick(self, now: float, wall: WallTime) -> list[Presence]:
+        out = []
+        for key, state in list(self._table.items()):
+            if now >= state.expires:
+                del self._table[key]
+                out.append(self._event(state, PresenceKind.EXIT, now, wall))
+            elif now - state.last_dwell >= self._cfg.dwell_interval_s:
+                state.last_dwell = now
+                out.append(self._event(state, PresenceKind.DWELL, now, wall))
+        return out
+
+    def _event(self, st: _State, kind: PresenceKind, now: float, wall: WallTime, *, explicit: bool = False) -> Presence:
+        return Presence(
+            subject=st.subject,
+            zone=st.zone,
+            kind=kind,
+            dwell_s=max(0.0, now - st.entered),
+            mono=now,
+            wall=wall,
+            touchpoint=st.touchpoint,
+            explicit=explicit,
+        )
+
+    async def run(self, tick_s: float = 0.5) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._consume(), name="presence.sightings")
+            tg.create_task(self._tick_forever(tick_s), name="presence.tick")
+
+    async def _consume(self) -> None:
+        async for sighting in self._sightings:
+            for event in self.observe(sighting):
+                self._bus.publish(event)
+
+    async def _tick_forever(self, tick_s: float) -> None:
+        while True:
+            await asyncio.sleep(tick_s)
+            for event in self.tick(self._clock.mono(), self._clock.wall()):
+                self._bus.publish(event)

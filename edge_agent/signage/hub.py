@@ -1,0 +1,132 @@
+"""The WebSocket hub: pushes each touchpoint's current content to every player connected for it.
+
+Each player has its own small outbound queue and writer task, so one stuck browser can never hold up the
+others; if it falls behind, its oldest frames go first (a screen only ever needs the latest content).
+A player that connects (or reconnects) is sent the touchpoint's current content at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..bus import Bus
+from ..config import Settings
+from ..events import Idle, Show
+from .proof import AckRejected, ProofOfPlay
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 4096
+
+
+class _Player:
+    def __init__(self, ws: web.WebSocketResponse, maxsize: int = 16):
+        self.ws = ws
+        self.outbound: asyncio.Queue[str] = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
+
+    def offer(self, frame: str) -> None:
+        if self.outbound.full():
+            self.outbound.get_nowait()
+            self.dropped += 1
+        self.outbound.put_nowait(frame)
+
+    async def write_forever(self) -> None:
+        while True:
+            frame = await self.outbound.get()
+            await self.ws.send_str(frame)
+
+
+class ScreenHub:
+    def __init__(self, settings: Settings, bus: Bus, proof: ProofOfPlay):
+        self._settings = settings
+        self._proof = proof
+        self._players: dict[str, set[_Player]] = {tp.id: set() for tp in settings.touchpoints}
+        self._current: dict[str, str] = {}
+        self._shows = bus.subscribe(Show, "signage", maxsize=1000)
+        self._idles = bus.subscribe(Idle, "signage", maxsize=1000)
+        self._idle_playlist = [item.model_dump() for item in settings.signage.idle]
+        self.counts: Counter[str] = Counter()
+
+    async def close_all(self) -> None:
+        """Tell every player the agent is going away (they reconnect by themselves)."""
+        players = [p for group in self._players.values() for p in group]
+        for player in players:
+            await player.ws.close(code=WSCloseCode.GOING_AWAY, message=b"agent stopping")
+
+    def players(self, touchpoint: str) -> int:
+        return len(self._players.get(touchpoint, ()))
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._forward(self._shows), name="signage.shows")
+            tg.create_task(self._forward(self._idles), name="signage.idles")
+
+    async def _forward(self, subscription: Any) -> None:
+        async for event in subscription:
+            if isinstance(event, Show):
+                # The screen learns only whether the offer is personal, never for whom.
+                frame = {
+                    "type": "show",
+                    "show_id": event.show_id,
+                    "offer": event.offer,
+                    "personal": event.customer_ref is not None,
+                }
+                self.counts["shown"] += 1
+            else:
+                frame = {"type": "idle"}
+            self._send(event.touchpoint, json.dumps(frame))
+
+    def _send(self, touchpoint: str, frame: str) -> None:
+        self._current[touchpoint] = frame
+        for player in self._players.get(touchpoint, ()):
+            player.offer(frame)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        touchpoint = request.match_info["touchpoint"]
+        if touchpoint not in self._players:
+            raise web.HTTPNotFound(text=f"no touchpoint {touchpoint!r} in this store")
+        ws = web.WebSocketResponse(heartbeat=15, max_msg_size=MAX_MESSAGE_BYTES)
+        await ws.prepare(request)
+        player = _Player(ws)
+        player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self._idle_playlist}))
+        if touchpoint in self._current:
+            player.offer(self._current[touchpoint])
+        self._players[touchpoint].add(player)
+        self.counts["connects"] += 1
+        writer = asyncio.create_task(player.write_forever(), name=f"signage.writer.{touchpoint}")
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    reply = self._on_message(touchpoint, msg.data)
+                    if reply is not None:
+                        player.offer(json.dumps(reply))
+        finally:
+            self._players[touchpoint].discard(player)
+            self.counts["frames_dropped"] += player.dropped
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await writer
+        return ws
+
+    def _on_message(self, touchpoint: str, data: str) -> dict[str, Any] | None:
+        try:
+            message = json.loads(data)
+        except json.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "ack":
+            self.counts["bad_messages"] += 1
+            return {"type": "error", "reason": "expected a JSON object with type 'ack'"}
+        try:
+            self._proof.acknowledge(touchpoint, message)
+        except AckRejected as exc:
+            self.counts["bad_acks"] += 1
+            return {"type": "error", "show_id": message.get("show_id"), "reason": str(exc)}
+        return {"type": "acked", "show_id": message["show_id"]}

@@ -1,0 +1,89 @@
+"""Proof of play: a screen's acknowledgement becomes an impression only if it names a stored decision
+made for that very touchpoint; repeated acknowledgements are recorded once."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from ..bus import Bus
+from ..clock import Clock
+from ..events import Impression
+from ..store import Store
+from ..store.impressions import ImpressionRecord
+
+
+class AckRejected(Exception):
+    pass
+
+
+class ProofOfPlay:
+    def __init__(self, store: Store, bus: Bus, clock: Clock):
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self.recorded = 0
+        self.duplicates = 0
+        self.rejected: Counter[str] = Counter()
+
+    def acknowledge(self, touchpoint: str, message: dict[str, Any]) -> bool:
+        """Record the impression; True if new, False if this show was already acknowledged."""
+        try:
+            return self._acknowledge(touchpoint, message)
+        except AckRejected as exc:
+            self.rejected[str(exc).split(":", 1)[0]] += 1
+            raise
+
+    def _acknowledge(self, touchpoint: str, message: dict[str, Any]) -> bool:
+        show_id = message.get("show_id")
+        if not isinstance(show_id, str) or not 0 < len(show_id) <= 64:
+            raise AckRejected("bad_show_id: show_id must be a string of 1..64 characters")
+        displayed_at = _displayed_at(message.get("displayed_at"))
+        decision = self._store.decisions.get(show_id)
+        if decision is None or decision.offer_id is None:
+            raise AckRejected(f"unknown_show: no decision {show_id!r} was shown here")
+        if decision.touchpoint != touchpoint:
+            raise AckRejected(f"wrong_touchpoint: decision {show_id!r} was made for another touchpoint")
+        wall = self._clock.wall()
+        record = ImpressionRecord(
+            impression_id=uuid.uuid4().hex,
+            decision_id=show_id,
+            at=wall.iso(),
+            ntp_synced=wall.ntp_synced,
+            displayed_at=displayed_at or wall.iso(),
+            touchpoint=touchpoint,
+            offer_id=decision.offer_id,
+            customer_ref=decision.customer_ref,
+        )
+        if not self._store.impressions.record(record):
+            self.duplicates += 1
+            return False
+        self.recorded += 1
+        self._bus.publish(
+            Impression(
+                impression_id=record.impression_id,
+                show_id=show_id,
+                touchpoint=touchpoint,
+                offer_id=decision.offer_id,
+                customer_ref=decision.customer_ref,
+                wall=wall,
+            )
+        )
+        return True
+
+
+def _displayed_at(value: Any) -> str | None:
+    """The screen's own display time, if it sent a sane one (ISO 8601 with a zone)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise AckRejected("bad_displayed_at: displayed_at must be an ISO 8601 time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise AckRejected("bad_displayed_at: displayed_at must be an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise AckRejected("bad_displayed_at: displayed_at needs a time zone (UTC 'Z')")
+    return parsed.isoformat(timespec="milliseconds")

@@ -1,0 +1,170 @@
+// A signage player: shows what the agent sends, falls back to the idle playlist, reconnects by itself,
+// and acknowledges a show only once it is really on the glass (proof of play). Every text goes in through
+// textContent, so offer text can never become markup.
+"use strict";
+(() => {
+  const touchpoint = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
+  const $ = (id) => document.getElementById(id);
+  const ACKS_KEY = `edge-agent.pending-acks.${touchpoint}`;
+  const pendingAcks = new Map(JSON.parse(localStorage.getItem(ACKS_KEY) || "[]"));
+  let ws = null;
+  let backoffMs = 500;
+  let idleItems = [];
+  let idleIndex = 0;
+  let idleTimer = null;
+  let expiryTimer = null;
+  let currentShow = null;
+
+  function saveAcks() {
+    localStorage.setItem(ACKS_KEY, JSON.stringify([...pendingAcks]));
+  }
+
+  function send(message) {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(`${scheme}//${location.host}/ws/screen/${encodeURIComponent(touchpoint)}`);
+    ws.onopen = () => {
+      backoffMs = 500;
+      $("status").classList.remove("offline");
+      for (const ack of pendingAcks.values()) send(ack);
+    };
+    ws.onmessage = (event) => {
+      let message;
+      try { message = JSON.parse(event.data); } catch { return; }
+      handle(message);
+    };
+    ws.onclose = () => {
+      $("status").classList.add("offline");
+      const delay = Math.min(backoffMs, 10000) * (0.5 + Math.random());
+      backoffMs = Math.min(backoffMs * 2, 10000);
+      setTimeout(connect, delay);
+    };
+    ws.onerror = () => ws.close();
+  }
+
+  function handle(message) {
+    switch (message.type) {
+      case "hello":
+        idleItems = Array.isArray(message.idle) ? message.idle : [];
+        if (currentShow === null) startIdle();
+        break;
+      case "show":
+        showOffer(message);
+        break;
+      case "idle":
+        currentShow = null;
+        startIdle();
+        break;
+      case "acked":
+      case "error":
+        if (message.show_id && pendingAcks.delete(message.show_id)) saveAcks();
+        if (message.type === "error") console.warn("agent:", message.reason);
+        break;
+    }
+  }
+
+  function safeImage(url) {
+    if (typeof url !== "string" || url === "") return "";
+    if (url.startsWith("/") && !url.startsWith("//")) return url;
+    return /^https?:\/\//i.test(url) || /^data:image\//i.test(url) ? url : "";
+  }
+
+  function loadImage(img, url) {
+    return new Promise((resolve) => {
+      const src = safeImage(url);
+      if (!src) { img.hidden = true; img.removeAttribute("src"); resolve(); return; }
+      const done = (ok) => { img.hidden = !ok; resolve(); };
+      const timer = setTimeout(() => done(false), 4000);
+      img.onload = () => { clearTimeout(timer); done(true); };
+      img.onerror = () => { clearTimeout(timer); done(false); };
+      img.src = src;
+    });
+  }
+
+  function formatPrice(cents, currency) {
+    if (typeof cents !== "number" || !currency) return "";
+    try {
+      return new Intl.NumberFormat(document.documentElement.lang || undefined, { style: "currency", currency })
+        .format(cents / 100);
+    } catch {
+      return `${(cents / 100).toFixed(2)} ${currency}`;
+    }
+  }
+
+  function reveal(viewId) {
+    for (const id of ["offer", "idle"]) {
+      const view = $(id);
+      if (id === viewId) {
+        view.hidden = false;
+        requestAnimationFrame(() => view.classList.add("visible"));
+      } else {
+        view.classList.remove("visible");
+        view.hidden = true;
+      }
+    }
+  }
+
+  const painted = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  const visible = () => document.visibilityState === "visible"
+    ? Promise.resolve()
+    : new Promise((resolve) => document.addEventListener("visibilitychange", function wait() {
+        if (document.visibilityState === "visible") {
+          document.removeEventListener("visibilitychange", wait);
+          resolve();
+        }
+      }));
+
+  async function showOffer(message) {
+    const offer = message.offer || {};
+    const expires = Date.parse(offer.expires_at);
+    if (!Number.isNaN(expires) && expires <= Date.now()) return;
+    currentShow = message.show_id;
+    stopIdle();
+    $("offer-kicker").textContent = message.personal ? "Just for you" : "Today's offer";
+    $("offer-title").textContent = String(offer.title ?? "");
+    $("offer-text").textContent = String(offer.text ?? "");
+    $("offer-price").textContent = formatPrice(offer.price_cents, offer.currency);
+    $("offer-expiry").textContent = Number.isNaN(expires) ? "" : `Until ${new Date(expires).toLocaleString(undefined,
+      { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" })}`;
+    await loadImage($("offer-image"), offer.image);
+    if (currentShow !== message.show_id) return; // replaced before it reached the glass
+    reveal("offer");
+    await painted();
+    await visible();
+    if (currentShow !== message.show_id) return;
+    const ack = { type: "ack", show_id: message.show_id, displayed_at: new Date().toISOString() };
+    pendingAcks.set(message.show_id, ack);
+    saveAcks();
+    send(ack);
+    clearTimeout(expiryTimer);
+    if (!Number.isNaN(expires)) {
+      expiryTimer = setTimeout(() => {
+        if (currentShow === message.show_id) { currentShow = null; startIdle(); }
+      }, Math.min(expires - Date.now(), 2 ** 31 - 1));
+    }
+  }
+
+  function stopIdle() {
+    clearTimeout(idleTimer);
+    idleTimer = null;
+  }
+
+  async function startIdle() {
+    stopIdle();
+    clearTimeout(expiryTimer);
+    if (idleItems.length === 0) { reveal("idle"); return; }
+    const item = idleItems[idleIndex % idleItems.length];
+    idleIndex += 1;
+    $("idle-title").textContent = String(item.title ?? "");
+    $("idle-text").textContent = String(item.text ?? "");
+    await loadImage($("idle-image"), item.image);
+    if (currentShow !== null) return;
+    reveal("idle");
+    idleTimer = setTimeout(startIdle, Math.max(1, Number(item.duration_s) || 8) * 1000);
+  }
+
+  connect();
+})();

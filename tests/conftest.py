@@ -1,0 +1,100 @@
+"""Shared fixtures: a small store's settings, the cloud's check-in signer, and a running agent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.app import Agent
+from edge_agent.config import Settings, from_dict
+from edge_agent.store.offers import Offer
+from edge_agent.store.roster import RosterEntry
+from simulators.checkin_app import CheckinIssuer
+
+STORE = "store-test"
+
+
+@pytest.fixture
+def issuer() -> CheckinIssuer:
+    return CheckinIssuer(STORE)
+
+
+def config_dict(tmp_path: Path, issuer: CheckinIssuer, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "store": {"id": STORE, "chain_id": "chain-test", "device_id": "edge-test"},
+        "zones": [{"id": "entrance"}, {"id": "bakery"}],
+        "touchpoints": [
+            {"id": "screen-a", "kind": "screen", "zone": "entrance"},
+            {"id": "kiosk-a", "kind": "kiosk", "zone": "entrance"},
+            {"id": "screen-b", "kind": "screen", "zone": "bakery"},
+        ],
+        "database": {"path": str(tmp_path / "agent.db")},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "checkin": {"public_keys": [issuer.public_key_b64]},
+        "presence": {"hold_down_s": 5.0, "checkin_hold_s": 30.0, "dwell_interval_s": 10.0},
+        "signage": {"rotate_s": 3600.0},
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def settings(tmp_path: Path, issuer: CheckinIssuer) -> Settings:
+    return from_dict(config_dict(tmp_path, issuer))
+
+
+def offer(offer_id: str, **fields: Any) -> Offer:
+    now = datetime.now(UTC)
+    base: dict[str, Any] = {
+        "offer_id": offer_id,
+        "title": f"Offer {offer_id}",
+        "valid_from": now - timedelta(days=1),
+        "valid_to": now + timedelta(days=1),
+    }
+    base.update(fields)
+    return Offer(**base)
+
+
+def customer(ref: str, *, personalisation: bool = True, checkin: bool = True, segments=()) -> RosterEntry:
+    return RosterEntry(
+        customer_ref=ref, consents={"checkin": checkin, "personalisation": personalisation}, segments=segments
+    )
+
+
+DEFAULT_OFFERS = [
+    offer("welcome", title="Welcome to the store", priority=0.0),
+    offer("coffee", title="Coffee for members", audience="personalised", segments=("coffee",), priority=1.0),
+]
+DEFAULT_ROSTER = [
+    customer("alice", segments=("coffee",)),
+    customer("bob", personalisation=False),
+    customer("carol", checkin=False),
+]
+
+
+def seed(agent: Agent, offers: list[Offer] = DEFAULT_OFFERS, roster: list[RosterEntry] = DEFAULT_ROSTER) -> None:
+    agent.store.offers.replace_all(offers)
+    agent.store.roster.upsert(roster, updated_at=datetime.now(UTC).isoformat())
+    agent.catalog.reload()
+
+
+@pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
+    """Start agents on free ports; every agent started is stopped at the end of the test."""
+    agents: list[Agent] = []
+
+    async def start(s: Settings = settings, seeded: bool = True) -> Agent:
+        agent = Agent(s)
+        if seeded:
+            seed(agent)
+        await agent.start()
+        agents.append(agent)
+        return agent
+
+    yield start
+    for agent in agents:
+        await agent.stop()

@@ -1,0 +1,94 @@
+from pathlib import Path
+
+import pytest
+
+from edge_agent import config
+from edge_agent.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "systemd" / "edge-agent.toml"
+
+
+def test_example_config_is_valid_and_typed():
+    s = config.load(EXAMPLE)
+    assert s.store.id == "store-0042"
+    assert [z.id for z in s.zones] == ["entrance", "bakery"]
+    assert s.zone_of("screen-bakery") == "bakery"
+    assert [t.id for t in s.touchpoints_in("entrance")] == ["screen-entrance", "kiosk-entrance"]
+    assert s.database.path == EXAMPLE.parent / "edge-agent.db"  # relative to the config file
+    assert s.presence.hold_down_s == 20.0
+    assert s.mqtt is None
+
+
+def _problems(text: str) -> dict[str, config.ConfigProblem]:
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(text)
+    return {p.key: p for p in info.value.problems}
+
+
+def _example(replace: str = "", by: str = "", append: str = "") -> str:
+    text = EXAMPLE.read_text()
+    if replace:
+        assert replace in text
+        text = text.replace(replace, by, 1)
+    return text + append
+
+
+def test_unknown_key_is_named_with_the_known_ones():
+    problems = _problems(_example("hold_down_s = 20 ", "hold_dwn_s = 20 "))
+    p = problems["presence.hold_dwn_s"]
+    assert p.value == 20
+    assert "no such key" in p.expected and "hold_down_s" in p.expected
+
+
+def test_wrong_type_names_key_value_and_expectation():
+    p = _problems(_example("port = 8080", 'port = "8080"'))["http.port"]
+    assert p.value == "8080"
+    assert "integer" in p.expected
+
+
+def test_touchpoint_in_a_zone_that_does_not_exist():
+    p = _problems(_example('zone = "bakery"', 'zone = "backroom"'))["touchpoints[2].zone"]
+    assert p.value == "backroom"
+    assert "entrance, bakery" in p.expected
+
+
+def test_kind_must_be_screen_or_kiosk():
+    p = _problems(_example('kind = "kiosk"', 'kind = "tablet"'))["touchpoints[1].kind"]
+    assert p.value == "tablet" and "'screen' or 'kiosk'" in p.expected
+
+
+def test_missing_key_and_bad_public_key_are_both_reported():
+    problems = _problems(
+        _example()
+        .replace('device_id = "edge-01"', "")
+        .replace("A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=", "bm90IGEga2V5")
+    )
+    assert "store.device_id" in problems and problems["store.device_id"].expected.startswith("this key")
+    assert "32-byte" in problems["checkin.public_keys"].expected
+
+
+def test_duplicate_zone_ids_are_refused():
+    p = _problems(_example('id = "bakery"', 'id = "entrance"'))["zones[1].id"]
+    assert p.value == "entrance"
+
+
+def test_checkin_on_without_keys_is_refused():
+    p = _problems(_example('public_keys = ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="]', "public_keys = []"))
+    assert "sources.checkin" in p["checkin.public_keys"].expected
+
+
+def test_syntax_error_is_reported_with_position():
+    p = _problems("[store\nid = 1")["(syntax)"]
+    assert "line 1" in p.value
+
+
+def test_check_config_cli_exit_codes(tmp_path, capsys):
+    assert main(["check-config", str(EXAMPLE)]) == 0
+    assert "ok" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(_example('zone = "bakery"', 'zone = "backroom"'))
+    assert main(["check-config", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "touchpoints[2].zone" in err and "'backroom'" in err and "entrance, bakery" in err
+    assert main(["check-config", str(tmp_path / "missing.toml")]) != 0
+    assert "readable file" in capsys.readouterr().err
