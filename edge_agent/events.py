@@ -117,3 +117,22 @@ class Impression:
     offer_id: str
     customer_ref: str | None
     wall: WallTime
+
+
+@dataclass(frozen=True, slots=True)
+class ContextUpdate:
+    """Store context sent by the cloud (weather, local events), for the decision engine."""
+
+    weather: dict[str, Any]
+    local_events: tuple[dict[str, Any], ...]
+    wall: WallTime
+
+
+@dataclass(frozen=True, slots=True)
+class Crowd:
+    """How many people a camera sees in a zone: a number, never an identity."""
+
+    zone: str
+    people: int
+    mono: float
+    wall: WallTime

@@ -127,3 +127,25 @@ def test_nonces_are_claimed_once_and_pruned_after_expiry(tmp_path):
     assert store.nonces.prune(now_unix=50.0) == 0
     assert store.nonces.prune(now_unix=150.0) == 1
     assert not store.nonces.seen("n1")
+
+
+def test_bundles_apply_atomically_and_never_go_back(tmp_path):
+    from datetime import UTC, datetime
+
+    from edge_agent.store.bundles import OfferBundle, RosterBundle, StaleBundle, apply_offers, apply_roster
+
+    store = open_store(tmp_path / "a.db")
+    now = datetime.now(UTC)
+    args = (store.db, store.bundle_versions)
+    apply_offers(*args, store.offers, OfferBundle(version=2, issued_at=now, offers=[offer("o1")]), now.isoformat())
+    with pytest.raises(StaleBundle):
+        apply_offers(*args, store.offers, OfferBundle(version=2, issued_at=now, offers=[]), now.isoformat())
+    assert [o.offer_id for o in store.offers.all()] == ["o1"]
+    assert store.bundle_versions.current("offers") == 2
+
+    roster = RosterBundle(version=1, issued_at=now, customers=[customer("alice"), customer("bob")])
+    apply_roster(*args, store.roster, roster, now.isoformat())
+    smaller = RosterBundle(version=2, issued_at=now, customers=[customer("bob")])
+    apply_roster(*args, store.roster, smaller, now.isoformat())
+    assert store.roster.get("alice") is None and store.roster.get("bob") is not None
+    assert store.db.execute("SELECT count(*) FROM consents WHERE customer_ref = 'alice'").fetchone()[0] == 0

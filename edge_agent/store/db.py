@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from .bundles import BundleVersions
 from .decisions import DecisionLog
 from .impressions import ImpressionLog
 from .migrate import migrate
@@ -26,6 +27,7 @@ class Store:
         self.decisions = DecisionLog(db, self.outbox)
         self.impressions = ImpressionLog(db, self.outbox)
         self.nonces = NonceLedger(db)
+        self.bundle_versions = BundleVersions(db)
 
     def close(self) -> None:
         self.db.close()
