@@ -91,7 +91,12 @@ class Auth:
                 raise web.HTTPSeeOther(f"/login?role={quote(role)}&next={quote(target, safe='')}&failed=1")
             response = web.HTTPSeeOther(target, headers=PAGE_HEADERS)
             response.set_cookie(
-                f"ea_{role}", self.session(role), max_age=int(self._session_s), httponly=True, samesite="Strict", path="/"
+                f"ea_{role}",
+                self.session(role),
+                max_age=int(self._session_s),
+                httponly=True,
+                samesite="Strict",
+                path="/",
             )
             raise response
 

@@ -2,7 +2,8 @@
 
 Each player has its own small outbound queue and writer task, so one stuck browser can never hold up the
 others; if it falls behind, its oldest frames go first (a screen only ever needs the latest content).
-A player that connects (or reconnects) is sent the touchpoint's current content at once.
+A player that connects (or reconnects) is sent the touchpoint's current content at once, and its idle
+playlist for this time of day (again whenever the schedule turns to another playlist).
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import json
 import logging
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..bus import Bus
+from ..clock import Clock
 from ..config import Settings
 from ..events import Idle, Show
+from . import playlists
+from .assets import AssetCache
 from .proof import AckRejected, ProofOfPlay
 
 log = logging.getLogger(__name__)
@@ -45,15 +50,28 @@ class _Player:
 
 
 class ScreenHub:
-    def __init__(self, settings: Settings, bus: Bus, proof: ProofOfPlay):
+    def __init__(self, settings: Settings, bus: Bus, proof: ProofOfPlay, assets: AssetCache, clock: Clock):
         self._settings = settings
         self._proof = proof
+        self._assets = assets
+        self._clock = clock
+        self._zone = ZoneInfo(settings.surfaces.timezone)
         self._players: dict[str, set[_Player]] = {tp.id: set() for tp in settings.touchpoints}
         self._current: dict[str, str] = {}
+        self._showing: dict[str, dict[str, Any]] = {}
+        self._playlists: dict[str, str] = {}
         self._shows = bus.subscribe(Show, "signage", maxsize=1000)
         self._idles = bus.subscribe(Idle, "signage", maxsize=1000)
-        self._idle_playlist = [item.model_dump() for item in settings.signage.idle]
         self.counts: Counter[str] = Counter()
+
+    def idle_items(self, touchpoint: str) -> list[dict[str, Any]]:
+        local = self._clock.wall().at.astimezone(self._zone)
+        items = playlists.items_for(self._settings.surfaces.playlists, self._settings.signage.idle, touchpoint, local)
+        return [self._assets.localise(item) for item in items]
+
+    def showing(self, touchpoint: str) -> dict[str, Any]:
+        """What a touchpoint shows now, for the dashboard: an offer's title, or its idle playlist."""
+        return self._showing.get(touchpoint, {"kind": "idle"})
 
     async def close_all(self) -> None:
         """Tell every player the agent is going away (they reconnect by themselves)."""
@@ -68,6 +86,18 @@ class ScreenHub:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._forward(self._shows), name="signage.shows")
             tg.create_task(self._forward(self._idles), name="signage.idles")
+            tg.create_task(self._schedule_forever(), name="signage.playlists")
+
+    async def _schedule_forever(self, every_s: float = 20.0) -> None:
+        """Push a screen's playlist again when the schedule (or a cached image) changes it."""
+        while True:
+            for tp in self._settings.touchpoints:
+                frame = json.dumps({"type": "playlist", "idle": self.idle_items(tp.id)})
+                if self._playlists.get(tp.id, frame) != frame:
+                    for player in self._players[tp.id]:
+                        player.offer(frame)
+                self._playlists[tp.id] = frame
+            await asyncio.sleep(every_s)
 
     async def _forward(self, subscription: Any) -> None:
         async for event in subscription:
@@ -76,12 +106,18 @@ class ScreenHub:
                 frame = {
                     "type": "show",
                     "show_id": event.show_id,
-                    "offer": event.offer,
+                    "offer": self._assets.localise(event.offer),
                     "personal": event.customer_ref is not None,
                 }
                 self.counts["shown"] += 1
+                self._showing[event.touchpoint] = {
+                    "kind": "offer",
+                    "title": event.offer.get("title", ""),
+                    "personal": event.customer_ref is not None,
+                }
             else:
                 frame = {"type": "idle"}
+                self._showing[event.touchpoint] = {"kind": "idle"}
             self._send(event.touchpoint, json.dumps(frame))
 
     def _send(self, touchpoint: str, frame: str) -> None:
@@ -96,7 +132,7 @@ class ScreenHub:
         ws = web.WebSocketResponse(heartbeat=15, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         player = _Player(ws)
-        player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self._idle_playlist}))
+        player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self.idle_items(touchpoint)}))
         if touchpoint in self._current:
             player.offer(self._current[touchpoint])
         self._players[touchpoint].add(player)

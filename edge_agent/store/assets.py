@@ -40,7 +40,8 @@ class AssetIndex:
         rows = self._db.execute("SELECT url, sha256, content_type, size, fetched_at FROM assets").fetchall()
         return [(AssetRef(url=r[0], sha256=r[1], content_type=r[2], size=r[3]), r[4] is not None) for r in rows]
 
-    def mark_fetched(self, url: str, at: str) -> None:
+    def mark_fetched(self, url: str, at: str | None) -> None:
+        """Record the file as verified on disk (None: it is not, fetch it again)."""
         with self._db.atomic():
             self._db.execute("UPDATE assets SET fetched_at = ? WHERE url = ?", [at, url])
 

@@ -69,13 +69,25 @@ class ClaimLedger:
             self._outbox.add(
                 stream="events",
                 kind="claim",
-                payload={"code": claim.code, "customer_ref": customer_ref, "offer_id": offer_id,
-                         "touchpoint": touchpoint, "expires_at": expires_at},
+                payload={
+                    "code": claim.code,
+                    "customer_ref": customer_ref,
+                    "offer_id": offer_id,
+                    "touchpoint": touchpoint,
+                    "expires_at": expires_at,
+                },
                 created_at=at,
                 drop_class=DropClass.NEVER,
                 customer_ref=customer_ref,
             )
         return claim
+
+    def open_codes(self, customer_ref: str) -> dict[str, str]:
+        """offer_id → code of the shopper's claims not yet used at the till."""
+        rows = self._db.execute(
+            "SELECT offer_id, code FROM claims WHERE customer_ref = ? AND redeemed_at IS NULL", [customer_ref]
+        ).fetchall()
+        return dict(rows)
 
     def get(self, code: str) -> Claim | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM claims WHERE code = ?", [code]).fetchone()
