@@ -70,8 +70,14 @@ OFFERS = [
         image="/static/demo-croissant.svg",
         priority=0.5,
     ),
-    offer("apples", title="Local apples, 1 kg", body="From the orchard down the road.", price_cents=249, currency="EUR",
-          image="/static/demo-apples.svg"),
+    offer(
+        "apples",
+        title="Local apples, 1 kg",
+        body="From the orchard down the road.",
+        price_cents=249,
+        currency="EUR",
+        image="/static/demo-apples.svg",
+    ),
 ]
 ROSTER = [
     member("alice", loyalty=ALICE_LOYALTY, phone=ALICE_PHONE, assisted=True),
