@@ -8,6 +8,7 @@ Files are checked again at start (an SD card can rot), and written atomically (t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -65,10 +66,8 @@ class AssetCache:
             while True:
                 await self.sync(http)
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._cfg.retry_s)
-                except TimeoutError:
-                    pass
 
     async def verify_on_disk(self) -> None:
         """Forget any cached file that is missing or no longer matches its hash."""

@@ -57,7 +57,7 @@ class ScreenHub:
         self._clock = clock
         self._zone = ZoneInfo(settings.surfaces.timezone)
         self._players: dict[str, set[_Player]] = {tp.id: set() for tp in settings.touchpoints}
-        self._current: dict[str, str] = {}
+        self._current: dict[str, dict[str, Any]] = {}
         self._showing: dict[str, dict[str, Any]] = {}
         self._playlists: dict[str, str] = {}
         self._shows = bus.subscribe(Show, "signage", maxsize=1000)
@@ -118,12 +118,13 @@ class ScreenHub:
             else:
                 frame = {"type": "idle"}
                 self._showing[event.touchpoint] = {"kind": "idle"}
-            self._send(event.touchpoint, json.dumps(frame))
+            self._send(event.touchpoint, frame)
 
-    def _send(self, touchpoint: str, frame: str) -> None:
+    def _send(self, touchpoint: str, frame: dict[str, Any]) -> None:
         self._current[touchpoint] = frame
+        text = json.dumps(frame)
         for player in self._players.get(touchpoint, ()):
-            player.offer(frame)
+            player.offer(text)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         touchpoint = request.match_info["touchpoint"]
@@ -133,8 +134,11 @@ class ScreenHub:
         await ws.prepare(request)
         player = _Player(ws)
         player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self.idle_items(touchpoint)}))
-        if touchpoint in self._current:
-            player.offer(self._current[touchpoint])
+        current = self._current.get(touchpoint)
+        if current is not None:
+            if current["type"] == "show":  # its picture may have been cached since it was decided
+                current = {**current, "offer": self._assets.localise(current["offer"])}
+            player.offer(json.dumps(current))
         self._players[touchpoint].add(player)
         self.counts["connects"] += 1
         writer = asyncio.create_task(player.write_forever(), name=f"signage.writer.{touchpoint}")
