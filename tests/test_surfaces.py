@@ -109,7 +109,7 @@ async def test_kiosk_session_claims_and_consent(agent):
         body = await resp.json()
         assert "alice" not in str(body)  # the page never learns the customer_ref
         session = {"X-Kiosk-Session": body["session"]}
-        assert [o["offer_id"] for o in body["offers"]][0] == "flat-white"
+        assert body["offers"][0]["offer_id"] == "flat-white"
 
         assert (await http.post(f"{base}/claim", json={"offer_id": "flat-white"})).status == 401
         nope = await http.post(f"{base}/claim", json={"offer_id": "caviar"}, headers=session)
