@@ -89,15 +89,18 @@ class ScreenHub:
             tg.create_task(self._schedule_forever(), name="signage.playlists")
 
     async def _schedule_forever(self, every_s: float = 20.0) -> None:
-        """Push a screen's playlist again when the schedule (or a cached image) changes it."""
         while True:
-            for tp in self._settings.touchpoints:
-                frame = json.dumps({"type": "playlist", "idle": self.idle_items(tp.id)})
-                if self._playlists.get(tp.id, frame) != frame:
-                    for player in self._players[tp.id]:
-                        player.offer(frame)
-                self._playlists[tp.id] = frame
+            self.refresh_playlists()
             await asyncio.sleep(every_s)
+
+    def refresh_playlists(self) -> None:
+        """Push a screen's playlist again when the schedule (or a cached picture) changes it."""
+        for tp in self._settings.touchpoints:
+            frame = json.dumps({"type": "playlist", "idle": self.idle_items(tp.id)})
+            if self._playlists.get(tp.id, frame) != frame:
+                for player in self._players[tp.id]:
+                    player.offer(frame)
+            self._playlists[tp.id] = frame
 
     async def _forward(self, subscription: Any) -> None:
         async for event in subscription:
