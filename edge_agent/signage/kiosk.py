@@ -164,9 +164,12 @@ class Kiosk:
             if channel not in CHANNELS or not isinstance(granted, bool):
                 return error(400, "malformed", f"channel must be one of {', '.join(CHANNELS)}; granted true or false")
             wall = self._clock.wall()
-            self._store.consents.set(
-                session.customer_ref, channel, granted, at=wall.iso(), touchpoint=session.touchpoint
-            )
+            try:
+                self._store.consents.set(
+                    session.customer_ref, channel, granted, at=wall.iso(), touchpoint=session.touchpoint
+                )
+            except KeyError:  # erased while at the kiosk
+                raise _no_session() from None
             self._bus.publish(ConsentChanged(session.customer_ref, channel, granted, wall))
             self.counts[f"consent:{channel}:{'granted' if granted else 'withdrawn'}"] += 1
             return private_json(self._view(session))
