@@ -1,6 +1,7 @@
 """The authenticated surfaces over real HTTP (no browser): sign-in, refusals with reasons, kiosk sessions,
 rate limits, claims and consent records; plus the pure parts (phone hashes, playlists, config checks)."""
 
+import time
 from datetime import datetime
 
 import aiohttp
@@ -176,3 +177,15 @@ def test_surfaces_config_errors_name_the_key(tmp_path, issuer):
         from_dict(data)
     keys = {p.key for p in info.value.problems}
     assert keys == {"surfaces.playlists[0].touchpoints[0]", "surfaces.playlists[0].end", "surfaces.signs[0].touchpoint"}
+
+
+async def test_a_device_in_use_stays_signed_in(agent):
+    fresh = agent.auth.session("dashboard")
+    aging = agent.auth.session("dashboard", now=time.time() - 0.75 * agent.settings.surfaces.auth.session_s)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        resp = await http.get(f"{agent.url}/api/dashboard", cookies={"ea_dashboard": fresh})
+        assert resp.status == 200 and "ea_dashboard" not in resp.cookies
+        resp = await http.get(f"{agent.url}/api/dashboard", cookies={"ea_dashboard": aging})
+        assert resp.status == 200
+        renewed = resp.cookies["ea_dashboard"]
+        assert int(renewed.value.split(".")[1]) > int(aging.split(".")[1]) and renewed["httponly"]

@@ -2,6 +2,7 @@
 
 The session cookie is `role.expiry.mac`, the mac an HMAC keyed by that role's configured tokens: it
 survives an agent restart (a kiosk need not log in again) and dies when the operator changes the tokens.
+A device in use gets a fresh cookie once half its session has passed, so a kiosk stays signed in.
 A role without tokens is switched off: its pages and APIs answer 403, so nothing is open by default.
 Screens stay read-only and need no login: they only ever learn what is on their own glass.
 """
@@ -49,17 +50,27 @@ class Auth:
         return hmac.new(self._keys[role], f"{role}.{expires}".encode(), hashlib.sha256).hexdigest()
 
     def authorised(self, request: web.Request, role: str) -> bool:
+        return self._expiry(request, role) is not None
+
+    def _expiry(self, request: web.Request, role: str) -> float | None:
+        """When the caller's authorisation ends (infinity for a bearer token); None if it is not authorised."""
         if not self.enabled(role):
-            return False
+            return None
         bearer = request.headers.get("Authorization", "")
         if bearer.startswith("Bearer ") and self.check_token(role, bearer[7:]):
-            return True
-        cookie = request.cookies.get(f"ea_{role}", "")
-        parts = cookie.split(".")
+            return float("inf")
+        parts = request.cookies.get(f"ea_{role}", "").split(".")
         if len(parts) != 3 or parts[0] != role or not parts[1].isdigit():
-            return False
+            return None
         expires = int(parts[1])
-        return expires > time.time() and hmac.compare_digest(parts[2], self._mac(role, expires))
+        if expires <= time.time() or not hmac.compare_digest(parts[2], self._mac(role, expires)):
+            return None
+        return expires
+
+    def _set_cookie(self, response: web.StreamResponse, role: str) -> None:
+        response.set_cookie(
+            f"ea_{role}", self.session(role), max_age=int(self._session_s), httponly=True, samesite="Strict", path="/"
+        )
 
     def guard(self, role: str, handler: Handler, *, page_route: bool = False) -> Handler:
         """Wrap a handler: pages send the browser to the login form, APIs answer 401 / 403."""
@@ -68,12 +79,16 @@ class Auth:
             if not self.enabled(role):
                 self.refused["disabled"] += 1
                 return error(403, "disabled", f"no surfaces.auth.{role}_tokens are configured on this agent")
-            if not self.authorised(request, role):
+            expires = self._expiry(request, role)
+            if expires is None:
                 self.refused[role] += 1
                 if page_route:
                     raise web.HTTPSeeOther(f"/login?role={role}&next={quote(request.path_qs, safe='')}")
                 return error(401, "unauthorised", f"log in as {role} first (or send 'Authorization: Bearer TOKEN')")
-            return await handler(request)
+            response = await handler(request)
+            if expires - time.time() < self._session_s / 2 and not response.prepared:
+                self._set_cookie(response, role)  # a device in use stays signed in: the session slides
+            return response
 
         return guarded
 
