@@ -7,18 +7,21 @@ from datetime import datetime
 import aiohttp
 import pytest
 
+from edge_agent.app import Agent
+from edge_agent.clock import Clock
 from edge_agent.config import ConfigError, PlaylistItem, from_dict
 from edge_agent.config import Playlist as PlaylistConfig
 from edge_agent.signage import playlists
 from edge_agent.store.claims import normalise_code
 from edge_agent.store.roster import phone_hash
 
-from .conftest import config_dict
+from .conftest import config_dict, seed
 from .surfaces import (
     ALICE_LOYALTY,
     ASSOCIATE_TOKEN,
     DASHBOARD_TOKEN,
     KIOSK_TOKEN,
+    OFFERS,
     ROSTER,
     member,
     seeded,
@@ -189,3 +192,38 @@ async def test_a_device_in_use_stays_signed_in(agent):
         assert resp.status == 200
         renewed = resp.cookies["ea_dashboard"]
         assert int(renewed.value.split(".")[1]) > int(aging.split(".")[1]) and renewed["httponly"]
+
+
+class SteppedClock(Clock):
+    """Real time plus a step the test adds, for timeouts without sleeping."""
+
+    def __init__(self):
+        super().__init__()
+        self.step = 0.0
+
+    def mono(self) -> float:
+        return super().mono() + self.step
+
+
+async def test_a_kiosk_session_ends_after_inactivity(tmp_path, issuer):
+    clock = SteppedClock()
+    agent = Agent(surfaces_settings(tmp_path, issuer), clock=clock)
+    seed(agent, offers=OFFERS, roster=ROSTER)
+    await agent.start()
+    try:
+        base = f"{agent.url}/api/kiosk/kiosk-a"
+        async with kiosk_client() as http:
+            body = await (
+                await http.post(f"{base}/identify", json={"method": "loyalty", "value": ALICE_LOYALTY})
+            ).json()
+            session = {"X-Kiosk-Session": body["session"]}
+            clock.step += 100  # a touch within the 120 s keeps it alive
+            assert (await http.get(f"{base}/session", headers=session)).status == 200
+            clock.step += 100
+            assert (await http.get(f"{base}/session", headers=session)).status == 200
+            clock.step += 121
+            gone = await http.get(f"{base}/session", headers=session)
+            assert gone.status == 401 and (await gone.json())["error"] == "no_session"
+            assert agent.kiosk.active() == 0
+    finally:
+        await agent.stop()
