@@ -32,28 +32,32 @@ async def agent(tmp_path, issuer):
     await agent.stop()
 
 
-async def login(browser: Browser, url: str, path: str, token: str) -> Page:
+async def login(browser: Browser, url: str, path: str, token: str, shot: str | None = None) -> Page:
     """Open a staff page as its operator would: the agent sends us to the sign-in form first."""
     page = await browser.new_page(viewport={"width": 1280, "height": 800})
     await page.goto(f"{url}{path}")
     await expect(page).to_have_url(re.compile(r"/login\?"))
+    if shot:
+        await page.screenshot(path=artifact(shot))
     await page.fill("#token", token)
     await page.click("button[type=submit]")
     await expect(page).to_have_url(f"{url}{path}")
     return page
 
 
-async def kiosk(browser: Browser, url: str) -> Page:
-    page = await login(browser, url, "/kiosk/kiosk-a", KIOSK_TOKEN)
+async def kiosk(browser: Browser, url: str, shot: str | None = None) -> Page:
+    page = await login(browser, url, "/kiosk/kiosk-a", KIOSK_TOKEN, shot)
     await expect(page.locator("#welcome")).to_be_visible()
     return page
 
 
-async def type_number(page: Page, kind: str, number: str) -> None:
+async def type_number(page: Page, kind: str, number: str, shot: str | None = None) -> None:
     await page.click("#choose-type")
     await page.click(f"#kind-{kind}")
     for digit in re.sub(r"\D", "", number):
         await page.click(f".keypad [data-key='{digit}']")
+    if shot:
+        await page.screenshot(path=artifact(shot))
     await page.click(".keypad [data-key='ok']")
 
 
@@ -64,7 +68,7 @@ def outbox_kinds(agent, kind: str) -> list[tuple[int, str]]:
 
 
 async def test_kiosk_from_a_qr_scan_to_a_claim_the_till_accepts(browser, agent, issuer):
-    page = await kiosk(browser, agent.url)
+    page = await kiosk(browser, agent.url, shot="login.png")
     await page.screenshot(path=artifact("kiosk-welcome.png"))
     await page.keyboard.type(issuer.token("alice", "kiosk-a"))  # a 2D scanner in keyboard mode
     await page.keyboard.press("Enter")
@@ -98,7 +102,7 @@ async def test_consent_withdrawn_at_the_kiosk_takes_effect_at_once(browser, agen
     screen = await browser.new_page(viewport={"width": 1280, "height": 720})
     await screen.goto(f"{agent.url}/screen/screen-a")
     page = await kiosk(browser, agent.url)
-    await type_number(page, "phone", ALICE_PHONE)
+    await type_number(page, "phone", ALICE_PHONE, shot="kiosk-keypad.png")
     await expect(page.locator("#offers")).to_be_visible()
     # identifying at the kiosk is a check-in: the screen beside it greets her with her offer
     await expect(screen.locator("#offer-title")).to_have_text("Flat white, half price")
