@@ -3,10 +3,13 @@ over a real pty with pyserial; the sign's ACK becomes proof of play, NAKs are re
 
 import asyncio
 import os
+import subprocess
+import sys
 import tomllib
 
 import aiohttp
 import pytest
+import tomli_w
 
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
@@ -119,3 +122,18 @@ async def test_a_sign_that_never_answers_gets_no_proof_of_play(tmp_path, issuer)
         sign.stop()
         os.close(master)
         os.close(slave)
+
+
+def test_check_config_refuses_a_sign_whose_profile_is_bad(tmp_path, issuer):
+    profile = tmp_path / "broken.toml"
+    profile.write_text('name = "broken"\n[serial]\nbaudrate = 12345\n')
+    data = config_dict(tmp_path, issuer)
+    data["touchpoints"].append({"id": "shelf-1", "kind": "sign", "zone": "bakery"})
+    data["surfaces"] = {"signs": [{"id": "s", "touchpoint": "shelf-1", "port": "/dev/null", "profile": str(profile)}]}
+    config = tmp_path / "edge-agent.toml"
+    config.write_text(tomli_w.dumps(data))
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "check-config", str(config)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "surfaces.signs[0].profile" in done.stderr and "serial.baudrate" in done.stderr and "12345" in done.stderr
