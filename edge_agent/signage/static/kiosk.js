@@ -204,6 +204,8 @@
     state = { ...state, ...data };
     renderPrivacy();
     renderOffers();
+    const toggle = $("channels").querySelector(`li[data-channel="${channel}"] .switch`);
+    if (toggle) toggle.focus({ preventScroll: true }); // keep the shopper's place after the list is redrawn
     say("saved", true);
     return true;
   }
