@@ -18,6 +18,7 @@ from aiohttp import web
 
 from .bus import Bus
 from .clock import Clock
+from .cloud.sync import CloudSync
 from .config import Settings
 from .decide.catalog import OfferCatalog
 from .decide.engine import OfferEngine
@@ -43,6 +44,9 @@ class Agent:
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
         self.hub = ScreenHub(settings, self.bus, self.proof)
+        self.cloud = (
+            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health) if settings.mqtt else None
+        )
         self.restarts: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -64,12 +68,16 @@ class Agent:
         }
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
+        if self.cloud is not None:
+            components["cloud"] = self.cloud.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
 
     async def stop(self) -> None:
         """Stop every component, close the port and the database; safe to call more than once."""
         tasks, self._tasks = self._tasks, []
+        if self.cloud is not None and tasks:
+            await self.cloud.stop()  # retained status `stopped` and a clean disconnect, while the loop still runs
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -116,6 +124,7 @@ class Agent:
             "restarts": dict(self.restarts),
             "offers": len(self.catalog),
             "outbox_depth": self.store.outbox.depth(),
+            "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
         }
