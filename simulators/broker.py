@@ -28,8 +28,19 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, *, port: int | None = None, settings: str = "allow_anonymous true\n"):
-        """`settings` goes under the listener line (TLS files, ACL, ...); the default lets anyone in."""
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        settings: str = "allow_anonymous true\n",
+        durable: bool = False,
+    ):
+        """`settings` goes under the listener line (TLS files, ACL, ...); the default lets anyone in.
+
+        `durable` keeps sessions and queued messages on disk after every change, as a cloud broker does,
+        so its subscribers' sessions survive a `kill -9`; otherwise nothing is persisted.
+        """
         binary = find_mosquitto()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (Debian package: mosquitto)")
@@ -39,8 +50,13 @@ class Mosquitto:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.conf = self.workdir / "mosquitto.conf"
+        persistence = (
+            f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\nautosave_on_changes true\n"
+            if durable
+            else "persistence false\n"
+        )
         self.conf.write_text(
-            f"per_listener_settings false\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n"
+            f"per_listener_settings false\n{persistence}log_dest stderr\nlog_type error\nlog_type warning\n"
             f"listener {self.port} {self.host}\n{settings}",
             encoding="utf-8",
         )
