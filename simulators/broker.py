@@ -6,6 +6,7 @@ It can be killed (`kill -9`) and started again on the same port, which is how ou
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -52,6 +53,7 @@ class Mosquitto:
         self.conf = self.workdir / "mosquitto.conf"
         persistence = (
             f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\nautosave_on_changes true\n"
+            f"user {getpass.getuser()}\n"  # started as root it would switch to `mosquitto` and could not write here
             if durable
             else "persistence false\n"
         )
