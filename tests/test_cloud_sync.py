@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
+import aiohttp
 import pytest
+import tomli_w
 
 from edge_agent.config import from_dict
 from edge_agent.events import ContextUpdate, Show
-from simulators.broker import Mosquitto
+from simulators.broker import Mosquitto, free_port
+from simulators.checkin_app import post_checkin
 from simulators.cloud import CloudSim, offer_bundle, roster_bundle
 
 from .conftest import STORE, config_dict, customer, offer
@@ -31,8 +42,8 @@ async def cloud(broker):
     await sim.close()
 
 
-def mqtt_settings(tmp_path, issuer, broker, cloud, **mqtt):
-    section = {
+def mqtt_section(broker, cloud, **mqtt):
+    return {
         "host": broker.host,
         "port": broker.port,
         "bundle_public_keys": [cloud.public_key_b64],
@@ -40,7 +51,10 @@ def mqtt_settings(tmp_path, issuer, broker, cloud, **mqtt):
         "reconnect_max_s": 1.0,
         **mqtt,
     }
-    return from_dict(config_dict(tmp_path, issuer, mqtt=section))
+
+
+def mqtt_settings(tmp_path, issuer, broker, cloud, **mqtt):
+    return from_dict(config_dict(tmp_path, issuer, mqtt=mqtt_section(broker, cloud, **mqtt)))
 
 
 async def _online(agent, cloud):
@@ -213,3 +227,81 @@ async def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, is
     assert agent.cloud.link.counts["connects"] >= 2
     assert _first_copies(cloud) == expected  # none lost, in the order recorded, each once after dedup by uuid
     assert len({e["uuid"] for e in cloud.of_kind("decision")}) == len(expected)
+
+
+class _AgentProcess:
+    """`edge-agent run` in its own process, from this worktree, so it can be killed with SIGKILL."""
+
+    def __init__(self, config_path):
+        self.config_path = config_path
+        self.process = None
+
+    def start(self):
+        root = Path(__file__).resolve().parent.parent
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        log = (self.config_path.parent / "agent.log").open("ab")
+        command = [sys.executable, "-m", "edge_agent", "run", "--config", str(self.config_path)]
+        self.process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)
+        log.close()
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+
+
+async def test_agent_killed_mid_stream_loses_nothing_it_recorded(tmp_path, issuer, broker, cloud):
+    port = free_port()
+    mqtt = mqtt_section(broker, cloud, batch_max_events=5)
+    data = config_dict(tmp_path, issuer, http={"host": "127.0.0.1", "port": port}, mqtt=mqtt)
+    config_path = tmp_path / "agent.toml"
+    config_path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    agent = _AgentProcess(config_path)
+    agent.start()
+    try:
+        await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "online")
+        await cloud.publish_offers(offer_bundle(1, [offer("welcome"), offer("coffee", priority=1.0)]))
+        await cloud.publish_roster(roster_bundle(1, [customer("alice"), customer("bob")]))
+        await cloud.wait_for(lambda: len(cloud.of_kind("bundle_result")) == 2)
+
+        async def check_in(n: int) -> int:
+            accepted = 0
+            async with aiohttp.ClientSession() as http:
+                for i in range(n):
+                    token = issuer.token(("alice", "bob")[i % 2], ("kiosk-a", "screen-b")[i % 2])
+                    with contextlib.suppress(aiohttp.ClientError):
+                        status, _ = await post_checkin(http, f"http://127.0.0.1:{port}", token)
+                        accepted += status == 202
+            return accepted
+
+        assert await check_in(30) == 30
+        agent.kill()  # mid-stream: decisions are still being written and sent
+        await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "offline")  # the last will
+        agent.start()
+        await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "online")
+        await cloud.wait_for(lambda: _port_open(port))
+        assert await check_in(20) == 20
+        with contextlib.closing(sqlite3.connect(f"file:{tmp_path / 'agent.db'}?mode=ro", uri=True)) as db:
+            expected = await cloud.wait_for(lambda: _all_sent(db, cloud))
+        assert len(expected) >= 50  # at least one decision per accepted check-in
+        assert sorted(_first_copies(cloud)) == sorted(expected)
+        agent.stop()
+        await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "stopped")
+    finally:
+        agent.stop()
+
+
+def _all_sent(db, cloud) -> list[str] | None:
+    """The decisions the agent recorded, once its outbox is empty and the cloud has every one of them."""
+    recorded = _recorded(db)
+    empty = db.execute("SELECT count(*) FROM outbox WHERE stream = 'events'").fetchone()[0] == 0
+    return recorded if empty and set(_first_copies(cloud)) >= set(recorded) else None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
