@@ -53,12 +53,13 @@ class Mosquitto:
         self.conf = self.workdir / "mosquitto.conf"
         persistence = (
             f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\nautosave_on_changes true\n"
-            f"user {getpass.getuser()}\n"  # started as root it would switch to `mosquitto` and could not write here
             if durable
             else "persistence false\n"
         )
         self.conf.write_text(
-            f"per_listener_settings false\n{persistence}log_dest stderr\nlog_type error\nlog_type warning\n"
+            # Started as root it would switch to the `mosquitto` user, who cannot read the test's files.
+            f"user {getpass.getuser()}\nper_listener_settings false\n{persistence}"
+            "log_dest stderr\nlog_type error\nlog_type warning\n"
             f"listener {self.port} {self.host}\n{settings}",
             encoding="utf-8",
         )

@@ -159,6 +159,9 @@ class MqttLink:
                     log.warning("cannot reach the MQTT broker %s:%s: %s", self._settings.host, self._settings.port, exc)
                 else:
                     await self._down.wait()
+                    if not self._reached_broker and not self._closing:
+                        self.counts["connect_failures"] += 1
+                        log.warning("the MQTT broker closed the connection before accepting it (certificate, ACL?)")
                 if self._closing:
                     return
                 attempt = 0 if self._reached_broker else attempt + 1
