@@ -68,8 +68,9 @@ class OutboxDrain:
         s = self._settings
         topic, qos = self._topics.up(stream), STREAM_QOS[stream]
         store, device = self._topics.store, self._topics.device
-        inflight: deque[tuple[asyncio.Future[None], list[int]]] = deque()
+        inflight: deque[tuple[asyncio.Future[None], tuple[int, int]]] = deque()  # (future, (rows, last seq))
         after = 0
+        acked: int | None = None  # last seq of the stream the broker has acknowledged, not yet deleted
         try:
             while True:
                 while len(inflight) < s.inflight_batches:
@@ -77,20 +78,30 @@ class OutboxDrain:
                     if not rows:
                         break
                     future = self._link.publish(topic, encode_batch(store, device, stream, rows), qos=qos)
-                    inflight.append((future, [seq for seq, _ in rows]))
+                    inflight.append((future, (len(rows), rows[-1][0])))
                     after = rows[-1][0]
+                if acked is not None:
+                    # Delete what the broker has, once the new batches are on their way (the broker works on
+                    # them meanwhile). Batches are acknowledged in order, so that is every row up to `acked`.
+                    await asyncio.sleep(0)
+                    self._outbox.remove_through(stream, acked)
+                    acked = None
                 if not inflight:
                     wake.clear()  # nothing was written since the peek above: no await in between
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), IDLE_RECHECK_S)
                     continue
-                future, seqs = inflight[0]
-                await asyncio.wait_for(asyncio.shield(future), s.puback_timeout_s)
-                inflight.popleft()
-                self._outbox.remove(seqs)
-                self.counts[f"{stream}:batches"] += 1
-                self.counts[f"{stream}:events"] += len(seqs)
+                await asyncio.wait_for(asyncio.shield(inflight[0][0]), s.puback_timeout_s)
+                events = batches = 0
+                while inflight and inflight[0][0].done():
+                    future, (count, last) = inflight.popleft()
+                    future.result()  # raises if that one failed: it and what follows are sent again
+                    events, batches, acked = events + count, batches + 1, last
+                self.counts[f"{stream}:batches"] += batches
+                self.counts[f"{stream}:events"] += events
         finally:
+            if acked is not None:
+                self._outbox.remove_through(stream, acked)
             for future, _ in inflight:
                 future.add_done_callback(_retrieve)
 

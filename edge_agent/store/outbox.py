@@ -133,6 +133,13 @@ class Outbox:
             cur = self._db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
         self._estimate = max(0, self._estimate - max(cur.rowcount, 0))
 
+    def remove_through(self, stream: str, seq: int) -> int:
+        """Delete every row of a stream up to `seq`: what the drain does once the broker has all of them."""
+        with self._db.atomic():
+            cur = self._db.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", [stream, seq])
+        self._estimate = max(0, self._estimate - cur.rowcount)
+        return cur.rowcount
+
     def depth(self) -> int:
         return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
