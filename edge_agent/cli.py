@@ -26,11 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file and exit 0 if it is good")
     check.add_argument("file", type=Path)
 
-    demo = commands.add_parser("demo", help="a demo store with simulated shoppers; no broker or hardware")
+    demo = commands.add_parser("demo", help="a demo store with simulated shoppers and cloud; no hardware")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long and print a JSON summary")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--dir", type=Path, default=None, help="where to keep the demo's config and database")
     demo.add_argument("--no-players", action="store_true", help="no headless screen players; browsers only")
+    demo.add_argument(
+        "--broker",
+        default=None,
+        help="HOST:PORT of an MQTT broker for the cloud simulator, or 'off' (default: "
+        "start a private mosquitto if one is installed, else run offline)",
+    )
 
     db = commands.add_parser("db", help="look at the local database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -115,7 +121,7 @@ def _run(path: Path) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    summary = asyncio.run(run_demo(args.seconds, args.port, args.dir, players=not args.no_players))
+    summary = asyncio.run(run_demo(args.seconds, args.port, args.dir, players=not args.no_players, broker=args.broker))
     print(json.dumps(summary), flush=True)
     return 0 if summary["errors"] == 0 else 1
 

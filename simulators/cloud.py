@@ -44,6 +44,7 @@ class CloudSim:
         tls: dict[str, Path] | None = None,
     ):
         self.store = store
+        self.host, self.port = host, port
         self.key = key or Ed25519PrivateKey.generate()
         self.base = f"{prefix}/{store}"
         settings = MqttSettings(
