@@ -204,7 +204,8 @@ async def _cloud(stack: contextlib.AsyncExitStack, workdir: Path, broker: str | 
         await cloud.start(timeout=5.0)
     except (TimeoutError, OSError) as exc:
         await cloud.close()
-        print(f"cloud: running OFFLINE: cannot reach {where} ({exc or 'timeout'}); seeding locally", flush=True)
+        why = str(exc) or "no answer within 5 s"
+        print(f"cloud: running OFFLINE: cannot reach {where} ({why}); offers and roster are seeded locally", flush=True)
         return None
     stack.push_async_callback(cloud.close)
     print(f"cloud: the cloud simulator signs and sends offers and roster through {where}", flush=True)
