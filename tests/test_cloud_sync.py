@@ -305,3 +305,19 @@ def _all_sent(db, cloud) -> list[str] | None:
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def test_mqtt_5_with_a_persistent_session_queues_commands_while_the_agent_is_away(
+    tmp_path, issuer, broker, cloud, running
+):
+    settings = mqtt_settings(tmp_path, issuer, broker, cloud, protocol="5")
+    agent = await running(settings, seeded=False)
+    await _online(agent, cloud)
+    await cloud.publish_offers(offer_bundle(1, [offer("v5")]))
+    await cloud.wait_for(lambda: cloud.of_kind("bundle_result"))
+    await agent.stop()
+    await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "stopped")
+    ping = await cloud.command(DEVICE, "ping")  # the agent is away: the broker keeps it in the session
+    again = await running(settings, seeded=False)
+    assert (await cloud.wait_for(lambda: cloud.ack_for(ping)))["status"] == "ok"
+    assert [o.offer_id for o in again.store.offers.all()] == ["v5"]
