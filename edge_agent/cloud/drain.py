@@ -18,7 +18,7 @@ from collections import Counter, deque
 
 from ..config import MqttSettings
 from ..store.outbox import Outbox
-from .link import LinkError, MqttLink
+from .link import LinkError, MqttLink, retrieve
 from .topics import Topics
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,4 @@ class OutboxDrain:
             if acked is not None:
                 self._outbox.remove_through(stream, acked)
             for future, _ in inflight:
-                future.add_done_callback(_retrieve)
-
-
-def _retrieve(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()
+                future.add_done_callback(retrieve)

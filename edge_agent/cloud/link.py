@@ -18,7 +18,7 @@ import random
 import ssl
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class MqttLink:
         settings: MqttSettings,
         client_id: str,
         *,
-        subscriptions: list[str] = (),  # type: ignore[assignment]
+        subscriptions: Sequence[str] = (),
         status_topic: str | None = None,
         persistent: bool = True,
         inbox_size: int = 1000,
@@ -87,6 +87,7 @@ class MqttLink:
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._misc: asyncio.Task[None] | None = None
         self._down = asyncio.Event()
+        self._answered = asyncio.Event()  # CONNACK (either way) or the connection dropped
         self._closing = False
         self._reached_broker = False
         self.connected = asyncio.Event()
@@ -158,10 +159,11 @@ class MqttLink:
                     self.counts["connect_failures"] += 1
                     log.warning("cannot reach the MQTT broker %s:%s: %s", self._settings.host, self._settings.port, exc)
                 else:
+                    await self._await_connack()
                     await self._down.wait()
                     if not self._reached_broker and not self._closing:
                         self.counts["connect_failures"] += 1
-                        log.warning("the MQTT broker closed the connection before accepting it (certificate, ACL?)")
+                        log.warning("the connection ended before the MQTT broker accepted it (certificate, credentials?)")
                 if self._closing:
                     return
                 attempt = 0 if self._reached_broker else attempt + 1
@@ -172,6 +174,15 @@ class MqttLink:
                 await asyncio.sleep(delay)
         finally:
             self._drop_socket()
+
+    async def _await_connack(self) -> None:
+        """A broker that takes the connection but never answers CONNECT is given up on after connect_timeout_s."""
+        self._answered.clear()
+        try:
+            await asyncio.wait_for(self._answered.wait(), self._settings.connect_timeout_s)
+        except TimeoutError:
+            log.warning("no CONNACK from the MQTT broker within %.0f s", self._settings.connect_timeout_s)
+            self._client.disconnect()
 
     def _connect_blocking(self) -> None:
         """DNS, TCP, TLS and sending CONNECT: the only part that may block, so it runs in a thread."""
@@ -237,6 +248,7 @@ class MqttLink:
     # --- paho callbacks (on the loop, except socket open/register during a connect) ------------------
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any) -> None:
+        self._answered.set()
         if reason.is_failure:
             self.counts["refused"] += 1
             log.error("the MQTT broker refused the connection: %s", reason)
@@ -248,7 +260,7 @@ class MqttLink:
             client.subscribe([(topic, 1) for topic in self._subscriptions])
         self.connected.set()
         if self._status_topic:
-            self.publish(self._status_topic, b"online", qos=1, retain=True).add_done_callback(_retrieve)
+            self.publish(self._status_topic, b"online", qos=1, retain=True).add_done_callback(retrieve)
         if self.on_connected is not None:
             self.on_connected()
 
@@ -262,6 +274,7 @@ class MqttLink:
         # resend its own copies after the reconnect.
         client.drop_out_messages()
         self._fail_pending(f"disconnected ({reason})")
+        self._answered.set()
         self._down.set()
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
@@ -334,6 +347,7 @@ class MqttLink:
             client.loop_misc()
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
+def retrieve(future: asyncio.Future[None]) -> None:
+    """A done-callback for futures nobody awaits, so a failure is not reported as never retrieved."""
     if not future.cancelled():
         future.exception()
