@@ -54,3 +54,20 @@ def test_the_bound_is_kept_on_a_steady_stream_of_adds(tmp_path):
         _fill(store, DropClass.TELEMETRY, 100, "telemetry")
         assert store.outbox.depth() <= 200
     assert store.outbox.drops()["telemetry"]["telemetry"] == 1000 - store.outbox.depth()
+
+
+def test_telemetry_reports_the_drops_and_goes_first_itself(tmp_path):
+    from edge_agent.clock import Clock
+    from edge_agent.cloud.telemetry import Telemetry
+
+    store = open_store(tmp_path / "a.db")
+    store.outbox.max_rows = 100
+    _fill(store, DropClass.AGGREGATE, 101, "presence")
+    telemetry = Telemetry(30, store, Clock(), {"drain": lambda: {"events:events": 7}})
+    telemetry.record()
+    [row] = store.outbox.peek("telemetry")
+    assert row.payload["outbox"]["dropped"] == {"aggregate": {"presence": 6}}
+    assert row.payload["outbox"]["max_rows"] == 100 and row.payload["drain"] == {"events:events": 7}
+    _fill(store, DropClass.EVENT, 10, "impression")  # over the bound again: the snapshot is the first to go
+    assert store.outbox.peek("telemetry") == []
+    assert store.outbox.drops()["telemetry"] == {"telemetry": 1}

@@ -163,7 +163,9 @@ class MqttLink:
                     await self._down.wait()
                     if not self._reached_broker and not self._closing:
                         self.counts["connect_failures"] += 1
-                        log.warning("the connection ended before the MQTT broker accepted it (certificate, credentials?)")
+                        log.warning(
+                            "the connection ended before the MQTT broker accepted it (certificate, credentials?)"
+                        )
                 if self._closing:
                     return
                 attempt = 0 if self._reached_broker else attempt + 1
