@@ -180,12 +180,11 @@ async def _outage(workdir: Path, n: int) -> dict[str, Any]:
             resume_s = time.perf_counter() - back
             await writer
             await _until(lambda: len(cloud.of_kind("decision")) >= n, timeout=120)
-        expected = {f"bench-{i:08d}" for i in range(n)}
-        got = {e["decision_id"] for e in cloud.of_kind("decision")}
+        report = cloud.report((f"bench-{i:08d}" for i in range(n)), key="decision_id")
         return {
             "outage_events": n,
-            "lost": len(expected - got),
-            "duplicates_removed": sum(cloud.duplicates.values()),
+            "lost": len(report["lost"]),
+            "duplicates_removed": report["duplicates_removed"],
             "resume_s": round(resume_s, 3),
         }
     finally:

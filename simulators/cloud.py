@@ -172,16 +172,15 @@ class CloudSim:
                     await asyncio.wait_for(self._changed.wait(), 0.1)
         return result
 
-    def report(self, expected: Iterable[str]) -> dict[str, Any]:
-        """What arrived of `expected` (uuids): lost, duplicated (and removed), anything unexpected."""
+    def report(self, expected: Iterable[str], key: str = "uuid") -> dict[str, Any]:
+        """What arrived of `expected` (values of `key`, by default uuids): lost, duplicated (and removed)."""
         expected = set(expected)
-        got = set(self.events)
+        got = {event.get(key) for event in self.events.values()}
         return {
             "expected": len(expected),
             "received": len(got & expected),
             "lost": sorted(expected - got),
-            "duplicates": sum(self.duplicates.values()),
-            "unexpected": len(got - expected),
+            "duplicates_removed": sum(self.duplicates.values()),
         }
 
 

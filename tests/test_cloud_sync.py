@@ -225,7 +225,9 @@ async def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, is
     await cloud.wait_for(lambda: len(_first_copies(cloud)) >= len(expected), timeout=60)
     await cloud.wait_for(lambda: agent.store.outbox.depth() == 0)
     assert agent.cloud.link.counts["connects"] >= 2
-    assert _first_copies(cloud) == expected  # none lost, in the order recorded, each once after dedup by uuid
+    report = cloud.report(expected, key="decision_id")
+    assert report["lost"] == [] and report["received"] == len(expected)
+    assert _first_copies(cloud) == expected  # in the order recorded, each once after dedup by uuid
     assert len({e["uuid"] for e in cloud.of_kind("decision")}) == len(expected)
 
 
