@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["checkin", "surfaces"]
+BENCHMARKS = ["checkin", "surfaces", "sync"]
 
 
 def main(argv: list[str] | None = None) -> int:

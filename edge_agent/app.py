@@ -18,6 +18,7 @@ from aiohttp import web
 
 from .bus import Bus
 from .clock import Clock
+from .cloud.sync import CloudSync
 from .config import Settings
 from .decide.catalog import OfferCatalog
 from .decide.engine import OfferEngine
@@ -67,6 +68,9 @@ class Agent:
             settings, self.store, self.presence, self.hub, self.assets, self.clock, self.health, self.sign_status
         )
         self.associate = AssociateView(settings, self.store, self.presence, self.engine, self.clock)
+        self.cloud = (
+            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health) if settings.mqtt else None
+        )
         self.restarts: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -102,6 +106,8 @@ class Agent:
         components.update({f"sign.{driver.id}": driver.run for driver in self.signs})
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
+        if self.cloud is not None:
+            components["cloud"] = self.cloud.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
         self.notifier.ready(f"serving {len(self.catalog)} offers at {self.url}")
@@ -110,6 +116,8 @@ class Agent:
         """Stop every component, close the port and the database; safe to call more than once."""
         self.notifier.stopping()
         tasks, self._tasks = self._tasks, []
+        if self.cloud is not None and tasks:
+            await self.cloud.stop()  # retained status `stopped` and a clean disconnect, while the loop still runs
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -158,6 +166,7 @@ class Agent:
             "restarts": dict(self.restarts),
             "offers": len(self.catalog),
             "outbox_depth": self.store.outbox.depth(),
+            "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
             "kiosk_sessions": self.kiosk.active(),

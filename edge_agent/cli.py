@@ -1,4 +1,4 @@
-"""`edge-agent run | demo | check-config | db status`: the operator's entry points."""
+"""`edge-agent run | demo | check-config | db status | keys new | bundle sign | bundle publish`."""
 
 from __future__ import annotations
 
@@ -27,16 +27,45 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file and exit 0 if it is good")
     check.add_argument("file", type=Path)
 
-    demo = commands.add_parser("demo", help="a demo store with simulated shoppers; no broker or hardware")
+    demo = commands.add_parser("demo", help="a demo store with simulated shoppers and cloud; no hardware")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long and print a JSON summary")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--dir", type=Path, default=None, help="where to keep the demo's config and database")
     demo.add_argument("--no-players", action="store_true", help="no headless screen players; browsers only")
+    demo.add_argument(
+        "--broker",
+        default=None,
+        help="HOST:PORT of an MQTT broker for the cloud simulator, or 'off' (default: "
+        "start a private mosquitto if one is installed, else run offline)",
+    )
 
     db = commands.add_parser("db", help="look at the local database")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     status = db_commands.add_parser("status", help="schema version and row counts as JSON")
     status.add_argument("--config", required=True, type=Path)
+
+    keys = commands.add_parser("keys", help="signing keys for offer bundles and rosters")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = keys_commands.add_parser("new", help="make an Ed25519 key pair: NAME.key (private) and NAME.pub")
+    new.add_argument("--dir", type=Path, default=Path("."))
+    new.add_argument("--name", default="bundle-signing")
+
+    bundle = commands.add_parser("bundle", help="sign and publish offer bundles and rosters")
+    bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True)
+    sign = bundle_commands.add_parser("sign", help="check a bundle JSON file and wrap it in a signed envelope")
+    sign.add_argument("file", type=Path)
+    sign.add_argument("--key", required=True, type=Path, help="private key from `edge-agent keys new`")
+    sign.add_argument("--kind", choices=["offers", "roster", "roster_delta"], help="default: from the content")
+    sign.add_argument("--out", type=Path, help="default: FILE with .signed.json")
+    publish = bundle_commands.add_parser("publish", help="send a signed bundle to a store's topic")
+    publish.add_argument("file", type=Path, help="a signed envelope from `edge-agent bundle sign`")
+    publish.add_argument("--config", required=True, type=Path, help="the store's config: store id, broker, TLS")
+    publish.add_argument("--host")
+    publish.add_argument("--port", type=int)
+    publish.add_argument("--username")
+    publish.add_argument("--password-file", type=Path)
+    publish.add_argument("--cert", type=Path, help="client certificate allowed to publish bundles (not the store's)")
+    publish.add_argument("--cert-key", type=Path)
 
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
@@ -46,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.config)
     if args.command == "demo":
         return _demo(args)
+    if args.command in ("keys", "bundle"):
+        return _bundle_tools(args)
     return _db_status(args.config)
 
 
@@ -98,7 +129,7 @@ def _run(path: Path) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    summary = asyncio.run(run_demo(args.seconds, args.port, args.dir, players=not args.no_players))
+    summary = asyncio.run(run_demo(args.seconds, args.port, args.dir, players=not args.no_players, broker=args.broker))
     print(json.dumps(summary), flush=True)
     return 0 if summary["errors"] == 0 else 1
 
@@ -124,4 +155,53 @@ def _db_status(path: Path) -> int:
     finally:
         store.close()
     print(json.dumps(report))
+    return 0
+
+
+def _bundle_tools(args: argparse.Namespace) -> int:
+    from .cloud import tools
+
+    try:
+        if args.command == "keys":
+            key_path, public = tools.new_key_pair(args.dir, args.name)
+            print(f"private key: {key_path} (keep it secret; it signs what every store applies)", file=sys.stderr)
+            print(f"public key for mqtt.bundle_public_keys: {public}", file=sys.stderr)
+            print(public)
+        elif args.bundle_command == "sign":
+            kind, envelope = tools.sign_file(args.file, tools.load_key(args.key), args.kind)
+            out = args.out or args.file.with_suffix(".signed.json")
+            out.write_bytes(envelope)
+            print(f"signed {kind} bundle written to {out}")
+        else:
+            return _publish(args, tools)
+    except tools.ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _publish(args: argparse.Namespace, tools) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    if settings.mqtt is None and args.host is None:
+        print(f"error: {args.config} has no [mqtt] section; pass --host", file=sys.stderr)
+        return 2
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "username": args.username,
+        "password_file": args.password_file,
+        "tls_cert_file": args.cert,
+        "tls_key_file": args.cert_key,
+    }
+    mqtt = settings.mqtt or config.MqttSettings(host=args.host)
+    mqtt = mqtt.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    try:
+        envelope = args.file.read_bytes()
+    except OSError as exc:
+        print(f"error: {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    topic = asyncio.run(tools.publish(mqtt, settings.store.id, envelope))
+    print(f"published to {topic}")
     return 0

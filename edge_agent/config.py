@@ -72,10 +72,61 @@ class HttpSettings(Section):
     max_request_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
 
 
+def _ed25519_keys(keys: list[str]) -> list[str]:
+    for key in keys:
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"base64 text ({exc})") from None
+        if len(raw) != 32:
+            raise ValueError(f"a 32-byte Ed25519 public key, decoded {len(raw)} bytes")
+    return keys
+
+
+FilePath = Annotated[Path, Field(strict=False)]
+
+
 class MqttSettings(Section):
-    host: str
+    """The store's link to the cloud (see README, "Cloud sync"); relative file paths are from the config file."""
+
+    host: str = Field(min_length=1)
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    client_id: Ident | None = Field(default=None, description="default edge-{store}-{device}; stable for the session")
+    topic_prefix: str = Field(default="retail/v1", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    tls_ca_file: FilePath | None = None
+    tls_cert_file: FilePath | None = None
+    tls_key_file: FilePath | None = None
+    username: str | None = None
+    password_file: FilePath | None = None
+    bundle_public_keys: list[str] = Field(
+        default_factory=list, description="base64 Ed25519 public keys that may sign offer bundles and rosters"
+    )
+    max_bundle_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 32 * 1024 * 1024
+    outbox_max_rows: Annotated[int, Field(ge=100, le=10_000_000)] = 200_000
+    batch_max_events: Annotated[int, Field(ge=1, le=10_000)] = 200
+    inflight_batches: Annotated[int, Field(ge=1, le=100)] = 8
+    puback_timeout_s: Seconds = 30
+    telemetry_interval_s: Seconds = 30
+    reconnect_min_s: Annotated[float, Field(gt=0, le=3600)] = 1
+    reconnect_max_s: Annotated[float, Field(gt=0, le=3600)] = 60
+    connect_timeout_s: Seconds = 10
+
+    @field_validator("bundle_public_keys")
+    @classmethod
+    def _keys_are_ed25519(cls, keys: list[str]) -> list[str]:
+        return _ed25519_keys(keys)
+
+    def resolved(self, base_dir: Path) -> MqttSettings:
+        """The same settings with relative file paths taken from the config file's folder."""
+        files = ("tls_ca_file", "tls_cert_file", "tls_key_file", "password_file")
+        update = {
+            name: (base_dir / path).resolve()
+            for name in files
+            if (path := getattr(self, name)) is not None and not path.is_absolute()
+        }
+        return self.model_copy(update=update)
 
 
 class SourcesSettings(Section):
@@ -95,14 +146,7 @@ class CheckinSettings(Section):
     @field_validator("public_keys")
     @classmethod
     def _keys_are_ed25519(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            try:
-                raw = base64.b64decode(key, validate=True)
-            except binascii.Error as exc:
-                raise ValueError(f"base64 text ({exc})") from None
-            if len(raw) != 32:
-                raise ValueError(f"a 32-byte Ed25519 public key, decoded {len(raw)} bytes")
-        return keys
+        return _ed25519_keys(keys)
 
 
 class PresenceSettings(Section):
@@ -264,6 +308,8 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
         root = base_dir if base_dir is not None else settings.database.path.parent
         assets = settings.surfaces.assets.model_copy(update={"dir": (root / settings.surfaces.assets.dir).resolve()})
         settings = settings.model_copy(update={"surfaces": settings.surfaces.model_copy(update={"assets": assets})})
+    if base_dir is not None and settings.mqtt is not None:
+        settings = settings.model_copy(update={"mqtt": settings.mqtt.resolved(base_dir)})
     return settings
 
 
@@ -307,6 +353,39 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
                 key="checkin.public_keys",
                 value=[],
                 expected="at least one key while sources.checkin is on (or set sources.checkin = false)",
+            )
+        )
+    if s.mqtt is not None:
+        problems += _mqtt_problems(s.mqtt)
+    return problems
+
+
+def _mqtt_problems(m: MqttSettings) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    if not m.bundle_public_keys:
+        problems.append(
+            ConfigProblem(
+                key="mqtt.bundle_public_keys", value=[], expected="at least one key, so signed bundles can be verified"
+            )
+        )
+    if (m.tls_cert_file is None) != (m.tls_key_file is None):
+        problems.append(
+            ConfigProblem(
+                key="mqtt.tls_key_file" if m.tls_key_file is None else "mqtt.tls_cert_file",
+                value=None,
+                expected="tls_cert_file and tls_key_file set together (a client certificate needs its key)",
+            )
+        )
+    if m.password_file is not None and m.username is None:
+        problems.append(
+            ConfigProblem(key="mqtt.username", value=None, expected="a username while password_file is set")
+        )
+    if m.reconnect_min_s > m.reconnect_max_s:
+        problems.append(
+            ConfigProblem(
+                key="mqtt.reconnect_min_s",
+                value=m.reconnect_min_s,
+                expected=f"at most reconnect_max_s ({m.reconnect_max_s})",
             )
         )
     return problems

@@ -1,8 +1,10 @@
-"""`edge-agent demo`: a whole store on this machine, with no broker and no hardware.
+"""`edge-agent demo`: a whole store on this machine, with no hardware.
 
-It writes a demo config and database into a fresh folder, seeds offers and opted-in customers, starts the
-agent, and runs simulated shoppers who check in with the app and headless players on every touchpoint
-(open the printed URLs in a browser to watch the screens too).
+It writes a demo config and database into a fresh folder, starts the agent, and runs simulated shoppers
+who check in with the app and headless players on every touchpoint (open the printed URLs in a browser to
+watch the screens too). With an MQTT broker (a `mosquitto` on PATH the demo starts itself, or `--broker`)
+the cloud simulator signs and sends the offers and the roster and collects what the store sends up;
+without one the demo says so and seeds the same offers and roster locally.
 """
 
 from __future__ import annotations
@@ -153,25 +155,105 @@ def demo_roster() -> list[RosterEntry]:
     ]
 
 
-async def run_demo(seconds: float | None, port: int, workdir: Path | None, players: bool) -> dict[str, Any]:
-    from simulators.checkin_app import CheckinIssuer, Shoppers
-    from simulators.screen import ScreenPlayer
+async def run_demo(
+    seconds: float | None, port: int, workdir: Path | None, players: bool, broker: str | None = None
+) -> dict[str, Any]:
+    """`broker`: "HOST:PORT" of a broker to use, "off" for no cloud, None to start a `mosquitto` if there is one."""
+    from simulators.checkin_app import CheckinIssuer
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     issuer = CheckinIssuer("demo-store")
     staff_token = secrets.token_urlsafe(18)
     config = demo_config(workdir, port, issuer.public_key_b64, staff_token)
-    (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
-    agent = await _start(from_dict(config), port)
-    now = datetime.now(UTC)
-    agent.store.offers.replace_all(demo_offers(now))
-    roster = demo_roster()
-    agent.store.roster.upsert(roster, updated_at=now.isoformat())
-    agent.catalog.reload()
-    agent.engine.rotate_anonymous()
+    async with contextlib.AsyncExitStack() as stack:
+        cloud = await _cloud(stack, workdir, broker)
+        if cloud is not None:
+            config["mqtt"] = {
+                "host": cloud.host,
+                "port": cloud.port,
+                "bundle_public_keys": [cloud.public_key_b64],
+                "telemetry_interval_s": 10.0,
+                "reconnect_max_s": 5.0,
+            }
+        (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+        agent = await _start(from_dict(config), port)
+        roster = demo_roster()
+        if cloud is None or not await _sync_from_cloud(agent, cloud, roster):
+            now = datetime.now(UTC)
+            agent.store.offers.replace_all(demo_offers(now))
+            agent.store.roster.upsert(roster, updated_at=now.isoformat())
+            agent.catalog.reload()
+        agent.engine.rotate_anonymous()
+        print(f"demo store running, data in {workdir}", flush=True)
+        return await _run(agent, issuer, roster, seconds, players, cloud, staff_token)
 
-    print(f"demo store running, data in {workdir}", flush=True)
+
+async def _cloud(stack: contextlib.AsyncExitStack, workdir: Path, broker: str | None) -> Any:
+    """The cloud simulator on a broker, or None (and the reason, said plainly) when the demo runs offline."""
+    from simulators.broker import Mosquitto, find_mosquitto
+    from simulators.cloud import CloudSim
+
+    if broker == "off":
+        print("cloud: off (--broker off); offers and roster are seeded locally", flush=True)
+        return None
+    if broker is None:
+        if find_mosquitto() is None:
+            print(
+                "cloud: running OFFLINE: no MQTT broker (install mosquitto, or pass --broker HOST:PORT); "
+                "offers and roster are seeded locally",
+                flush=True,
+            )
+            return None
+        mosquitto = await asyncio.to_thread(Mosquitto(workdir / "mosquitto").start)
+        stack.callback(mosquitto.stop)
+        host, port = mosquitto.host, mosquitto.port
+        where = f"a mosquitto the demo started on {host}:{port}"
+    else:
+        host, _, port_text = broker.rpartition(":")
+        host, port = host or "127.0.0.1", int(port_text or 1883)
+        where = f"the broker at {host}:{port}"
+    cloud = CloudSim(host, port, "demo-store")
+    try:
+        await cloud.start(timeout=5.0)
+    except (TimeoutError, OSError) as exc:
+        await cloud.close()
+        why = str(exc) or "no answer within 5 s"
+        print(f"cloud: running OFFLINE: cannot reach {where} ({why}); offers and roster are seeded locally", flush=True)
+        return None
+    stack.push_async_callback(cloud.close)
+    print(f"cloud: the cloud simulator signs and sends offers and roster through {where}", flush=True)
+    return cloud
+
+
+async def _sync_from_cloud(agent: Agent, cloud: Any, roster: list[RosterEntry]) -> bool:
+    """Offers and roster as signed bundles through the broker; False if they did not arrive in time."""
+    from simulators.cloud import offer_bundle, roster_bundle
+
+    await cloud.publish_offers(offer_bundle(1, demo_offers(datetime.now(UTC))))
+    await cloud.publish_roster(roster_bundle(1, roster))
+    try:
+        async with asyncio.timeout(15):
+            while not (agent.store.bundle_versions.current("offers") and agent.store.bundle_versions.current("roster")):
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        print("cloud: the bundles did not arrive within 15 s; seeding locally instead", flush=True)
+        return False
+    return True
+
+
+async def _run(
+    agent: Agent,
+    issuer: Any,
+    roster: list[RosterEntry],
+    seconds: float | None,
+    players: bool,
+    cloud: Any,
+    staff_token: str,
+) -> dict[str, Any]:
+    from simulators.checkin_app import Shoppers
+    from simulators.screen import ScreenPlayer
+
     for tp in agent.settings.touchpoints:
         print(f"  {tp.name:<16} {agent.url}/{'kiosk' if tp.kind == 'kiosk' else 'screen'}/{tp.id}", flush=True)
     print(f"  {'Associate':<16} {agent.url}/associate\n  {'Dashboard':<16} {agent.url}/dashboard", flush=True)
@@ -187,7 +269,20 @@ async def run_demo(seconds: float | None, port: int, workdir: Path | None, playe
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if cloud is not None:
+            with contextlib.suppress(TimeoutError):  # let the outbox drain what the shoppers just caused
+                async with asyncio.timeout(5):
+                    while agent.store.outbox.depths().get("events") and agent.cloud.link.connected.is_set():
+                        await asyncio.sleep(0.1)
         summary = _summary(agent, shoppers.outcomes)
+        if cloud is not None:
+            summary["cloud"] = {
+                "events_received": len(cloud.of_kind("decision")) + len(cloud.of_kind("impression")),
+                "duplicates_removed": sum(cloud.duplicates.values()),
+                "acks": len(cloud.acks),
+            }
+        else:
+            summary["cloud"] = "offline"
         await agent.stop()
     return summary
 

@@ -15,7 +15,7 @@ from sqlite_utils import Database
 
 from .assets import AssetIndex, AssetRef
 from .offers import Offer, OfferCache
-from .roster import Roster, RosterEntry
+from .roster import CustomerRef, Roster, RosterEntry
 
 Version = Annotated[int, Field(ge=1)]
 
@@ -39,6 +39,18 @@ class RosterBundle(BaseModel):
     version: Version
     issued_at: AwareDatetime
     customers: list[RosterEntry] = Field(max_length=1_000_000)
+
+
+class RosterDelta(BaseModel):
+    """Changes to the roster in force: applies only on top of exactly `base_version`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Version
+    base_version: Version
+    issued_at: AwareDatetime
+    upsert: list[RosterEntry] = Field(default_factory=list, max_length=1_000_000)
+    remove: list[CustomerRef] = Field(default_factory=list, max_length=1_000_000)
 
 
 class BundleVersions:
@@ -77,3 +89,14 @@ def apply_roster(db: Database, versions: BundleVersions, roster: Roster, bundle:
         gone = [r[0] for r in db.execute("SELECT customer_ref FROM customers").fetchall() if r[0] not in keep]
         db.conn.executemany("DELETE FROM customers WHERE customer_ref = ?", [(ref,) for ref in gone])
         roster.upsert(bundle.customers, updated_at=now)
+
+
+def apply_roster_delta(db: Database, versions: BundleVersions, roster: Roster, delta: RosterDelta, now: str) -> None:
+    """Apply a delta to the roster it was made for; any other base is refused (the full roster catches up)."""
+    with db.atomic():
+        current = versions.current("roster")
+        if delta.base_version != current:
+            raise StaleBundle(f"roster delta is based on version {delta.base_version}, but {current} is in force")
+        versions.claim("roster", delta.version, delta.issued_at.isoformat(), now)
+        db.conn.executemany("DELETE FROM customers WHERE customer_ref = ?", [(ref,) for ref in delta.remove])
+        roster.upsert(delta.upsert, updated_at=now)

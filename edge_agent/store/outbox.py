@@ -1,14 +1,25 @@
-"""The outbox: everything that must reach the cloud, in order per stream, until the broker has it."""
+"""The outbox: everything that must reach the cloud, in order per stream, until the broker has it.
+
+The outbox is bounded (`max_rows`). When it is over the bound the drop policy makes room, oldest first
+within a class and the most expendable class first: telemetry, then presence aggregates, then events
+(impressions, decisions). Conversions, consent changes and erasure receipts (`DropClass.NEVER`) are never
+dropped, even if that means staying over the bound. Every drop is counted per class and kind in
+`outbox_drops`, which telemetry reports.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from sqlite_utils import Database
+
+log = logging.getLogger(__name__)
 
 
 class DropClass(IntEnum):
@@ -18,6 +29,10 @@ class DropClass(IntEnum):
     EVENT = 1  # impressions, decisions
     AGGREGATE = 2  # presence aggregates
     TELEMETRY = 3
+
+
+DROP_ORDER = (DropClass.TELEMETRY, DropClass.AGGREGATE, DropClass.EVENT)
+LOW_WATER = 0.95  # the policy makes room down to this share of the bound, so it does not run on every add
 
 
 @dataclass(frozen=True)
@@ -31,8 +46,16 @@ class OutboxRow:
 
 
 class Outbox:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, max_rows: int = 200_000):
         self._db = db
+        self.max_rows = max_rows
+        self._estimate = self.depth()  # rows added since the last count; reaching the bound triggers a count
+        self._listeners: list[Callable[[str], None]] = []
+
+    def listen(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Call `callback(stream)` after each add (the drain wakes up on it); returns the way to stop."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
 
     def add(
         self,
@@ -52,18 +75,81 @@ class Outbox:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [event_uuid, stream, kind, int(drop_class), customer_ref, json.dumps(body), created_at],
         )
+        self._estimate += 1
+        if self._estimate > self.max_rows:
+            self.enforce_bound()
+        for callback in self._listeners:
+            callback(stream)
         return event_uuid
 
-    def peek(self, stream: str, limit: int = 100) -> list[OutboxRow]:
-        rows = self._db.execute(
-            "SELECT seq, uuid, stream, kind, payload, created_at FROM outbox WHERE stream = ? ORDER BY seq LIMIT ?",
-            [stream, limit],
-        ).fetchall()
+    def enforce_bound(self) -> int:
+        """Apply the drop policy if the outbox is over its bound; returns how many rows were dropped."""
+        depth = self.depth()
+        excess = depth - int(self.max_rows * LOW_WATER) if depth > self.max_rows else 0
+        dropped = 0
+        with self._db.atomic():
+            for drop_class in DROP_ORDER:
+                if excess - dropped <= 0:
+                    break
+                rows = self._db.execute(
+                    "SELECT seq, kind FROM outbox WHERE drop_class = ? ORDER BY seq LIMIT ?",
+                    [int(drop_class), excess - dropped],
+                ).fetchall()
+                self._db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(r[0],) for r in rows])
+                per_kind: dict[str, int] = {}
+                for _, kind in rows:
+                    per_kind[kind] = per_kind.get(kind, 0) + 1
+                self._db.conn.executemany(
+                    "INSERT INTO outbox_drops (drop_class, kind, dropped) VALUES (?, ?, ?)"
+                    " ON CONFLICT (drop_class, kind) DO UPDATE SET dropped = dropped + excluded.dropped",
+                    [(int(drop_class), kind, n) for kind, n in per_kind.items()],
+                )
+                dropped += len(rows)
+        self._estimate = depth - dropped
+        if self._estimate > self.max_rows:
+            # Only never-drop rows are left over the bound: keep them, and count again after 5 % more adds.
+            log.warning("outbox holds %d rows, over its bound of %d, that may never be dropped", depth, self.max_rows)
+            self._estimate = self.max_rows - max(1, self.max_rows // 20)
+        if dropped:
+            log.warning("outbox over its bound of %d rows: dropped %d by the drop policy", self.max_rows, dropped)
+        return dropped
+
+    def peek(self, stream: str, limit: int = 100, after: int = 0) -> list[OutboxRow]:
+        """The oldest rows of a stream (after seq `after`), in the order they were written."""
+        rows = self._oldest("seq, uuid, stream, kind, payload, created_at", stream, limit, after)
         return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+
+    def peek_encoded(self, stream: str, limit: int = 100, after: int = 0) -> list[tuple[int, str]]:
+        """Like `peek`, but (seq, the stored JSON text): what the drain sends, without decoding it."""
+        return self._oldest("seq, payload", stream, limit, after)
+
+    def _oldest(self, columns: str, stream: str, limit: int, after: int) -> list:
+        return self._db.execute(
+            f"SELECT {columns} FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?", [stream, after, limit]
+        ).fetchall()
 
     def remove(self, seqs: list[int]) -> None:
         with self._db.atomic():
-            self._db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            cur = self._db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        self._estimate = max(0, self._estimate - max(cur.rowcount, 0))
+
+    def remove_through(self, stream: str, seq: int) -> int:
+        """Delete every row of a stream up to `seq`: what the drain does once the broker has all of them."""
+        with self._db.atomic():
+            cur = self._db.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", [stream, seq])
+        self._estimate = max(0, self._estimate - cur.rowcount)
+        return cur.rowcount
 
     def depth(self) -> int:
         return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def depths(self) -> dict[str, int]:
+        """Rows waiting per stream."""
+        return dict(self._db.execute("SELECT stream, count(*) FROM outbox GROUP BY stream").fetchall())
+
+    def drops(self) -> dict[str, dict[str, int]]:
+        """Everything the drop policy ever dropped: {drop class name: {kind: count}}."""
+        out: dict[str, dict[str, int]] = {}
+        for drop_class, kind, n in self._db.execute("SELECT drop_class, kind, dropped FROM outbox_drops"):
+            out.setdefault(DropClass(drop_class).name.lower(), {})[kind] = n
+        return out

@@ -1,0 +1,47 @@
+"""Commands the cloud sends to a device, each with an id that comes back in the result."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from ..store.roster import CustomerRef
+
+CommandId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command_id: CommandId
+
+
+class Erase(_Command):
+    """Forget a customer entirely; the receipt carries the consent epoch the cloud erased at."""
+
+    type: Literal["erase"]
+    customer_ref: CustomerRef
+    consent_epoch: Annotated[int, Field(ge=0)]
+
+
+class Reload(_Command):
+    """Rebuild the in-memory offer catalogue from the database."""
+
+    type: Literal["reload"]
+
+
+class ShowOffer(_Command):
+    """Put one offer of the catalogue on one touchpoint now (until the next decision there)."""
+
+    type: Literal["show"]
+    touchpoint: Annotated[str, Field(min_length=1, max_length=64)]
+    offer_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class Ping(_Command):
+    type: Literal["ping"]
+
+
+Command = Annotated[Erase | Reload | ShowOffer | Ping, Field(discriminator="type")]
+COMMAND = TypeAdapter(Command)

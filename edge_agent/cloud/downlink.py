@@ -1,0 +1,266 @@
+"""What comes down from the cloud: signed bundles and rosters, commands, context.
+
+Every message is checked before it touches anything: bundles are verified (signature first, then the
+payload's schema) in an executor thread and applied atomically; anything refused leaves the last good
+state in place, is counted, logged with its reason and acknowledged up as rejected on the `ack` stream.
+A message is acknowledged to the broker only once it has been handled, so a crash in between means the
+broker sends it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..bus import Bus
+from ..clock import Clock
+from ..config import Settings
+from ..decide.catalog import OfferCatalog
+from ..events import ContextUpdate, Show
+from ..store import Store
+from ..store.bundles import (
+    OfferBundle,
+    RosterBundle,
+    RosterDelta,
+    StaleBundle,
+    apply_offers,
+    apply_roster,
+    apply_roster_delta,
+)
+from ..store.decisions import DecisionRecord
+from ..store.erasure import erase_customer
+from ..store.outbox import DropClass
+from .commands import COMMAND, Erase, Ping, Reload, ShowOffer
+from .envelope import BundleRejected, describe, open_envelope, parse_payload, public_keys
+from .link import Incoming, MqttLink
+from .topics import Down, Topics
+
+log = logging.getLogger(__name__)
+
+ACK_STREAM = "ack"
+MAX_SMALL_MESSAGE = 64 * 1024  # commands and context
+REMEMBERED_COMMANDS = 1000
+
+
+class ContextPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    weather: dict[str, Any] = Field(default_factory=dict)
+    local_events: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
+
+
+_BUNDLES: dict[Down, tuple[str, type[BaseModel], Callable[..., None]]] = {
+    Down.OFFERS: ("offers", OfferBundle, apply_offers),
+    Down.ROSTER: ("roster", RosterBundle, apply_roster),
+    Down.ROSTER_DELTA: ("roster_delta", RosterDelta, apply_roster_delta),
+}
+
+
+def _verified(data: bytes, kind: str, keys: list, max_bytes: int, model: type[BaseModel]) -> BaseModel:
+    """Signature, then schema: runs in a thread, so a large roster never stalls the loop."""
+    return parse_payload(open_envelope(data, kind, keys, max_bytes), model)
+
+
+class Downlink:
+    def __init__(self, settings: Settings, store: Store, bus: Bus, catalog: OfferCatalog, clock: Clock, link: MqttLink):
+        assert settings.mqtt is not None
+        self._settings = settings
+        self._max_bytes = settings.mqtt.max_bundle_bytes
+        self._keys = public_keys(settings.mqtt.bundle_public_keys)
+        self._store = store
+        self._bus = bus
+        self._catalog = catalog
+        self._clock = clock
+        self._link = link
+        self._topics = Topics(settings.mqtt.topic_prefix, settings.store.id, settings.store.device_id)
+        self._seen_commands: OrderedDict[str, None] = OrderedDict()
+        self.counts: Counter[str] = Counter()
+
+    async def run(self) -> None:
+        while True:
+            message = await self._link.inbox.get()
+            try:
+                await self.handle(message)
+            except Exception:
+                self.counts["errors"] += 1
+                log.exception("handling a message on %s failed; the last good state stays", message.topic)
+            finally:
+                self._link.ack(message)
+
+    async def handle(self, message: Incoming) -> None:
+        kind = self._topics.classify(message.topic)
+        if kind is None:
+            self.counts["unknown_topic"] += 1
+            return
+        if not message.payload:
+            self.counts[f"{kind.value}:cleared"] += 1  # a retained message being removed, nothing to apply
+            return
+        if kind in _BUNDLES:
+            await self._bundle(kind, message.payload)
+        elif kind is Down.CMD:
+            self._command(message.payload)
+        else:
+            self._context(message.payload)
+
+    # --- bundles -------------------------------------------------------------------------------------
+
+    async def _bundle(self, topic: Down, data: bytes) -> None:
+        kind, model, apply = _BUNDLES[topic]
+        loop = asyncio.get_running_loop()
+        try:
+            bundle: Any = await loop.run_in_executor(None, _verified, data, kind, self._keys, self._max_bytes, model)
+        except BundleRejected as exc:
+            self._bundle_rejected(kind, exc.version, exc.code, exc.reason)
+            return
+        versions = self._store.bundle_versions
+        in_force = versions.current("offers" if kind == "offers" else "roster")
+        if topic is not Down.ROSTER_DELTA and bundle.version == in_force:
+            self.counts[f"{kind}:unchanged"] += 1  # the retained copy again, after a reconnect
+            return
+        now = self._clock.wall().iso()
+        store = self._store
+        target = store.offers if kind == "offers" else store.roster
+        try:
+            apply(store.db, versions, target, bundle, now)
+        except StaleBundle as exc:
+            self._bundle_rejected(kind, bundle.version, "stale", str(exc))
+            return
+        except sqlite3.IntegrityError as exc:
+            self._bundle_rejected(kind, bundle.version, "unapplicable", f"the database refused it ({exc})")
+            return
+        if kind == "offers":
+            self._catalog.reload()
+        self.counts[f"{kind}:applied"] += 1
+        log.info("applied %s bundle version %d", kind, bundle.version)
+        self._ack("bundle_result", {"bundle": kind, "version": bundle.version, "status": "applied"})
+
+    def _bundle_rejected(self, kind: str, version: int | None, code: str, reason: str) -> None:
+        self.counts[f"{kind}:rejected:{code}"] += 1
+        log.warning("rejected %s bundle (version %s): %s: %s", kind, version, code, reason)
+        self._ack(
+            "bundle_result",
+            {"bundle": kind, "version": version, "status": "rejected", "code": code, "reason": reason},
+        )
+
+    # --- commands ------------------------------------------------------------------------------------
+
+    def _command(self, data: bytes) -> None:
+        command_id = None
+        try:
+            if len(data) > MAX_SMALL_MESSAGE:
+                raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
+            raw = json.loads(data)
+            if isinstance(raw, dict) and isinstance(raw.get("command_id"), str):
+                command_id = raw["command_id"][:128]
+            command = COMMAND.validate_python(raw)
+        except (ValueError, UnicodeDecodeError, ValidationError) as exc:
+            reason = describe(exc) if isinstance(exc, ValidationError) else f"not a command ({exc})"
+            self.counts["cmd:rejected"] += 1
+            log.warning("rejected a command (id %s): %s", command_id, reason)
+            self._ack("command_result", {"command_id": command_id, "status": "rejected", "reason": reason})
+            return
+        if command.command_id in self._seen_commands:
+            self.counts["cmd:duplicate"] += 1
+            self._ack("command_result", {"command_id": command.command_id, "status": "duplicate"})
+            return
+        self._seen_commands[command.command_id] = None
+        if len(self._seen_commands) > REMEMBERED_COMMANDS:
+            self._seen_commands.popitem(last=False)
+        self.counts[f"cmd:{command.type}"] += 1
+        if isinstance(command, Erase):
+            self._erase(command)
+        elif isinstance(command, Reload):
+            self._catalog.reload()
+            result = {"command_id": command.command_id, "status": "ok", "offers": len(self._catalog)}
+            self._ack("command_result", result)
+        elif isinstance(command, ShowOffer):
+            self._show(command)
+        elif isinstance(command, Ping):
+            self._ack("command_result", {"command_id": command.command_id, "status": "ok", "pong": True})
+
+    def _erase(self, command: Erase) -> None:
+        wall = self._clock.wall()
+        deleted = erase_customer(
+            self._store.db,
+            self._store.outbox,
+            command.customer_ref,
+            receipt={"command_id": command.command_id, "status": "done", "consent_epoch": command.consent_epoch},
+            now=wall.iso(),
+        )
+        log.info("erased a customer on command %s: %d rows", command.command_id, sum(deleted.values()))
+
+    def _show(self, command: ShowOffer) -> None:
+        zone = self._settings.zone_of(command.touchpoint)
+        offer = self._store.offers.get(command.offer_id)
+        problem = (
+            f"no touchpoint {command.touchpoint!r} here"
+            if zone is None
+            else f"no offer {command.offer_id!r} in the catalogue"
+            if offer is None
+            else None
+        )
+        if problem is not None:
+            self._ack("command_result", {"command_id": command.command_id, "status": "rejected", "reason": problem})
+            return
+        assert offer is not None and zone is not None
+        wall = self._clock.wall()
+        decision_id = uuid.uuid4().hex
+        self._store.decisions.record(
+            DecisionRecord(
+                decision_id=decision_id,
+                at=wall.iso(),
+                ntp_synced=wall.ntp_synced,
+                touchpoint=command.touchpoint,
+                zone=zone,
+                customer_ref=None,
+                offer_id=offer.offer_id,
+                eligible=[offer.offer_id],
+                scores={offer.offer_id: 1.0},
+                policy=f"cloud-command:{command.command_id}",
+            )
+        )
+        mono = self._clock.mono()
+        self._bus.publish(
+            Show(
+                touchpoint=command.touchpoint,
+                show_id=decision_id,
+                offer=offer.display(),
+                customer_ref=None,
+                mono=mono,
+                origin_mono=mono,
+            )
+        )
+        self._ack("command_result", {"command_id": command.command_id, "status": "ok", "show_id": decision_id})
+
+    # --- context -------------------------------------------------------------------------------------
+
+    def _context(self, data: bytes) -> None:
+        try:
+            if len(data) > MAX_SMALL_MESSAGE:
+                raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
+            context = ContextPayload.model_validate_json(data)
+        except (ValueError, ValidationError) as exc:
+            reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+            self.counts["context:rejected"] += 1
+            log.warning("rejected a context update: %s", reason)
+            self._ack("context_result", {"status": "rejected", "reason": reason})
+            return
+        self.counts["context:applied"] += 1
+        self._bus.publish(
+            ContextUpdate(weather=context.weather, local_events=tuple(context.local_events), wall=self._clock.wall())
+        )
+
+    def _ack(self, kind: str, payload: dict[str, Any]) -> None:
+        wall = self._clock.wall()
+        with self._store.db.atomic():
+            self._store.outbox.add(
+                stream=ACK_STREAM, kind=kind, payload=payload, created_at=wall.iso(), drop_class=DropClass.EVENT
+            )

@@ -1,0 +1,67 @@
+"""Cloud sync as one agent component: the link, the downlink, the outbox drain and telemetry together."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ..bus import Bus
+from ..clock import Clock
+from ..config import Settings
+from ..decide.catalog import OfferCatalog
+from ..store import Store
+from .downlink import Downlink
+from .drain import OutboxDrain
+from .link import MqttLink
+from .telemetry import Telemetry
+from .topics import Topics
+
+
+def topics_for(settings: Settings) -> Topics:
+    assert settings.mqtt is not None
+    return Topics(settings.mqtt.topic_prefix, settings.store.id, settings.store.device_id)
+
+
+class CloudSync:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        catalog: OfferCatalog,
+        clock: Clock,
+        health: Callable[[], dict[str, Any]],
+    ):
+        mqtt = settings.mqtt
+        assert mqtt is not None
+        self.topics = topics_for(settings)
+        client_id = mqtt.client_id or f"edge-{settings.store.id}-{settings.store.device_id}"
+        self.link = MqttLink(
+            mqtt, client_id, subscriptions=self.topics.subscriptions(), status_topic=self.topics.up("status")
+        )
+        store.outbox.max_rows = mqtt.outbox_max_rows
+        self.downlink = Downlink(settings, store, bus, catalog, clock, self.link)
+        self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics)
+        self.telemetry = Telemetry(
+            mqtt.telemetry_interval_s,
+            store,
+            clock,
+            {
+                "link": lambda: {"connected": int(self.link.connected.is_set()), **self.link.counts},
+                "drain": lambda: dict(self.drain.counts),
+                "downlink": lambda: dict(self.downlink.counts),
+                "agent": health,
+            },
+        )
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.link.run(), name="cloud.link")
+            tg.create_task(self.downlink.run(), name="cloud.downlink")
+            tg.create_task(self.drain.run(), name="cloud.drain")
+            tg.create_task(self.telemetry.run(), name="cloud.telemetry")
+
+    async def stop(self) -> None:
+        """Say `stopped` and disconnect cleanly; the tasks are cancelled by the agent afterwards."""
+        await self.link.close()

@@ -1,0 +1,114 @@
+"""Operator tools for running without our cloud: a signing key pair, signing a bundle, publishing it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
+
+from ..config import MqttSettings
+from ..sources.checkin_token import public_key_b64
+from ..store.bundles import OfferBundle, RosterBundle, RosterDelta
+from .envelope import BundleRejected, parse_payload, seal
+from .link import LinkError, MqttLink
+from .topics import Down, Topics
+
+MODELS: dict[str, type[BaseModel]] = {"offers": OfferBundle, "roster": RosterBundle, "roster_delta": RosterDelta}
+TOPICS = {"offers": Down.OFFERS, "roster": Down.ROSTER, "roster_delta": Down.ROSTER_DELTA}
+
+
+class ToolError(Exception):
+    """What the operator must fix, said plainly."""
+
+
+def new_key_pair(folder: Path, name: str) -> tuple[Path, str]:
+    """Write NAME.key (PEM, readable by its owner only) and NAME.pub (base64); returns the key path and public key."""
+    key_path, pub_path = folder / f"{name}.key", folder / f"{name}.pub"
+    for path in (key_path, pub_path):
+        if path.exists():
+            raise ToolError(f"{path} exists; choose another --name or move it away (keys are never overwritten)")
+    folder.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    public = public_key_b64(key.public_key())
+    pub_path.write_text(public + "\n", encoding="utf-8")
+    return key_path, public
+
+
+def load_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError) as exc:
+        raise ToolError(f"{path}: not a readable PEM private key ({exc})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ToolError(f"{path}: not an Ed25519 key (make one with `edge-agent keys new`)")
+    return key
+
+
+def infer_kind(data: dict[str, Any]) -> str:
+    if "offers" in data:
+        return "offers"
+    if "customers" in data:
+        return "roster"
+    if "base_version" in data:
+        return "roster_delta"
+    raise ToolError("cannot tell the kind: an offer bundle has `offers`, a roster `customers`, a delta `base_version`")
+
+
+def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None) -> tuple[str, bytes]:
+    """Validate a bundle file against its model (so a mistake is caught here, not in every store) and seal it."""
+    try:
+        payload = path.read_bytes()
+        data = json.loads(payload)
+    except (OSError, ValueError) as exc:
+        raise ToolError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"{path}: a bundle is a JSON object")
+    kind = kind or infer_kind(data)
+    try:
+        parse_payload(payload, MODELS[kind])
+    except BundleRejected as exc:
+        raise ToolError(f"{path}: not a valid {kind} bundle: {exc.reason}") from None
+    return kind, seal(key, kind, payload)
+
+
+def envelope_kind(envelope: bytes) -> str:
+    try:
+        kind = json.loads(envelope)["kind"]
+    except (ValueError, KeyError, TypeError):
+        raise ToolError("not a signed envelope (sign the bundle with `edge-agent bundle sign` first)") from None
+    if kind not in TOPICS:
+        raise ToolError(f"unknown envelope kind {kind!r}")
+    return kind
+
+
+async def publish(settings: MqttSettings, store: str, envelope: bytes, timeout: float = 30.0) -> str:
+    """Publish a signed envelope on the store's topic (retained for full bundles); returns the topic."""
+    kind = envelope_kind(envelope)
+    topic = Topics(settings.topic_prefix, store, "-").down(TOPICS[kind])
+    link = MqttLink(settings, f"edge-agent-publish-{os.getpid()}", persistent=False)
+    runner = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(timeout):
+            await link.connected.wait()
+            await link.publish(topic, envelope, qos=1, retain=kind != "roster_delta")
+    except TimeoutError:
+        raise ToolError(f"no answer from the broker {settings.host}:{settings.port} within {timeout:.0f} s") from None
+    except LinkError as exc:
+        raise ToolError(f"the broker did not take the message: {exc}") from None
+    finally:
+        await link.close()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+    return topic

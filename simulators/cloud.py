@@ -1,0 +1,200 @@
+"""The retailer's cloud, as far as one store sees it: signs and publishes bundles and rosters, sends
+commands and context, collects what the store sends up, dedups on uuid and reports what was lost or
+duplicated. Used by the demo, the integration tests and the sync benchmark; it talks to the broker through
+the agent's own link class, as any MQTT client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
+
+from edge_agent.cloud.envelope import seal
+from edge_agent.cloud.link import MqttLink
+from edge_agent.config import MqttSettings
+from edge_agent.sources.checkin_token import public_key_b64
+
+
+def to_json(bundle: BaseModel | dict[str, Any]) -> bytes:
+    if isinstance(bundle, BaseModel):
+        return bundle.model_dump_json().encode()
+    return json.dumps(bundle).encode()
+
+
+class CloudSim:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        store: str,
+        *,
+        key: Ed25519PrivateKey | None = None,
+        prefix: str = "retail/v1",
+        client_id: str | None = None,
+        tls: dict[str, Path] | None = None,
+    ):
+        self.store = store
+        self.host, self.port = host, port
+        self.key = key or Ed25519PrivateKey.generate()
+        self.base = f"{prefix}/{store}"
+        settings = MqttSettings(
+            host=host,
+            port=port,
+            reconnect_min_s=0.1,
+            reconnect_max_s=1.0,
+            inflight_batches=50,
+            **(tls or {}),
+        )
+        self.link = MqttLink(
+            settings,
+            client_id or f"cloud-sim-{uuid.uuid4().hex[:8]}",
+            subscriptions=[f"{self.base}/+/{stream}" for stream in ("events", "ack", "status", "telemetry")],
+        )
+        self.events: dict[str, dict[str, Any]] = {}  # uuid -> event, first copy
+        self.order: list[str] = []
+        self.duplicates: Counter[str] = Counter()
+        self.acks: list[dict[str, Any]] = []
+        self.telemetry: list[dict[str, Any]] = []
+        self.status: dict[str, str] = {}
+        self.status_history: list[tuple[str, str]] = []
+        self.garbage = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._changed = asyncio.Event()
+
+    @property
+    def public_key_b64(self) -> str:
+        return public_key_b64(self.key.public_key())
+
+    async def start(self, timeout: float = 15.0) -> CloudSim:
+        self._tasks = [
+            asyncio.create_task(self.link.run(), name="cloud-sim.link"),
+            asyncio.create_task(self._collect(), name="cloud-sim.collect"),
+        ]
+        async with asyncio.timeout(timeout):
+            await self.link.connected.wait()
+        return self
+
+    async def close(self) -> None:
+        await self.link.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- down ----------------------------------------------------------------------------------------
+
+    def sign(self, kind: str, bundle: BaseModel | dict[str, Any]) -> bytes:
+        return seal(self.key, kind, to_json(bundle))
+
+    async def publish(self, suffix: str, payload: bytes, *, retain: bool = False) -> None:
+        """Publish on `{prefix}/{store}/{suffix}` and wait for the broker's PUBACK."""
+        await self.link.connected.wait()
+        await self.link.publish(f"{self.base}/{suffix}", payload, qos=1, retain=retain)
+
+    async def publish_offers(self, bundle: BaseModel | dict[str, Any]) -> None:
+        await self.publish("offers", self.sign("offers", bundle), retain=True)
+
+    async def publish_roster(self, bundle: BaseModel | dict[str, Any]) -> None:
+        await self.publish("roster", self.sign("roster", bundle), retain=True)
+
+    async def publish_delta(self, delta: BaseModel | dict[str, Any]) -> None:
+        await self.publish("roster/delta", self.sign("roster_delta", delta))
+
+    async def command(self, device: str, type_: str, **fields: Any) -> str:
+        command_id = fields.pop("command_id", None) or uuid.uuid4().hex
+        await self.publish(f"cmd/{device}", json.dumps({"command_id": command_id, "type": type_, **fields}).encode())
+        return command_id
+
+    async def context(self, weather: dict[str, Any], local_events: list[dict[str, Any]] | None = None) -> None:
+        body = {"weather": weather, "local_events": local_events or []}
+        await self.publish("context", json.dumps(body).encode(), retain=True)
+
+    # --- up ------------------------------------------------------------------------------------------
+
+    async def _collect(self) -> None:
+        while True:
+            message = await self.link.inbox.get()
+            try:
+                self._take(message.topic, message.payload)
+            finally:
+                self.link.ack(message)
+                self._changed.set()
+
+    def _take(self, topic: str, payload: bytes) -> None:
+        device, stream = topic.removeprefix(self.base + "/").split("/", 1)
+        if stream == "status":
+            state = payload.decode("utf-8", "replace")
+            self.status[device] = state
+            self.status_history.append((device, state))
+            return
+        try:
+            batch = json.loads(payload)
+            items = batch["events"]
+        except (ValueError, KeyError, TypeError):
+            self.garbage += 1
+            return
+        for item in items:
+            if stream == "telemetry":
+                self.telemetry.append(item)
+                continue
+            key = item["uuid"]
+            if key in self.events:
+                self.duplicates[key] += 1
+                continue
+            self.events[key] = item
+            self.order.append(key)
+            if stream == "ack":
+                self.acks.append(item)
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [self.events[k] for k in self.order if self.events[k]["kind"] == kind]
+
+    def ack_for(self, command_id: str) -> dict[str, Any] | None:
+        return next((a for a in self.acks if a.get("command_id") == command_id), None)
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Wait until `predicate()` is truthy (checked whenever something arrives, and every 0.1 s)."""
+        async with asyncio.timeout(timeout):
+            while not (result := predicate()):
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.1)
+        return result
+
+    def report(self, expected: Iterable[str], key: str = "uuid") -> dict[str, Any]:
+        """What arrived of `expected` (values of `key`, by default uuids): lost, duplicated (and removed)."""
+        expected = set(expected)
+        got = {event.get(key) for event in self.events.values()}
+        return {
+            "expected": len(expected),
+            "received": len(got & expected),
+            "lost": sorted(expected - got),
+            "duplicates_removed": sum(self.duplicates.values()),
+        }
+
+
+def offer_bundle(version: int, offers: list[BaseModel], issued_at: datetime | None = None) -> dict[str, Any]:
+    return {
+        "version": version,
+        "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
+        "offers": [o.model_dump(mode="json") for o in offers],
+    }
+
+
+def roster_bundle(version: int, customers: list[BaseModel], issued_at: datetime | None = None) -> dict[str, Any]:
+    return {
+        "version": version,
+        "issued_at": (issued_at or datetime.now(UTC)).isoformat(),
+        "customers": [c.model_dump(mode="json") for c in customers],
+    }
