@@ -7,12 +7,16 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .bundles import BundleVersions
+from .claims import Claims
+from .conversions import ConversionLog
 from .decisions import DecisionLog
 from .impressions import ImpressionLog
 from .migrate import migrate
 from .nonces import NonceLedger
 from .offers import OfferCache
 from .outbox import Outbox
+from .policy import PolicyStore
+from .purchases import PurchaseLedger
 from .roster import Roster
 
 
@@ -28,6 +32,10 @@ class Store:
         self.impressions = ImpressionLog(db, self.outbox)
         self.nonces = NonceLedger(db)
         self.bundle_versions = BundleVersions(db)
+        self.policy = PolicyStore(db)
+        self.purchases = PurchaseLedger(db)
+        self.conversions = ConversionLog(db, self.outbox)
+        self.claims = Claims(db)
 
     def close(self) -> None:
         self.db.close()

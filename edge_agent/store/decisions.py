@@ -1,9 +1,11 @@
-"""The decision log: what was eligible, how it scored, what was chosen; reported up for evaluation."""
+"""The decision log: what was eligible, how it scored, the probabilities, the choice, the arm and the model
+version; reported up so the cloud can evaluate policies off-line."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -21,7 +23,21 @@ class DecisionRecord:
     offer_id: str | None
     eligible: list[str]
     scores: dict[str, float]
-    policy: str
+    policy: str  # the scoring model's version
+    arm: str = ""
+    intended_offer_id: str | None = None  # the policy's choice; differs from offer_id in holdout and control
+    experiment: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    propensity: float | None = None  # probability of the intended offer under the logging policy
+    features: dict[str, Any] = field(default_factory=dict)
+    price_cents: int | None = None
+
+
+_COLUMNS = (
+    "decision_id, at, ntp_synced, touchpoint, zone, customer_ref, offer_id, eligible, scores, policy, arm,"
+    " intended_offer_id, experiment, probabilities, propensity, features, price_cents"
+)
+_JSON = {"eligible", "scores", "probabilities", "features"}
 
 
 class DecisionLog:
@@ -30,52 +46,40 @@ class DecisionLog:
         self._outbox = outbox
 
     def record(self, d: DecisionRecord) -> None:
+        values = asdict(d)
+        row = [json.dumps(v) if k in _JSON else v for k, v in values.items()]
+        row[2] = int(d.ntp_synced)
         with self._db.atomic():
             self._db.execute(
-                "INSERT INTO decisions (decision_id, at, ntp_synced, touchpoint, zone, customer_ref, offer_id,"
-                " eligible, scores, policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    d.decision_id,
-                    d.at,
-                    int(d.ntp_synced),
-                    d.touchpoint,
-                    d.zone,
-                    d.customer_ref,
-                    d.offer_id,
-                    json.dumps(d.eligible),
-                    json.dumps(d.scores),
-                    d.policy,
-                ],
+                f"INSERT INTO decisions ({_COLUMNS}) VALUES ({', '.join('?' * len(row))})",
+                row,
             )
             self._outbox.add(
                 stream="events",
                 kind="decision",
-                payload=asdict(d),
+                payload=values,
                 created_at=d.at,
                 drop_class=DropClass.EVENT,
                 customer_ref=d.customer_ref,
             )
 
     def get(self, decision_id: str) -> DecisionRecord | None:
-        row = self._db.execute(
-            "SELECT decision_id, at, ntp_synced, touchpoint, zone, customer_ref, offer_id, eligible, scores, policy"
-            " FROM decisions WHERE decision_id = ?",
-            [decision_id],
-        ).fetchone()
-        if row is None:
-            return None
-        return DecisionRecord(
-            row[0],
-            row[1],
-            bool(row[2]),
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            json.loads(row[7]),
-            json.loads(row[8]),
-            row[9],
-        )
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()
+        return _record(row) if row else None
+
+    def since(self, at: str) -> list[DecisionRecord]:
+        """Decisions made at or after `at` (ISO, UTC), oldest first: what rebuilds the caps after a restart."""
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE at >= ? ORDER BY at", [at]).fetchall()
+        return [_record(r) for r in rows]
 
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+
+
+def _record(row: tuple[Any, ...]) -> DecisionRecord:
+    names = list(DecisionRecord.__dataclass_fields__)
+    values = dict(zip(names, row, strict=True))
+    for key in _JSON:
+        values[key] = json.loads(values[key])
+    values["ntp_synced"] = bool(values["ntp_synced"])
+    return DecisionRecord(**values)
