@@ -11,6 +11,7 @@ import binascii
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -124,6 +125,35 @@ class SignageSettings(Section):
     )
 
 
+class DecideSettings(Section):
+    timezone: str = Field(default="UTC", description="the store's IANA time zone, for time of day and week")
+    profile_days: Annotated[float, Field(gt=0, le=730)] = Field(
+        default=365, description="how far back purchases make a customer's profile"
+    )
+    crowd_quiet_below: Annotated[int, Field(ge=0)] = 3
+    crowd_busy_from: Annotated[int, Field(ge=1)] = 10
+    crowd_max_age_s: Seconds = Field(default=120, description="a crowd count older than this is ignored")
+    long_dwell_s: Seconds = 60
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone name such as Europe/Berlin") from None
+        return name
+
+
+class PosSettings(Section):
+    port: str = Field(description="serial device (/dev/ttyUSB0) or a pyserial URL")
+    profile: Annotated[Path, Field(strict=False)] = Field(
+        description="line-protocol profile (TOML), see firmware_configs/pos"
+    )
+    till_id: Ident = Field(default="till-1", description="names this till on every transaction")
+    reconnect_s: Seconds = Field(default=2.0, description="wait before reopening a port that vanished")
+
+
 class Settings(Section):
     store: StoreSettings
     zones: list[Zone] = Field(min_length=1)
@@ -135,6 +165,8 @@ class Settings(Section):
     checkin: CheckinSettings = CheckinSettings()
     presence: PresenceSettings = PresenceSettings()
     signage: SignageSettings = SignageSettings()
+    decide: DecideSettings = DecideSettings()
+    pos: PosSettings | None = None
 
     def zone_of(self, touchpoint_id: str) -> str | None:
         for tp in self.touchpoints:
@@ -178,6 +210,9 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
     if base_dir is not None and not settings.database.path.is_absolute():
         resolved = DatabaseSettings(path=(base_dir / settings.database.path).resolve())
         settings = settings.model_copy(update={"database": resolved})
+    if base_dir is not None and settings.pos is not None and not settings.pos.profile.is_absolute():
+        pos = settings.pos.model_copy(update={"profile": (base_dir / settings.pos.profile).resolve()})
+        settings = settings.model_copy(update={"pos": pos})
     return settings
 
 
@@ -203,6 +238,18 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
                 key="checkin.public_keys",
                 value=[],
                 expected="at least one key while sources.checkin is on (or set sources.checkin = false)",
+            )
+        )
+    if s.sources.pos and s.pos is None:
+        problems.append(
+            ConfigProblem(key="pos", value=None, expected="a [pos] section (port, profile) while sources.pos is on")
+        )
+    if s.decide.crowd_busy_from <= s.decide.crowd_quiet_below:
+        problems.append(
+            ConfigProblem(
+                key="decide.crowd_busy_from",
+                value=s.decide.crowd_busy_from,
+                expected=f"more than decide.crowd_quiet_below ({s.decide.crowd_quiet_below})",
             )
         )
     return problems

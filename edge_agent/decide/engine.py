@@ -1,31 +1,49 @@
-"""The offer engine: presence in, a decision per touchpoint out.
+"""The offer engine: presence and context in, a decision per touchpoint out.
 
 A customer who enters a zone (or checks in again) gets an offer on every touchpoint of that zone; when they
 leave, the touchpoint turns to the next customer still there, or to anonymous content, which rotates
-through the eligible offers every `signage.rotate_s`. Every decision is written (with its outbox row)
-before the screen is told, so proof of play always refers to a stored decision.
+through the best contextual offers every `signage.rotate_s`.
+
+A decision: business rules shrink the slate (validity, stock, targeting, consent, caps, cool-downs,
+replenishment suppression), experiment assignment splits customers (global holdout, per-offer control),
+the bundle's policy scores what is left and draws the intended offer with known probabilities. Holdout and
+control customers are shown the best contextual offer instead, and their decision says what was intended,
+so conversions can be compared arm against arm. Every decision is written (with its outbox row) before
+the screen is told, so proof of play always refers to a stored decision.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
 
 from ..bus import Bus
 from ..clock import Clock
-from ..config import Settings
-from ..events import Customer, Idle, Presence, PresenceKind, Show
+from ..config import Settings, Touchpoint
+from ..events import ContextUpdate, Crowd, Customer, Idle, Presence, PresenceKind, Show
 from ..store import Store
 from ..store.decisions import DecisionRecord
 from ..store.roster import RosterEntry
-from .catalog import OfferCatalog
-from .eligibility import eligible, personalised
-from .scoring import POLICY, ranked
+from .caps import CapLedger
+from .catalog import OfferCatalog, Slate
+from .context import ContextState
+from .eligibility import apply_caps, customer_capped, eligible, personalised
+from .experiments import assign, in_holdout
+from .exploration import draw, probabilities
+from .pricing import price
+from .profile import ProfileBook
+from .scoring import CONTEXTUAL, Features
 
 log = logging.getLogger(__name__)
+_RESTORE_S = 31 * 86_400
 
 
 @dataclass
@@ -34,21 +52,74 @@ class _Showing:
     offer_id: str | None = None
 
 
+@dataclass
+class Choice:
+    """What one decision chose and why; `shown` is None when nothing is eligible."""
+
+    shown: int | None
+    intended: int | None
+    arm: str
+    ordered: list[int]
+    candidates: list[int]
+    scores: np.ndarray
+    probs: list[float]
+    propensity: float | None
+    features: Features
+    tags: frozenset[str]
+    experiment: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
 class OfferEngine:
-    def __init__(self, settings: Settings, store: Store, catalog: OfferCatalog, bus: Bus, clock: Clock):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        catalog: OfferCatalog,
+        bus: Bus,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ):
         self._settings = settings
         self._store = store
         self._catalog = catalog
         self._bus = bus
         self._clock = clock
+        self._rng = rng or random.Random()
+        d = settings.decide
+        self.context = ContextState(
+            d.timezone,
+            quiet_below=d.crowd_quiet_below,
+            busy_from=d.crowd_busy_from,
+            crowd_max_age_s=d.crowd_max_age_s,
+            long_dwell_s=d.long_dwell_s,
+        )
+        self.profiles = ProfileBook(store, d.profile_days)
+        self.caps = CapLedger()
+        self._touchpoints = {tp.id: tp for tp in settings.touchpoints}
         self._showing = {tp.id: _Showing() for tp in settings.touchpoints}
         self._present: dict[str, dict[str, float]] = {z.id: {} for z in settings.zones}
         self._presence = bus.subscribe(Presence, "engine", maxsize=10_000)
+        self._contexts = bus.subscribe(ContextUpdate, "engine", maxsize=16)
+        self._crowds = bus.subscribe(Crowd, "engine", maxsize=1_000)
         self.counts: Counter[str] = Counter()
+        self._restore()
+
+    def _restore(self) -> None:
+        """Rebuild caps and cool-downs from the log, so a restart does not reset anyone's counts."""
+        now = self._clock.wall().at
+        since = now - timedelta(seconds=_RESTORE_S)
+        for d in self._store.decisions.since(since.isoformat(timespec="milliseconds")):
+            if d.offer_id is not None:
+                self.caps.shown(d.touchpoint, d.customer_ref, d.offer_id, datetime.fromisoformat(d.at).timestamp())
+        for ref, offer_id, at in self._store.conversions.latest(since.timestamp()):
+            self.caps.converted(ref, offer_id, at)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._consume(), name="engine.presence")
+            tg.create_task(self._consume_context(), name="engine.context")
+            tg.create_task(self._consume_crowd(), name="engine.crowd")
             tg.create_task(self._rotate_forever(), name="engine.rotate")
 
     async def _consume(self) -> None:
@@ -58,6 +129,14 @@ class OfferEngine:
             except Exception:
                 self.counts["errors"] += 1
                 log.exception("decision failed; the touchpoints keep their current content")
+
+    async def _consume_context(self) -> None:
+        async for update in self._contexts:
+            self.context.on_context(update)
+
+    async def _consume_crowd(self) -> None:
+        async for crowd in self._crowds:
+            self.context.on_crowd(crowd)
 
     async def _rotate_forever(self) -> None:
         while True:
@@ -74,64 +153,177 @@ class OfferEngine:
             for tp in self._settings.touchpoints_in(p.zone):
                 if self._showing[tp.id].customer_ref == ref:
                     successor = next(reversed(here), None)
-                    self._decide(tp.id, p.zone, successor, p.mono)
+                    self._decide(tp, successor, p.mono)
             return
         if p.kind is PresenceKind.ENTER or p.explicit:
             here.pop(ref, None)
             here[ref] = p.mono  # most recent last
             for tp in self._settings.touchpoints_in(p.zone):
-                self._decide(tp.id, p.zone, ref, p.mono)
+                self._decide(tp, ref, p.mono, p.dwell_s)
 
     def rotate_anonymous(self) -> None:
         for tp in self._settings.touchpoints:
             if self._showing[tp.id].customer_ref is None:
-                self._decide(tp.id, tp.zone, None, self._clock.mono())
+                self._decide(tp, None, self._clock.mono())
 
-    def _decide(self, touchpoint: str, zone: str, customer_ref: str | None, origin_mono: float) -> None:
-        entry: RosterEntry | None = self._store.roster.get(customer_ref) if customer_ref else None
-        customer = personalised(entry)
+    def offers_for(self, customer_ref: str, touchpoint: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The offers this customer may see here, best first, priced; what a kiosk lists for them.
+
+        Read-only: no decision is logged and no cap is counted. The same rules as a screen apply: without
+        personalisation consent, or in the holdout, the list is the contextual one for anyone.
+        """
+        tp = self._touchpoints.get(touchpoint)
+        if tp is None:
+            raise KeyError(f"no touchpoint {touchpoint!r}")
         wall = self._clock.wall()
-        options = ranked(eligible(self._catalog.for_zone(zone), zone=zone, now=wall.at, customer=customer), customer)
-        showing = self._showing[touchpoint]
-        chosen = options[0][0] if options else None
-        if customer is None and len(options) > 1:
-            chosen = _next_after(options, showing.offer_id)  # anonymous content rotates
+        choice = self._choose(tp, self._store.roster.get(customer_ref), wall.at, self._clock.mono(), explore=False)
+        slate = self._catalog.slate(tp)
+        shown = [choice.shown] if choice.shown is not None else []
+        rest = [i for i in choice.extra.get("presentable", choice.ordered) if i not in shown]
+        return [self._priced(slate, i, wall.at) for i in (shown + rest)[: max(0, limit)]]
+
+    def _decide(self, tp: Touchpoint, customer_ref: str | None, origin_mono: float, dwell_s: float = 0.0) -> None:
+        entry: RosterEntry | None = self._store.roster.get(customer_ref) if customer_ref else None
+        wall = self._clock.wall()
+        showing = self._showing[tp.id]
+        choice = self._choose(tp, entry, wall.at, self._clock.mono(), dwell_s=dwell_s, current=showing.offer_id)
+        slate = self._catalog.slate(tp)
         self.counts["decisions"] += 1
+        customer = personalised(entry)
         ref = customer.customer_ref if customer else None
         showing.customer_ref = entry.customer_ref if entry else None
-        showing.offer_id = chosen.offer_id if chosen else None
-        if chosen is None:
-            self._bus.publish(Idle(touchpoint=touchpoint, mono=self._clock.mono()))
+        if choice.shown is None:
+            showing.offer_id = None
+            self._bus.publish(Idle(touchpoint=tp.id, mono=self._clock.mono()))
             return
+        chosen = slate.offers[choice.shown]
+        showing.offer_id = chosen.offer_id
+        display = self._priced(slate, choice.shown, wall.at)
         decision_id = uuid.uuid4().hex
+        ids = [slate.offers[i].offer_id for i in choice.candidates]
         self._store.decisions.record(
             DecisionRecord(
                 decision_id=decision_id,
                 at=wall.iso(),
                 ntp_synced=wall.ntp_synced,
-                touchpoint=touchpoint,
-                zone=zone,
+                touchpoint=tp.id,
+                zone=tp.zone,
                 customer_ref=ref,
                 offer_id=chosen.offer_id,
-                eligible=[o.offer_id for o, _ in options],
-                scores={o.offer_id: s for o, s in options},
-                policy=POLICY,
+                eligible=[slate.offers[i].offer_id for i in choice.ordered],
+                scores={oid: round(float(choice.scores[i]), 6) for oid, i in zip(ids, choice.candidates, strict=True)},
+                policy=self._catalog.policy.policy.version,
+                arm=choice.arm,
+                intended_offer_id=slate.offers[choice.intended].offer_id if choice.intended is not None else None,
+                experiment=choice.experiment,
+                probabilities={oid: round(p, 6) for oid, p in zip(ids, choice.probs, strict=True)},
+                propensity=choice.propensity,
+                features={
+                    "context": sorted(choice.tags),
+                    "dwell_s": round(dwell_s, 1),
+                    "candidates": {oid: choice.features.of(i) for oid, i in zip(ids, choice.candidates, strict=True)},
+                },
+                price_cents=display["price_cents"],
             )
         )
+        self.caps.shown(tp.id, ref, chosen.offer_id, wall.at.timestamp())
         self._bus.publish(
             Show(
-                touchpoint=touchpoint,
+                touchpoint=tp.id,
                 show_id=decision_id,
-                offer=chosen.display(),
+                offer=display,
                 customer_ref=ref,
                 mono=self._clock.mono(),
                 origin_mono=origin_mono,
             )
         )
 
+    def _priced(self, slate: Slate, i: int, now: datetime) -> dict[str, Any]:
+        offer = slate.offers[i]
+        p = price(offer, now, self._catalog.policy.pricing_bounds)
+        return {**offer.display(), "price_cents": p.price_cents, "was_cents": p.was_cents, "label": p.label}
 
-def _next_after(options: list, current: str | None):
-    ids = [o.offer_id for o, _ in options]
-    if current not in ids:
-        return options[0][0]
-    return options[(ids.index(current) + 1) % len(options)][0]
+    def _choose(
+        self,
+        tp: Touchpoint,
+        entry: RosterEntry | None,
+        now: datetime,
+        mono: float,
+        *,
+        dwell_s: float = 0.0,
+        current: str | None = None,
+        explore: bool = True,
+    ) -> Choice:
+        policy = self._catalog.policy
+        slate = self._catalog.slate(tp)
+        now_unix = now.timestamp()
+        customer = personalised(entry)
+        ref = customer.customer_ref if customer else None
+        capped = ref is not None and customer_capped(self.caps, policy.default_caps, ref, now_unix)
+        personal = ref is not None and not capped
+        holdout = personal and in_holdout(policy.holdout, ref)
+        tags = self.context.tags(tp.zone, now, mono, dwell_s)
+        features = Features(slate, tags)
+        mask = eligible(slate, now_unix, personal=personal)
+        apply_caps(mask, slate, self.caps, policy.default_caps, tp.id, ref, now_unix)
+        if personal:
+            profile = self.profiles.get(ref, now_unix, self._catalog.sku_category)
+            features.add_profile(customer.segments, profile, policy.bought_together, now_unix)
+            if features.suppressed:
+                mask[features.suppressed] = False
+        weights = policy.policy.weights
+        scores = features.score(weights)
+        ordered = _best_first(np.flatnonzero(mask), scores)
+        if not ordered:
+            return Choice(None, None, "", [], [], scores, [], None, features, tags)
+        if not personal:
+            shown = _next_after(slate, ordered, current) if explore else ordered[0]
+            arm = "capped" if capped else "anonymous"
+            return Choice(shown, shown, arm, ordered, [shown], scores, [1.0], 1.0, features, tags)
+        exploration = policy.policy.exploration
+        candidates = ordered[: exploration.candidates]
+        probs = probabilities([float(scores[i]) for i in candidates], exploration)
+        j = draw(probs, self._rng) if explore else 0
+        intended = candidates[j]
+        control = {i for i, exp in slate.experiments if mask[i] and assign(exp, ref) == exp.variations[0]}
+        experiment = slate.offers[intended].experiment
+        variation = assign(experiment, ref) if experiment is not None else None
+        arm, shown_from = "default", ordered
+        if holdout:
+            arm = "holdout"
+            contextual = features.score(weights, only=CONTEXTUAL)
+            open_to_all = np.flatnonzero(mask & ~slate.personalised)
+            shown_from = [i for i in _best_first(open_to_all, contextual) if i not in control]
+        elif variation is not None:
+            arm = variation
+        presentable = [i for i in shown_from if i not in control]
+        shown = intended if arm != "holdout" and intended not in control else next(iter(presentable), None)
+        return Choice(
+            shown,
+            intended,
+            arm,
+            ordered,
+            candidates,
+            scores,
+            probs,
+            probs[j],
+            features,
+            tags,
+            experiment=experiment.key if variation is not None and not holdout else None,
+            extra={"presentable": presentable},
+        )
+
+
+def _best_first(indices: np.ndarray, scores: np.ndarray) -> list[int]:
+    """Highest score first; ties by offer id (slates are in id order, and the sort is stable)."""
+    if len(indices) == 0:
+        return []
+    return indices[np.argsort(-scores[indices], kind="stable")].tolist()
+
+
+def _next_after(slate: Slate, ordered: list[int], current: str | None) -> int:
+    """Anonymous content rotates through the contextual ranking, best first."""
+    i = slate.position.get(current) if current is not None else None
+    if i is None or i not in ordered:
+        return ordered[0]
+    return ordered[(ordered.index(i) + 1) % len(ordered)]

@@ -130,7 +130,8 @@ class Offer(Model):
             raise ValueError("valid_to must be after valid_from")
         if self.price_cents is not None and not self.currency:
             raise ValueError("an offer with price_cents needs a currency")
-        if self.floor_price_cents is not None and (self.price_cents is None or self.floor_price_cents > self.price_cents):
+        floor = self.floor_price_cents
+        if floor is not None and (self.price_cents is None or floor > self.price_cents):
             raise ValueError("floor_price_cents needs a price_cents at least as high")
         if self.replenish_days is not None and self.sku is None:
             raise ValueError("replenish_days needs the sku it refers to")

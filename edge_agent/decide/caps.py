@@ -1,0 +1,72 @@
+"""Frequency caps and cool-downs over rolling windows, counted in memory from the decisions made (and
+rebuilt from the decision log on start), so checking them costs no database read."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+
+from ..store.offers import Cap
+
+_KEEP_S = 31 * 86_400.0  # the longest window remembered
+
+
+class CapLedger:
+    def __init__(self) -> None:
+        self._customer_offer: dict[str, dict[str, deque[float]]] = defaultdict(lambda: defaultdict(deque))
+        self._customer: dict[str, deque[float]] = defaultdict(deque)
+        self._screen: dict[str, dict[str, deque[float]]] = defaultdict(lambda: defaultdict(deque))
+        self._converted: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def shown(self, touchpoint: str, customer_ref: str | None, offer_id: str, at: float) -> None:
+        self._screen[touchpoint][offer_id].append(at)
+        if customer_ref is not None:
+            self._customer_offer[customer_ref][offer_id].append(at)
+            self._customer[customer_ref].append(at)
+
+    def converted(self, customer_ref: str, offer_id: str, at: float) -> None:
+        self._converted[customer_ref][offer_id] = max(at, self._converted[customer_ref].get(offer_id, at))
+
+    def customer_count(self, customer_ref: str, window_s: float, now: float) -> int:
+        return _count(self._customer.get(customer_ref), window_s, now)
+
+    def blocked(
+        self, caps: tuple[Cap, ...], touchpoint: str, customer_ref: str | None, offer_id: str, now: float
+    ) -> bool:
+        """True if any cap would be exceeded by showing the offer once more: the strictest cap wins."""
+        for cap in caps:
+            if cap.scope == "screen":
+                seen = self._screen.get(touchpoint, {}).get(offer_id)
+            elif customer_ref is None:
+                continue
+            elif cap.scope == "customer":
+                seen = self._customer.get(customer_ref)
+            else:
+                seen = self._customer_offer.get(customer_ref, {}).get(offer_id)
+            if _count(seen, cap.window_s, now) >= cap.max:
+                return True
+        return False
+
+    def seen_offers(self, touchpoint: str, customer_ref: str | None) -> set[str]:
+        """Offers with any history here: the only ones a per-offer cap could block."""
+        out = set(self._screen.get(touchpoint, ()))
+        if customer_ref is not None:
+            out |= set(self._customer_offer.get(customer_ref, ()))
+        return out
+
+    def cooling(self, customer_ref: str) -> dict[str, float]:
+        """offer_id → when this customer last converted on it."""
+        return self._converted.get(customer_ref, {})
+
+
+def _count(times: deque[float] | None, window_s: float, now: float) -> int:
+    if not times:
+        return 0
+    while times and times[0] < now - _KEEP_S:
+        times.popleft()
+    cutoff = now - window_s
+    n = 0
+    for t in reversed(times):
+        if t < cutoff:
+            break
+        n += 1
+    return n
