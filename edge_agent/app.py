@@ -19,6 +19,7 @@ from aiohttp import web
 from .bus import Bus
 from .clock import Clock
 from .config import Settings
+from .decide.attribution import Attribution
 from .decide.catalog import OfferCatalog
 from .decide.engine import OfferEngine
 from .presence import PresenceTracker
@@ -26,6 +27,8 @@ from .signage import server
 from .signage.hub import ScreenHub
 from .signage.proof import ProofOfPlay
 from .sources.checkin import CheckinSource
+from .sources.pos import PosSource
+from .sources.pos_protocol import load_profile
 from .store import open_store
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ class Agent:
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
+        self.attribution = Attribution(self.store, self.catalog, self.engine.profiles, self.engine.caps, self.bus)
+        self.pos: PosSource | None = None
+        if settings.sources.pos and settings.pos is not None:
+            profile = load_profile(settings.pos.profile)
+            self.pos = PosSource(settings.pos, profile, self.store, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
         self.hub = ScreenHub(settings, self.bus, self.proof)
         self.restarts: Counter[str] = Counter()
@@ -61,7 +69,10 @@ class Agent:
             "presence": self.presence.run,
             "engine": self.engine.run,
             "signage": self.hub.run,
+            "attribution": self.attribution.run,
         }
+        if self.pos is not None:
+            components["pos"] = self.pos.run
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]

@@ -1,4 +1,4 @@
-"""`edge-agent run | demo | check-config | db status`: the operator's entry points."""
+"""`edge-agent run | demo | check-config | db status | report`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     status = db_commands.add_parser("status", help="schema version and row counts as JSON")
     status.add_argument("--config", required=True, type=Path)
 
+    report = commands.add_parser("report", help="per offer and arm: decisions, conversions, uplift vs holdout")
+    report.add_argument("--config", required=True, type=Path)
+    report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    report.add_argument("--since", default=None, help="only decisions from this UTC time on (ISO 8601)")
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,15 +52,26 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args.config)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "report":
+        return _report(args)
     return _db_status(args.config)
 
 
 def _load(path: Path) -> config.Settings | None:
     try:
-        return config.load(path)
+        settings = config.load(path)
     except config.ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
+    if settings.sources.pos and settings.pos is not None:
+        from .sources.pos_protocol import ProfileError, load_profile
+
+        try:
+            load_profile(settings.pos.profile)
+        except ProfileError as exc:
+            print(f"invalid configuration {path}:\n  pos.profile: {exc}", file=sys.stderr)
+            return None
+    return settings
 
 
 def _check_config(path: Path) -> int:
@@ -116,4 +132,31 @@ def _db_status(path: Path) -> int:
     finally:
         store.close()
     print(json.dumps(report))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    from datetime import UTC, datetime
+
+    from .decide import report
+    from .store import open_store
+
+    since = None
+    if args.since is not None:
+        try:
+            at = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"--since: got {args.since!r}, expected an ISO 8601 time like 2026-11-01T00:00:00Z", file=sys.stderr)
+            return 2
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        since = at.isoformat(timespec="milliseconds")
+    store = open_store(settings.database.path)
+    try:
+        rows = report.build(store, since)
+    finally:
+        store.close()
+    print(json.dumps(report.as_json(rows)) if args.json else report.as_text(rows))
     return 0

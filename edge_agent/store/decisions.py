@@ -72,6 +72,23 @@ class DecisionLog:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE at >= ? ORDER BY at", [at]).fetchall()
         return [_record(r) for r in rows]
 
+    def latest_unconverted(
+        self, customer_ref: str, offer_ids: list[str], since: str, until: str
+    ) -> DecisionRecord | None:
+        """The customer's latest decision in [since, until] that intended one of these offers and has not
+        converted yet: the one a purchase is attributed to."""
+        if not offer_ids:
+            return None
+        marks = ", ".join("?" * len(offer_ids))
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM decisions WHERE customer_ref = ? AND at >= ? AND at <= ?"
+            f" AND intended_offer_id IN ({marks})"
+            " AND NOT EXISTS (SELECT 1 FROM conversions c WHERE c.decision_id = decisions.decision_id)"
+            " ORDER BY at DESC LIMIT 1",
+            [customer_ref, since, until, *offer_ids],
+        ).fetchone()
+        return _record(row) if row else None
+
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM decisions").fetchone()[0]
 

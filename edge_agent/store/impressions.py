@@ -66,5 +66,9 @@ class ImpressionLog:
             )
         return True
 
+    def for_decision(self, decision_id: str) -> str | None:
+        row = self._db.execute("SELECT impression_id FROM impressions WHERE decision_id = ?", [decision_id]).fetchone()
+        return row[0] if row else None
+
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM impressions").fetchone()[0]
