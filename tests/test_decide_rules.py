@@ -119,7 +119,7 @@ def test_caps_per_customer_and_offer_strictest_wins_and_windows_roll(settings):
 
 def test_screen_cap_limits_an_offer_per_screen_for_anonymous_content(settings):
     offers = [_offer("promo", priority=5, caps=(Cap(scope="screen", max=1, window_s=3_600),)), _offer("filler")]
-    engine, store, shows, clock = make(settings, offers, [])
+    engine, store, shows, _clock = make(settings, offers, [])
     engine.rotate_anonymous()
     assert last(store, shows).offer_id == "promo"
     engine.rotate_anonymous()
@@ -322,7 +322,7 @@ def test_caps_survive_a_restart(settings):
 
 def test_offers_for_lists_priced_offers_by_consent(settings):
     offers = [_offer("mine", audience="personalised", priority=3), _offer("a", priority=1), _offer("b")]
-    engine, store, shows, clock = make(settings, offers, [customer("alice"), customer("bob", personalisation=False)])
+    engine, store, _shows, _clock = make(settings, offers, [customer("alice"), customer("bob", personalisation=False)])
     assert [o["offer_id"] for o in engine.offers_for("alice", "kiosk-a", 10)] == ["mine", "a", "b"]
     assert [o["offer_id"] for o in engine.offers_for("bob", "kiosk-a", 2)] == ["a", "b"]
     assert engine.offers_for("nobody", "kiosk-a", 1)[0]["offer_id"] == "a"
