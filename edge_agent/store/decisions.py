@@ -75,8 +75,8 @@ class DecisionLog:
     def latest_unconverted(
         self, customer_ref: str, offer_ids: list[str], since: str, until: str
     ) -> DecisionRecord | None:
-        """The customer's latest decision in [since, until] that intended one of these offers and has not
-        converted yet: the one a purchase is attributed to."""
+        """The decision a purchase is attributed to: the customer's latest in [since, until] that intended one
+        of these offers and has not converted yet, preferring one a screen confirmed it displayed."""
         if not offer_ids:
             return None
         marks = ", ".join("?" * len(offer_ids))
@@ -84,7 +84,8 @@ class DecisionLog:
             f"SELECT {_COLUMNS} FROM decisions WHERE customer_ref = ? AND at >= ? AND at <= ?"
             f" AND intended_offer_id IN ({marks})"
             " AND NOT EXISTS (SELECT 1 FROM conversions c WHERE c.decision_id = decisions.decision_id)"
-            " ORDER BY at DESC LIMIT 1",
+            " ORDER BY EXISTS (SELECT 1 FROM impressions i WHERE i.decision_id = decisions.decision_id) DESC,"
+            " at DESC LIMIT 1",
             [customer_ref, since, until, *offer_ids],
         ).fetchone()
         return _record(row) if row else None
