@@ -30,6 +30,7 @@ from .sources.checkin import CheckinSource
 from .sources.pos import PosSource
 from .sources.pos_protocol import load_profile
 from .store import open_store
+from .store.checkpoint import WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Agent:
             "engine": self.engine.run,
             "signage": self.hub.run,
             "attribution": self.attribution.run,
+            "store.checkpoint": WalCheckpointer(self.settings.database.path).run,
         }
         if self.pos is not None:
             components["pos"] = self.pos.run

@@ -4,10 +4,12 @@ rebuilt from the decision log on start), so checking them costs no database read
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import KeysView
 
 from ..store.offers import Cap
 
 _KEEP_S = 31 * 86_400.0  # the longest window remembered
+_NONE: KeysView[str] = {}.keys()
 
 
 class CapLedger:
@@ -46,12 +48,13 @@ class CapLedger:
                 return True
         return False
 
-    def seen_offers(self, touchpoint: str, customer_ref: str | None) -> set[str]:
-        """Offers with any history here: the only ones a per-offer cap could block."""
-        out = set(self._screen.get(touchpoint, ()))
-        if customer_ref is not None:
-            out |= set(self._customer_offer.get(customer_ref, ()))
-        return out
+    def screen_offers(self, touchpoint: str) -> KeysView[str]:
+        """Offers shown on this screen within the remembered history (a live view)."""
+        return self._screen[touchpoint].keys() if touchpoint in self._screen else _NONE
+
+    def customer_offers(self, customer_ref: str) -> KeysView[str]:
+        """Offers shown to this customer within the remembered history (a live view)."""
+        return self._customer_offer[customer_ref].keys() if customer_ref in self._customer_offer else _NONE
 
     def cooling(self, customer_ref: str) -> dict[str, float]:
         """offer_id → when this customer last converted on it."""

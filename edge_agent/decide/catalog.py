@@ -8,6 +8,7 @@ positions) so a profile or a context touches only the offers it concerns.
 
 from __future__ import annotations
 
+import base64
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from ..config import Touchpoint
 from ..store import Store
-from ..store.offers import Experiment, Offer
+from ..store.offers import Offer
 from ..store.policy import DecisionPolicy
 
 
@@ -36,11 +37,12 @@ class Slate:
     by_sku: dict[str, np.ndarray]
     by_category: dict[str, np.ndarray]
     by_tag: dict[str, np.ndarray]
-    experiments: list[tuple[int, Experiment]] = field(default_factory=list)
-    with_caps: list[int] = field(default_factory=list)
+    catalog_index: np.ndarray  # each offer's position in the whole catalogue (offers in id order)
+    screen_capped: frozenset[str] = frozenset()  # offers with a per-screen cap of their own
+    customer_capped: list[int] = field(default_factory=list)  # offers with a per-customer cap of their own
 
     @classmethod
-    def build(cls, offers: list[Offer]) -> Slate:
+    def build(cls, offers: list[Offer], catalog_index: list[int] | None = None) -> Slate:
         groups: dict[str, dict[str, list[int]]] = {k: defaultdict(list) for k in ("segment", "sku", "category", "tag")}
         for i, o in enumerate(offers):
             for s in set(o.segments):
@@ -63,8 +65,9 @@ class Slate:
             by_sku=_index(groups["sku"]),
             by_category=_index(groups["category"]),
             by_tag=_index(groups["tag"]),
-            experiments=[(i, o.experiment) for i, o in enumerate(offers) if o.experiment is not None],
-            with_caps=[i for i, o in enumerate(offers) if o.caps],
+            catalog_index=np.asarray(catalog_index if catalog_index is not None else range(len(offers)), dtype=np.intp),
+            screen_capped=frozenset(o.offer_id for o in offers if any(c.scope == "screen" for c in o.caps)),
+            customer_capped=[i for i, o in enumerate(offers) if any(c.scope == "customer" for c in o.caps)],
         )
 
     def live(self, now_unix: float) -> np.ndarray:
@@ -81,6 +84,7 @@ class OfferCatalog:
         self._offers: list[Offer] = []
         self._slates: dict[tuple[str, str, str], Slate] = {}
         self.policy = DecisionPolicy()
+        self.version = 0
         self.sku_category: dict[str, str] = {}
         self._by_id: dict[str, Offer] = {}
         self._by_sku: dict[str, list[Offer]] = {}
@@ -90,6 +94,7 @@ class OfferCatalog:
         """Rebuild from the store; call after a bundle is applied."""
         self._offers = sorted(self._store.offers.all(), key=lambda o: o.offer_id)
         self.policy = self._store.policy.get()
+        self.version = self._store.bundle_versions.current("offers")
         self.sku_category = {o.sku: o.category for o in self._offers if o.sku and o.category}
         self._by_id = {o.offer_id: o for o in self._offers}
         by_sku: dict[str, list[Offer]] = defaultdict(list)
@@ -103,9 +108,16 @@ class OfferCatalog:
         key = (touchpoint.id, touchpoint.kind, touchpoint.zone)
         slate = self._slates.get(key)
         if slate is None:
-            slate = Slate.build([o for o in self._offers if targets(o, touchpoint)])
+            picked = [i for i, o in enumerate(self._offers) if targets(o, touchpoint)]
+            slate = Slate.build([self._offers[i] for i in picked], picked)
             self._slates[key] = slate
         return slate
+
+    def eligible_set(self, slate: Slate, mask: np.ndarray) -> str:
+        """The whole eligible set, compactly: a bitmap over this bundle's offers in id order (1 bit each)."""
+        bits = np.zeros(len(self._offers), dtype=bool)
+        bits[slate.catalog_index[mask]] = True
+        return f"v{self.version}:" + base64.b64encode(np.packbits(bits).tobytes()).decode("ascii")
 
     def get(self, offer_id: str) -> Offer | None:
         return self._by_id.get(offer_id)

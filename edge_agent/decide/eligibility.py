@@ -36,11 +36,19 @@ def apply_caps(
     customer_ref: str | None,
     now_unix: float,
 ) -> None:
-    """Clear the offers a cap or a cool-down rules out. Only offers with history here or caps of their own
-    can be capped, so the cost follows what was shown, not the size of the catalogue."""
+    """Clear the offers a cap or a cool-down rules out. Only an offer already shown here (to this customer
+    or on this screen) can have reached a cap, so the cost follows the history, not the catalogue."""
     defaults = tuple(c for c in default_caps if c.scope != "customer")
-    seen = {slate.position[o] for o in ledger.seen_offers(touchpoint, customer_ref) if o in slate.position}
-    for i in seen | set(slate.with_caps):
+    screen_seen = ledger.screen_offers(touchpoint)
+    if not any(c.scope == "screen" for c in defaults):
+        screen_seen = [o for o in slate.screen_capped if o in screen_seen]
+    check = {slate.position[o] for o in screen_seen if o in slate.position}
+    if customer_ref is not None:
+        customer_seen = ledger.customer_offers(customer_ref)
+        check.update(slate.position[o] for o in customer_seen if o in slate.position)
+        if customer_seen:
+            check.update(slate.customer_capped)
+    for i in check:
         if mask[i]:
             offer = slate.offers[i]
             if ledger.blocked(offer.caps + defaults, touchpoint, customer_ref, offer.offer_id, now_unix):

@@ -44,6 +44,7 @@ from .scoring import CONTEXTUAL, Features
 
 log = logging.getLogger(__name__)
 _RESTORE_S = 31 * 86_400
+LOGGED_RANKING = 50  # eligible offers ranked and logged per decision; the whole set goes as a bitmap
 
 
 @dataclass
@@ -59,13 +60,14 @@ class Choice:
     shown: int | None
     intended: int | None
     arm: str
-    ordered: list[int]
+    ordered: list[int]  # the best eligible, best first (at most LOGGED_RANKING)
     candidates: list[int]
     scores: np.ndarray
     probs: list[float]
     propensity: float | None
     features: Features
     tags: frozenset[str]
+    mask: np.ndarray
     experiment: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -211,6 +213,8 @@ class OfferEngine:
                 customer_ref=ref,
                 offer_id=chosen.offer_id,
                 eligible=[slate.offers[i].offer_id for i in choice.ordered],
+                eligible_count=int(choice.mask.sum()),
+                eligible_set=self._catalog.eligible_set(slate, choice.mask),
                 scores={oid: round(float(choice.scores[i]), 6) for oid, i in zip(ids, choice.candidates, strict=True)},
                 policy=self._catalog.policy.policy.version,
                 arm=choice.arm,
@@ -273,19 +277,23 @@ class OfferEngine:
                 mask[features.suppressed] = False
         weights = policy.policy.weights
         scores = features.score(weights)
-        ordered = _best_first(np.flatnonzero(mask), scores)
+        ordered = _best_first(np.flatnonzero(mask), scores, LOGGED_RANKING)
         if not ordered:
-            return Choice(None, None, "", [], [], scores, [], None, features, tags)
+            return Choice(None, None, "", [], [], scores, [], None, features, tags, mask)
         if not personal:
             shown = _next_after(slate, ordered, current) if explore else ordered[0]
             arm = "capped" if capped else "anonymous"
-            return Choice(shown, shown, arm, ordered, [shown], scores, [1.0], 1.0, features, tags)
+            return Choice(shown, shown, arm, ordered, [shown], scores, [1.0], 1.0, features, tags, mask)
         exploration = policy.policy.exploration
         candidates = ordered[: exploration.candidates]
         probs = probabilities([float(scores[i]) for i in candidates], exploration)
         j = draw(probs, self._rng) if explore else 0
         intended = candidates[j]
-        control = {i for i, exp in slate.experiments if mask[i] and assign(exp, ref) == exp.variations[0]}
+
+        def in_control(i: int) -> bool:
+            exp = slate.offers[i].experiment
+            return exp is not None and assign(exp, ref) == exp.variations[0]
+
         experiment = slate.offers[intended].experiment
         variation = assign(experiment, ref) if experiment is not None else None
         arm, shown_from = "default", ordered
@@ -293,11 +301,11 @@ class OfferEngine:
             arm = "holdout"
             contextual = features.score(weights, only=CONTEXTUAL)
             open_to_all = np.flatnonzero(mask & ~slate.personalised)
-            shown_from = [i for i in _best_first(open_to_all, contextual) if i not in control]
+            shown_from = _best_first(open_to_all, contextual, LOGGED_RANKING)
         elif variation is not None:
             arm = variation
-        presentable = [i for i in shown_from if i not in control]
-        shown = intended if arm != "holdout" and intended not in control else next(iter(presentable), None)
+        presentable = [i for i in shown_from if not in_control(i)]
+        shown = intended if arm != "holdout" and not in_control(intended) else next(iter(presentable), None)
         return Choice(
             shown,
             intended,
@@ -309,16 +317,23 @@ class OfferEngine:
             probs[j],
             features,
             tags,
+            mask,
             experiment=experiment.key if variation is not None and not holdout else None,
             extra={"presentable": presentable},
         )
 
 
-def _best_first(indices: np.ndarray, scores: np.ndarray) -> list[int]:
-    """Highest score first; ties by offer id (slates are in id order, and the sort is stable)."""
+def _best_first(indices: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
+    """The k highest scores, best first; ties by offer id (slates are in id order, and the sort is stable).
+    A partition first, so ten thousand eligible offers cost no full sort."""
     if len(indices) == 0:
         return []
-    return indices[np.argsort(-scores[indices], kind="stable")].tolist()
+    negative = -scores[indices]
+    if len(indices) > k:
+        kth = np.partition(negative, k - 1)[k - 1]
+        keep = negative <= kth  # ties at the boundary stay, so the id order among them is kept
+        indices, negative = indices[keep], negative[keep]
+    return indices[np.argsort(negative, kind="stable")[:k]].tolist()
 
 
 def _next_after(slate: Slate, ordered: list[int], current: str | None) -> int:

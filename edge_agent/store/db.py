@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .bundles import BundleVersions
+from .checkpoint import BACKSTOP_PAGES
 from .claims import Claims
 from .conversions import ConversionLog
 from .decisions import DecisionLog
@@ -51,5 +52,6 @@ def open_store(path: str | Path) -> Store:
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA busy_timeout = 5000")
     db.execute("PRAGMA secure_delete = ON")  # erased rows are overwritten, not just unlinked
+    db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")  # the agent checkpoints off the loop
     migrate(db)
     return Store(db)

@@ -4,7 +4,7 @@ version; reported up so the cloud can evaluate policies off-line."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlite_utils import Database
@@ -21,7 +21,7 @@ class DecisionRecord:
     zone: str
     customer_ref: str | None
     offer_id: str | None
-    eligible: list[str]
+    eligible: list[str]  # the best eligible offers in ranked order (at most LOGGED_RANKING)
     scores: dict[str, float]
     policy: str  # the scoring model's version
     arm: str = ""
@@ -31,11 +31,13 @@ class DecisionRecord:
     propensity: float | None = None  # probability of the intended offer under the logging policy
     features: dict[str, Any] = field(default_factory=dict)
     price_cents: int | None = None
+    eligible_count: int = 0
+    eligible_set: str = ""  # the whole eligible set: "v{bundle}:" + base64 bitmap over the bundle's offers by id
 
 
 _COLUMNS = (
     "decision_id, at, ntp_synced, touchpoint, zone, customer_ref, offer_id, eligible, scores, policy, arm,"
-    " intended_offer_id, experiment, probabilities, propensity, features, price_cents"
+    " intended_offer_id, experiment, probabilities, propensity, features, price_cents, eligible_count, eligible_set"
 )
 _JSON = {"eligible", "scores", "probabilities", "features"}
 
@@ -46,7 +48,7 @@ class DecisionLog:
         self._outbox = outbox
 
     def record(self, d: DecisionRecord) -> None:
-        values = asdict(d)
+        values = {f.name: getattr(d, f.name) for f in fields(d)}  # shallow: asdict would deep-copy the lists
         row = [json.dumps(v) if k in _JSON else v for k, v in values.items()]
         row[2] = int(d.ntp_synced)
         with self._db.atomic():

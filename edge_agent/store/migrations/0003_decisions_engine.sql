@@ -11,6 +11,9 @@ ALTER TABLE decisions ADD COLUMN probabilities TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE decisions ADD COLUMN propensity REAL;
 ALTER TABLE decisions ADD COLUMN features TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE decisions ADD COLUMN price_cents INTEGER;
+-- `eligible` keeps the best 50 in ranked order; the whole set is a bitmap over the bundle's offers by id.
+ALTER TABLE decisions ADD COLUMN eligible_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE decisions ADD COLUMN eligible_set TEXT NOT NULL DEFAULT '';
 CREATE INDEX decisions_at ON decisions (at);
 CREATE INDEX decisions_customer_at ON decisions (customer_ref, at) WHERE customer_ref IS NOT NULL;
 
