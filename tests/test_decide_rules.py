@@ -329,3 +329,60 @@ def test_offers_for_lists_priced_offers_by_consent(settings):
     assert store.decisions.count() == 0  # listing is read-only
     with pytest.raises(KeyError):
         engine.offers_for("alice", "no-such-kiosk", 3)
+
+
+def test_the_logged_eligible_set_decodes_to_every_eligible_offer(settings):
+    import base64
+
+    import numpy as np
+
+    offers = [_offer(f"o{i:03d}", priority=i % 7) for i in range(120)] + [_offer("gone", stock=0)]
+    engine, store, shows, clock = make(settings, offers, [customer("alice")], version=3)
+    enter(engine, clock, "alice")
+    d = last(store, shows)
+    assert d.eligible_count == 120 and len(d.eligible) == 50  # the ranking is cut, the set is not
+    version, bitmap = d.eligible_set.split(":")
+    bits = np.unpackbits(np.frombuffer(base64.b64decode(bitmap), dtype=np.uint8))[: len(offers)]
+    ids = sorted(o.offer_id for o in offers)
+    assert version == "v3"
+    assert {ids[i] for i in np.flatnonzero(bits)} == {f"o{i:03d}" for i in range(120)}
+
+
+def test_forget_erases_the_engines_memory_and_clears_the_screen(settings):
+    offers = [
+        _offer("mine", audience="personalised", priority=5, caps=(Cap(scope="customer_offer", max=1, window_s=3_600),)),
+        _offer("anyone"),
+    ]
+    engine, store, shows, clock = make(settings, offers, [customer("alice")])
+    enter(engine, clock, "alice")
+    assert last(store, shows).offer_id == "mine"
+    store.db.execute("DELETE FROM customers WHERE customer_ref = 'alice'")
+    engine.forget("alice")
+    after = last(store, shows)
+    assert (after.offer_id, after.customer_ref) == ("anyone", None)
+    assert engine.caps.customer_offers("alice") == set() and engine.caps.cooling("alice") == {}
+
+
+def test_cap_history_is_pruned_after_the_longest_window(settings):
+    engine, _store, _shows, clock = make(settings, [_offer("a")], [customer("alice")])
+    enter(engine, clock, "alice")
+    assert engine.caps.prune(clock.wall().at.timestamp()) == 0
+    assert engine.caps.prune(clock.wall().at.timestamp() + 32 * 86_400) >= 3  # customer, screen, kiosk
+    assert engine.caps.screen_offers("screen-a") == set()
+
+
+def test_local_events_count_while_they_run_and_bad_ones_are_refused(settings):
+    engine, _store, _shows, clock = make(settings, [_offer("a")], [])
+    wall = clock.wall()
+    events = (
+        {"kind": "Football", "starts_at": "2026-11-24T08:00:00Z", "ends_at": "2026-11-24T10:00:00Z"},
+        {"kind": "market", "starts_at": "2026-11-25T08:00:00Z"},
+        {"kind": "fair", "starts_at": "tomorrow"},
+        {"starts_at": "2026-11-24T08:00:00Z"},
+    )
+    engine.context.on_context(ContextUpdate({"temp_c": 31}, events, wall))
+    tags = engine.context.tags("entrance", wall.at, clock.mono())
+    assert {"event:football", "temp:hot"} <= tags and "event:market" not in tags
+    assert engine.context.rejected == {"local_event_bad_time": 1, "local_event_without_kind": 1}
+    later = wall.at + timedelta(hours=2)
+    assert "event:football" not in engine.context.tags("entrance", later, clock.mono())

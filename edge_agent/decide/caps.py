@@ -25,6 +25,41 @@ class CapLedger:
             self._customer_offer[customer_ref][offer_id].append(at)
             self._customer[customer_ref].append(at)
 
+    def forget(self, customer_ref: str) -> None:
+        """Erasure: drop everything counted about this customer."""
+        self._customer_offer.pop(customer_ref, None)
+        self._customer.pop(customer_ref, None)
+        self._converted.pop(customer_ref, None)
+
+    def prune(self, now: float) -> int:
+        """Drop history older than the longest window, so memory follows recent traffic; returns keys dropped."""
+        cutoff = now - _KEEP_S
+        dropped = 0
+        for table in (self._customer_offer, self._screen):
+            for owner in list(table):
+                per_offer = table[owner]
+                for offer_id in list(per_offer):
+                    times = per_offer[offer_id]
+                    while times and times[0] < cutoff:
+                        times.popleft()
+                    if not times:
+                        del per_offer[offer_id]
+                        dropped += 1
+                if not per_offer:
+                    del table[owner]
+        for ref in list(self._customer):
+            times = self._customer[ref]
+            while times and times[0] < cutoff:
+                times.popleft()
+            if not times:
+                del self._customer[ref]
+                dropped += 1
+        for ref in list(self._converted):
+            self._converted[ref] = {o: t for o, t in self._converted[ref].items() if t >= cutoff}
+            if not self._converted[ref]:
+                del self._converted[ref]
+        return dropped
+
     def converted(self, customer_ref: str, offer_id: str, at: float) -> None:
         self._converted[customer_ref][offer_id] = max(at, self._converted[customer_ref].get(offer_id, at))
 

@@ -143,7 +143,19 @@ class OfferEngine:
     async def _rotate_forever(self) -> None:
         while True:
             self.rotate_anonymous()
+            self.caps.prune(self._clock.wall().at.timestamp())
             await asyncio.sleep(self._settings.signage.rotate_s)
+
+    def forget(self, customer_ref: str) -> None:
+        """Erasure: the engine's memory of a customer (caps, cool-downs, cached profile, who is where) goes
+        too, and a screen showing them their offer turns to anyone; call it after the store's erasure."""
+        self.caps.forget(customer_ref)
+        self.profiles.invalidate(customer_ref)
+        for here in self._present.values():
+            here.pop(customer_ref, None)
+        for tp in self._settings.touchpoints:
+            if self._showing[tp.id].customer_ref == customer_ref:
+                self._decide(tp, None, self._clock.mono())  # their offer leaves the screen now
 
     def on_presence(self, p: Presence) -> None:
         if not isinstance(p.subject, Customer) or p.zone not in self._present:
