@@ -37,6 +37,7 @@ def test_a_purchase_in_the_window_converts_the_decision_and_its_impression(setti
     d = last(store, shows)
     proof = ProofOfPlay(store, Bus(), clock)
     assert proof.acknowledge("screen-a", {"show_id": d.decision_id})
+    assert store.db.execute("SELECT arm FROM impressions").fetchone()[0] == "default"  # the arm rides along
     clock.advance(3_600)
     out = attribution.on_purchase(buy(clock, "t1", "alice", ("coffee", 2, 300), ("milk", 1, 120)))
     assert [(c.decision_id, c.offer_id, c.arm, c.via) for c in out] == [(d.decision_id, "coffee", "default", "window")]
