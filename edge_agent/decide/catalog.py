@@ -9,6 +9,7 @@ positions) so a profile or a context touches only the offers it concerns.
 from __future__ import annotations
 
 import base64
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -18,6 +19,9 @@ from ..config import Touchpoint
 from ..store import Store
 from ..store.offers import Offer
 from ..store.policy import DecisionPolicy
+from .policies import LinearScorer, Scorer, scorer_for
+
+log = logging.getLogger(__name__)
 
 
 def _index(groups: dict[str, list[int]]) -> dict[str, np.ndarray]:
@@ -84,6 +88,8 @@ class OfferCatalog:
         self._offers: list[Offer] = []
         self._slates: dict[tuple[str, str, str], Slate] = {}
         self.policy = DecisionPolicy()
+        self.scorer: Scorer = LinearScorer(self.policy.policy)
+        self.rejected_models = 0
         self.version = 0
         self.sku_category: dict[str, str] = {}
         self._by_id: dict[str, Offer] = {}
@@ -93,7 +99,15 @@ class OfferCatalog:
     def reload(self) -> None:
         """Rebuild from the store; call after a bundle is applied."""
         self._offers = sorted(self._store.offers.all(), key=lambda o: o.offer_id)
-        self.policy = self._store.policy.get()
+        policy = self._store.policy.get()
+        try:
+            self.scorer = scorer_for(policy.policy)
+        except Exception as exc:  # a model onnxruntime cannot load: keep scoring with the last good policy
+            self.rejected_models += 1
+            log.error(
+                "scoring model %s cannot be used (%s); keeping %s", policy.policy.version, exc, self.scorer.version
+            )
+        self.policy = policy
         self.version = self._store.bundle_versions.current("offers")
         self.sku_category = {o.sku: o.category for o in self._offers if o.sku and o.category}
         self._by_id = {o.offer_id: o for o in self._offers}

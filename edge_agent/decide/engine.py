@@ -228,7 +228,7 @@ class OfferEngine:
                 eligible_count=int(choice.mask.sum()),
                 eligible_set=self._catalog.eligible_set(slate, choice.mask),
                 scores={oid: round(float(choice.scores[i]), 6) for oid, i in zip(ids, choice.candidates, strict=True)},
-                policy=self._catalog.policy.policy.version,
+                policy=self._catalog.scorer.version,
                 arm=choice.arm,
                 intended_offer_id=slate.offers[choice.intended].offer_id if choice.intended is not None else None,
                 experiment=choice.experiment,
@@ -287,9 +287,10 @@ class OfferEngine:
             features.add_profile(customer.segments, profile, policy.bought_together, now_unix)
             if features.suppressed:
                 mask[features.suppressed] = False
-        weights = policy.policy.weights
-        scores = features.score(weights)
-        ordered = _best_first(np.flatnonzero(mask), scores, LOGGED_RANKING)
+        scorer = self._catalog.scorer
+        rows = np.flatnonzero(mask)
+        scores = scorer.score(features, rows)
+        ordered = _best_first(rows, scores, LOGGED_RANKING)
         if not ordered:
             return Choice(None, None, "", [], [], scores, [], None, features, tags, mask)
         if not personal:
@@ -311,8 +312,8 @@ class OfferEngine:
         arm, shown_from = "default", ordered
         if holdout:
             arm = "holdout"
-            contextual = features.score(weights, only=CONTEXTUAL)
             open_to_all = np.flatnonzero(mask & ~slate.personalised)
+            contextual = scorer.score(features, open_to_all, only=CONTEXTUAL)
             shown_from = _best_first(open_to_all, contextual, LOGGED_RANKING)
         elif variation is not None:
             arm = variation

@@ -10,12 +10,15 @@ round), bought_together (the bundle says it goes with something they bought rece
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..store.offers import Offer
-from .catalog import Slate
 from .profile import Profile, replenishment
+
+if TYPE_CHECKING:
+    from .catalog import Slate
 
 
 class Features:
@@ -77,6 +80,9 @@ class Features:
             if w:
                 total += w * self.arrays[name]
         return total
+
+    def __len__(self) -> int:
+        return len(self._slate)
 
     def of(self, i: int) -> dict[str, float]:
         """The non-zero features of one offer, for the decision log."""

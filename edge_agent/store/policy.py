@@ -3,10 +3,13 @@ pricing bounds and default caps. Stored with the offers they belong to, in the s
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from sqlite_utils import Database
 
 from .offers import Cap, Model, Name, Percent
@@ -38,10 +41,36 @@ class Exploration(Model):
     candidates: Annotated[int, Field(ge=1, le=100)] = 10
 
 
+class OnnxModel(Model):
+    """A scoring model as ONNX: input float32 [N, len(features)] (columns in `features` order), first output
+    float32 [N] or [N, 1], one score per offer. Shipped inside the signed bundle, checked by its digest."""
+
+    features: tuple[str, ...] = Field(min_length=1, max_length=len(FEATURES))
+    model_b64: str = Field(min_length=4, max_length=4_000_000)
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+    @model_validator(mode="after")
+    def _check(self) -> OnnxModel:
+        unknown = sorted(set(self.features) - set(FEATURES))
+        if unknown:
+            raise ValueError(f"unknown features {unknown}; known: {', '.join(FEATURES)}")
+        try:
+            raw = base64.b64decode(self.model_b64, validate=True)
+        except binascii.Error:
+            raise ValueError("model_b64 is not base64") from None
+        if hashlib.sha256(raw).hexdigest() != self.sha256:
+            raise ValueError("model_b64 does not match its sha256")
+        return self
+
+    def model_bytes(self) -> bytes:
+        return base64.b64decode(self.model_b64)
+
+
 class ScoringPolicy(Model):
     version: Name = "builtin-linear/1"
-    kind: Literal["linear"] = "linear"
+    kind: Literal["linear", "onnx"] = "linear"
     weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    onnx: OnnxModel | None = None
     exploration: Exploration = Exploration()
 
     @field_validator("weights")
@@ -51,6 +80,12 @@ class ScoringPolicy(Model):
         if unknown:
             raise ValueError(f"unknown features {unknown}; known: {', '.join(FEATURES)}")
         return weights
+
+    @model_validator(mode="after")
+    def _model_for_kind(self) -> ScoringPolicy:
+        if (self.kind == "onnx") != (self.onnx is not None):
+            raise ValueError("kind 'onnx' needs an onnx model, and only it does")
+        return self
 
 
 class Holdout(Model):
