@@ -131,4 +131,14 @@ class Agent:
             "outbox_depth": self.store.outbox.depth(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
+            "decide": {
+                "policy": self.catalog.scorer.version,
+                "rejected_models": self.catalog.rejected_models,
+                "engine": dict(self.engine.counts),
+                "attribution": dict(self.attribution.counts),
+                "context_rejected": dict(self.engine.context.rejected),
+            },
+            "pos": None
+            if self.pos is None
+            else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
         }

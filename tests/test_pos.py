@@ -172,5 +172,8 @@ async def test_a_till_purchase_converts_a_shown_offer_in_the_running_agent(tmp_p
         assert agent.store.conversions.count() == 1
         row = agent.store.db.execute("SELECT offer_id, arm, customer_ref FROM conversions").fetchone()
         assert row == ("coffee", "default", "alice")
+        health = agent.health()
+        assert health["pos"]["connected"] and health["pos"]["receipts"] == 2
+        assert health["decide"]["attribution"]["conversions_window"] == 1
     finally:
         till.close()
