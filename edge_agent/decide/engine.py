@@ -19,7 +19,7 @@ import logging
 import random
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -69,7 +69,7 @@ class Choice:
     tags: frozenset[str]
     mask: np.ndarray
     experiment: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    presentable: list[int] | None = None  # what may be shown, best first (None: the ranking itself)
 
 
 class OfferEngine:
@@ -193,7 +193,8 @@ class OfferEngine:
         choice = self._choose(tp, self._store.roster.get(customer_ref), wall.at, self._clock.mono(), explore=False)
         slate = self._catalog.slate(tp)
         shown = [choice.shown] if choice.shown is not None else []
-        rest = [i for i in choice.extra.get("presentable", choice.ordered) if i not in shown]
+        presentable = choice.presentable if choice.presentable is not None else choice.ordered
+        rest = [i for i in presentable if i not in shown]
         return [self._priced(slate, i, wall.at) for i in (shown + rest)[: max(0, limit)]]
 
     def _decide(self, tp: Touchpoint, customer_ref: str | None, origin_mono: float, dwell_s: float = 0.0) -> None:
@@ -332,7 +333,7 @@ class OfferEngine:
             tags,
             mask,
             experiment=experiment.key if variation is not None and not holdout else None,
-            extra={"presentable": presentable},
+            presentable=presentable,
         )
 
 
