@@ -14,6 +14,7 @@ from edge_agent.events import Customer, Presence, PresenceKind, Purchase
 from edge_agent.sources.pos import PosSource
 from edge_agent.sources.pos_protocol import LineRejected, PosProfile, ProfileError, ReceiptParser, load_profile
 from edge_agent.store import open_store
+from simulators.till import PROFILE as TILL_PROFILE
 from simulators.till import SimulatedTill
 
 from .conftest import config_dict, customer, offer, seed
@@ -89,6 +90,10 @@ def test_profiles_are_validated_with_the_key_named(tmp_path):
     bad.write_text('name = "x"\nbogus = 1\n')
     with pytest.raises(ProfileError, match="bogus"):
         load_profile(bad)
+
+
+def test_the_simulated_till_speaks_the_published_profile():
+    assert load_profile(PROFILE) == PosProfile.model_validate(TILL_PROFILE)
 
 
 def test_the_published_schema_matches_the_profile_model():

@@ -34,6 +34,8 @@ def test_uplift_is_the_difference_of_rates_with_a_wald_interval():
         pytest.approx(100 * (0.2 + 1.959964 * se), abs=1e-3),
     )
     assert report.uplift(1, 0, 1, 10) is None
+    _, (lo, hi) = report.uplift(1, 2, 0, 2)  # tiny samples: the interval stays within what rates allow
+    assert lo >= -100 and hi == 100
 
 
 def _store_with_results(settings):

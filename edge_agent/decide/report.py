@@ -42,7 +42,8 @@ def uplift(c1: int, n1: int, c0: int, n0: int) -> tuple[float, tuple[float, floa
     p1, p0 = c1 / n1, c0 / n0
     se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
     diff = p1 - p0
-    return round(100 * diff, 3), (round(100 * (diff - Z95 * se), 3), round(100 * (diff + Z95 * se), 3))
+    lo, hi = max(-1.0, diff - Z95 * se), min(1.0, diff + Z95 * se)  # a difference of rates lies in [-1, 1]
+    return round(100 * diff, 3), (round(100 * lo, 3), round(100 * hi, 3))
 
 
 def build(store: Store, since: str | None = None) -> list[Row]:
