@@ -45,7 +45,7 @@ class Agent:
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
-        self.attribution = Attribution(self.store, self.catalog, self.engine.profiles, self.engine.caps, self.bus)
+        self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
         self.pos: PosSource | None = None
         if settings.sources.pos and settings.pos is not None:
             profile = load_profile(settings.pos.profile)

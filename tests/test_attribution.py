@@ -22,7 +22,7 @@ def setup(settings, **bundle):
     engine, store, shows, clock = make(settings, offers, roster, **bundle)
     bus = Bus()
     conversions = bus.subscribe(Conversion, "test")
-    attribution = Attribution(store, engine._catalog, engine.profiles, engine.caps, bus)
+    attribution = Attribution(store, engine.profiles, engine.caps, bus)
     return engine, store, shows, clock, attribution, conversions
 
 
@@ -124,3 +124,20 @@ def test_erasing_a_customer_removes_purchases_conversions_and_claims(settings):
     store.db.execute("DELETE FROM customers WHERE customer_ref = 'alice'")
     for table in tables:
         assert store.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_a_newer_bundle_without_the_offer_still_lets_its_decisions_convert(settings):
+    from edge_agent.store.bundles import OfferBundle, apply_offers
+
+    from .test_decide_rules import T0
+
+    engine, store, shows, clock, attribution, _ = setup(settings)
+    enter(engine, clock, "alice")
+    d = last(store, shows)
+    assert (d.sku, d.attribution_window_h) == ("coffee", 48)
+    newer = OfferBundle(version=2, issued_at=T0, offers=[_offer("bread", sku="bread")])
+    apply_offers(store.db, store.bundle_versions, store.offers, newer, T0.isoformat())
+    engine._catalog.reload()
+    clock.advance(47 * 3_600)
+    out = attribution.on_purchase(buy(clock, "t1", "alice", ("coffee", 1, 300)))
+    assert [c.offer_id for c in out] == ["coffee"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from datetime import timedelta
 
 from ..bus import Bus
 from ..events import Conversion, Purchase, PurchaseLine
@@ -20,16 +19,14 @@ from ..store import Store
 from ..store.conversions import ConversionRecord
 from ..store.decisions import DecisionRecord
 from .caps import CapLedger
-from .catalog import OfferCatalog
 from .profile import ProfileBook
 
 log = logging.getLogger(__name__)
 
 
 class Attribution:
-    def __init__(self, store: Store, catalog: OfferCatalog, profiles: ProfileBook, caps: CapLedger, bus: Bus):
+    def __init__(self, store: Store, profiles: ProfileBook, caps: CapLedger, bus: Bus):
         self._store = store
-        self._catalog = catalog
         self._profiles = profiles
         self._caps = caps
         self._bus = bus
@@ -81,15 +78,8 @@ class Attribution:
     def _in_window(self, p: Purchase, line: PurchaseLine) -> ConversionRecord | None:
         if p.customer_ref is None:
             return None
-        best: DecisionRecord | None = None
-        for offer in self._catalog.with_sku(line.sku):
-            since = p.wall.at - timedelta(hours=offer.attribution_window_h)
-            d = self._store.decisions.latest_unconverted(
-                p.customer_ref, [offer.offer_id], since.isoformat(timespec="milliseconds"), p.wall.iso()
-            )
-            if d is not None and (best is None or d.at > best.at):
-                best = d
-        return self._conversion(p, line, best, "window") if best is not None else None
+        d = self._store.decisions.latest_unconverted(p.customer_ref, line.sku, p.wall.iso())
+        return self._conversion(p, line, d, "window") if d is not None else None
 
     def _claimed(self, p: Purchase, line: PurchaseLine) -> ConversionRecord | None:
         assert line.claim_code is not None

@@ -92,8 +92,6 @@ class OfferCatalog:
         self.rejected_models = 0
         self.version = 0
         self.sku_category: dict[str, str] = {}
-        self._by_id: dict[str, Offer] = {}
-        self._by_sku: dict[str, list[Offer]] = {}
         self.reload()
 
     def reload(self) -> None:
@@ -110,12 +108,6 @@ class OfferCatalog:
         self.policy = policy
         self.version = self._store.bundle_versions.current("offers")
         self.sku_category = {o.sku: o.category for o in self._offers if o.sku and o.category}
-        self._by_id = {o.offer_id: o for o in self._offers}
-        by_sku: dict[str, list[Offer]] = defaultdict(list)
-        for o in self._offers:
-            if o.sku:
-                by_sku[o.sku].append(o)
-        self._by_sku = dict(by_sku)
         self._slates = {}
 
     def slate(self, touchpoint: Touchpoint) -> Slate:
@@ -132,12 +124,6 @@ class OfferCatalog:
         bits = np.zeros(len(self._offers), dtype=bool)
         bits[slate.catalog_index[mask]] = True
         return f"v{self.version}:" + base64.b64encode(np.packbits(bits).tobytes()).decode("ascii")
-
-    def get(self, offer_id: str) -> Offer | None:
-        return self._by_id.get(offer_id)
-
-    def with_sku(self, sku: str) -> list[Offer]:
-        return self._by_sku.get(sku, [])
 
     def __len__(self) -> int:
         return len(self._offers)

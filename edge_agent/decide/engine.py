@@ -216,6 +216,7 @@ class OfferEngine:
         display = self._priced(slate, choice.shown, wall.at)
         decision_id = uuid.uuid4().hex
         ids = [slate.offers[i].offer_id for i in choice.candidates]
+        intended = slate.offers[choice.intended] if choice.intended is not None else None
         self._store.decisions.record(
             DecisionRecord(
                 decision_id=decision_id,
@@ -231,7 +232,7 @@ class OfferEngine:
                 scores={oid: round(float(choice.scores[i]), 6) for oid, i in zip(ids, choice.candidates, strict=True)},
                 policy=self._catalog.scorer.version,
                 arm=choice.arm,
-                intended_offer_id=slate.offers[choice.intended].offer_id if choice.intended is not None else None,
+                intended_offer_id=intended.offer_id if intended else None,
                 experiment=choice.experiment,
                 probabilities={oid: round(p, 6) for oid, p in zip(ids, choice.probs, strict=True)},
                 propensity=choice.propensity,
@@ -241,6 +242,8 @@ class OfferEngine:
                     "candidates": {oid: choice.features.of(i) for oid, i in zip(ids, choice.candidates, strict=True)},
                 },
                 price_cents=display["price_cents"],
+                sku=intended.sku if intended else None,
+                attribution_window_h=intended.attribution_window_h if intended else None,
             )
         )
         self.caps.shown(tp.id, ref, chosen.offer_id, wall.at.timestamp())

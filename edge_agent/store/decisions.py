@@ -33,11 +33,14 @@ class DecisionRecord:
     price_cents: int | None = None
     eligible_count: int = 0
     eligible_set: str = ""  # the whole eligible set: "v{bundle}:" + base64 bitmap over the bundle's offers by id
+    sku: str | None = None  # the intended offer's product and attribution window, for attributing purchases
+    attribution_window_h: float | None = None
 
 
 _COLUMNS = (
     "decision_id, at, ntp_synced, touchpoint, zone, customer_ref, offer_id, eligible, scores, policy, arm,"
-    " intended_offer_id, experiment, probabilities, propensity, features, price_cents, eligible_count, eligible_set"
+    " intended_offer_id, experiment, probabilities, propensity, features, price_cents, eligible_count, eligible_set,"
+    " sku, attribution_window_h"
 )
 _JSON = {"eligible", "scores", "probabilities", "features"}
 
@@ -74,21 +77,17 @@ class DecisionLog:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE at >= ? ORDER BY at", [at]).fetchall()
         return [_record(r) for r in rows]
 
-    def latest_unconverted(
-        self, customer_ref: str, offer_ids: list[str], since: str, until: str
-    ) -> DecisionRecord | None:
-        """The decision a purchase is attributed to: the customer's latest in [since, until] that intended one
-        of these offers and has not converted yet, preferring one a screen confirmed it displayed."""
-        if not offer_ids:
-            return None
-        marks = ", ".join("?" * len(offer_ids))
+    def latest_unconverted(self, customer_ref: str, sku: str, at: str) -> DecisionRecord | None:
+        """The decision a purchase of `sku` at `at` is attributed to: the customer's latest that intended an
+        offer for it, within that decision's own attribution window, not converted yet — preferring one a
+        screen confirmed it displayed. Windows travel with the decision, so a newer bundle changes nothing."""
         row = self._db.execute(
-            f"SELECT {_COLUMNS} FROM decisions WHERE customer_ref = ? AND at >= ? AND at <= ?"
-            f" AND intended_offer_id IN ({marks})"
+            f"SELECT {_COLUMNS} FROM decisions WHERE customer_ref = ? AND sku = ? AND at <= ?"
+            " AND julianday(?) - julianday(at) <= attribution_window_h / 24.0"
             " AND NOT EXISTS (SELECT 1 FROM conversions c WHERE c.decision_id = decisions.decision_id)"
             " ORDER BY EXISTS (SELECT 1 FROM impressions i WHERE i.decision_id = decisions.decision_id) DESC,"
             " at DESC LIMIT 1",
-            [customer_ref, since, until, *offer_ids],
+            [customer_ref, sku, at, at],
         ).fetchone()
         return _record(row) if row else None
 

@@ -14,7 +14,10 @@ ALTER TABLE decisions ADD COLUMN price_cents INTEGER;
 -- `eligible` keeps the best 50 in ranked order; the whole set is a bitmap over the bundle's offers by id.
 ALTER TABLE decisions ADD COLUMN eligible_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE decisions ADD COLUMN eligible_set TEXT NOT NULL DEFAULT '';
+ALTER TABLE decisions ADD COLUMN sku TEXT;                   -- of the intended offer, with its window:
+ALTER TABLE decisions ADD COLUMN attribution_window_h REAL;  -- what a later purchase is attributed against
 CREATE INDEX decisions_at ON decisions (at);
+CREATE INDEX decisions_attribution ON decisions (customer_ref, sku, at) WHERE sku IS NOT NULL;
 CREATE INDEX decisions_customer_at ON decisions (customer_ref, at) WHERE customer_ref IS NOT NULL;
 
 ALTER TABLE impressions ADD COLUMN arm TEXT NOT NULL DEFAULT '';
