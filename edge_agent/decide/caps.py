@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import KeysView
 
-from ..store.offers import Cap
+from ..store.offers import LONGEST_WINDOW_S, Cap
 
-_KEEP_S = 31 * 86_400.0  # the longest window remembered
+_KEEP_S = float(LONGEST_WINDOW_S)
 _NONE: KeysView[str] = {}.keys()
 
 

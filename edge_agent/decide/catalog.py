@@ -110,6 +110,11 @@ class OfferCatalog:
         self.sku_category = {o.sku: o.category for o in self._offers if o.sku and o.category}
         self._slates = {}
 
+    def longest_cap_s(self) -> float:
+        """The longest frequency-cap window of the offers and default caps in force (0 without caps)."""
+        caps = [c for o in self._offers for c in o.caps] + list(self.policy.default_caps)
+        return max((c.window_s for c in caps), default=0.0)
+
     def slate(self, touchpoint: Touchpoint) -> Slate:
         key = (touchpoint.id, touchpoint.kind, touchpoint.zone)
         slate = self._slates.get(key)

@@ -31,6 +31,7 @@ from ..config import Settings, Touchpoint
 from ..events import ContextUpdate, Crowd, Customer, Idle, Presence, PresenceKind, Show
 from ..store import Store
 from ..store.decisions import DecisionRecord
+from ..store.offers import LONGEST_WINDOW_S
 from ..store.roster import RosterEntry
 from .caps import CapLedger
 from .catalog import OfferCatalog, Slate
@@ -43,7 +44,6 @@ from .profile import ProfileBook
 from .scoring import CONTEXTUAL, Features
 
 log = logging.getLogger(__name__)
-_RESTORE_S = 31 * 86_400
 LOGGED_RANKING = 50  # eligible offers ranked and logged per decision; the whole set goes as a bitmap
 
 
@@ -110,11 +110,14 @@ class OfferEngine:
     def _restore(self) -> None:
         """Rebuild caps and cool-downs from the log, so a restart does not reset anyone's counts."""
         now = self._clock.wall().at
-        since = now - timedelta(seconds=_RESTORE_S)
-        for d in self._store.decisions.since(since.isoformat(timespec="milliseconds")):
-            if d.offer_id is not None:
-                self.caps.shown(d.touchpoint, d.customer_ref, d.offer_id, datetime.fromisoformat(d.at).timestamp())
-        for ref, offer_id, at in self._store.conversions.latest(since.timestamp()):
+        window = self._catalog.longest_cap_s()  # only as far back as a cap in force can look
+        if window > 0:
+            since = (now - timedelta(seconds=window)).isoformat(timespec="milliseconds")
+            for touchpoint, ref, offer_id, at in self._store.decisions.shown_since(since):
+                self.caps.shown(touchpoint, ref, offer_id, datetime.fromisoformat(at).timestamp())
+        for ref, offer_id, at in self._store.conversions.latest(
+            (now - timedelta(seconds=LONGEST_WINDOW_S)).timestamp()
+        ):
             self.caps.converted(ref, offer_id, at)
 
     async def run(self) -> None:

@@ -72,10 +72,14 @@ class DecisionLog:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()
         return _record(row) if row else None
 
-    def since(self, at: str) -> list[DecisionRecord]:
-        """Decisions made at or after `at` (ISO, UTC), oldest first: what rebuilds the caps after a restart."""
-        rows = self._db.execute(f"SELECT {_COLUMNS} FROM decisions WHERE at >= ? ORDER BY at", [at]).fetchall()
-        return [_record(r) for r in rows]
+    def shown_since(self, at: str) -> list[tuple[str, str | None, str, str]]:
+        """(touchpoint, customer_ref, offer_id, at) of decisions that showed an offer at or after `at` (ISO,
+        UTC), oldest first: just what rebuilds the frequency caps after a restart."""
+        return self._db.execute(
+            "SELECT touchpoint, customer_ref, offer_id, at FROM decisions WHERE at >= ? AND offer_id IS NOT NULL"
+            " ORDER BY at",
+            [at],
+        ).fetchall()
 
     def latest_unconverted(self, customer_ref: str, sku: str, at: str) -> DecisionRecord | None:
         """The decision a purchase of `sku` at `at` is attributed to: the customer's latest that intended an

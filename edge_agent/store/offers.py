@@ -18,7 +18,8 @@ from sqlite_utils import Database
 Text = Annotated[str, Field(max_length=2000)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Percent = Annotated[float, Field(ge=0, le=100)]
-WindowSeconds = Annotated[float, Field(gt=0, le=366 * 86_400)]
+LONGEST_WINDOW_S = 31 * 86_400  # caps and cool-downs look back at most a month; the engine remembers that long
+WindowSeconds = Annotated[float, Field(gt=0, le=LONGEST_WINDOW_S)]
 
 
 class Model(BaseModel):
@@ -115,7 +116,7 @@ class Offer(Model):
     category: Annotated[str, Field(max_length=64)] = ""
     context_tags: tuple[str, ...] = Field(default=(), description="context it suits, e.g. weather:rain")
     caps: tuple[Cap, ...] = Field(default=(), max_length=16)
-    cooldown_s: Annotated[float, Field(ge=0, le=366 * 86_400)] = 0.0
+    cooldown_s: Annotated[float, Field(ge=0, le=LONGEST_WINDOW_S)] = 0.0
     replenish_days: Annotated[float, Field(gt=0, le=366)] | None = None
     attribution_window_h: Annotated[float, Field(gt=0, le=24 * 90)] = 72.0
     experiment: Experiment | None = None
