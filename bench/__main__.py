@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["checkin", "surfaces", "sync"]
+BENCHMARKS = ["checkin", "surfaces", "sync", "decide"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from .bus import Bus
 from .clock import Clock
 from .cloud.sync import CloudSync
 from .config import Settings
+from .decide.attribution import Attribution
 from .decide.catalog import OfferCatalog
 from .decide.engine import OfferEngine
 from .ops import metrics
@@ -39,7 +40,10 @@ from .signage.signs import SignDriver
 from .signage.till import Till
 from .sources.checkin import CheckinSource
 from .sources.kiosk_id import KioskIdentifier
+from .sources.pos import PosSource
+from .sources.pos_protocol import load_profile
 from .store import open_store
+from .store.checkpoint import WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,11 @@ class Agent:
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
+        self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
+        self.pos: PosSource | None = None
+        if settings.sources.pos and settings.pos is not None:
+            profile = load_profile(settings.pos.profile)
+            self.pos = PosSource(settings.pos, profile, self.store, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
         self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock)
         self.hub = ScreenHub(settings, self.bus, self.proof, self.assets, self.clock, self.progress)
@@ -100,10 +109,14 @@ class Agent:
             "engine": self.engine.run,
             "signage": self.hub.run,
             "assets": self.assets.run,
+            "attribution": self.attribution.run,
+            "store.checkpoint": WalCheckpointer(self.settings.database.path).run,
         }
         if self.watchdog.enabled:
             components["watchdog"] = self.watchdog.run
         components.update({f"sign.{driver.id}": driver.run for driver in self.signs})
+        if self.pos is not None:
+            components["pos"] = self.pos.run
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
         if self.cloud is not None:
@@ -170,6 +183,16 @@ class Agent:
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
             "kiosk_sessions": self.kiosk.active(),
+            "decide": {
+                "policy": self.catalog.scorer.version,
+                "rejected_models": self.catalog.rejected_models,
+                "engine": dict(self.engine.counts),
+                "attribution": dict(self.attribution.counts),
+                "context_rejected": dict(self.engine.context.rejected),
+            },
+            "pos": None
+            if self.pos is None
+            else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
         }
 
     def sign_status(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`edge-agent run | demo | check-config | db status | keys new | bundle sign | bundle publish`."""
+"""`edge-agent run | demo | check-config | db status | report | keys new | bundle sign | bundle publish`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--cert", type=Path, help="client certificate allowed to publish bundles (not the store's)")
     publish.add_argument("--cert-key", type=Path)
 
+    report = commands.add_parser("report", help="per offer and arm: decisions, conversions, uplift vs holdout")
+    report.add_argument("--config", required=True, type=Path)
+    report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    report.add_argument("--since", default=None, help="only decisions from this UTC time on (ISO 8601)")
+
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     if args.command == "check-config":
@@ -77,15 +82,26 @@ def main(argv: list[str] | None = None) -> int:
         return _demo(args)
     if args.command in ("keys", "bundle"):
         return _bundle_tools(args)
+    if args.command == "report":
+        return _report(args)
     return _db_status(args.config)
 
 
 def _load(path: Path) -> config.Settings | None:
     try:
-        return config.load(path)
+        settings = config.load(path)
     except config.ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
+    if settings.sources.pos and settings.pos is not None:
+        from .sources.pos_protocol import ProfileError, load_profile
+
+        try:
+            load_profile(settings.pos.profile)
+        except ProfileError as exc:
+            print(f"invalid configuration {path}:\n  pos.profile: {exc}", file=sys.stderr)
+            return None
+    return settings
 
 
 def _check_config(path: Path) -> int:
@@ -204,4 +220,31 @@ def _publish(args: argparse.Namespace, tools) -> int:
         return 2
     topic = asyncio.run(tools.publish(mqtt, settings.store.id, envelope))
     print(f"published to {topic}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    from datetime import UTC, datetime
+
+    from .decide import report
+    from .store import open_store
+
+    since = None
+    if args.since is not None:
+        try:
+            at = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"--since: got {args.since!r}, expected an ISO 8601 time like 2026-11-01T00:00:00Z", file=sys.stderr)
+            return 2
+        at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        since = at.isoformat(timespec="milliseconds")
+    store = open_store(settings.database.path)
+    try:
+        rows = report.build(store, since)
+    finally:
+        store.close()
+    print(json.dumps(report.as_json(rows)) if args.json else report.as_text(rows))
     return 0

@@ -46,6 +46,18 @@ class StoreSettings(Section):
     id: Ident = Field(description="store id, part of every MQTT topic")
     chain_id: Ident = Field(description="chain id, the salt of the BLE day keys")
     device_id: Ident = Field(description="this host's id among the store's touchpoint hosts")
+    timezone: str = Field(
+        default="UTC", description="the store's IANA time zone: playlist schedules, time of day and week for offers"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone name such as Europe/Berlin") from None
+        return name
 
 
 class Zone(Section):
@@ -231,21 +243,30 @@ class SerialSign(Section):
 class SurfacesSettings(Section):
     """Everything people touch: screen playlists, kiosk, associate tablet, dashboard, serial signs."""
 
-    timezone: str = Field(default="UTC", description="IANA zone of the store, for playlist schedules")
     playlists: list[Playlist] = Field(default_factory=list)
     auth: AuthSettings = AuthSettings()
     kiosk: KioskSettings = KioskSettings()
     assets: AssetSettings = AssetSettings()
     signs: list[SerialSign] = Field(default_factory=list)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("an IANA time zone such as Europe/Berlin") from None
-        return name
+
+class DecideSettings(Section):
+    profile_days: Annotated[float, Field(gt=0, le=730)] = Field(
+        default=365, description="how far back purchases make a customer's profile"
+    )
+    crowd_quiet_below: Annotated[int, Field(ge=0)] = 3
+    crowd_busy_from: Annotated[int, Field(ge=1)] = 10
+    crowd_max_age_s: Seconds = Field(default=120, description="a crowd count older than this is ignored")
+    long_dwell_s: Seconds = 60
+
+
+class PosSettings(Section):
+    port: str = Field(description="serial device (/dev/ttyUSB0) or a pyserial URL")
+    profile: Annotated[Path, Field(strict=False)] = Field(
+        description="line-protocol profile (TOML), see firmware_configs/pos"
+    )
+    till_id: Ident = Field(default="till-1", description="names this till on every transaction")
+    reconnect_s: Seconds = Field(default=2.0, description="wait before reopening a port that vanished")
 
 
 class Settings(Section):
@@ -261,6 +282,8 @@ class Settings(Section):
     signage: SignageSettings = SignageSettings()
     ops: OpsSettings = OpsSettings()
     surfaces: SurfacesSettings = SurfacesSettings()
+    decide: DecideSettings = DecideSettings()
+    pos: PosSettings | None = None
 
     def zone_of(self, touchpoint_id: str) -> str | None:
         for tp in self.touchpoints:
@@ -310,6 +333,9 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
         settings = settings.model_copy(update={"surfaces": settings.surfaces.model_copy(update={"assets": assets})})
     if base_dir is not None and settings.mqtt is not None:
         settings = settings.model_copy(update={"mqtt": settings.mqtt.resolved(base_dir)})
+    if base_dir is not None and settings.pos is not None and not settings.pos.profile.is_absolute():
+        pos = settings.pos.model_copy(update={"profile": (base_dir / settings.pos.profile).resolve()})
+        settings = settings.model_copy(update={"pos": pos})
     return settings
 
 
@@ -353,6 +379,18 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
                 key="checkin.public_keys",
                 value=[],
                 expected="at least one key while sources.checkin is on (or set sources.checkin = false)",
+            )
+        )
+    if s.sources.pos and s.pos is None:
+        problems.append(
+            ConfigProblem(key="pos", value=None, expected="a [pos] section (port, profile) while sources.pos is on")
+        )
+    if s.decide.crowd_busy_from <= s.decide.crowd_quiet_below:
+        problems.append(
+            ConfigProblem(
+                key="decide.crowd_busy_from",
+                value=s.decide.crowd_busy_from,
+                expected=f"more than decide.crowd_quiet_below ({s.decide.crowd_quiet_below})",
             )
         )
     if s.mqtt is not None:

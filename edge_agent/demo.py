@@ -1,10 +1,12 @@
 """`edge-agent demo`: a whole store on this machine, with no hardware.
 
 It writes a demo config and database into a fresh folder, starts the agent, and runs simulated shoppers
-who check in with the app and headless players on every touchpoint (open the printed URLs in a browser to
-watch the screens too). With an MQTT broker (a `mosquitto` on PATH the demo starts itself, or `--broker`)
-the cloud simulator signs and sends the offers and the roster and collects what the store sends up;
-without one the demo says so and seeds the same offers and roster locally.
+who check in with the app and buy at a simulated till on a pty (more often what they were shown), and
+headless players on every touchpoint (open the printed URLs in a browser to watch the screens too). The
+offer bundle holds a 25 % holdout, so `edge-agent report --config DIR/edge-agent.toml` afterwards shows
+what each offer sold, arm against arm. With an MQTT broker (a `mosquitto` on PATH the demo starts itself,
+or `--broker`) the cloud simulator signs and sends the offers and the roster and collects what the store
+sends up; without one the demo says so and applies the same bundle and roster locally.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,9 @@ import tomli_w
 
 from .app import Agent
 from .config import Settings, from_dict
+from .store.bundles import OfferBundle, apply_offers
 from .store.offers import Offer
+from .store.policy import Holdout
 from .store.roster import RosterEntry, phone_hash
 
 ZONES = [
@@ -43,7 +48,8 @@ DEMO_PHONE_SALT = "demo-chain-phone-salt"
 
 
 def demo_config(workdir: Path, port: int, checkin_public_key: str, staff_token: str = "") -> dict[str, Any]:
-    """The demo store; with a staff token the kiosk, associate tablet and dashboard open with it."""
+    """The demo store; with a staff token the kiosk, associate tablet and dashboard open with it. Its till
+    is a pty behind `workdir/ttyTILL`, speaking `workdir/till-profile.toml`."""
     return {
         "surfaces": {
             "auth": {f"{role}_tokens": [staff_token] for role in ("kiosk", "associate", "dashboard", "till")}
@@ -57,6 +63,8 @@ def demo_config(workdir: Path, port: int, checkin_public_key: str, staff_token: 
         "database": {"path": str(workdir / "edge-agent.db")},
         "http": {"host": "127.0.0.1", "port": port},
         "checkin": {"public_keys": [checkin_public_key]},
+        "sources": {"checkin": True, "pos": True},
+        "pos": {"port": str(workdir / "ttyTILL"), "profile": str(workdir / "till-profile.toml"), "reconnect_s": 1.0},
         "presence": {"hold_down_s": 20.0, "checkin_hold_s": 45.0, "dwell_interval_s": 10.0},
         "signage": {
             "rotate_s": 15.0,
@@ -80,6 +88,7 @@ def demo_offers(now: datetime) -> list[Offer]:
     return [
         Offer(
             offer_id="croissant-3for2",
+            sku="croissant",
             title="Croissants: 3 for 2",
             body="Butter croissants, baked this morning.",
             price_cents=249,
@@ -91,6 +100,7 @@ def demo_offers(now: datetime) -> list[Offer]:
         ),
         Offer(
             offer_id="coffee-loyalty",
+            sku="coffee",
             title="Your coffee, half price",
             body="For members: any hot drink today.",
             price_cents=150,
@@ -103,6 +113,7 @@ def demo_offers(now: datetime) -> list[Offer]:
         ),
         Offer(
             offer_id="milk-organic",
+            sku="milk-1l",
             title="Organic milk 1 l",
             body="From farms within 50 km.",
             price_cents=119,
@@ -115,6 +126,7 @@ def demo_offers(now: datetime) -> list[Offer]:
         ),
         Offer(
             offer_id="apples-family",
+            sku="apples-2kg",
             title="Family bag of apples",
             body="2 kg of crisp apples for the week.",
             price_cents=299,
@@ -127,6 +139,7 @@ def demo_offers(now: datetime) -> list[Offer]:
         ),
         Offer(
             offer_id="bread-evening",
+            sku="bread",
             title="Evening bread deal",
             body="Any loaf after 6 pm.",
             price_cents=199,
@@ -160,6 +173,7 @@ async def run_demo(
 ) -> dict[str, Any]:
     """`broker`: "HOST:PORT" of a broker to use, "off" for no cloud, None to start a `mosquitto` if there is one."""
     from simulators.checkin_app import CheckinIssuer
+    from simulators.till import PROFILE, SimulatedTill
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -177,16 +191,25 @@ async def run_demo(
                 "reconnect_max_s": 5.0,
             }
         (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+        (workdir / "till-profile.toml").write_text(tomli_w.dumps(PROFILE), encoding="utf-8")
+        till = SimulatedTill(workdir / "ttyTILL")
+        stack.callback(till.close)
         agent = await _start(from_dict(config), port)
         roster = demo_roster()
-        if cloud is None or not await _sync_from_cloud(agent, cloud, roster):
-            now = datetime.now(UTC)
-            agent.store.offers.replace_all(demo_offers(now))
-            agent.store.roster.upsert(roster, updated_at=now.isoformat())
+        bundle = demo_bundle(datetime.now(UTC))
+        if cloud is None or not await _sync_from_cloud(agent, cloud, bundle, roster):
+            now = datetime.now(UTC).isoformat()
+            apply_offers(agent.store.db, agent.store.bundle_versions, agent.store.offers, bundle, now)
+            agent.store.roster.upsert(roster, updated_at=now)
             agent.catalog.reload()
         agent.engine.rotate_anonymous()
         print(f"demo store running, data in {workdir}", flush=True)
-        return await _run(agent, issuer, roster, seconds, players, cloud, staff_token)
+        return await _run(agent, issuer, roster, bundle, till, seconds, players, cloud, staff_token)
+
+
+def demo_bundle(now: datetime) -> OfferBundle:
+    """The demo's offers with a 25 % global holdout, so the report can show uplift."""
+    return OfferBundle(version=1, issued_at=now, offers=demo_offers(now), holdout=Holdout(fraction=0.25, seed="demo"))
 
 
 async def _cloud(stack: contextlib.AsyncExitStack, workdir: Path, broker: str | None) -> Any:
@@ -226,11 +249,11 @@ async def _cloud(stack: contextlib.AsyncExitStack, workdir: Path, broker: str | 
     return cloud
 
 
-async def _sync_from_cloud(agent: Agent, cloud: Any, roster: list[RosterEntry]) -> bool:
+async def _sync_from_cloud(agent: Agent, cloud: Any, bundle: OfferBundle, roster: list[RosterEntry]) -> bool:
     """Offers and roster as signed bundles through the broker; False if they did not arrive in time."""
-    from simulators.cloud import offer_bundle, roster_bundle
+    from simulators.cloud import roster_bundle
 
-    await cloud.publish_offers(offer_bundle(1, demo_offers(datetime.now(UTC))))
+    await cloud.publish_offers(bundle.model_dump(mode="json"))
     await cloud.publish_roster(roster_bundle(1, roster))
     try:
         async with asyncio.timeout(15):
@@ -246,6 +269,8 @@ async def _run(
     agent: Agent,
     issuer: Any,
     roster: list[RosterEntry],
+    bundle: OfferBundle,
+    till: Any,
     seconds: float | None,
     players: bool,
     cloud: Any,
@@ -253,13 +278,15 @@ async def _run(
 ) -> dict[str, Any]:
     from simulators.checkin_app import Shoppers
     from simulators.screen import ScreenPlayer
+    from simulators.till import Buyers
 
     for tp in agent.settings.touchpoints:
         print(f"  {tp.name:<16} {agent.url}/{'kiosk' if tp.kind == 'kiosk' else 'screen'}/{tp.id}", flush=True)
     print(f"  {'Associate':<16} {agent.url}/associate\n  {'Dashboard':<16} {agent.url}/dashboard", flush=True)
     print(f"  staff sign-in token: {staff_token}   (kiosk: loyalty number 40000003)", flush=True)
     shoppers = Shoppers(agent.url, issuer, [c.customer_ref for c in roster], [t["id"] for t in TOUCHPOINTS])
-    sims = [shoppers.run()]
+    buyers = Buyers(till, partial(_decided_after, agent), {o.offer_id: o.sku for o in bundle.offers if o.sku})
+    sims = [shoppers.run(), buyers.run()]
     if players:
         sims += [ScreenPlayer(agent.url, t["id"]).run() for t in TOUCHPOINTS]
     tasks = [asyncio.create_task(s) for s in sims]
@@ -285,6 +312,15 @@ async def _run(
             summary["cloud"] = "offline"
         await agent.stop()
     return summary
+
+
+def _decided_after(agent: Agent, rowid: int) -> list[tuple[int, str, str, str]]:
+    """Decisions for identified customers since the last look: what the simulated shoppers react to."""
+    return agent.store.db.execute(
+        "SELECT rowid, customer_ref, intended_offer_id, offer_id FROM decisions"
+        " WHERE rowid > ? AND customer_ref IS NOT NULL AND intended_offer_id IS NOT NULL ORDER BY rowid",
+        [rowid],
+    ).fetchall()
 
 
 async def _start(settings: Settings, port: int) -> Agent:
@@ -321,12 +357,16 @@ def _summary(agent: Agent, outcomes: Any) -> dict[str, Any]:
         + agent.hub.counts["bad_acks"]
         + agent.hub.counts["bad_messages"]
         + sum(agent.restarts.values())
+        + agent.attribution.counts["errors"]
+        + (sum(agent.pos.rejected.values()) if agent.pos else 0)
     )
     return {
         "checkins": outcomes["accepted"],
         "decisions": agent.store.decisions.count(),
         "shown": agent.hub.counts["shown"],
         "impressions": agent.store.impressions.count(),
+        "purchases": agent.store.purchases.transactions(),
+        "conversions": agent.store.conversions.count(),
         "outbox_depth": agent.store.outbox.depth(),
         "refused": refused,
         "errors": errors,

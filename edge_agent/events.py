@@ -117,6 +117,43 @@ class Impression:
     offer_id: str
     customer_ref: str | None
     wall: WallTime
+    arm: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseLine:
+    sku: str
+    qty: int
+    price_cents: int | None = None
+    claim_code: str | None = None  # a claimed offer's code, scanned or typed at the till
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """A till transaction. `customer_ref` only for a loyalty id of a consenting roster customer; otherwise
+    the purchase is anonymous and the loyalty id never leaves the POS source."""
+
+    txn_id: str
+    register: str
+    customer_ref: str | None
+    lines: tuple[PurchaseLine, ...]
+    wall: WallTime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A purchase attributed to a decision (and the impression that showed it, if any)."""
+
+    conversion_id: str
+    decision_id: str
+    impression_id: str | None
+    customer_ref: str
+    offer_id: str
+    arm: str
+    txn_id: str
+    sku: str
+    via: str  # "window" (bought within the attribution window) or "claim" (a claim code on the receipt)
+    wall: WallTime
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ ALICE_LOYALTY = "40012345"
 def surfaces_settings(tmp_path: Path, issuer: CheckinIssuer, **surfaces: Any) -> Settings:
     data = config_dict(tmp_path, issuer)
     data["zones"] = [{"id": "entrance", "name": "Entrance"}, {"id": "bakery", "name": "Bakery"}]
+    if "timezone" in surfaces:
+        data["store"]["timezone"] = surfaces.pop("timezone")
     data["surfaces"] = {
         "auth": {
             "kiosk_tokens": [KIOSK_TOKEN],

@@ -58,4 +58,4 @@ async def test_a_bundle_signed_and_published_with_the_tools_is_applied(tmp_path,
         async with asyncio.timeout(15):
             while agent.store.bundle_versions.current("offers") != 1:
                 await asyncio.sleep(0.05)
-        assert [o.offer_id for o in agent.catalog.for_zone("entrance")] == ["from-the-operator"]
+        assert [o.offer_id for o in agent.catalog.slate(agent.settings.touchpoints[0]).offers] == ["from-the-operator"]

@@ -169,7 +169,9 @@ async def test_bad_downlink_input_is_rejected_and_the_last_good_state_stays(tmp_
     # Still running, on the last good state.
     ping = await cloud.command(DEVICE, "ping")
     assert (await cloud.wait_for(lambda: cloud.ack_for(ping)))["status"] == "ok"
-    assert _offer_ids(agent) == ["good"] and [o.offer_id for o in agent.catalog.for_zone("entrance")] == ["good"]
+    assert _offer_ids(agent) == ["good"] and [
+        o.offer_id for o in agent.catalog.slate(agent.settings.touchpoints[0]).offers
+    ] == ["good"]
     assert agent.store.bundle_versions.current("offers") == 2 and agent.store.roster.get("alice") is not None
     assert agent.cloud.downlink.counts["errors"] == 0 and sum(agent.restarts.values()) == 0
 

@@ -92,3 +92,30 @@ def test_check_config_cli_exit_codes(tmp_path, capsys):
     assert "touchpoints[2].zone" in err and "'backroom'" in err and "entrance, bakery" in err
     assert main(["check-config", str(tmp_path / "missing.toml")]) != 0
     assert "readable file" in capsys.readouterr().err
+
+
+def test_decide_and_pos_sections_are_checked(tmp_path):
+    s = config.load(EXAMPLE)
+    assert s.store.timezone == "Europe/Berlin" and s.pos is None
+    problems = _problems(_example('timezone = "Europe/Berlin"', 'timezone = "Mars/Olympus"'))
+    assert "IANA time zone" in problems["store.timezone"].expected
+    problems = _problems(_example("pos = false", "pos = true"))
+    assert "[pos]" in problems["pos"].expected
+    problems = _problems(_example("crowd_busy_from = 10", "crowd_busy_from = 2"))
+    assert "decide.crowd_quiet_below" in problems["decide.crowd_busy_from"].expected
+    text = _example("pos = false", "pos = true", append='\n[pos]\nport = "/dev/ttyUSB0"\nprofile = "till.toml"\n')
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    loaded = config.load(path)
+    assert loaded.pos.profile == tmp_path / "till.toml" and loaded.pos.till_id == "till-1"
+
+
+def test_check_config_refuses_a_broken_till_profile(tmp_path, capsys):
+    (tmp_path / "till.toml").write_text('name = "t"\n[records]\nseparator = "|"\n')
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        _example("pos = false", "pos = true", append='\n[pos]\nport = "/dev/ttyUSB0"\nprofile = "till.toml"\n')
+    )
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "pos.profile" in err and "records.begin" in err

@@ -1,11 +1,15 @@
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
-from edge_agent.decide.catalog import OfferCatalog
+from edge_agent.config import Touchpoint
+from edge_agent.decide.catalog import OfferCatalog, Slate, targets
 from edge_agent.decide.eligibility import eligible, personalised
 from edge_agent.decide.engine import OfferEngine
-from edge_agent.decide.scoring import ranked
+from edge_agent.decide.profile import Profile
+from edge_agent.decide.scoring import Features
 from edge_agent.events import Customer, Idle, Presence, PresenceKind, Show, WallTime
 from edge_agent.store import open_store
 
@@ -18,25 +22,30 @@ def ids(offers):
     return [o.offer_id for o in offers]
 
 
-def test_eligibility_checks_window_zone_stock_and_consent():
+def _slate(offers):
+    return Slate.build(sorted(offers, key=lambda o: o.offer_id))
+
+
+def _eligible(offers, *, personal, zone="entrance", kind="screen"):
+    tp = Touchpoint(id=f"{kind}-x", kind=kind, zone=zone)
+    slate = Slate.build(sorted((o for o in offers if targets(o, tp)), key=lambda o: o.offer_id))
+    return [slate.offers[i].offer_id for i in np.flatnonzero(eligible(slate, NOW.timestamp(), personal=personal))]
+
+
+def test_eligibility_checks_window_zone_touchpoint_stock_and_consent():
     offers = [
         offer("open"),
         offer("future", valid_from=NOW + timedelta(hours=1), valid_to=NOW + timedelta(days=1)),
         offer("past", valid_from=NOW - timedelta(days=2), valid_to=NOW - timedelta(seconds=1)),
         offer("bakery-only", zones=("bakery",)),
+        offer("kiosk-only", touchpoints=("kiosk",)),
         offer("sold-out", stock=0),
         offer("in-stock", stock=3),
         offer("members", audience="personalised"),
     ]
-    anyone = eligible(offers, zone="entrance", now=NOW, customer=None)
-    assert ids(anyone) == ["open", "in-stock"]
-    alice = personalised(customer("alice"))
-    assert ids(eligible(offers, zone="bakery", now=NOW, customer=alice)) == [
-        "open",
-        "bakery-only",
-        "in-stock",
-        "members",
-    ]
+    assert _eligible(offers, personal=False) == ["in-stock", "open"]
+    assert _eligible(offers, personal=False, kind="kiosk") == ["in-stock", "kiosk-only", "open"]
+    assert _eligible(offers, personal=True, zone="bakery") == ["bakery-only", "in-stock", "members", "open"]
 
 
 def test_personalisation_needs_its_own_consent():
@@ -45,15 +54,25 @@ def test_personalisation_needs_its_own_consent():
     assert personalised(customer("alice")).customer_ref == "alice"
 
 
-def test_score_prefers_matching_segments_then_priority_then_id():
+def test_linear_score_weighs_priority_segments_and_context():
     offers = [
         offer("b", priority=1.0),
         offer("a", priority=1.0),
         offer("coffee", segments=("coffee",), priority=0.5),
+        offer("umbrella", context_tags=("weather:rain", "zone:entrance")),
     ]
-    assert ids(o for o, _ in ranked(offers, None)) == ["a", "b", "coffee"]
-    alice = customer("alice", segments=("coffee",))
-    assert [(o.offer_id, s) for o, s in ranked(offers, alice)] == [("coffee", 1.5), ("a", 1.0), ("b", 1.0)]
+    slate = _slate(offers)
+    features = Features(slate, {"weather:rain", "zone:entrance", "daypart:morning"})
+    weights = {"priority": 1.0, "segment_match": 1.0, "context_match": 0.5}
+    assert dict(zip([o.offer_id for o in slate.offers], features.score(weights), strict=True)) == {
+        "a": 1.0,
+        "b": 1.0,
+        "coffee": 0.5,
+        "umbrella": 1.0,
+    }
+    features.add_profile(("coffee",), Profile(), {}, NOW.timestamp())
+    assert features.score(weights)[slate.position["coffee"]] == 1.5
+    assert features.of(slate.position["umbrella"]) == {"context_match": 2.0}
 
 
 def _engine(settings, offers, roster):

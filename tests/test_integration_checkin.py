@@ -214,6 +214,7 @@ async def test_healthz_reports_components(running):
     async with aiohttp.ClientSession() as http:
         health = await (await http.get(f"{agent.url}/healthz")).json()
     assert health["store"] == "store-test"
-    assert set(health["components"]) == {"loop", "presence", "engine", "signage", "assets", "checkin.prune"}
+    expected = {"loop", "presence", "engine", "signage", "assets", "attribution", "store.checkpoint", "checkin.prune"}
+    assert set(health["components"]) == expected
     assert health["stalled"] == []
     assert all(state == "running" for state in health["components"].values())

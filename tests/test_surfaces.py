@@ -162,8 +162,8 @@ def test_the_playlist_for_the_time_of_day():
 
 def test_surfaces_config_errors_name_the_key(tmp_path, issuer):
     data = config_dict(tmp_path, issuer)
+    data["store"]["timezone"] = "Mars/Olympus"
     data["surfaces"] = {
-        "timezone": "Mars/Olympus",
         "playlists": [
             {"id": "p", "touchpoints": ["nowhere"], "start": "12:00", "end": "09:00", "items": [{"title": "t"}]}
         ],
@@ -173,8 +173,8 @@ def test_surfaces_config_errors_name_the_key(tmp_path, issuer):
     with pytest.raises(ConfigError) as info:
         from_dict(data)
     keys = {p.key for p in info.value.problems}
-    assert {"surfaces.timezone", "surfaces.auth.kiosk_tokens[0]"} <= keys
-    data["surfaces"]["timezone"] = "Europe/Berlin"
+    assert {"store.timezone", "surfaces.auth.kiosk_tokens[0]"} <= keys
+    data["store"]["timezone"] = "Europe/Berlin"
     data["surfaces"]["auth"] = {}
     with pytest.raises(ConfigError) as info:
         from_dict(data)

@@ -1,32 +1,50 @@
-"""The offer engine: presence in, a decision per touchpoint out.
+"""The offer engine: presence and context in, a decision per touchpoint out.
 
 A customer who enters a zone (or checks in again) gets an offer on every touchpoint of that zone; when they
 leave, the touchpoint turns to the next customer still there, or to anonymous content, which rotates
-through the eligible offers every `signage.rotate_s`. Every decision is written (with its outbox row)
-before the screen is told, so proof of play always refers to a stored decision.
+through the best contextual offers every `signage.rotate_s`.
+
+A decision: business rules shrink the slate (validity, stock, targeting, consent, caps, cool-downs,
+replenishment suppression), experiment assignment splits customers (global holdout, per-offer control),
+the bundle's policy scores what is left and draws the intended offer with known probabilities. Holdout and
+control customers are shown the best contextual offer instead, and their decision says what was intended,
+so conversions can be compared arm against arm. Every decision is written (with its outbox row) before
+the screen is told, so proof of play always refers to a stored decision.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
 
 from ..bus import Bus
 from ..clock import Clock
-from ..config import Settings
-from ..events import ConsentChanged, Customer, Idle, Presence, PresenceKind, Show
+from ..config import Settings, Touchpoint
+from ..events import ConsentChanged, ContextUpdate, Crowd, Customer, Idle, Presence, PresenceKind, Show
 from ..store import Store
 from ..store.decisions import DecisionRecord
-from ..store.offers import Offer
+from ..store.offers import LONGEST_WINDOW_S
 from ..store.roster import RosterEntry
-from .catalog import OfferCatalog
-from .eligibility import PERSONALISATION, eligible, personalised
-from .scoring import POLICY, ranked
+from .caps import CapLedger
+from .catalog import OfferCatalog, Slate
+from .context import ContextState
+from .eligibility import PERSONALISATION, apply_caps, customer_capped, eligible, personalised
+from .experiments import assign, in_holdout
+from .exploration import draw, probabilities
+from .pricing import price
+from .profile import ProfileBook
+from .scoring import CONTEXTUAL, Features
 
 log = logging.getLogger(__name__)
+LOGGED_RANKING = 50  # eligible offers ranked and logged per decision; the whole set goes as a bitmap
 
 
 @dataclass
@@ -35,39 +53,81 @@ class _Showing:
     offer_id: str | None = None
 
 
+@dataclass
+class Choice:
+    """What one decision chose and why; `shown` is None when nothing is eligible."""
+
+    shown: int | None
+    intended: int | None
+    arm: str
+    ordered: list[int]  # the best eligible, best first (at most LOGGED_RANKING)
+    candidates: list[int]
+    scores: np.ndarray
+    probs: list[float]
+    propensity: float | None
+    features: Features
+    tags: frozenset[str]
+    mask: np.ndarray
+    experiment: str | None = None
+    presentable: list[int] | None = None  # what may be shown, best first (None: the ranking itself)
+
+
 class OfferEngine:
-    def __init__(self, settings: Settings, store: Store, catalog: OfferCatalog, bus: Bus, clock: Clock):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        catalog: OfferCatalog,
+        bus: Bus,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ):
         self._settings = settings
         self._store = store
         self._catalog = catalog
         self._bus = bus
         self._clock = clock
+        self._rng = rng or random.Random()
+        d = settings.decide
+        self.context = ContextState(
+            settings.store.timezone,
+            quiet_below=d.crowd_quiet_below,
+            busy_from=d.crowd_busy_from,
+            crowd_max_age_s=d.crowd_max_age_s,
+            long_dwell_s=d.long_dwell_s,
+        )
+        self.profiles = ProfileBook(store, d.profile_days)
+        self.caps = CapLedger()
+        self._touchpoints = {tp.id: tp for tp in settings.touchpoints}
         self._showing = {tp.id: _Showing() for tp in settings.touchpoints}
         self._present: dict[str, dict[str, float]] = {z.id: {} for z in settings.zones}
         self._presence = bus.subscribe(Presence, "engine", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "engine", maxsize=1000)
+        self._contexts = bus.subscribe(ContextUpdate, "engine", maxsize=16)
+        self._crowds = bus.subscribe(Crowd, "engine", maxsize=1_000)
         self.counts: Counter[str] = Counter()
+        self._restore()
+
+    def _restore(self) -> None:
+        """Rebuild caps and cool-downs from the log, so a restart does not reset anyone's counts."""
+        now = self._clock.wall().at
+        window = self._catalog.longest_cap_s()  # only as far back as a cap in force can look
+        if window > 0:
+            since = (now - timedelta(seconds=window)).isoformat(timespec="milliseconds")
+            for touchpoint, ref, offer_id, at in self._store.decisions.shown_since(since):
+                self.caps.shown(touchpoint, ref, offer_id, datetime.fromisoformat(at).timestamp())
+        for ref, offer_id, at in self._store.conversions.latest(
+            (now - timedelta(seconds=LONGEST_WINDOW_S)).timestamp()
+        ):
+            self.caps.converted(ref, offer_id, at)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._consume(), name="engine.presence")
+            tg.create_task(self._consume_context(), name="engine.context")
+            tg.create_task(self._consume_crowd(), name="engine.crowd")
             tg.create_task(self._rotate_forever(), name="engine.rotate")
             tg.create_task(self._consent_changes(), name="engine.consent")
-
-    def offers_for(self, customer_ref: str, touchpoint: str, limit: int) -> list[Offer]:
-        """The best offers for this shopper at this touchpoint now, best first (for a kiosk or a tablet).
-
-        Same rules as a screen's decision: without personalisation consent the shopper sees what anyone would.
-        """
-        zone = self._settings.zone_of(touchpoint)
-        if zone is None:
-            return []
-        customer = personalised(self._store.roster.get(customer_ref))
-        now = self._clock.wall().at
-        return [
-            o
-            for o, _ in ranked(eligible(self._catalog.for_zone(zone), zone=zone, now=now, customer=customer), customer)
-        ][:limit]
 
     async def _consent_changes(self) -> None:
         """Personalisation changed: re-decide every touchpoint showing that shopper, so it takes effect at once.
@@ -79,7 +139,7 @@ class OfferEngine:
                 continue
             for tp in self._settings.touchpoints:
                 if self._showing[tp.id].customer_ref == change.customer_ref:
-                    self._decide(tp.id, tp.zone, change.customer_ref, self._clock.mono())
+                    self._decide(tp, change.customer_ref, self._clock.mono())
 
     async def _consume(self) -> None:
         async for presence in self._presence:
@@ -89,10 +149,30 @@ class OfferEngine:
                 self.counts["errors"] += 1
                 log.exception("decision failed; the touchpoints keep their current content")
 
+    async def _consume_context(self) -> None:
+        async for update in self._contexts:
+            self.context.on_context(update)
+
+    async def _consume_crowd(self) -> None:
+        async for crowd in self._crowds:
+            self.context.on_crowd(crowd)
+
     async def _rotate_forever(self) -> None:
         while True:
             self.rotate_anonymous()
+            self.caps.prune(self._clock.wall().at.timestamp())
             await asyncio.sleep(self._settings.signage.rotate_s)
+
+    def forget(self, customer_ref: str) -> None:
+        """Erasure: the engine's memory of a customer (caps, cool-downs, cached profile, who is where) goes
+        too, and a screen showing them their offer turns to anyone; call it after the store's erasure."""
+        self.caps.forget(customer_ref)
+        self.profiles.invalidate(customer_ref)
+        for here in self._present.values():
+            here.pop(customer_ref, None)
+        for tp in self._settings.touchpoints:
+            if self._showing[tp.id].customer_ref == customer_ref:
+                self._decide(tp, None, self._clock.mono())  # their offer leaves the screen now
 
     def on_presence(self, p: Presence) -> None:
         if not isinstance(p.subject, Customer) or p.zone not in self._present:
@@ -104,64 +184,201 @@ class OfferEngine:
             for tp in self._settings.touchpoints_in(p.zone):
                 if self._showing[tp.id].customer_ref == ref:
                     successor = next(reversed(here), None)
-                    self._decide(tp.id, p.zone, successor, p.mono)
+                    self._decide(tp, successor, p.mono)
             return
         if p.kind is PresenceKind.ENTER or p.explicit:
             here.pop(ref, None)
             here[ref] = p.mono  # most recent last
             for tp in self._settings.touchpoints_in(p.zone):
-                self._decide(tp.id, p.zone, ref, p.mono)
+                self._decide(tp, ref, p.mono, p.dwell_s)
 
     def rotate_anonymous(self) -> None:
         for tp in self._settings.touchpoints:
             if self._showing[tp.id].customer_ref is None:
-                self._decide(tp.id, tp.zone, None, self._clock.mono())
+                self._decide(tp, None, self._clock.mono())
 
-    def _decide(self, touchpoint: str, zone: str, customer_ref: str | None, origin_mono: float) -> None:
-        entry: RosterEntry | None = self._store.roster.get(customer_ref) if customer_ref else None
-        customer = personalised(entry)
+    def offers_for(self, customer_ref: str, touchpoint: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The offers this customer may see here, best first, priced; what a kiosk lists for them.
+
+        Read-only: no decision is logged and no cap is counted. The same rules as a screen apply: without
+        personalisation consent, or in the holdout, the list is the contextual one for anyone.
+        """
+        tp = self._touchpoints.get(touchpoint)
+        if tp is None:
+            raise KeyError(f"no touchpoint {touchpoint!r}")
         wall = self._clock.wall()
-        options = ranked(eligible(self._catalog.for_zone(zone), zone=zone, now=wall.at, customer=customer), customer)
-        showing = self._showing[touchpoint]
-        chosen = options[0][0] if options else None
-        if customer is None and len(options) > 1:
-            chosen = _next_after(options, showing.offer_id)  # anonymous content rotates
+        choice = self._choose(tp, self._store.roster.get(customer_ref), wall.at, self._clock.mono(), explore=False)
+        slate = self._catalog.slate(tp)
+        shown = [choice.shown] if choice.shown is not None else []
+        presentable = choice.presentable if choice.presentable is not None else choice.ordered
+        rest = [i for i in presentable if i not in shown]
+        return [self._priced(slate, i, wall.at) for i in (shown + rest)[: max(0, limit)]]
+
+    def _decide(self, tp: Touchpoint, customer_ref: str | None, origin_mono: float, dwell_s: float = 0.0) -> None:
+        entry: RosterEntry | None = self._store.roster.get(customer_ref) if customer_ref else None
+        wall = self._clock.wall()
+        showing = self._showing[tp.id]
+        choice = self._choose(tp, entry, wall.at, self._clock.mono(), dwell_s=dwell_s, current=showing.offer_id)
+        slate = self._catalog.slate(tp)
         self.counts["decisions"] += 1
+        customer = personalised(entry)
         ref = customer.customer_ref if customer else None
         showing.customer_ref = entry.customer_ref if entry else None
-        showing.offer_id = chosen.offer_id if chosen else None
-        if chosen is None:
-            self._bus.publish(Idle(touchpoint=touchpoint, mono=self._clock.mono()))
+        if choice.shown is None:
+            showing.offer_id = None
+            self._bus.publish(Idle(touchpoint=tp.id, mono=self._clock.mono()))
             return
+        chosen = slate.offers[choice.shown]
+        showing.offer_id = chosen.offer_id
+        display = self._priced(slate, choice.shown, wall.at)
         decision_id = uuid.uuid4().hex
+        ids = [slate.offers[i].offer_id for i in choice.candidates]
+        intended = slate.offers[choice.intended] if choice.intended is not None else None
         self._store.decisions.record(
             DecisionRecord(
                 decision_id=decision_id,
                 at=wall.iso(),
                 ntp_synced=wall.ntp_synced,
-                touchpoint=touchpoint,
-                zone=zone,
+                touchpoint=tp.id,
+                zone=tp.zone,
                 customer_ref=ref,
                 offer_id=chosen.offer_id,
-                eligible=[o.offer_id for o, _ in options],
-                scores={o.offer_id: s for o, s in options},
-                policy=POLICY,
+                eligible=[slate.offers[i].offer_id for i in choice.ordered],
+                eligible_count=int(choice.mask.sum()),
+                eligible_set=self._catalog.eligible_set(slate, choice.mask),
+                scores={oid: round(float(choice.scores[i]), 6) for oid, i in zip(ids, choice.candidates, strict=True)},
+                policy=self._catalog.scorer.version,
+                arm=choice.arm,
+                intended_offer_id=intended.offer_id if intended else None,
+                experiment=choice.experiment,
+                probabilities={oid: round(p, 6) for oid, p in zip(ids, choice.probs, strict=True)},
+                propensity=choice.propensity,
+                features={
+                    "context": sorted(choice.tags),
+                    "dwell_s": round(dwell_s, 1),
+                    "candidates": {oid: choice.features.of(i) for oid, i in zip(ids, choice.candidates, strict=True)},
+                },
+                price_cents=display["price_cents"],
+                sku=intended.sku if intended else None,
+                attribution_window_h=intended.attribution_window_h if intended else None,
             )
         )
+        self.caps.shown(tp.id, ref, chosen.offer_id, wall.at.timestamp())
         self._bus.publish(
             Show(
-                touchpoint=touchpoint,
+                touchpoint=tp.id,
                 show_id=decision_id,
-                offer=chosen.display(),
+                offer=display,
                 customer_ref=ref,
                 mono=self._clock.mono(),
                 origin_mono=origin_mono,
             )
         )
 
+    def _priced(self, slate: Slate, i: int, now: datetime) -> dict[str, Any]:
+        offer = slate.offers[i]
+        p = price(offer, now, self._catalog.policy.pricing_bounds)
+        return {
+            **offer.display(),
+            "audience": offer.audience,
+            "price_cents": p.price_cents,
+            "was_cents": p.was_cents,
+            "label": p.label,
+        }
 
-def _next_after(options: list, current: str | None):
-    ids = [o.offer_id for o, _ in options]
-    if current not in ids:
-        return options[0][0]
-    return options[(ids.index(current) + 1) % len(options)][0]
+    def _choose(
+        self,
+        tp: Touchpoint,
+        entry: RosterEntry | None,
+        now: datetime,
+        mono: float,
+        *,
+        dwell_s: float = 0.0,
+        current: str | None = None,
+        explore: bool = True,
+    ) -> Choice:
+        policy = self._catalog.policy
+        slate = self._catalog.slate(tp)
+        now_unix = now.timestamp()
+        customer = personalised(entry)
+        ref = customer.customer_ref if customer else None
+        capped = ref is not None and customer_capped(self.caps, policy.default_caps, ref, now_unix)
+        personal = ref is not None and not capped
+        holdout = personal and in_holdout(policy.holdout, ref)
+        tags = self.context.tags(tp.zone, now, mono, dwell_s)
+        features = Features(slate, tags)
+        mask = eligible(slate, now_unix, personal=personal)
+        apply_caps(mask, slate, self.caps, policy.default_caps, tp.id, ref, now_unix)
+        if personal:
+            profile = self.profiles.get(ref, now_unix, self._catalog.sku_category)
+            features.add_profile(customer.segments, profile, policy.bought_together, now_unix)
+            if features.suppressed:
+                mask[features.suppressed] = False
+        scorer = self._catalog.scorer
+        rows = np.flatnonzero(mask)
+        scores = scorer.score(features, rows)
+        ordered = _best_first(rows, scores, LOGGED_RANKING)
+        if not ordered:
+            return Choice(None, None, "", [], [], scores, [], None, features, tags, mask)
+        if not personal:
+            shown = _next_after(slate, ordered, current) if explore else ordered[0]
+            arm = "capped" if capped else "anonymous"
+            return Choice(shown, shown, arm, ordered, [shown], scores, [1.0], 1.0, features, tags, mask)
+        exploration = policy.policy.exploration
+        candidates = ordered[: exploration.candidates]
+        probs = probabilities([float(scores[i]) for i in candidates], exploration)
+        j = draw(probs, self._rng) if explore else 0
+        intended = candidates[j]
+
+        def in_control(i: int) -> bool:
+            exp = slate.offers[i].experiment
+            return exp is not None and assign(exp, ref) == exp.variations[0]
+
+        experiment = slate.offers[intended].experiment
+        variation = assign(experiment, ref) if experiment is not None else None
+        arm, shown_from = "default", ordered
+        if holdout:
+            arm = "holdout"
+            open_to_all = np.flatnonzero(mask & ~slate.personalised)
+            contextual = scorer.score(features, open_to_all, only=CONTEXTUAL)
+            shown_from = _best_first(open_to_all, contextual, LOGGED_RANKING)
+        elif variation is not None:
+            arm = variation
+        presentable = [i for i in shown_from if not in_control(i)]
+        shown = intended if arm != "holdout" and not in_control(intended) else next(iter(presentable), None)
+        return Choice(
+            shown,
+            intended,
+            arm,
+            ordered,
+            candidates,
+            scores,
+            probs,
+            probs[j],
+            features,
+            tags,
+            mask,
+            experiment=experiment.key if variation is not None and not holdout else None,
+            presentable=presentable,
+        )
+
+
+def _best_first(indices: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
+    """The k highest scores, best first; ties by offer id (slates are in id order, and the sort is stable).
+    A partition first, so ten thousand eligible offers cost no full sort."""
+    if len(indices) == 0:
+        return []
+    negative = -scores[indices]
+    if len(indices) > k:
+        kth = np.partition(negative, k - 1)[k - 1]
+        keep = negative <= kth  # ties at the boundary stay, so the id order among them is kept
+        indices, negative = indices[keep], negative[keep]
+    return indices[np.argsort(negative, kind="stable")[:k]].tolist()
+
+
+def _next_after(slate: Slate, ordered: list[int], current: str | None) -> int:
+    """Anonymous content rotates through the contextual ranking, best first."""
+    i = slate.position.get(current) if current is not None else None
+    if i is None or i not in ordered:
+        return ordered[0]
+    return ordered[(ordered.index(i) + 1) % len(ordered)]

@@ -44,7 +44,7 @@ class AssociateView:
                 continue
             touchpoints = self._settings.touchpoints_in(zone)
             offers = self._engine.offers_for(ref, touchpoints[0].id, 1) if touchpoints else []
-            offer = offers[0].display() if offers else None
+            offer = offers[0] if offers else None
             points = []
             if entry.segments:
                 points.append({"key": "interests", "values": list(entry.segments)})

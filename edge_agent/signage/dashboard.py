@@ -44,7 +44,7 @@ class Dashboard:
         self._clock = clock
         self._health = health
         self._signs = signs
-        self._zone = ZoneInfo(settings.surfaces.timezone)
+        self._zone = ZoneInfo(settings.store.timezone)
 
     def snapshot(self) -> dict[str, Any]:
         wall = self._clock.wall()

@@ -59,7 +59,7 @@ class ScreenHub:
         self._proof = proof
         self._assets = assets
         self._clock = clock
-        self._zone = ZoneInfo(settings.surfaces.timezone)
+        self._zone = ZoneInfo(settings.store.timezone)
         self._players: dict[str, set[_Player]] = {tp.id: set() for tp in settings.touchpoints}
         self._current: dict[str, dict[str, Any]] = {}
         self._showing: dict[str, dict[str, Any]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import segno
@@ -96,9 +96,9 @@ class Kiosk:
         claimed = self._store.claims.open_codes(session.customer_ref)
         offers = []
         for offer in self._engine.offers_for(session.customer_ref, session.touchpoint, OFFERS_SHOWN):
-            shown = self._assets.localise(offer.display())
-            shown["personal"] = offer.audience == "personalised"
-            shown["claimed"] = offer.offer_id in claimed
+            shown = self._assets.localise(offer)
+            shown["personal"] = offer["audience"] == "personalised"
+            shown["claimed"] = offer["offer_id"] in claimed
             offers.append(shown)
         return {
             "consents": {ch: entry.consents_to(ch) for ch in CHANNELS},
@@ -141,21 +141,22 @@ class Kiosk:
         async def claim(request: web.Request) -> web.Response:
             session = self._session(request)
             body = await json_body(request, {"offer_id"})
-            offers = {o.offer_id: o for o in self._engine.offers_for(session.customer_ref, session.touchpoint, 50)}
+            offers = {o["offer_id"]: o for o in self._engine.offers_for(session.customer_ref, session.touchpoint, 50)}
             offer = offers.get(body["offer_id"]) if isinstance(body["offer_id"], str) else None
             if offer is None:
                 return error(404, "not_offered", "that offer is not available to this shopper here now")
             wall = self._clock.wall()
-            expires = min(offer.valid_to, wall.at + timedelta(seconds=self._cfg.claim_valid_s))
+            valid_to = datetime.fromisoformat(offer["expires_at"])
+            expires = min(valid_to, wall.at + timedelta(seconds=self._cfg.claim_valid_s))
             record = self._store.claims.claim(
                 session.customer_ref,
-                offer.offer_id,
+                offer["offer_id"],
                 touchpoint=session.touchpoint,
                 at=wall.iso(),
                 expires_at=expires.isoformat(timespec="milliseconds"),
             )
             self.counts["claims"] += 1
-            return private_json(self._claim_view(record.code, offer.title, record.expires_at))
+            return private_json(self._claim_view(record.code, offer["title"], record.expires_at))
 
         async def consent(request: web.Request) -> web.Response:
             session = self._session(request)

@@ -56,6 +56,7 @@ class ProofOfPlay:
             touchpoint=touchpoint,
             offer_id=decision.offer_id,
             customer_ref=decision.customer_ref,
+            arm=decision.arm,
         )
         if not self._store.impressions.record(record):
             self.duplicates += 1
@@ -69,6 +70,7 @@ class ProofOfPlay:
                 offer_id=decision.offer_id,
                 customer_ref=decision.customer_ref,
                 wall=wall,
+                arm=decision.arm,
             )
         )
         return True

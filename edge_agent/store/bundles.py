@@ -14,7 +14,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlite_utils import Database
 
 from .assets import AssetIndex, AssetRef
-from .offers import Offer, OfferCache
+from .offers import Cap, Offer, OfferCache
+from .policy import DecisionPolicy, Holdout, PolicyStore, PricingBounds, ScoringPolicy, Sku
 from .roster import CustomerRef, Roster, RosterEntry
 
 Version = Annotated[int, Field(ge=1)]
@@ -31,6 +32,21 @@ class OfferBundle(BaseModel):
     issued_at: AwareDatetime
     offers: list[Offer] = Field(max_length=100_000)
     assets: list[AssetRef] = Field(default_factory=list, max_length=10_000)
+    # The decision sections (see store/policy.py); a bundle without them runs the built-in policy.
+    policy: ScoringPolicy = ScoringPolicy()
+    holdout: Holdout = Holdout()
+    bought_together: dict[Sku, tuple[Sku, ...]] = Field(default_factory=dict, max_length=100_000)
+    pricing_bounds: PricingBounds = PricingBounds()
+    default_caps: tuple[Cap, ...] = Field(default=(), max_length=16)
+
+    def decision_policy(self) -> DecisionPolicy:
+        return DecisionPolicy(
+            policy=self.policy,
+            holdout=self.holdout,
+            bought_together=self.bought_together,
+            pricing_bounds=self.pricing_bounds,
+            default_caps=self.default_caps,
+        )
 
 
 class RosterBundle(BaseModel):
@@ -79,6 +95,7 @@ def apply_offers(db: Database, versions: BundleVersions, offers: OfferCache, bun
         versions.claim("offers", bundle.version, bundle.issued_at.isoformat(), now)
         offers.replace_all(bundle.offers)
         AssetIndex(db).replace_all(bundle.assets)  # the images are fetched afterwards, by signage.assets
+        PolicyStore(db).replace(bundle.decision_policy(), bundle.version)
 
 
 def apply_roster(db: Database, versions: BundleVersions, roster: Roster, bundle: RosterBundle, now: str) -> None:

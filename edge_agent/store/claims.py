@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlite_utils import Database
 
@@ -36,6 +36,8 @@ class Claim:
     created_at: str
     expires_at: str
     redeemed_at: str | None
+    decision_id: str | None = None
+    redeemed_txn: str | None = None
 
 
 class RedeemRefused(Exception):
@@ -45,7 +47,7 @@ class RedeemRefused(Exception):
         self.reason = reason
 
 
-_COLUMNS = "code, customer_ref, offer_id, touchpoint, created_at, expires_at, redeemed_at"
+_COLUMNS = "code, customer_ref, offer_id, touchpoint, created_at, expires_at, redeemed_at, decision_id, redeemed_txn"
 
 
 class ClaimLedger:
@@ -53,7 +55,16 @@ class ClaimLedger:
         self._db = db
         self._outbox = outbox
 
-    def claim(self, customer_ref: str, offer_id: str, *, touchpoint: str, at: str, expires_at: str) -> Claim:
+    def claim(
+        self,
+        customer_ref: str,
+        offer_id: str,
+        *,
+        touchpoint: str,
+        at: str,
+        expires_at: str,
+        decision_id: str | None = None,
+    ) -> Claim:
         """The shopper's claim of that offer; claiming the same offer again gives back the same code."""
         with self._db.atomic():
             existing = self._db.execute(
@@ -61,10 +72,10 @@ class ClaimLedger:
             ).fetchone()
             if existing is not None:
                 return Claim(*existing)
-            claim = Claim(new_code(), customer_ref, offer_id, touchpoint, at, expires_at, None)
+            claim = Claim(new_code(), customer_ref, offer_id, touchpoint, at, expires_at, None, decision_id)
             self._db.execute(
-                f"INSERT INTO claims ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [claim.code, customer_ref, offer_id, touchpoint, at, expires_at, None],
+                f"INSERT INTO claims ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [claim.code, customer_ref, offer_id, touchpoint, at, expires_at, None, decision_id, None],
             )
             self._outbox.add(
                 stream="events",
@@ -112,7 +123,20 @@ class ClaimLedger:
                 drop_class=DropClass.NEVER,
                 customer_ref=claim.customer_ref,
             )
-        return Claim(*{**claim.__dict__, "redeemed_at": at}.values())
+        return replace(claim, redeemed_at=at)
+
+    def redeem_for_txn(self, code: str, txn_id: str, *, at: str) -> Claim | None:
+        """A till receipt line carries the code: the claim is this transaction's, once. None if another
+        transaction already used it (a redemption at the till's API without a transaction is the same one)."""
+        with self._db.atomic():
+            claim = self.get(code)
+            if claim is None or claim.redeemed_txn not in (None, txn_id):
+                return None
+            self._db.execute(
+                "UPDATE claims SET redeemed_txn = ?, redeemed_at = coalesce(redeemed_at, ?) WHERE code = ?",
+                [txn_id, at, code],
+            )
+        return replace(claim, redeemed_txn=txn_id, redeemed_at=claim.redeemed_at or at)
 
     def counts_since(self, since: str) -> dict[str, int]:
         row = self._db.execute(

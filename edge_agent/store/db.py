@@ -8,14 +8,18 @@ from sqlite_utils import Database
 
 from .assets import AssetIndex
 from .bundles import BundleVersions
+from .checkpoint import BACKSTOP_PAGES
 from .claims import ClaimLedger
 from .consents import ConsentLedger
+from .conversions import ConversionLog
 from .decisions import DecisionLog
 from .impressions import ImpressionLog
 from .migrate import migrate
 from .nonces import NonceLedger
 from .offers import OfferCache
 from .outbox import Outbox
+from .policy import PolicyStore
+from .purchases import PurchaseLedger
 from .roster import Roster
 
 
@@ -34,6 +38,9 @@ class Store:
         self.consents = ConsentLedger(db, self.outbox)
         self.claims = ClaimLedger(db, self.outbox)
         self.assets = AssetIndex(db)
+        self.policy = PolicyStore(db)
+        self.purchases = PurchaseLedger(db)
+        self.conversions = ConversionLog(db, self.outbox)
 
     def close(self) -> None:
         self.db.close()
@@ -49,5 +56,6 @@ def open_store(path: str | Path) -> Store:
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA busy_timeout = 5000")
     db.execute("PRAGMA secure_delete = ON")  # erased rows are overwritten, not just unlinked
+    db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")  # the agent checkpoints off the loop
     migrate(db)
     return Store(db)

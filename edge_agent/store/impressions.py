@@ -19,6 +19,7 @@ class ImpressionRecord:
     touchpoint: str
     offer_id: str
     customer_ref: str | None
+    arm: str = ""
 
 
 class ImpressionLog:
@@ -31,7 +32,7 @@ class ImpressionLog:
         with self._db.atomic():
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO impressions (impression_id, decision_id, at, ntp_synced, displayed_at,"
-                " touchpoint, offer_id, customer_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " touchpoint, offer_id, customer_ref, arm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     imp.impression_id,
                     imp.decision_id,
@@ -41,6 +42,7 @@ class ImpressionLog:
                     imp.touchpoint,
                     imp.offer_id,
                     imp.customer_ref,
+                    imp.arm,
                 ],
             )
             if cur.rowcount != 1:
@@ -56,12 +58,17 @@ class ImpressionLog:
                     "touchpoint": imp.touchpoint,
                     "offer_id": imp.offer_id,
                     "customer_ref": imp.customer_ref,
+                    "arm": imp.arm,
                 },
                 created_at=imp.at,
                 drop_class=DropClass.EVENT,
                 customer_ref=imp.customer_ref,
             )
         return True
+
+    def for_decision(self, decision_id: str) -> str | None:
+        row = self._db.execute("SELECT impression_id FROM impressions WHERE decision_id = ?", [decision_id]).fetchone()
+        return row[0] if row else None
 
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM impressions").fetchone()[0]

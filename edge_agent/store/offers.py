@@ -1,4 +1,10 @@
-"""Offers cached from the last good bundle, so screens keep showing them with the uplink down."""
+"""Offers cached from the last good bundle, so screens keep showing them with the uplink down.
+
+Besides what a screen displays, an offer carries the marketer's rules for it: targeting, frequency caps,
+a cool-down after a conversion, the product it sells (for replenishment and attribution), bounded dynamic
+pricing and an optional experiment. The core fields have their own columns; the rules are kept as one
+validated JSON document, so a new rule never needs a schema change.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,88 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from sqlite_utils import Database
 
 Text = Annotated[str, Field(max_length=2000)]
+Name = Annotated[str, Field(min_length=1, max_length=128)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+LONGEST_WINDOW_S = 31 * 86_400  # caps and cool-downs look back at most a month; the engine remembers that long
+WindowSeconds = Annotated[float, Field(gt=0, le=LONGEST_WINDOW_S)]
 
 
-class Offer(BaseModel):
-    """One offer as a bundle carries it; validated here because bundles come from outside."""
-
+class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    offer_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+class Cap(Model):
+    """At most `max` decisions in a rolling window of `window_s`, counted per customer and offer, per
+    customer (any offer), or per screen and offer. Every cap that applies must hold: the strictest wins."""
+
+    scope: Literal["customer_offer", "customer", "screen"]
+    max: Annotated[int, Field(ge=1, le=1_000_000)]
+    window_s: WindowSeconds
+
+
+class Experiment(Model):
+    """A per-offer experiment, assigned like GrowthBook does (FNV-1a hashing of seed and customer_ref).
+
+    The first variation is the control: its customers are not shown the offer, so its conversions say what
+    would have happened anyway.
+    """
+
+    key: Name
+    seed: str = Field(default="", max_length=128, description="hashing seed; the key if empty")
+    hash_version: Literal[1, 2] = 2
+    variations: tuple[Name, ...] = Field(default=("control", "treatment"), min_length=2, max_length=16)
+    weights: tuple[Annotated[float, Field(ge=0, le=1)], ...] | None = None
+    coverage: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _shape(self) -> Experiment:
+        if len(set(self.variations)) != len(self.variations):
+            raise ValueError("experiment variations must have distinct names")
+        if self.weights is not None:
+            if len(self.weights) != len(self.variations):
+                raise ValueError("experiment weights need one weight per variation")
+            if not 0.99 <= sum(self.weights) <= 1.01:
+                raise ValueError("experiment weights must sum to 1")
+        return self
+
+
+class ExpiryMarkdown(Model):
+    """Deeper discount as the product nears its best-before (`Offer.expires_at`)."""
+
+    kind: Literal["expiry"]
+    within_h: Annotated[float, Field(gt=0, le=24 * 60)]
+    percent_off: Percent
+
+
+class AgeMarkdown(Model):
+    """Discount once the stock has been on the shelf this long (`Offer.stocked_at`)."""
+
+    kind: Literal["age"]
+    after_days: Annotated[float, Field(ge=0, le=3650)]
+    percent_off: Percent
+
+
+class Overstock(Model):
+    """Discount a slow line while more than `stock_above` units are in stock."""
+
+    kind: Literal["overstock"]
+    stock_above: Annotated[int, Field(ge=0)]
+    percent_off: Percent
+
+
+class EndsToday(Model):
+    """An "ends today" label on the offer's last (UTC) day."""
+
+    kind: Literal["ends_today"]
+
+
+PricingRule = Annotated[ExpiryMarkdown | AgeMarkdown | Overstock | EndsToday, Field(discriminator="kind")]
+
+
+class Offer(Model):
+    """One offer as a bundle carries it; validated here because bundles come from outside."""
+
+    offer_id: Name
     title: Annotated[str, Field(min_length=1, max_length=200)]
     body: Text = ""
     price_cents: Annotated[int, Field(ge=0)] | None = None
@@ -30,6 +110,20 @@ class Offer(BaseModel):
     segments: tuple[str, ...] = ()
     stock: Annotated[int, Field(ge=0)] | None = None
     priority: float = 0.0
+    # The rules (kept in the `rules` column):
+    touchpoints: tuple[str, ...] = Field(default=(), description="touchpoint ids or kinds; empty means all")
+    sku: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    category: Annotated[str, Field(max_length=64)] = ""
+    context_tags: tuple[str, ...] = Field(default=(), description="context it suits, e.g. weather:rain")
+    caps: tuple[Cap, ...] = Field(default=(), max_length=16)
+    cooldown_s: Annotated[float, Field(ge=0, le=LONGEST_WINDOW_S)] = 0.0
+    replenish_days: Annotated[float, Field(gt=0, le=366)] | None = None
+    attribution_window_h: Annotated[float, Field(gt=0, le=24 * 90)] = 72.0
+    experiment: Experiment | None = None
+    pricing: tuple[PricingRule, ...] = Field(default=(), max_length=16)
+    floor_price_cents: Annotated[int, Field(ge=0)] | None = None
+    expires_at: AwareDatetime | None = None
+    stocked_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _window(self) -> Offer:
@@ -37,6 +131,11 @@ class Offer(BaseModel):
             raise ValueError("valid_to must be after valid_from")
         if self.price_cents is not None and not self.currency:
             raise ValueError("an offer with price_cents needs a currency")
+        floor = self.floor_price_cents
+        if floor is not None and (self.price_cents is None or floor > self.price_cents):
+            raise ValueError("floor_price_cents needs a price_cents at least as high")
+        if self.replenish_days is not None and self.sku is None:
+            raise ValueError("replenish_days needs the sku it refers to")
         return self
 
     def display(self) -> dict[str, Any]:
@@ -66,15 +165,18 @@ _COLUMNS = [
     "segments",
     "stock",
     "priority",
+    "rules",
 ]
+_RULES = [name for name in Offer.model_fields if name not in _COLUMNS]
 
 
 def _row(offer: Offer) -> list[Any]:
-    d = offer.model_dump()
+    d = offer.model_dump(mode="json")
+    d["zones"] = json.dumps(d["zones"])
+    d["segments"] = json.dumps(d["segments"])
+    d["rules"] = json.dumps({k: d[k] for k in _RULES})
     d["valid_from"] = offer.valid_from.isoformat()
     d["valid_to"] = offer.valid_to.isoformat()
-    d["zones"] = json.dumps(list(offer.zones))
-    d["segments"] = json.dumps(list(offer.segments))
     return [d[c] for c in _COLUMNS]
 
 
@@ -84,6 +186,7 @@ def _offer(row: tuple[Any, ...]) -> Offer:
     d["valid_to"] = datetime.fromisoformat(d["valid_to"])
     d["zones"] = tuple(json.loads(d["zones"]))
     d["segments"] = tuple(json.loads(d["segments"]))
+    d.update(json.loads(d.pop("rules")))
     return Offer.model_validate(d)
 
 

@@ -1,0 +1,158 @@
+"""Purchases from a till or scanner over a serial line (pyserial).
+
+Blocking reads run in one thread, which hands each complete line to the event loop (waiting if the loop is
+behind, so nothing is dropped); parsing, identity and publishing happen on the loop. A port that vanishes
+(USB unplugged, till rebooted) is reopened every `pos.reconnect_s` until it is back. Garbage lines are
+counted by reason and skipped.
+
+Identity: the loyalty id on the receipt is the customer's `customer_ref`. It names a customer only if they
+are in the roster and consent to personalisation; otherwise the purchase is anonymous and the loyalty id
+goes no further than this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import serial
+
+from ..bus import Bus
+from ..clock import Clock
+from ..config import PosSettings
+from ..events import Purchase, PurchaseLine
+from ..store import Store
+from .pos_protocol import LineRejected, PosProfile, Receipt, ReceiptParser
+
+log = logging.getLogger(__name__)
+
+PURCHASE_CONSENT = "personalisation"  # the consent that lets purchases build a profile and count as conversions
+
+_PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD, "M": serial.PARITY_MARK}
+_PARITY["S"] = serial.PARITY_SPACE
+
+
+class PosSource:
+    def __init__(
+        self,
+        settings: PosSettings,
+        profile: PosProfile,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        open_port: Callable[..., Any] = serial.serial_for_url,
+    ):
+        self._settings = settings
+        self._profile = profile
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._open_port = open_port
+        self._parser = ReceiptParser(profile)
+        self.counts: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.connected = threading.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        lines: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1_000)
+        stop = threading.Event()
+
+        def hand_over(line: bytes) -> None:
+            asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
+
+        reader = threading.Thread(target=self._read_forever, args=(hand_over, stop), name="pos.reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                self.on_line(await lines.get())
+        finally:
+            stop.set()
+            await asyncio.to_thread(reader.join, 5.0)
+
+    def on_line(self, raw: bytes) -> Purchase | None:
+        """Parse one line; publish and return the purchase when it completes a receipt."""
+        self.counts["lines"] += 1
+        try:
+            receipt = self._parser.feed(raw)
+        except LineRejected as exc:
+            reason = str(exc).split(":", 1)[0]
+            self.rejected[reason] += 1
+            log.warning("till line skipped (%s)", reason)  # the line itself may hold a loyalty id: not logged
+            return None
+        self.counts["abandoned_receipts"] = self._parser.abandoned
+        if receipt is None:
+            return None
+        purchase = self._purchase(receipt)
+        self.counts["receipts"] += 1
+        self._bus.publish(purchase)
+        return purchase
+
+    def _purchase(self, receipt: Receipt) -> Purchase:
+        ref = None
+        if receipt.loyalty_id is not None:
+            entry = self._store.roster.get(receipt.loyalty_id)
+            if entry is not None and entry.consents_to(PURCHASE_CONSENT):
+                ref = entry.customer_ref
+            else:
+                self.counts["loyalty_not_consented"] += 1
+        return Purchase(
+            txn_id=f"{self._settings.till_id}:{receipt.txn_id}",
+            register=self._settings.till_id,
+            customer_ref=ref,
+            lines=tuple(PurchaseLine(i.sku, i.qty, i.price_cents, i.claim_code) for i in receipt.items),
+            wall=self._clock.wall(),
+        )
+
+    def _read_forever(self, hand_over: Callable[[bytes], None], stop: threading.Event) -> None:
+        """The reader thread: open, read lines, and on any port error close, wait and reopen."""
+        line = self._profile.serial
+        while not stop.is_set():
+            try:
+                port = self._open_port(
+                    self._settings.port,
+                    baudrate=line.baudrate,
+                    bytesize=line.bytesize,
+                    parity=_PARITY[line.parity],
+                    stopbits=line.stopbits,
+                    timeout=0.2,
+                )
+            except (serial.SerialException, OSError) as exc:
+                self.counts["open_failures"] += 1
+                log.warning("cannot open till port %s (%s); retrying", self._settings.port, exc)
+                stop.wait(self._settings.reconnect_s)
+                continue
+            self.counts["opened"] += 1
+            self.connected.set()
+            try:
+                self._read_port(port, hand_over, stop)
+            except (serial.SerialException, OSError) as exc:
+                self.counts["port_lost"] += 1
+                log.warning("till port %s lost (%s); reopening", self._settings.port, exc)
+            finally:
+                self.connected.clear()
+                port.close()
+            stop.wait(self._settings.reconnect_s)
+
+    def _read_port(self, port: Any, hand_over: Callable[[bytes], None], stop: threading.Event) -> None:
+        limit = self._profile.serial.max_line_bytes
+        pending = b""
+        skipping = False  # inside an over-long line, whose rejection has been handed over already
+        while not stop.is_set():
+            chunk = port.read_until(b"\n", limit + 2)
+            if not chunk:
+                continue
+            if skipping:
+                skipping = not chunk.endswith(b"\n")
+                continue
+            pending += chunk
+            if pending.endswith(b"\n"):
+                hand_over(pending.rstrip(b"\r\n"))
+                pending = b""
+            elif len(pending) > limit + 2:
+                hand_over(pending)  # the parser rejects it as too long
+                pending, skipping = b"", True
