@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlite_utils import Database
 
 CustomerRef = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+MAX_DAY_KEYS = 14
 
 
 class RosterEntry(BaseModel):
@@ -18,6 +22,30 @@ class RosterEntry(BaseModel):
     consents: dict[str, bool] = Field(default_factory=dict)
     consent_epoch: Annotated[int, Field(ge=0)] = 0
     segments: tuple[str, ...] = ()
+    day_keys: dict[str, str] = Field(
+        default_factory=dict, description="BLE day keys: yyyymmdd → base64 of 16 bytes (see sources/tokens.py)"
+    )
+
+    @field_validator("day_keys")
+    @classmethod
+    def _day_keys_are_16_bytes_per_day(cls, keys: dict[str, str]) -> dict[str, str]:
+        if len(keys) > MAX_DAY_KEYS:
+            raise ValueError(f"at most {MAX_DAY_KEYS} day keys, got {len(keys)}")
+        for day, key in keys.items():
+            try:
+                datetime.strptime(day, "%Y%m%d")
+            except ValueError:
+                raise ValueError(f"day {day!r} must be yyyymmdd") from None
+            try:
+                raw = base64.b64decode(key, validate=True)
+            except binascii.Error:
+                raise ValueError(f"day key of {day} must be base64") from None
+            if len(raw) != 16:
+                raise ValueError(f"day key of {day} must decode to 16 bytes, got {len(raw)}")
+        return keys
+
+    def decoded_day_keys(self) -> dict[str, bytes]:
+        return {day: base64.b64decode(key) for day, key in self.day_keys.items()}
 
     def consents_to(self, channel: str) -> bool:
         return self.consents.get(channel, False)
@@ -42,6 +70,12 @@ class Roster:
                     "INSERT INTO consents (customer_ref, channel, granted, updated_at) VALUES (?, ?, ?, ?)",
                     [(e.customer_ref, ch, int(ok), updated_at) for ch, ok in e.consents.items()],
                 )
+                self._db.execute("DELETE FROM ble_day_keys WHERE customer_ref = ?", [e.customer_ref])
+                if e.consents_to("ble"):  # keys of anyone who did not consent to BLE are not kept at all
+                    self._db.conn.executemany(
+                        "INSERT INTO ble_day_keys (customer_ref, day, day_key) VALUES (?, ?, ?)",
+                        [(e.customer_ref, day, key) for day, key in e.decoded_day_keys().items()],
+                    )
 
     def get(self, customer_ref: str) -> RosterEntry | None:
         row = self._db.execute(
@@ -52,12 +86,43 @@ class Roster:
         consents = dict(
             self._db.execute("SELECT channel, granted FROM consents WHERE customer_ref = ?", [customer_ref]).fetchall()
         )
+        day_keys = self._db.execute(
+            "SELECT day, day_key FROM ble_day_keys WHERE customer_ref = ?", [customer_ref]
+        ).fetchall()
         return RosterEntry(
             customer_ref=customer_ref,
             consents={ch: bool(ok) for ch, ok in consents.items()},
             consent_epoch=row[1],
             segments=tuple(json.loads(row[0])),
+            day_keys={day: base64.b64encode(key).decode("ascii") for day, key in day_keys},
         )
+
+    def ble_day_keys(self, days: list[str]) -> dict[str, dict[str, bytes]]:
+        """customer_ref → {day: key} for the given days, only of customers whose consent covers BLE now."""
+        marks = ",".join("?" * len(days))
+        rows = self._db.execute(
+            "SELECT k.customer_ref, k.day, k.day_key FROM ble_day_keys k"
+            " JOIN consents c ON c.customer_ref = k.customer_ref AND c.channel = 'ble' AND c.granted = 1"
+            f" WHERE k.day IN ({marks})",
+            days,
+        ).fetchall()
+        out: dict[str, dict[str, bytes]] = {}
+        for ref, day, key in rows:
+            out.setdefault(ref, {})[day] = bytes(key)
+        return out
+
+    def prune_day_keys(self, before_day: str) -> int:
+        """Forget day keys of days before `before_day` (yyyymmdd): they can no longer make a live token."""
+        with self._db.atomic():
+            return self._db.execute("DELETE FROM ble_day_keys WHERE day < ?", [before_day]).rowcount
+
+    def fingerprint(self) -> tuple[int, str | None, int]:
+        """Cheap to read; changes whenever customers, their consents or their day keys change."""
+        row = self._db.execute(
+            "SELECT (SELECT count(*) FROM customers), (SELECT max(updated_at) FROM customers),"
+            " (SELECT count(*) FROM ble_day_keys)"
+        ).fetchone()
+        return (row[0], row[1], row[2])
 
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM customers").fetchone()[0]
