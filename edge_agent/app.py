@@ -25,6 +25,7 @@ from .presence import PresenceTracker
 from .signage import server
 from .signage.hub import ScreenHub
 from .signage.proof import ProofOfPlay
+from .sources.ble import BleSource
 from .sources.checkin import CheckinSource
 from .store import open_store
 
@@ -39,7 +40,12 @@ class Agent:
         self.store = open_store(settings.database.path)
         self.catalog = OfferCatalog(self.store)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
-        self.presence = PresenceTracker(settings.presence, self.bus, self.clock)
+        self.ble = (
+            BleSource(settings, self.store, self.bus, self.clock)
+            if settings.sources.ble or settings.ble.remote_scanners
+            else None
+        )
+        self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
         self.hub = ScreenHub(settings, self.bus, self.proof)
@@ -64,6 +70,8 @@ class Agent:
         }
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
+        if self.ble is not None:
+            components["ble"] = self.ble.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
 
@@ -118,4 +126,5 @@ class Agent:
             "outbox_depth": self.store.outbox.depth(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
+            "ble": self.ble.health() if self.ble is not None else None,
         }

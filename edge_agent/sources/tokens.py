@@ -12,7 +12,7 @@ side (`simulators/phone.py`), the cloud simulator and the agent share one defini
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 from cryptography.hazmat.primitives import hashes
@@ -97,6 +97,7 @@ class TokenResolver:
         self._table: dict[bytes, str] = {}
         self._encryptors: dict[bytes, _Encryptor] = {}
         self.interval: int | None = None
+        self.customers = 0
 
     def __len__(self) -> int:
         return len(self._table)
@@ -121,6 +122,7 @@ class TokenResolver:
         self._table = table
         self._encryptors = encryptors
         self.interval = j
+        self.customers = len(keys)
 
     @staticmethod
     def days_needed(unix_seconds: float) -> list[str]:
@@ -129,7 +131,7 @@ class TokenResolver:
         return sorted({day_of(i) for i in range(j - WINDOW, j + WINDOW + 1)})
 
 
-def days_around(unix_seconds: float, before: int = 1, after: int = 1) -> Iterable[str]:
+def days_around(unix_seconds: float, before: int = 1, after: int = 1) -> list[str]:
     """yyyymmdd of the days from `before` days ago to `after` days ahead (which day keys to keep)."""
     j = interval_of(unix_seconds)
     per_day = 86_400 // INTERVAL_S
