@@ -116,6 +116,8 @@ class Receiver(Section):
     offset_db: Annotated[float, Field(ge=-30, le=30)] = Field(
         default=0.0, description="how many dB this receiver reads above a reference receiver"
     )
+    enter_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.enter_m")
+    exit_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.exit_m")
 
 
 class BleSettings(Section):
@@ -128,13 +130,16 @@ class BleSettings(Section):
     reference_dbm: Annotated[float, Field(ge=-100, le=0)] = Field(
         default=-59.0, description="RSSI of a phone at 1 m when the advert does not say"
     )
+    reference_by_model: dict[str, Annotated[float, Field(ge=-100, le=0)]] = Field(
+        default_factory=dict, description="RSSI at 1 m per phone model the roster names (calibrated in store)"
+    )
     path_loss_exponent: Annotated[float, Field(ge=1.5, le=5.0)] = 2.2
-    enter_m: Annotated[float, Field(gt=0, le=50)] = 3.0
-    exit_m: Annotated[float, Field(gt=0, le=50)] = 5.0
-    window_s: Annotated[float, Field(gt=0, le=60)] = 4.0
+    enter_m: Annotated[float, Field(gt=0, le=50)] = 3.6
+    exit_m: Annotated[float, Field(gt=0, le=50)] = 4.6
+    window_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     min_samples: Annotated[int, Field(ge=1, le=20)] = 2
     switch_db: Annotated[float, Field(ge=0, le=30)] = 4.0
-    leave_s: Seconds = Field(default=3.0, description="hold-down once readings say the phone is out of range")
+    leave_s: Seconds = Field(default=0.5, description="hold-down once readings say the phone is out of range")
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
     stall_s: Seconds = Field(default=60.0, description="no advert for this long: the scan is restarted")
     remote_scanners: bool = Field(default=False, description="take sightings of scanner nodes from [mqtt]")
@@ -255,6 +260,12 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
         problems.append(
             ConfigProblem(key="ble.exit_m", value=s.ble.exit_m, expected=f"at least ble.enter_m ({s.ble.enter_m})")
         )
+    for i, rx in enumerate(s.ble.receivers):
+        enter, exit_ = rx.enter_m or s.ble.enter_m, rx.exit_m or s.ble.exit_m
+        if exit_ < enter:
+            problems.append(
+                ConfigProblem(key=f"ble.receivers[{i}].exit_m", value=exit_, expected=f"at least its enter_m ({enter})")
+            )
     local = s.ble.receiver_id or s.store.device_id
     if s.sources.ble and local not in receiver_ids:
         problems.append(

@@ -8,8 +8,9 @@ path-loss exponent turn it into a distance:
     distance_m = 10 ** ((reference_dbm - (median_rssi - offset_db)) / (10 * path_loss_exponent))
 
 A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
-so a phone at the boundary does not flap). With several receivers the zone follows the strongest filtered
-receiver, but switches only when another is `switch_db` stronger than the current one.
+so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
+receivers the zone follows the strongest filtered receiver, but switches only when another is `switch_db`
+stronger than the current one.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class RadioPlacer:
         self._cfg = cfg
         self._zone_of = {r.id: r.zone for r in cfg.receivers}
         self._offset = {r.id: r.offset_db for r in cfg.receivers}
+        self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
+        self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
         self._max = max_subjects
         self._phones: dict[str, _Phone] = {}
         self.leave_s = cfg.leave_s
@@ -108,7 +111,7 @@ class RadioPlacer:
                 best, best_rssi = rid, link.filtered
         if best is None:
             return None
-        within_enter = self.distance_m(best_rssi, s.ref_dbm) <= self._cfg.enter_m
+        within_enter = self.distance_m(best_rssi, s.ref_dbm) <= self._enter_m[best]
         current = phone.receiver
         if current is None:
             if not within_enter:
@@ -125,10 +128,11 @@ class RadioPlacer:
         return Verdict(phone.zone, self._inside(phone, s, horizon))
 
     def _inside(self, phone: _Phone, s: Sighting, horizon: float) -> bool:
-        link = phone.links.get(phone.receiver or "")
+        receiver = phone.receiver or ""
+        link = phone.links.get(receiver)
         if link is None or link.last < horizon or link.filtered == float("-inf"):
             return False
-        return self.distance_m(link.filtered, s.ref_dbm) <= self._cfg.exit_m
+        return self.distance_m(link.filtered, s.ref_dbm) <= self._exit_m[receiver]
 
     def left(self, subject_key: str, zone: str) -> None:
         """The tracker let the phone go from `zone`: it must cross the enter threshold to come back."""

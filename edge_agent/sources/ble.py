@@ -57,6 +57,8 @@ class AdvertResolver:
         self._company_id = settings.ble.company_id
         self._zone_of = {r.id: r.zone for r in settings.ble.receivers}
         self._clock = clock
+        self._by_model = settings.ble.reference_by_model
+        self._reference: dict[str, float] = {}
         self.tokens = TokenResolver()
         self.counts: Counter[str] = Counter()
         self.beacons: dict[str, BeaconReading] = {}
@@ -73,6 +75,9 @@ class AdvertResolver:
                 self.counts["unknown_receiver"] += 1
                 return None
             self.counts["resolved"] += 1
+            ref_dbm = self._reference.get(customer_ref)
+            if ref_dbm is None and advert.tx_power is not None:
+                ref_dbm = advert.tx_power - 41.0  # the phone's TX power level at 0 m, less the first metre
             return Sighting(
                 Customer(customer_ref),
                 zone,
@@ -81,7 +86,7 @@ class AdvertResolver:
                 wall=self._clock.wall(),
                 rssi=advert.rssi,
                 receiver=advert.receiver,
-                ref_dbm=None if advert.tx_power is None else advert.tx_power - 41.0,
+                ref_dbm=ref_dbm,
             )
         beacon = frames.ibeacon_in(advert.manufacturer_data) or frames.eddystone_in(advert.service_data)
         if beacon is None:
@@ -93,6 +98,13 @@ class AdvertResolver:
                 advert.receiver, advert.rssi, beacon.measured_power, advert.mono
             )
         return None
+
+    def rebuild(self, keys: Mapping[str, Mapping[str, bytes]], models: Mapping[str, str], unix: float) -> None:
+        """New token table and per-customer calibration, from consenting customers' keys and phone models."""
+        self.tokens.rebuild(keys, unix)
+        self._reference = {
+            ref: self._by_model[model] for ref, model in models.items() if ref in keys and model in self._by_model
+        }
 
 
 class BleSource:
@@ -167,7 +179,7 @@ class BleSource:
             yesterday = days_around(now, before=1, after=0)[0]
             self._store.roster.prune_day_keys(yesterday)
         keys = self._store.roster.ble_day_keys(TokenResolver.days_needed(now))
-        tokens.rebuild(keys, now)
+        self.resolver.rebuild(keys, self._store.roster.ble_phone_models(), now)
         self._fingerprint = self._store.roster.fingerprint()
         log.debug("BLE tokens rebuilt: %d customers", len(keys))
         return True

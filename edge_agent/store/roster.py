@@ -25,6 +25,9 @@ class RosterEntry(BaseModel):
     day_keys: dict[str, str] = Field(
         default_factory=dict, description="BLE day keys: yyyymmdd → base64 of 16 bytes (see sources/tokens.py)"
     )
+    phone_model: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$")] | None = Field(
+        default=None, description="phone model the app reported, looked up in ble.reference_by_model"
+    )
 
     @field_validator("day_keys")
     @classmethod
@@ -71,11 +74,17 @@ class Roster:
                     [(e.customer_ref, ch, int(ok), updated_at) for ch, ok in e.consents.items()],
                 )
                 self._db.execute("DELETE FROM ble_day_keys WHERE customer_ref = ?", [e.customer_ref])
-                if e.consents_to("ble"):  # keys of anyone who did not consent to BLE are not kept at all
+                self._db.execute("DELETE FROM ble_phones WHERE customer_ref = ?", [e.customer_ref])
+                if e.consents_to("ble"):  # nothing BLE of anyone who did not consent to it is kept at all
                     self._db.conn.executemany(
                         "INSERT INTO ble_day_keys (customer_ref, day, day_key) VALUES (?, ?, ?)",
                         [(e.customer_ref, day, key) for day, key in e.decoded_day_keys().items()],
                     )
+                    if e.phone_model:
+                        self._db.execute(
+                            "INSERT INTO ble_phones (customer_ref, phone_model) VALUES (?, ?)",
+                            [e.customer_ref, e.phone_model],
+                        )
 
     def get(self, customer_ref: str) -> RosterEntry | None:
         row = self._db.execute(
@@ -89,12 +98,14 @@ class Roster:
         day_keys = self._db.execute(
             "SELECT day, day_key FROM ble_day_keys WHERE customer_ref = ?", [customer_ref]
         ).fetchall()
+        model = self._db.execute("SELECT phone_model FROM ble_phones WHERE customer_ref = ?", [customer_ref]).fetchone()
         return RosterEntry(
             customer_ref=customer_ref,
             consents={ch: bool(ok) for ch, ok in consents.items()},
             consent_epoch=row[1],
             segments=tuple(json.loads(row[0])),
             day_keys={day: base64.b64encode(key).decode("ascii") for day, key in day_keys},
+            phone_model=model[0] if model else None,
         )
 
     def ble_day_keys(self, days: list[str]) -> dict[str, dict[str, bytes]]:
@@ -110,6 +121,9 @@ class Roster:
         for ref, day, key in rows:
             out.setdefault(ref, {})[day] = bytes(key)
         return out
+
+    def ble_phone_models(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT customer_ref, phone_model FROM ble_phones").fetchall())
 
     def prune_day_keys(self, before_day: str) -> int:
         """Forget day keys of days before `before_day` (yyyymmdd): they can no longer make a live token."""

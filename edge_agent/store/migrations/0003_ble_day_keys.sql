@@ -7,3 +7,9 @@ CREATE TABLE ble_day_keys (
     PRIMARY KEY (customer_ref, day)
 ) WITHOUT ROWID;
 CREATE INDEX ble_day_keys_day ON ble_day_keys (day);
+
+-- The phone model the app reported (e.g. "iphone-15"), for its calibrated signal strength at 1 m.
+CREATE TABLE ble_phones (
+    customer_ref  TEXT PRIMARY KEY REFERENCES customers (customer_ref) ON DELETE CASCADE,
+    phone_model   TEXT NOT NULL
+) WITHOUT ROWID;
