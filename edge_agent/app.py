@@ -27,6 +27,7 @@ from .signage.hub import ScreenHub
 from .signage.proof import ProofOfPlay
 from .sources.ble import BleSource
 from .sources.checkin import CheckinSource
+from .sources.remote_scanners import RemoteScanners
 from .store import open_store
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ class Agent:
         self.ble = (
             BleSource(settings, self.store, self.bus, self.clock)
             if settings.sources.ble or settings.ble.remote_scanners
+            else None
+        )
+        self.remote_scanners = (
+            RemoteScanners(settings, self.ble, self.clock)
+            if self.ble is not None and settings.ble.remote_scanners
             else None
         )
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
@@ -72,6 +78,8 @@ class Agent:
             components["checkin.prune"] = self._prune_nonces
         if self.ble is not None:
             components["ble"] = self.ble.run
+        if self.remote_scanners is not None:
+            components["ble.remote"] = self.remote_scanners.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
 
