@@ -2,7 +2,9 @@
 
 It writes a demo config and database into a fresh folder, seeds offers and opted-in customers, starts the
 agent, and runs simulated shoppers who check in with the app and headless players on every touchpoint
-(open the printed URLs in a browser to watch the screens too).
+(open the printed URLs in a browser to watch the screens too). Where `dbus-daemon` is installed, shoppers
+with the app's rotating BLE token also walk the floor, heard by the real bleak scanner through a simulated
+BlueZ on a private D-Bus; without it the demo runs without BLE.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import signal
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,8 +40,10 @@ TOUCHPOINTS = [
 ]
 
 
-def demo_config(workdir: Path, port: int, checkin_public_key: str) -> dict[str, Any]:
+def demo_config(workdir: Path, port: int, checkin_public_key: str, ble: bool = False) -> dict[str, Any]:
     return {
+        "sources": {"checkin": True, "ble": ble},
+        "ble": {"receivers": [{"id": "edge-demo", "zone": "entrance"}], "stall_s": 30.0},
         "store": {"id": "demo-store", "chain_id": "demo-chain", "device_id": "edge-demo"},
         "zones": ZONES,
         "touchpoints": TOUCHPOINTS,
@@ -140,20 +146,78 @@ def demo_roster() -> list[RosterEntry]:
     ]
 
 
+def ble_roster(shoppers: list[Any], unix: float) -> list[RosterEntry]:
+    """The BLE shoppers who opted in: consent to BLE and personalisation, day keys, phone model."""
+    segments = [("coffee-lover",), ("family", "healthy"), ("bread",)]
+    return [
+        s.phone.roster_entry(
+            unix, {"ble": True, "personalisation": True}, segments=segments[i % 3], phone_model=s.model.name
+        )
+        for i, s in enumerate(shoppers)
+        if s.opted_in
+    ]
+
+
 async def run_demo(seconds: float | None, port: int, workdir: Path | None, players: bool) -> dict[str, Any]:
-    from simulators.checkin_app import CheckinIssuer, Shoppers
-    from simulators.screen import ScreenPlayer
+    from simulators.bluez import dbus_available
+    from simulators.checkin_app import CheckinIssuer
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     issuer = CheckinIssuer("demo-store")
-    config = demo_config(workdir, port, issuer.public_key_b64)
-    (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+    async with contextlib.AsyncExitStack() as stack:
+        radio = await stack.enter_async_context(_ble_floor(seconds)) if dbus_available() else None
+        config = demo_config(workdir, port, issuer.public_key_b64, ble=radio is not None)
+        (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+        return await _run(config, port, issuer, radio, seconds, players, workdir)
+
+
+@contextlib.asynccontextmanager
+async def _ble_floor(seconds: float | None) -> Any:
+    """A private D-Bus, a simulated BlueZ on it that bleak will find, and BLE shoppers on the demo floor."""
+    import random
+
+    from simulators.bluez import PrivateBus, SimulatedBlueZ
+    from simulators.shoppers import SCENARIOS, Radio, make_shoppers
+
+    span_min = (seconds or 8 * 3600) / 60
+    plan = SCENARIOS["demo"]
+    rng = random.Random()
+    people = make_shoppers(plan, rng, max(6, int(span_min)), span_min, chain_id="demo-chain", prefix="ble")
+    previous = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    with PrivateBus() as bus:
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        bluez = SimulatedBlueZ(bus.address)
+        await bluez.start()
+        try:
+            yield (bluez, Radio(plan, people, rng, start_unix=time.time()), people)
+        finally:
+            await bluez.stop()
+            if previous is None:
+                os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+            else:
+                os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = previous
+
+
+async def _run(
+    config: dict[str, Any],
+    port: int,
+    issuer: Any,
+    radio: Any,
+    seconds: float | None,
+    players: bool,
+    workdir: Path,
+) -> dict[str, Any]:
+    from simulators.checkin_app import Shoppers
+    from simulators.screen import ScreenPlayer
+    from simulators.shoppers import feed_bluez
+
     agent = await _start(from_dict(config), port)
     now = datetime.now(UTC)
     agent.store.offers.replace_all(demo_offers(now))
     roster = demo_roster()
-    agent.store.roster.upsert(roster, updated_at=now.isoformat())
+    ble_people = ble_roster(radio[2], time.time()) if radio is not None else []
+    agent.store.roster.upsert(roster + ble_people, updated_at=now.isoformat())
     agent.catalog.reload()
     agent.engine.rotate_anonymous()
 
@@ -162,6 +226,9 @@ async def run_demo(seconds: float | None, port: int, workdir: Path | None, playe
         print(f"  {tp.name:<16} {agent.url}/screen/{tp.id}", flush=True)
     shoppers = Shoppers(agent.url, issuer, [c.customer_ref for c in roster], [t["id"] for t in TOUCHPOINTS])
     sims = [shoppers.run()]
+    if radio is not None:
+        print(f"  BLE: {len(ble_people)} opted-in phones among {len(radio[2])} on the floor", flush=True)
+        sims.append(feed_bluez(radio[0], radio[1], "rx-entrance", seconds or 8 * 3600))
     if players:
         sims += [ScreenPlayer(agent.url, t["id"]).run() for t in TOUCHPOINTS]
     tasks = [asyncio.create_task(s) for s in sims]
@@ -219,4 +286,5 @@ def _summary(agent: Agent, outcomes: Any) -> dict[str, Any]:
         "outbox_depth": agent.store.outbox.depth(),
         "refused": refused,
         "errors": errors,
+        "ble_sightings": agent.ble.resolver.counts["resolved"] if agent.ble is not None else None,
     }

@@ -16,6 +16,8 @@ runs the agent's own parse → resolve → filter → zone path on the adverts a
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import heapq
 import json
 import math
@@ -34,6 +36,7 @@ from edge_agent.events import WallTime
 from edge_agent.presence import PresenceTracker
 from edge_agent.sources.ble import Advert, AdvertResolver
 from edge_agent.sources.tokens import INTERVAL_S
+from simulators.bluez import SimulatedBlueZ
 from simulators.phone import Phone, phone_for
 
 CHAIN = "sim-chain"
@@ -79,6 +82,13 @@ SCENARIOS: dict[str, FloorPlan] = {
             Zone("produce", 16, 16, 3.5),
             Zone("checkout", 32, 16, 3.5),
         ),
+    ),
+    # the demo store's three zones (`edge-agent demo`)
+    "demo": FloorPlan(
+        30,
+        14,
+        (0.0, 7.0),
+        (Zone("entrance", 4, 7, 3.5), Zone("bakery", 15, 3.5, 3.5), Zone("dairy", 25, 7, 3.5)),
     ),
     # not tuned on: a small shop with zones close together and more reflective walls
     "corner-shop": FloorPlan(
@@ -144,7 +154,9 @@ class Shopper:
         return any(a <= t < b for a, b in self.silent)
 
 
-def make_shoppers(plan: FloorPlan, rng: random.Random, n: int, minutes: float) -> list[Shopper]:
+def make_shoppers(
+    plan: FloorPlan, rng: random.Random, n: int, minutes: float, chain_id: str = CHAIN, prefix: str = "shopper"
+) -> list[Shopper]:
     span = minutes * 60.0
     out = []
     for i in range(n):
@@ -154,7 +166,7 @@ def make_shoppers(plan: FloorPlan, rng: random.Random, n: int, minutes: float) -
         if rng.random() < plan.uncalibrated_share:
             model = ANDROID[2]
         arrive = rng.uniform(0, span * 0.7)
-        shopper = Shopper(phone_for(f"shopper-{i:04d}", CHAIN), opted_in, model, arrive)
+        shopper = Shopper(phone_for(f"{prefix}-{i:04d}", chain_id), opted_in, model, arrive)
         t, (x, y) = arrive, plan.door
         shopper.path.append((t, x, y))
         for _ in range(rng.randint(2, 5)):
@@ -206,8 +218,16 @@ def receiver_id(zone: str) -> str:
 class Radio:
     """Turns shoppers' movements into what each receiver hears."""
 
-    def __init__(self, plan: FloorPlan, shoppers: list[Shopper], rng: random.Random, noise_db: float = 4.0):
+    def __init__(
+        self,
+        plan: FloorPlan,
+        shoppers: list[Shopper],
+        rng: random.Random,
+        noise_db: float = 4.0,
+        start_unix: float = START_UNIX,
+    ):
         self.plan = plan
+        self.start_unix = start_unix
         self.shoppers = shoppers
         self.rng = rng
         self.noise_db = noise_db
@@ -228,7 +248,7 @@ class Radio:
             heapq.heappush(queue, (t + self.rng.uniform(*shopper.model.interval), i))
             if shopper.is_silent(t):
                 continue
-            payload = shopper.phone.advert(START_UNIX + t)
+            payload = shopper.phone.advert(self.start_unix + t)
             for zone in self.plan.zones:
                 rssi = self._rssi(i, shopper.model, zone, pos)
                 if rssi is not None:
@@ -245,6 +265,21 @@ class Radio:
         if rssi < SENSITIVITY_DBM or self.rng.random() < 0.1:
             return None
         return round(rssi)
+
+
+async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, until: float) -> int:
+    """Play what `local_receiver` hears, in real time, through the simulated BlueZ to the real scanner."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent = 0
+    for heard in radio.adverts(until):
+        if heard.receiver != local_receiver:
+            continue
+        delay = start + heard.t - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent += bluez.advertise(heard.device, int(heard.rssi), heard.manufacturer_data, tx_power=heard.tx_power)
+    return sent
 
 
 def receiver_config(zone: Zone) -> dict[str, Any]:
@@ -300,9 +335,7 @@ def evaluate(
     resolver = AdvertResolver(settings, clock)
     tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)
     keys = {
-        s.phone.customer_ref: {
-            day: __import__("base64").b64decode(k) for day, k in s.phone.day_keys(START_UNIX, 0, 1).items()
-        }
+        s.phone.customer_ref: {day: base64.b64decode(k) for day, k in s.phone.day_keys(START_UNIX, 0, 1).items()}
         for s in shoppers
         if s.opted_in
     }
