@@ -143,6 +143,10 @@ class BleSettings(Section):
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
     stall_s: Seconds = Field(default=60.0, description="no advert for this long: the scan is restarted")
     remote_scanners: bool = Field(default=False, description="take sightings of scanner nodes from [mqtt]")
+    beacons: list[Annotated[str, Field(pattern=r"^(ibeacon|eddystone|eddystone-url):\S{1,120}$")]] = Field(
+        default_factory=list,
+        description="the store's own fixed beacons (ids as ibeacon:UUID:MAJOR:MINOR or eddystone:NAMESPACE:INSTANCE)",
+    )
 
 
 class IdleItem(Section):

@@ -91,11 +91,13 @@ def test_tokens_follow_the_clock_and_the_roster(tmp_path, issuer):
 
 
 def test_beacons_are_read_for_calibration_and_other_adverts_ignored(tmp_path, issuer):
-    src, _bus, _clock, _ = source(tmp_path, issuer)
+    src, _bus, _clock, _ = source(tmp_path, issuer, beacons=["ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:10"])
     ibeacon = bytes.fromhex("0215") + bytes(range(16)) + bytes.fromhex("0001000ac5")
+    someone_elses = bytes.fromhex("0215") + bytes(range(1, 17)) + bytes.fromhex("0001000ac5")
     assert src.resolver.handle(Advert("edge-test", 1.0, -70.0, {0x004C: ibeacon})) is None
+    assert src.resolver.handle(Advert("edge-test", 1.0, -70.0, {0x004C: someone_elses})) is None
     assert src.resolver.handle(Advert("edge-test", 1.0, -70.0, {0x0006: b"\x01\x09"})) is None
     assert src.resolver.handle(Advert("edge-test", 1.0, -70.0, {0xFFFF: b"\x53\x01" + bytes(16)})) is None
-    assert dict(src.resolver.counts) == {"beacon": 1, "other": 1, "unknown_token": 1}
+    assert dict(src.resolver.counts) == {"beacon": 1, "other": 2, "unknown_token": 1}
     [beacon] = src.health()["beacons"].values()
     assert beacon == {"receiver": "edge-test", "rssi": -70.0, "measured_power": -59}

@@ -25,7 +25,6 @@ from .tokens import TokenResolver, days_around, interval_of
 
 log = logging.getLogger(__name__)
 
-MAX_BEACONS = 256
 DRAIN_BATCH = 512  # adverts handled before yielding to the loop
 REFRESH_S = 2.0  # how often the roster fingerprint and the token interval are checked
 
@@ -57,6 +56,7 @@ class AdvertResolver:
         self._company_id = settings.ble.company_id
         self._zone_of = {r.id: r.zone for r in settings.ble.receivers}
         self._clock = clock
+        self._store_beacons = frozenset(settings.ble.beacons)
         self._by_model = settings.ble.reference_by_model
         self._reference: dict[str, float] = {}
         self.tokens = TokenResolver()
@@ -89,14 +89,11 @@ class AdvertResolver:
                 ref_dbm=ref_dbm,
             )
         beacon = frames.ibeacon_in(advert.manufacturer_data) or frames.eddystone_in(advert.service_data)
-        if beacon is None:
+        if beacon is None or beacon.beacon_id not in self._store_beacons:  # a phone may beacon too: not ours
             self.counts["other"] += 1
             return None
         self.counts["beacon"] += 1
-        if beacon.beacon_id in self.beacons or len(self.beacons) < MAX_BEACONS:
-            self.beacons[beacon.beacon_id] = BeaconReading(
-                advert.receiver, advert.rssi, beacon.measured_power, advert.mono
-            )
+        self.beacons[beacon.beacon_id] = BeaconReading(advert.receiver, advert.rssi, beacon.measured_power, advert.mono)
         return None
 
     def rebuild(self, keys: Mapping[str, Mapping[str, bytes]], models: Mapping[str, str], unix: float) -> None:
