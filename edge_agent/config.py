@@ -139,6 +139,9 @@ class BleSettings(Section):
     window_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     min_samples: Annotated[int, Field(ge=1, le=20)] = 2
     switch_db: Annotated[float, Field(ge=0, le=30)] = 4.0
+    switch_s: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=2.0, description="how long another receiver must stay switch_db stronger to take the phone over"
+    )
     leave_s: Seconds = Field(default=0.5, description="hold-down once readings say the phone is out of range")
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
     stall_s: Seconds = Field(default=60.0, description="no advert for this long: the scan is restarted")

@@ -1,16 +1,17 @@
 """Radio sightings → which zone a phone is in: calibrated distance, robust filtering, hysteresis.
 
-Per phone and receiver the RSSI readings of the last `window_s` seconds are kept (bounded) and their median
-is the filtered signal: one reflection or body-blocked advert cannot move it. The receiver's offset corrects
+Per phone and receiver the RSSI readings of the last `window_s` seconds are kept (bounded) and their
+interquartile mean (the mean of the middle half) is the filtered signal: one reflection or body-blocked
+advert cannot move it, and it is steadier than the median. The receiver's offset corrects
 its antenna; the transmitter's reference power at 1 m (from the advert, else `reference_dbm`) and the
 path-loss exponent turn it into a distance:
 
-    distance_m = 10 ** ((reference_dbm - (median_rssi - offset_db)) / (10 * path_loss_exponent))
+    distance_m = 10 ** ((reference_dbm - (filtered_rssi - offset_db)) / (10 * path_loss_exponent))
 
 A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
 so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
-receivers the zone follows the strongest filtered receiver, but switches only when another is `switch_db`
-stronger than the current one.
+receivers the zone follows the strongest filtered receiver, but switches only when another has been
+`switch_db` stronger than the current one for `switch_s` (or the current one fell silent).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class _Phone:
     receiver: str | None = None  # the receiver the zone follows
     zone: str | None = None
     last: float = float("-inf")
+    challenger: str | None = None  # a receiver stronger by switch_db, and since when
+    challenger_since: float = 0.0
 
 
 class RadioPlacer:
@@ -100,8 +103,9 @@ class RadioPlacer:
             link.filtered = float("-inf")
             return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, s, horizon))
         values = sorted(v for _, v in samples)
-        mid = len(values) // 2
-        link.filtered = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+        cut = len(values) // 4
+        kept = values[cut : len(values) - cut]
+        link.filtered = sum(kept) / len(kept)
         return self._follow(phone, s, horizon)
 
     def _follow(self, phone: _Phone, s: Sighting, horizon: float) -> Verdict | None:
@@ -118,13 +122,16 @@ class RadioPlacer:
                 return None
             phone.receiver, phone.zone = best, self._zone_of[best]
             return Verdict(phone.zone, True)
-        if best != current and within_enter:
-            cur = phone.links.get(current)
-            cur_rssi = cur.filtered if cur is not None and cur.last >= horizon else float("-inf")
-            if best_rssi >= cur_rssi + self._cfg.switch_db:
-                old_zone = phone.zone
-                phone.receiver, phone.zone = best, self._zone_of[best]
-                return Verdict(phone.zone, True, left=old_zone if old_zone != phone.zone else None)
+        cur = phone.links.get(current)
+        cur_rssi = cur.filtered if cur is not None and cur.last >= horizon else float("-inf")
+        if best == current or not within_enter or best_rssi < cur_rssi + self._cfg.switch_db:
+            phone.challenger = None
+        elif phone.challenger != best:
+            phone.challenger, phone.challenger_since = best, s.mono
+        elif s.mono - phone.challenger_since >= self._cfg.switch_s or cur_rssi == float("-inf"):
+            old_zone = phone.zone
+            phone.receiver, phone.zone, phone.challenger = best, self._zone_of[best], None
+            return Verdict(phone.zone, True, left=old_zone if old_zone != phone.zone else None)
         return Verdict(phone.zone, self._inside(phone, s, horizon))
 
     def _inside(self, phone: _Phone, s: Sighting, horizon: float) -> bool:

@@ -24,6 +24,7 @@ RADIO = BleSettings(
     window_s=4.0,
     min_samples=2,
     switch_db=4.0,
+    switch_s=2.0,
     leave_s=2.0,
 )
 
@@ -118,7 +119,7 @@ def test_the_zone_follows_the_strongest_receiver_with_hysteresis():
             readings.append((t, rssi_at(2.0) + 10.0, "rx-bakery-2"))
     events = [(t, k, z) for t, k, z in run(tracker(), readings, 60) if k != "dwell"]
     assert [(k, z) for _, k, z in events] == [("enter", "entrance"), ("exit", "entrance"), ("enter", "bakery")]
-    assert 40 <= events[1][0] <= 42
+    assert 40 + RADIO.switch_s <= events[1][0] <= 40 + RADIO.switch_s + 2
 
 
 def test_the_receiver_offset_is_corrected():
@@ -131,15 +132,16 @@ def test_the_receiver_offset_is_corrected():
     assert {z for _, _, z in events} == {"entrance"}
 
 
-def test_flapping_between_two_equal_receivers_does_not_switch_zones():
-    rng = random.Random(3)
-    readings = []
-    for k in range(400):
-        t = k * 0.25
-        for rx in ("rx-entrance", "rx-bakery-2"):
-            readings.append((t, rssi_at(2.5) + rng.gauss(0, 4.0), rx))
-    events = [e for e in run(tracker(), readings, 100) if e[1] != "dwell"]
-    assert len(events) <= 3  # one enter, at most one switch
+def test_a_phone_between_two_equal_receivers_does_not_flip_zones():
+    for seed in range(6):
+        rng = random.Random(seed)
+        readings = []
+        for k in range(400):
+            t = k * 0.25
+            for rx in ("rx-entrance", "rx-bakery-2"):
+                readings.append((t, rssi_at(2.5) + rng.gauss(0, 4.0), rx))
+        events = [e for e in run(tracker(), readings, 100) if e[1] != "dwell"]
+        assert len(events) == 1, (seed, events)  # one enter, never a switch
 
 
 def test_tables_are_bounded_and_pruned():
