@@ -57,11 +57,23 @@ def roster(now, alice_ble=True):
     ]
 
 
-async def advertise_forever(sim, phones, rssi=-55):
+JUNK = [  # truncated token, wrong version, short iBeacon, broken Eddystone, empty: none may raise
+    ({0xFFFF: b"\x53\x01\x00"}, None),
+    ({0xFFFF: b"\x53\x02" + bytes(16)}, None),
+    ({0x004C: b"\x02\x15\x00"}, None),
+    ({}, {"0000feaa-0000-1000-8000-00805f9b34fb": b"\x10"}),
+    ({}, {}),
+]
+
+
+async def advertise_forever(sim, phones, rssi=-55, junk=False):
     while True:
         now = time.time()
         for phone in phones:
             sim.advertise(phone.customer_ref, rssi, phone.advert(now))
+        if junk:
+            for i, (mfg, svc) in enumerate(JUNK):
+                sim.advertise(f"junk-{i}", rssi, mfg, svc)
         await asyncio.sleep(0.1)
 
 
@@ -90,10 +102,16 @@ async def test_an_opted_in_phone_is_placed_and_nobody_else_leaves_a_trace(agent,
     await sim.start()
     seen, collector = presences(agent)
     await agent.start()
-    feeder = asyncio.create_task(advertise_forever(sim, [ALICE, BOB, CAROL, STRANGER]))
+    feeder = asyncio.create_task(advertise_forever(sim, [ALICE, BOB, CAROL, STRANGER], junk=True))
     try:
         await wait_for(lambda: any(p.subject.key == "customer:alice" for p in seen), what="alice's enter")
         await wait_for(lambda: agent.ble.resolver.counts["unknown_token"] >= 60, what="other phones' adverts")
+        await wait_for(lambda: agent.ble.resolver.counts["other"] >= 30, what="the junk adverts")
+        # the screens act on it: a decision for alice at her zone's touchpoints
+        await wait_for(
+            lambda: agent.store.db.execute("SELECT count(*) FROM decisions WHERE customer_ref = 'alice'").fetchone()[0],
+            what="a decision for alice",
+        )
     finally:
         feeder.cancel()
         collector.cancel()
@@ -102,6 +120,7 @@ async def test_an_opted_in_phone_is_placed_and_nobody_else_leaves_a_trace(agent,
     assert (enter.kind, enter.zone) == (PresenceKind.ENTER, "entrance")
     assert sim.filters.get("DuplicateData") is True  # duplicate filtering off: every advert reaches us
     assert {p.subject.key for p in seen} == {"customer:alice"}
+    assert agent.restarts["ble"] == 0  # junk and strangers never crashed the source
     # bob and carol are on the roster (check-in) but their phones are strangers to BLE
     keys = agent.store.db.execute("SELECT DISTINCT customer_ref FROM ble_day_keys").fetchall()
     assert keys == [("alice",)]

@@ -193,6 +193,7 @@ class BleSource:
         bleak_log = logging.getLogger("bleak")
         bleak_log.setLevel(max(bleak_log.getEffectiveLevel(), logging.INFO))
         delay = 1.0
+        last_stall: float | None = None
         while True:
             scanner = BleakScanner(
                 detection_callback=self._on_detect,
@@ -216,21 +217,24 @@ class BleSource:
                 delay = min(delay * 2, 30.0)
                 continue
             self.scanning, delay = True, 1.0
-            self.last_advert = max(self.last_advert, self._clock.mono())
-            log.info("BLE scanning on %s as receiver %s", self._cfg.adapter, self.receiver_id)
+            started = self._clock.mono()
+            quiet = last_stall is not None and self.last_advert <= last_stall
+            (log.debug if quiet else log.info)("BLE scanning on %s as receiver %s", self._cfg.adapter, self.receiver_id)
             try:
-                await self._watch_for_stall()
+                await self._watch_for_stall(started)
             finally:
                 self.scanning = False
                 await _stop_quietly(scanner)
-            log.warning(
+            quiet = last_stall is not None and self.last_advert <= last_stall
+            last_stall = self._clock.mono()
+            (log.debug if quiet else log.warning)(  # an empty store at night says so once, not every minute
                 "BLE: no advert on %s for %.0f s (BlueZ restarted?); restarting the scan",
                 self._cfg.adapter,
                 self._cfg.stall_s,
             )
 
-    async def _watch_for_stall(self) -> None:
-        while self._clock.mono() - self.last_advert < self._cfg.stall_s:
+    async def _watch_for_stall(self, started: float) -> None:
+        while self._clock.mono() - max(self.last_advert, started) < self._cfg.stall_s:
             await asyncio.sleep(min(1.0, self._cfg.stall_s / 4))
 
     def health(self) -> dict[str, Any]:
