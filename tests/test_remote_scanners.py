@@ -11,11 +11,14 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Presence
+from edge_agent.sources import frames
 from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of
 from simulators.phone import phone_for
 from tests.conftest import STORE, config_dict, seed
@@ -163,3 +166,22 @@ async def test_remote_sightings_over_a_real_broker_feed_presence_and_survive_a_b
         pub.loop_stop()
         pub.disconnect()
         await agent.stop()
+
+
+@given(st.binary(max_size=2000))
+def test_any_bytes_are_parsed_or_refused_never_raised(payload):
+    try:
+        parse(payload, "esp32-bakery", 0.0)
+    except RemoteAdvertError as exc:
+        assert exc.code and exc.reason
+
+
+scalars = st.none() | st.booleans() | st.integers(-300, 70_000) | st.sampled_from(["", "53", "zz", "65535"])
+json_values = scalars | st.dictionaries(st.sampled_from(["65535", "x", frames.EDDYSTONE_UUID]), scalars, max_size=2)
+fields = st.sampled_from(["rssi", "mfg", "svc", "tx", "age_ms", "mac"])
+
+
+@given(st.lists(st.dictionaries(fields, json_values, max_size=4), max_size=5))
+def test_any_json_adverts_are_kept_or_refused_one_by_one(adverts):
+    batch = parse(json.dumps({"v": 1, "scanner": "esp32-bakery", "adverts": adverts}).encode(), None, 0.0)
+    assert len(batch.adverts) + len(batch.refused) == len(adverts)
