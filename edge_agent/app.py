@@ -21,6 +21,10 @@ from .clock import Clock
 from .config import Settings
 from .decide.catalog import OfferCatalog
 from .decide.engine import OfferEngine
+from .ops import metrics
+from .ops.notify import SystemdNotifier, watchdog_interval_s
+from .ops.progress import Progress
+from .ops.watchdog import Watchdog
 from .presence import PresenceTracker
 from .signage import server
 from .signage.hub import ScreenHub
@@ -38,11 +42,14 @@ class Agent:
         self.settings = settings
         self.clock = clock or Clock()
         self.bus = Bus()
+        self.progress = Progress()
+        self.notifier = SystemdNotifier()
+        self.watchdog = Watchdog(self.notifier, self.progress, watchdog_interval_s())
         self.store = open_store(settings.database.path)
         self.catalog = OfferCatalog(self.store)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.ble = (
-            BleSource(settings, self.store, self.bus, self.clock)
+            BleSource(settings, self.store, self.bus, self.clock, self.progress)
             if settings.sources.ble or settings.ble.remote_scanners
             else None
         )
@@ -54,7 +61,7 @@ class Agent:
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
-        self.hub = ScreenHub(settings, self.bus, self.proof)
+        self.hub = ScreenHub(settings, self.bus, self.proof, self.progress)
         self.restarts: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -62,7 +69,7 @@ class Agent:
 
     async def start(self) -> None:
         """Serve the touchpoints and start every component; returns once the HTTP port is listening."""
-        app = server.build(self.settings, self.hub, self.checkin, self.health)
+        app = server.build(self.settings, self.hub, self.checkin, self.health, lambda: metrics.render(self))
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
@@ -70,10 +77,13 @@ class Agent:
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         components: dict[str, Callable[[], Awaitable[None]]] = {
+            "loop": self.progress.measure_loop,
             "presence": self.presence.run,
             "engine": self.engine.run,
             "signage": self.hub.run,
         }
+        if self.watchdog.enabled:
+            components["watchdog"] = self.watchdog.run
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
         if self.ble is not None:
@@ -82,9 +92,11 @@ class Agent:
             components["ble.remote"] = self.remote_scanners.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
+        self.notifier.ready(f"serving {len(self.catalog)} offers at {self.url}")
 
     async def stop(self) -> None:
         """Stop every component, close the port and the database; safe to call more than once."""
+        self.notifier.stopping()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -129,6 +141,8 @@ class Agent:
             "store": self.settings.store.id,
             "device": self.settings.store.device_id,
             "components": {t.get_name(): ("running" if not t.done() else "stopped") for t in self._tasks},
+            "stalled": self.progress.stalled(),
+            "loop_lag_s": round(self.progress.loop_lag_s, 4),
             "restarts": dict(self.restarts),
             "offers": len(self.catalog),
             "outbox_depth": self.store.outbox.depth(),

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, config
+from .ops import logs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--config", required=True, type=Path)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.setup(args.log_level)
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "run":
@@ -73,6 +72,7 @@ def _run(path: Path) -> int:
     settings = _load(path)
     if settings is None:
         return 2
+    logs.setup(logging.getLogger().level, settings.ops.log_format)
     from .app import Agent
 
     async def serve() -> None:

@@ -166,6 +166,13 @@ class SignageSettings(Section):
     )
 
 
+class OpsSettings(Section):
+    log_format: Literal["text", "json"] = Field(default="text", description="json for journald and log shippers")
+    stall_after_s: Seconds = Field(
+        default=30, description="a vital part with work waiting and no progress for this long stops the watchdog"
+    )
+
+
 class Settings(Section):
     store: StoreSettings
     zones: list[Zone] = Field(min_length=1)
@@ -178,6 +185,7 @@ class Settings(Section):
     presence: PresenceSettings = PresenceSettings()
     ble: BleSettings = BleSettings()
     signage: SignageSettings = SignageSettings()
+    ops: OpsSettings = OpsSettings()
 
     def zone_of(self, touchpoint_id: str) -> str | None:
         for tp in self.touchpoints:

@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Presence
+from edge_agent.ops import metrics
 from edge_agent.sources import frames
 from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of
 from simulators.phone import phone_for
@@ -151,6 +152,8 @@ async def test_remote_sightings_over_a_real_broker_feed_presence_and_survive_a_b
         presence = await asyncio.wait_for(sub.get(), 20)
         assert (presence.subject.key, presence.zone, presence.kind.value) == ("customer:alice", "bakery", "enter")
         assert remote.counts["refused:unknown_scanner"] == 1 and remote.counts["refused:malformed"] == 1
+        scraped = metrics.render(agent).decode()
+        assert 'edge_ble_adverts_total{kind="resolved"}' in scraped and "edge_ble_scanning 0.0" in scraped
         broker.stop()
         await wait_for(lambda: not remote.connected, what="the loss noticed")
         broker.start()

@@ -19,6 +19,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..bus import Bus
 from ..config import Settings
 from ..events import Idle, Show
+from ..ops.progress import Progress
 from .proof import AckRejected, ProofOfPlay
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ class _Player:
 
 
 class ScreenHub:
-    def __init__(self, settings: Settings, bus: Bus, proof: ProofOfPlay):
+    def __init__(self, settings: Settings, bus: Bus, proof: ProofOfPlay, progress: Progress):
         self._settings = settings
+        self._progress = progress
         self._proof = proof
         self._players: dict[str, set[_Player]] = {tp.id: set() for tp in settings.touchpoints}
         self._current: dict[str, str] = {}
@@ -54,6 +56,10 @@ class ScreenHub:
         self._idles = bus.subscribe(Idle, "signage", maxsize=1000)
         self._idle_playlist = [item.model_dump() for item in settings.signage.idle]
         self.counts: Counter[str] = Counter()
+        progress.watch("signage", max_silence_s=settings.ops.stall_after_s, pending=self.backlog)
+
+    def backlog(self) -> int:
+        return self._shows.queue.qsize() + self._idles.queue.qsize()
 
     async def close_all(self) -> None:
         """Tell every player the agent is going away (they reconnect by themselves)."""
@@ -83,6 +89,7 @@ class ScreenHub:
             else:
                 frame = {"type": "idle"}
             self._send(event.touchpoint, json.dumps(frame))
+            self._progress.beat("signage")
 
     def _send(self, touchpoint: str, frame: str) -> None:
         self._current[touchpoint] = frame

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 
 from ..config import Settings
+from ..ops.metrics import CONTENT_TYPE
 from ..sources.checkin import CheckinRejected, CheckinSource
 from .hub import ScreenHub
 
@@ -29,7 +31,13 @@ def _error(status: int, code: str, reason: str) -> web.Response:
     return web.json_response({"error": code, "reason": reason}, status=status)
 
 
-def build(settings: Settings, hub: ScreenHub, checkin: CheckinSource | None, health: Any) -> web.Application:
+def build(
+    settings: Settings,
+    hub: ScreenHub,
+    checkin: CheckinSource | None,
+    health: Callable[[], dict[str, Any]],
+    metrics: Callable[[], bytes],
+) -> web.Application:
     app = web.Application(client_max_size=settings.http.max_request_bytes)
     touchpoints = {tp.id: tp for tp in settings.touchpoints}
 
@@ -83,7 +91,12 @@ def build(settings: Settings, hub: ScreenHub, checkin: CheckinSource | None, hea
     app.router.add_get("/ws/screen/{touchpoint}", hub.handle)
     app.router.add_get("/static/{name}", static)
     app.router.add_post("/api/checkin", post_checkin)
+
+    async def get_metrics(_: web.Request) -> web.Response:
+        return web.Response(body=metrics(), headers={"Content-Type": CONTENT_TYPE})
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", get_metrics)
     return app
 
 

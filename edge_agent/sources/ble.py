@@ -19,6 +19,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..events import Channel, Customer, Sighting
+from ..ops.progress import Progress
 from ..store import Store
 from . import frames
 from .tokens import TokenResolver, days_around, interval_of
@@ -105,7 +106,7 @@ class AdvertResolver:
 
 
 class BleSource:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock):
+    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, progress: Progress | None = None):
         self._cfg = settings.ble
         self._scan = settings.sources.ble
         self.receiver_id = settings.ble.receiver_id or settings.store.device_id
@@ -120,6 +121,9 @@ class BleSource:
         self.last_advert = float("-inf")
         self.scanning = False
         self.scan_failures = 0
+        self._progress = progress
+        if progress is not None:  # a vital part: adverts waiting and none handled for too long stalls the agent
+            progress.watch("ble", max_silence_s=settings.ops.stall_after_s, pending=lambda: len(self._queue))
 
     # --- the O(1) hand-over from bleak and from remote scanners ---
 
@@ -162,6 +166,8 @@ class BleSource:
             await self._wake.wait()
             self._wake.clear()
             while self.drain():
+                if self._progress is not None:
+                    self._progress.beat("ble")
                 await asyncio.sleep(0)
 
     def refresh(self, *, force: bool = False) -> bool:

@@ -1,0 +1,1 @@
+"""Running like an appliance: systemd notification and watchdog, metrics, structured logs."""
