@@ -31,7 +31,7 @@ from edge_agent.sources.tokens import TEST_COMPANY_ID
 from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
 from simulators.phone import phone_for
-from simulators.shoppers import SCENARIOS, START_UNIX, Radio, _SimClock, agent_settings, make_shoppers
+from simulators.shoppers import SCENARIOS, START_UNIX, Radio, SimClock, agent_settings, make_shoppers
 
 
 def _adverts(n_shoppers: int, minutes: float) -> tuple[list[Advert], dict[str, dict[str, bytes]], dict[str, str]]:
@@ -63,7 +63,7 @@ def _bare(adverts: list[Advert]) -> float:
 
 def _agent(adverts: list[Advert], keys: dict[str, dict[str, bytes]], models: dict[str, str]) -> tuple[float, Any]:
     settings = agent_settings(SCENARIOS["default"])
-    clock = _SimClock()
+    clock = SimClock()
     resolver = AdvertResolver(settings, clock)
     resolver.rebuild(keys, models, START_UNIX)
     tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)

@@ -53,8 +53,9 @@ class PresenceTracker:
     def present(self, zone: str) -> list[Subject]:
         return [st.subject for (_, z), st in self._table.items() if z == zone]
 
-    def __len__(self) -> int:
-        return len(self._table)
+    def placed(self) -> set[tuple[str, str]]:
+        """(subject key, zone) of everyone present now."""
+        return set(self._table)
 
     def observe(self, s: Sighting) -> list[Presence]:
         if s.receiver is None or s.rssi is None:

@@ -67,9 +67,6 @@ class RadioPlacer:
     def __len__(self) -> int:
         return len(self._phones)
 
-    def knows(self, receiver: str) -> bool:
-        return receiver in self._zone_of
-
     def distance_m(self, rssi: float, ref_dbm: float | None) -> float:
         ref = self._cfg.reference_dbm if ref_dbm is None else ref_dbm
         return 10 ** ((ref - rssi) / (10 * self._cfg.path_loss_exponent))

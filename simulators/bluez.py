@@ -4,7 +4,7 @@
 built on dbus-fast (a bleak dependency): an object manager, one adapter (`Adapter1`: SetDiscoveryFilter,
 StartDiscovery, StopDiscovery, RemoveDevice), and devices whose adverts arrive as `InterfacesAdded` and then
 `PropertiesChanged` of `org.bluez.Device1` — exactly what bluetoothd emits while discovering. `restart()`
-drops the name and comes back like a restarted bluetoothd; `remove_adapter()` unplugs the dongle.
+drops the name and comes back like a restarted bluetoothd.
 
 Point the agent at it with `DBUS_SYSTEM_BUS_ADDRESS=<bus.address>` (bleak talks to BlueZ on the system bus).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import shutil
 import signal
 import subprocess
@@ -86,7 +85,6 @@ class SimulatedBlueZ:
         self._address = bus_address
         self.adapter_path = f"/org/bluez/{adapter}"
         self._bus: MessageBus | None = None
-        self._adapter_present = True
         self.discovering = False
         self.filters: dict[str, Any] = {}
         self._devices: dict[str, dict[str, Any]] = {}  # object path → Device1 properties
@@ -112,21 +110,10 @@ class SimulatedBlueZ:
 
     async def restart(self, down_s: float = 0.5) -> None:
         """Like `systemctl restart bluetooth`: the name goes away, devices are forgotten, the adapter is back."""
-        if self._adapter_present:
-            self._emit_removed(self.adapter_path, [ADAPTER])
+        self._emit_removed(self.adapter_path, [ADAPTER])
         await self.stop()
         await asyncio.sleep(down_s)
         await self.start()
-        if self._adapter_present:
-            self._emit_added(self.adapter_path, {ADAPTER: self._adapter_props()})
-
-    def remove_adapter(self) -> None:
-        self._adapter_present = False
-        self.discovering = False
-        self._emit_removed(self.adapter_path, [ADAPTER])
-
-    def add_adapter(self) -> None:
-        self._adapter_present = True
         self._emit_added(self.adapter_path, {ADAPTER: self._adapter_props()})
 
     # --- adverts ---
@@ -140,7 +127,7 @@ class SimulatedBlueZ:
         tx_power: int | None = None,
     ) -> bool:
         """Deliver one advert as bluetoothd would; False (and counted) when nobody is discovering."""
-        if self._bus is None or not self.discovering or not self._adapter_present:
+        if self._bus is None or not self.discovering:
             self.counts["not_discovering"] += 1
             return False
         address = fake_address(device_id)
@@ -197,11 +184,9 @@ class SimulatedBlueZ:
         }
 
     def _objects(self) -> dict[str, dict[str, dict[str, Variant]]]:
-        objects: dict[str, dict[str, dict[str, Variant]]] = {}
-        if self._adapter_present:
-            objects[self.adapter_path] = {ADAPTER: self._adapter_props()}
-            for path, props in self._devices.items():
-                objects[path] = {DEVICE: props}
+        objects: dict[str, dict[str, dict[str, Variant]]] = {self.adapter_path: {ADAPTER: self._adapter_props()}}
+        for path, props in self._devices.items():
+            objects[path] = {DEVICE: props}
         return objects
 
     def _send(self, msg: Message) -> None:
@@ -227,7 +212,7 @@ class SimulatedBlueZ:
         self.counts[f"call:{msg.member}"] += 1
         if msg.interface == OBJECT_MANAGER and msg.member == "GetManagedObjects":
             return Message.new_method_return(msg, "a{oa{sa{sv}}}", [self._objects()])
-        if msg.path == self.adapter_path and msg.interface == ADAPTER and self._adapter_present:
+        if msg.path == self.adapter_path and msg.interface == ADAPTER:
             if msg.member == "SetDiscoveryFilter":
                 self.filters = {k: v.value for k, v in msg.body[0].items()}
                 return Message.new_method_return(msg)
@@ -241,8 +226,3 @@ class SimulatedBlueZ:
         if msg.interface == PROPERTIES and msg.member == "GetAll" and msg.path == self.adapter_path:
             return Message.new_method_return(msg, "a{sv}", [self._adapter_props()])
         return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownObject", f"no {msg.member} on {msg.path}")
-
-
-def environment_for(bus: PrivateBus) -> dict[str, str]:
-    """The environment under which bleak finds the simulated BlueZ."""
-    return {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}

@@ -309,7 +309,9 @@ def agent_settings(plan: FloorPlan, overrides: dict[str, dict[str, Any]] | None 
     )
 
 
-class _SimClock(Clock):
+class SimClock(Clock):
+    """Simulated time: monotonic seconds from the start, wall and unix time from START_UNIX."""
+
     def __init__(self) -> None:
         super().__init__()
         self.t = 0.0
@@ -331,7 +333,7 @@ def evaluate(
     rng = random.Random(seed)
     shoppers = make_shoppers(plan, rng, n, minutes)
     settings = agent_settings(plan, overrides)
-    clock = _SimClock()
+    clock = SimClock()
     resolver = AdvertResolver(settings, clock)
     tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)
     keys = {
@@ -376,7 +378,7 @@ def evaluate(
                 zone = plan.zone_at(*pos) if pos is not None else None
                 if zone is not None and s.opted_in:
                     truth.add((s.phone.customer_ref, zone))
-            agent = {(st.subject.key.removeprefix("customer:"), st.zone) for st in tracker._table.values()}
+            agent = {(key.removeprefix("customer:"), zone) for key, zone in tracker.placed()}
             assert not {ref for ref, _ in agent} - opted_in, "a shopper who did not opt in was placed"
             tp += len(truth & agent)
             fp += len(agent - truth)

@@ -16,8 +16,10 @@ from .tokens import parse_payload
 APPLE = 0x004C
 EDDYSTONE_UUID = "0000feaa-0000-1000-8000-00805f9b34fb"
 _URL_SCHEMES = ("http://www.", "https://www.", "http://", "https://")
-_URL_CODES = (".com/", ".org/", ".edu/", ".net/", ".info/", ".biz/", ".gov/", ".com", ".org", ".edu", ".net")
-_URL_CODES += (".info", ".biz", ".gov")
+_URL_CODES = (
+    *(".com/", ".org/", ".edu/", ".net/", ".info/", ".biz/", ".gov/"),
+    *(".com", ".org", ".edu", ".net", ".info", ".biz", ".gov"),
+)
 
 
 @dataclass(frozen=True, slots=True)
