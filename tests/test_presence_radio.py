@@ -4,6 +4,9 @@ import math
 import random
 from datetime import UTC, datetime
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import BleSettings, PresenceSettings
@@ -166,3 +169,30 @@ def test_checkins_still_work_next_to_radio():
     assert [e.kind for e in p.observe(checkin)] == [PresenceKind.ENTER]
     assert p.observe(heard(0.5, rssi_at(1.0))) == []
     assert [e.kind for e in p.observe(heard(1.0, rssi_at(1.0)))] == []  # already present: no second enter
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 0.5),  # time step
+            st.floats(-127, 20),  # rssi
+            st.sampled_from(["rx-entrance", "rx-bakery", "rx-bakery-2", "rx-unknown"]),
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.one_of(st.none(), st.floats(-100, 0)),  # reference power
+        ),
+        max_size=200,
+    )
+)
+def test_any_reading_sequence_keeps_one_zone_per_phone_and_bounded_tables(readings):
+    p = tracker(max_subjects=3)
+    t = 0.0
+    for step, rssi, rx, who, ref in readings:
+        t += step
+        p.observe(heard(t, rssi, rx, who, ref))
+        p.tick(t, WALL)
+        placed = p.placed()
+        assert len(placed) <= 3 and len(p.radio) <= 3
+        assert len({key for key, _ in placed}) == len(placed)  # a phone is in one zone at a time
+    p.tick(t + 60, WALL)
+    assert p.placed() == set() and len(p.radio) == 0
