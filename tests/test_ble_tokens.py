@@ -21,6 +21,9 @@ VECTORS = [
 ]
 
 
+RPIK = {"20270115": "70223154bd3d7542512a9d819276add1", "20270116": "8540468c97fa3ffa25d3067a6330d9cb"}
+
+
 def rfc5869(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     prk = hmac.new(salt or bytes(32), ikm, hashlib.sha256).digest()
     return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()[:16]
@@ -38,6 +41,7 @@ def test_the_vectors_follow_the_written_scheme_step_by_step():
         day_key = rfc5869(SECRET, b"acme", b"SEA-DK" + day.encode())
         assert day_key.hex() == dk
         rpik = rfc5869(day_key, b"", b"SEA-RPIK")
+        assert rpik.hex() == RPIK[day]
         enc = Cipher(algorithms.AES(rpik), modes.ECB()).encryptor()
         block = b"SEA-RPI" + bytes(5) + interval.to_bytes(4, "little")
         assert (enc.update(block) + enc.finalize()).hex() == token
