@@ -36,7 +36,7 @@ class Untouchable:
         raise AssertionError(f"the callback read device.{name}")
 
 
-def source(tmp_path, issuer, **ble):
+async def source(tmp_path, issuer, **ble):
     data = config_dict(tmp_path, issuer)
     data["ble"] = {"receivers": [{"id": "edge-test", "zone": "entrance"}], **ble}
     settings = from_dict(data)
@@ -45,7 +45,7 @@ def source(tmp_path, issuer, **ble):
     bus = Bus()
     clock = FakeClock()
     src = BleSource(settings, store, bus, clock)
-    src.refresh(force=True)
+    await src.refresh(force=True)
     return src, bus, clock, store
 
 
@@ -53,8 +53,8 @@ def advert_data(unix, rssi=-50, tx=None):
     return SimpleNamespace(rssi=rssi, manufacturer_data=ALICE.advert(unix), service_data={}, tx_power=tx)
 
 
-def test_the_callback_copies_the_advert_and_never_the_device(tmp_path, issuer):
-    src, bus, _clock, _ = source(tmp_path, issuer, reference_by_model={"iphone": -56.0})
+async def test_the_callback_copies_the_advert_and_never_the_device(tmp_path, issuer):
+    src, bus, _clock, _ = await source(tmp_path, issuer, reference_by_model={"iphone": -56.0})
     sightings = bus.subscribe(Sighting, "t")
     src._on_detect(Untouchable(), advert_data(T0))
     assert src.drain() == 1
@@ -68,8 +68,8 @@ def test_the_callback_copies_the_advert_and_never_the_device(tmp_path, issuer):
     )
 
 
-def test_the_queue_is_bounded_and_counts_what_it_drops(tmp_path, issuer):
-    src, _bus, _clock, _ = source(tmp_path, issuer, queue_size=100)
+async def test_the_queue_is_bounded_and_counts_what_it_drops(tmp_path, issuer):
+    src, _bus, _clock, _ = await source(tmp_path, issuer, queue_size=100)
     for _ in range(150):
         src.enqueue(Advert("edge-test", 1.0, -60.0, ALICE.advert(T0)))
     assert src.dropped == 50
@@ -77,21 +77,21 @@ def test_the_queue_is_bounded_and_counts_what_it_drops(tmp_path, issuer):
     assert src.resolver.counts["resolved"] == 100
 
 
-def test_tokens_follow_the_clock_and_the_roster(tmp_path, issuer):
-    src, _bus, clock, store = source(tmp_path, issuer)
+async def test_tokens_follow_the_clock_and_the_roster(tmp_path, issuer):
+    src, _bus, clock, store = await source(tmp_path, issuer)
     later = T0 + 3 * 600  # three intervals on: the old table no longer covers it
     assert src.resolver.handle(Advert("edge-test", 1.0, -60.0, ALICE.advert(later))) is None
-    assert src.refresh() is False  # nothing changed yet
+    assert await src.refresh() is False  # nothing changed yet
     clock.u = later
-    assert src.refresh() is True
+    assert await src.refresh() is True
     assert src.resolver.handle(Advert("edge-test", 1.0, -60.0, ALICE.advert(later))) is not None
     store.roster.upsert([ALICE.roster_entry(T0, {"ble": False})], updated_at="t2")
-    assert src.refresh() is True
+    assert await src.refresh() is True
     assert src.resolver.handle(Advert("edge-test", 1.0, -60.0, ALICE.advert(later))) is None
 
 
-def test_beacons_are_read_for_calibration_and_other_adverts_ignored(tmp_path, issuer):
-    src, _bus, _clock, _ = source(tmp_path, issuer, beacons=["ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:10"])
+async def test_beacons_are_read_for_calibration_and_other_adverts_ignored(tmp_path, issuer):
+    src, _bus, _clock, _ = await source(tmp_path, issuer, beacons=["ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:10"])
     ibeacon = bytes.fromhex("0215") + bytes(range(16)) + bytes.fromhex("0001000ac5")
     someone_elses = bytes.fromhex("0215") + bytes(range(1, 17)) + bytes.fromhex("0001000ac5")
     assert src.resolver.handle(Advert("edge-test", 1.0, -70.0, {0x004C: ibeacon})) is None

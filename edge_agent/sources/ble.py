@@ -143,7 +143,7 @@ class BleSource:
     # --- the tasks ---
 
     async def run(self) -> None:
-        self.refresh(force=True)
+        await self.refresh(force=True)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._drain_forever(), name="ble.drain")
             tg.create_task(self._refresh_forever(), name="ble.refresh")
@@ -170,8 +170,11 @@ class BleSource:
                     self._progress.beat("ble")
                 await asyncio.sleep(0)
 
-    def refresh(self, *, force: bool = False) -> bool:
-        """Rebuild token → customer when the roster changed or a new 10-minute interval began."""
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild token → customer when the roster changed or a new 10-minute interval began.
+
+        The database is read here, on the loop; the AES work runs in a worker thread, so thousands of
+        customers never hold up the adverts and screens meanwhile."""
         now = self._clock.unix()
         fingerprint = self._store.roster.fingerprint()
         tokens = self.resolver.tokens
@@ -182,15 +185,17 @@ class BleSource:
             yesterday = days_around(now, before=1, after=0)[0]
             self._store.roster.prune_day_keys(yesterday)
         keys = self._store.roster.ble_day_keys(TokenResolver.days_needed(now))
-        self.resolver.rebuild(keys, self._store.roster.ble_phone_models(), now)
-        self._fingerprint = self._store.roster.fingerprint()
+        models = self._store.roster.ble_phone_models()
+        read = self._store.roster.fingerprint()
+        await asyncio.get_running_loop().run_in_executor(None, self.resolver.rebuild, keys, models, now)
+        self._fingerprint = read  # a change made meanwhile has another fingerprint: rebuilt next time
         log.debug("BLE tokens rebuilt: %d customers", len(keys))
         return True
 
     async def _refresh_forever(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_S)
-            self.refresh()
+            await self.refresh()
 
     async def _scan_forever(self) -> None:
         from bleak import BleakScanner

@@ -55,14 +55,23 @@ def rpik(day_key_: bytes) -> bytes:
 
 
 class _Encryptor:
-    """AES-128-ECB under one RPIK; kept per day key so a refresh costs one block per interval."""
+    """AES-128-ECB under one RPIK, with the tokens it made: kept per day key, so a refresh at a new interval
+    costs one block per customer and a roster change none."""
 
     def __init__(self, dk: bytes):
         self._cipher = Cipher(algorithms.AES(rpik(dk)), modes.ECB())
+        self._made: dict[int, bytes] = {}
 
     def token(self, interval: int) -> bytes:
-        enc = self._cipher.encryptor()
-        return enc.update(_RPI_PREFIX + struct.pack("<I", interval)) + enc.finalize()
+        made = self._made.get(interval)
+        if made is None:
+            enc = self._cipher.encryptor()
+            made = self._made[interval] = enc.update(_RPI_PREFIX + struct.pack("<I", interval)) + enc.finalize()
+        return made
+
+    def forget_before(self, interval: int) -> None:
+        for old in [i for i in self._made if i < interval]:
+            del self._made[old]
 
 
 def token(day_key_: bytes, interval: int) -> bytes:
@@ -91,6 +100,7 @@ class TokenResolver:
 
     `rebuild` takes the day keys of the customers whose consent covers BLE (nobody else's keys may be
     given), so a token of anyone else can never resolve; an unknown token simply is not in the dict.
+    `rebuild` may run in a worker thread: it swaps the finished table in with one assignment.
     """
 
     def __init__(self) -> None:
@@ -116,8 +126,10 @@ class TokenResolver:
                 dk = by_day.get(day)
                 if dk is None:
                     continue
-                enc = encryptors.get(dk) or self._encryptors.get(dk) or _Encryptor(dk)
-                encryptors[dk] = enc
+                enc = encryptors.get(dk)
+                if enc is None:
+                    enc = encryptors[dk] = self._encryptors.get(dk) or _Encryptor(dk)
+                    enc.forget_before(j - WINDOW)
                 table[enc.token(i)] = customer_ref
         self._table = table
         self._encryptors = encryptors
