@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["checkin", "ble"]
+BENCHMARKS = ["checkin", "surfaces", "ble"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,10 +27,18 @@ from .ops.progress import Progress
 from .ops.watchdog import Watchdog
 from .presence import PresenceTracker
 from .signage import server
+from .signage.assets import AssetCache
+from .signage.associate import AssociateView
+from .signage.auth import Auth
+from .signage.dashboard import Dashboard
 from .signage.hub import ScreenHub
+from .signage.kiosk import Kiosk
 from .signage.proof import ProofOfPlay
+from .signage.signs import SignDriver
+from .signage.till import Till
 from .sources.ble import BleSource
 from .sources.checkin import CheckinSource
+from .sources.kiosk_id import KioskIdentifier
 from .sources.remote_scanners import RemoteScanners
 from .store import open_store
 
@@ -61,7 +69,16 @@ class Agent:
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
-        self.hub = ScreenHub(settings, self.bus, self.proof, self.progress)
+        self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock)
+        self.hub = ScreenHub(settings, self.bus, self.proof, self.assets, self.clock, self.progress)
+        self.auth = Auth(settings.surfaces.auth)
+        identifier = KioskIdentifier(settings, self.store, self.bus, self.clock, self.checkin)
+        self.kiosk = Kiosk(settings, self.store, self.engine, identifier, self.assets, self.bus, self.clock)
+        self.signs = [SignDriver(sign, settings, self.bus, self.proof) for sign in settings.surfaces.signs]
+        self.dashboard = Dashboard(
+            settings, self.store, self.presence, self.hub, self.assets, self.clock, self.health, self.sign_status
+        )
+        self.associate = AssociateView(settings, self.store, self.presence, self.engine, self.clock)
         self.restarts: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,7 +86,16 @@ class Agent:
 
     async def start(self) -> None:
         """Serve the touchpoints and start every component; returns once the HTTP port is listening."""
-        app = server.build(self.settings, self.hub, self.checkin, self.health, lambda: metrics.render(self))
+        app = server.build(
+            self.settings,
+            self.hub,
+            self.checkin,
+            self.health,
+            lambda: metrics.render(self),
+            auth=self.auth,
+            assets=self.assets,
+            surfaces=[self.kiosk, self.associate, self.dashboard, Till(self.store, self.clock)],
+        )
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http.host, self.settings.http.port)
@@ -81,9 +107,11 @@ class Agent:
             "presence": self.presence.run,
             "engine": self.engine.run,
             "signage": self.hub.run,
+            "assets": self.assets.run,
         }
         if self.watchdog.enabled:
             components["watchdog"] = self.watchdog.run
+        components.update({f"sign.{driver.id}": driver.run for driver in self.signs})
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
         if self.ble is not None:
@@ -148,5 +176,9 @@ class Agent:
             "outbox_depth": self.store.outbox.depth(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
+            "kiosk_sessions": self.kiosk.active(),
             "ble": self.ble.health() if self.ble is not None else None,
         }
+
+    def sign_status(self) -> dict[str, Any]:
+        return {driver.id: driver.status() for driver in self.signs}

@@ -61,6 +61,14 @@ def _check_config(path: Path) -> int:
     settings = _load(path)
     if settings is None:
         return 2
+    from .signage.sign_profile import ProfileError, load
+
+    for i, sign in enumerate(settings.surfaces.signs):
+        try:
+            load(sign.profile)
+        except ProfileError as exc:
+            print(f"invalid configuration {path}:\n  surfaces.signs[{i}].profile: {exc}", file=sys.stderr)
+            return 2
     print(
         f"{path}: ok (store {settings.store.id}, {len(settings.zones)} zones, "
         f"{len(settings.touchpoints)} touchpoints, database {settings.database.path})"

@@ -11,6 +11,7 @@ import binascii
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -54,7 +55,7 @@ class Zone(Section):
 
 class Touchpoint(Section):
     id: Ident
-    kind: Literal["screen", "kiosk"]
+    kind: Literal["screen", "kiosk", "sign"]
     zone: Ident
     name: str = ""
 
@@ -173,6 +174,78 @@ class OpsSettings(Section):
     )
 
 
+Clock24 = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+Secret = Annotated[str, Field(min_length=16, max_length=256)]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class PlaylistItem(IdleItem):
+    transition: Literal["fade", "slide", "cut"] = "fade"
+
+
+class Playlist(Section):
+    """Idle content for a time of day: the first playlist whose window holds the store's local time wins."""
+
+    id: Ident
+    touchpoints: list[Ident] = Field(default_factory=list, description="empty: every screen")
+    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+    start: Clock24 = "00:00"
+    end: Clock24 = "24:00"
+    items: list[PlaylistItem] = Field(min_length=1)
+
+
+class AuthSettings(Section):
+    """Shared secrets per role; a page asks for one once and keeps a signed session cookie."""
+
+    kiosk_tokens: list[Secret] = Field(default_factory=list)
+    associate_tokens: list[Secret] = Field(default_factory=list)
+    dashboard_tokens: list[Secret] = Field(default_factory=list)
+    till_tokens: list[Secret] = Field(default_factory=list)
+    session_s: Annotated[float, Field(gt=0, le=30 * 86_400)] = 12 * 3600
+
+
+class KioskSettings(Section):
+    phone_salt: str = Field(default="", max_length=256, description="the chain's salt of the roster's phone hashes")
+    session_s: Annotated[float, Field(ge=15, le=1800)] = 120
+    claim_valid_s: Annotated[float, Field(ge=60, le=90 * 86_400)] = 7 * 86_400
+    max_failures_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5
+    languages: list[Literal["en", "fa", "he"]] = Field(default_factory=lambda: ["en", "fa", "he"], min_length=1)
+
+
+class AssetSettings(Section):
+    dir: Annotated[Path, Field(strict=False)] = Field(default=Path("assets"), description="relative to the config")
+    max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 20 * 1024 * 1024
+    fetch_timeout_s: Seconds = 30
+    retry_s: Seconds = 60
+
+
+class SerialSign(Section):
+    id: Ident
+    touchpoint: Ident
+    port: str = Field(min_length=1, description="a device path or a pyserial URL")
+    profile: str = Field(min_length=1, description="a profile file in firmware_configs/signs/ or a path")
+
+
+class SurfacesSettings(Section):
+    """Everything people touch: screen playlists, kiosk, associate tablet, dashboard, serial signs."""
+
+    timezone: str = Field(default="UTC", description="IANA zone of the store, for playlist schedules")
+    playlists: list[Playlist] = Field(default_factory=list)
+    auth: AuthSettings = AuthSettings()
+    kiosk: KioskSettings = KioskSettings()
+    assets: AssetSettings = AssetSettings()
+    signs: list[SerialSign] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone such as Europe/Berlin") from None
+        return name
+
+
 class Settings(Section):
     store: StoreSettings
     zones: list[Zone] = Field(min_length=1)
@@ -186,6 +259,7 @@ class Settings(Section):
     ble: BleSettings = BleSettings()
     signage: SignageSettings = SignageSettings()
     ops: OpsSettings = OpsSettings()
+    surfaces: SurfacesSettings = SurfacesSettings()
 
     def zone_of(self, touchpoint_id: str) -> str | None:
         for tp in self.touchpoints:
@@ -229,6 +303,10 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
     if base_dir is not None and not settings.database.path.is_absolute():
         resolved = DatabaseSettings(path=(base_dir / settings.database.path).resolve())
         settings = settings.model_copy(update={"database": resolved})
+    if not settings.surfaces.assets.dir.is_absolute():
+        root = base_dir if base_dir is not None else settings.database.path.parent
+        assets = settings.surfaces.assets.model_copy(update={"dir": (root / settings.surfaces.assets.dir).resolve()})
+        settings = settings.model_copy(update={"surfaces": settings.surfaces.model_copy(update={"assets": assets})})
     return settings
 
 
@@ -246,6 +324,24 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
                     key=f"touchpoints[{i}].zone",
                     value=tp.zone,
                     expected=f"one of the zones defined under [[zones]]: {', '.join(zone_ids)}",
+                )
+            )
+    tp_ids = {t.id for t in s.touchpoints}
+    for i, playlist in enumerate(s.surfaces.playlists):
+        for j, tp in enumerate(playlist.touchpoints):
+            if tp not in tp_ids:
+                problems.append(
+                    ConfigProblem(key=f"surfaces.playlists[{i}].touchpoints[{j}]", value=tp, expected="a touchpoint id")
+                )
+        if playlist.start >= playlist.end:
+            problems.append(
+                ConfigProblem(key=f"surfaces.playlists[{i}].end", value=playlist.end, expected="a time after start")
+            )
+    for i, sign in enumerate(s.surfaces.signs):
+        if not any(t.id == sign.touchpoint and t.kind == "sign" for t in s.touchpoints):
+            problems.append(
+                ConfigProblem(
+                    key=f"surfaces.signs[{i}].touchpoint", value=sign.touchpoint, expected="a touchpoint of kind 'sign'"
                 )
             )
     if s.sources.checkin and not s.checkin.public_keys:

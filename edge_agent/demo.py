@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -26,7 +27,7 @@ import tomli_w
 from .app import Agent
 from .config import Settings, from_dict
 from .store.offers import Offer
-from .store.roster import RosterEntry
+from .store.roster import RosterEntry, phone_hash
 
 ZONES = [
     {"id": "entrance", "name": "Entrance"},
@@ -40,10 +41,23 @@ TOUCHPOINTS = [
 ]
 
 
-def demo_config(workdir: Path, port: int, checkin_public_key: str, ble: bool = False) -> dict[str, Any]:
+DEMO_PHONE_SALT = "demo-chain-phone-salt"
+
+
+def demo_config(
+    workdir: Path, port: int, checkin_public_key: str, staff_token: str = "", ble: bool = False
+) -> dict[str, Any]:
+    """The demo store; with a staff token the kiosk, associate tablet and dashboard open with it; with
+    `ble`, this host's adapter (the simulated BlueZ) hears the entrance."""
     return {
         "sources": {"checkin": True, "ble": ble},
         "ble": {"receivers": [{"id": "edge-demo", "zone": "entrance"}], "stall_s": 30.0},
+        "surfaces": {
+            "auth": {f"{role}_tokens": [staff_token] for role in ("kiosk", "associate", "dashboard", "till")}
+            if staff_token
+            else {},
+            "kiosk": {"phone_salt": DEMO_PHONE_SALT},
+        },
         "store": {"id": "demo-store", "chain_id": "demo-chain", "device_id": "edge-demo"},
         "zones": ZONES,
         "touchpoints": TOUCHPOINTS,
@@ -139,8 +153,10 @@ def demo_roster() -> list[RosterEntry]:
     return [
         RosterEntry(
             customer_ref=f"cust-{i:03d}",
-            consents={"checkin": True, "personalisation": i % 4 != 3},
+            consents={"checkin": True, "personalisation": i % 4 != 3, "assisted": i % 3 == 0},
             segments=segments[i % len(segments)],
+            loyalty_id=f"{40000000 + i}",  # at the kiosk: loyalty number 40000001 … 40000012
+            phone_hash=phone_hash(DEMO_PHONE_SALT, f"+1555010{i:04d}"),  # or phone +1 555 010 0001 …
         )
         for i in range(1, 13)
     ]
@@ -165,11 +181,12 @@ async def run_demo(seconds: float | None, port: int, workdir: Path | None, playe
     workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     issuer = CheckinIssuer("demo-store")
+    staff_token = secrets.token_urlsafe(18)
     async with contextlib.AsyncExitStack() as stack:
         radio = await stack.enter_async_context(_ble_floor(seconds)) if dbus_available() else None
-        config = demo_config(workdir, port, issuer.public_key_b64, ble=radio is not None)
+        config = demo_config(workdir, port, issuer.public_key_b64, staff_token, ble=radio is not None)
         (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
-        return await _run(config, port, issuer, radio, seconds, players, workdir)
+        return await _run(config, port, issuer, staff_token, radio, seconds, players, workdir)
 
 
 @contextlib.asynccontextmanager
@@ -203,6 +220,7 @@ async def _run(
     config: dict[str, Any],
     port: int,
     issuer: Any,
+    staff_token: str,
     radio: Any,
     seconds: float | None,
     players: bool,
@@ -223,7 +241,9 @@ async def _run(
 
     print(f"demo store running, data in {workdir}", flush=True)
     for tp in agent.settings.touchpoints:
-        print(f"  {tp.name:<16} {agent.url}/screen/{tp.id}", flush=True)
+        print(f"  {tp.name:<16} {agent.url}/{'kiosk' if tp.kind == 'kiosk' else 'screen'}/{tp.id}", flush=True)
+    print(f"  {'Associate':<16} {agent.url}/associate\n  {'Dashboard':<16} {agent.url}/dashboard", flush=True)
+    print(f"  staff sign-in token: {staff_token}   (kiosk: loyalty number 40000003)", flush=True)
     shoppers = Shoppers(agent.url, issuer, [c.customer_ref for c in roster], [t["id"] for t in TOUCHPOINTS])
     sims = [shoppers.run()]
     if radio is not None:

@@ -138,3 +138,13 @@ class Crowd:
     people: int
     mono: float
     wall: WallTime
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentChanged:
+    """A shopper changed their consent for one channel (at a kiosk); it takes effect at once."""
+
+    customer_ref: str
+    channel: str
+    granted: bool
+    wall: WallTime

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .bus import Bus
 from .clock import Clock
 from .config import BleSettings, PresenceSettings
-from .events import Channel, Presence, PresenceKind, Sighting, Subject, WallTime
+from .events import Channel, ConsentChanged, Customer, Presence, PresenceKind, Sighting, Subject, WallTime
 from .radio import RadioPlacer
 
 
@@ -28,6 +28,7 @@ class _State:
     expires: float
     last_dwell: float
     touchpoint: str | None
+    channels: set[Channel]
 
 
 class PresenceTracker:
@@ -46,6 +47,7 @@ class PresenceTracker:
         self._table: dict[tuple[str, str], _State] = {}
         self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
+        self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
 
     def hold_for(self, channel: Channel) -> float:
         return self._cfg.checkin_hold_s if channel is Channel.CHECKIN else self._cfg.hold_down_s
@@ -56,6 +58,36 @@ class PresenceTracker:
     def placed(self) -> set[tuple[str, str]]:
         """(subject key, zone) of everyone present now."""
         return set(self._table)
+
+    def customers(self, now: float) -> list[tuple[str, str, float]]:
+        """(customer_ref, zone, dwell seconds) of every identified shopper present."""
+        return [
+            (st.subject.customer_ref, st.zone, max(0.0, now - st.entered))
+            for st in self._table.values()
+            if isinstance(st.subject, Customer)
+        ]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per zone, how many people are present, identified or not: numbers only."""
+        out: dict[str, dict[str, int]] = {}
+        for st in self._table.values():
+            zone = out.setdefault(st.zone, {"identified": 0, "anonymous": 0})
+            zone["identified" if isinstance(st.subject, Customer) else "anonymous"] += 1
+        return out
+
+    def withdraw(self, customer_ref: str, channel: str, now: float, wall: WallTime) -> list[Presence]:
+        """The shopper withdrew consent for a channel: forget what it told us; leave if nothing else did."""
+        out = []
+        if channel == Channel.BLE:
+            self.radio.forget(Customer(customer_ref).key)
+        for key, state in list(self._table.items()):
+            if state.subject != Customer(customer_ref):
+                continue
+            state.channels.discard(Channel(channel))
+            if not state.channels:
+                del self._table[key]
+                out.append(self._event(state, PresenceKind.EXIT, now, wall))
+        return out
 
     def observe(self, s: Sighting) -> list[Presence]:
         if s.receiver is None or s.rssi is None:
@@ -82,6 +114,7 @@ class PresenceTracker:
         state = self._table.get(key)
         if state is not None:
             state.expires = max(state.expires, expires)
+            state.channels.add(s.channel)
             if s.touchpoint:
                 state.touchpoint = s.touchpoint
             if s.explicit:
@@ -92,7 +125,15 @@ class PresenceTracker:
             victim = self._table.pop(min(self._table, key=lambda k: self._table[k].expires))
             self.radio.left(victim.subject.key, victim.zone)
             out.append(self._event(victim, PresenceKind.EXIT, s.mono, s.wall))
-        state = _State(s.subject, zone, entered=s.mono, expires=expires, last_dwell=s.mono, touchpoint=s.touchpoint)
+        state = _State(
+            s.subject,
+            zone,
+            entered=s.mono,
+            expires=expires,
+            last_dwell=s.mono,
+            touchpoint=s.touchpoint,
+            channels={s.channel},
+        )
         self._table[key] = state
         out.append(self._event(state, PresenceKind.ENTER, s.mono, s.wall, explicit=s.explicit))
         return out
@@ -126,6 +167,14 @@ class PresenceTracker:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._consume(), name="presence.sightings")
             tg.create_task(self._tick_forever(tick_s), name="presence.tick")
+            tg.create_task(self._consent_changes(), name="presence.consent")
+
+    async def _consent_changes(self) -> None:
+        identifying = {c.value for c in Channel}
+        async for change in self._consents:
+            if not change.granted and change.channel in identifying:
+                for event in self.withdraw(change.customer_ref, change.channel, self._clock.mono(), change.wall):
+                    self._bus.publish(event)
 
     async def _consume(self) -> None:
         async for sighting in self._sightings:

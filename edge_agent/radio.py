@@ -144,6 +144,10 @@ class RadioPlacer:
         if phone is not None and phone.zone == zone:
             phone.receiver = phone.zone = None
 
+    def forget(self, subject_key: str) -> None:
+        """Consent withdrawn: nothing about this phone's signal is kept."""
+        self._phones.pop(subject_key, None)
+
     def prune(self, now: float) -> None:
         """Forget phones not heard for a whole window that are in no zone: the table stays small."""
         horizon = now - self._cfg.window_s

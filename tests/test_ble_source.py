@@ -101,3 +101,13 @@ async def test_beacons_are_read_for_calibration_and_other_adverts_ignored(tmp_pa
     assert dict(src.resolver.counts) == {"beacon": 1, "other": 2, "unknown_token": 1}
     [beacon] = src.health()["beacons"].values()
     assert beacon == {"receiver": "edge-test", "rssi": -70.0, "measured_power": -59}
+
+
+async def test_withdrawing_ble_at_the_kiosk_deletes_the_keys_and_stops_resolution(tmp_path, issuer):
+    src, _bus, _clock, store = await source(tmp_path, issuer)
+    assert src.resolver.handle(Advert("edge-test", 1.0, -60.0, ALICE.advert(T0))) is not None
+    store.consents.set("alice", "ble", False, at="2027-01-15T08:00:01", touchpoint="kiosk-a")
+    assert store.db.execute("SELECT count(*) FROM ble_day_keys").fetchone()[0] == 0
+    assert store.db.execute("SELECT count(*) FROM ble_phones").fetchone()[0] == 0
+    assert await src.refresh() is True
+    assert src.resolver.handle(Advert("edge-test", 1.0, -60.0, ALICE.advert(T0))) is None

@@ -52,9 +52,9 @@ def test_touchpoint_in_a_zone_that_does_not_exist():
     assert "entrance, bakery" in p.expected
 
 
-def test_kind_must_be_screen_or_kiosk():
+def test_kind_must_be_screen_kiosk_or_sign():
     p = _problems(_example('kind = "kiosk"', 'kind = "tablet"'))["touchpoints[1].kind"]
-    assert p.value == "tablet" and "'screen' or 'kiosk'" in p.expected
+    assert p.value == "tablet" and "'screen', 'kiosk' or 'sign'" in p.expected
 
 
 def test_missing_key_and_bad_public_key_are_both_reported():

@@ -214,6 +214,6 @@ async def test_healthz_reports_components(running):
     async with aiohttp.ClientSession() as http:
         health = await (await http.get(f"{agent.url}/healthz")).json()
     assert health["store"] == "store-test"
-    assert set(health["components"]) == {"loop", "presence", "engine", "signage", "checkin.prune"}
+    assert set(health["components"]) == {"loop", "presence", "engine", "signage", "assets", "checkin.prune"}
     assert health["stalled"] == []
     assert all(state == "running" for state in health["components"].values())

@@ -80,3 +80,14 @@ def test_the_table_is_bounded_and_lets_the_stalest_go_first():
         p.observe(seen(float(i), f"c{i}"))
     events = p.observe(seen(3.0, "c3"))
     assert kinds(events) == [("exit", "customer:c0", "entrance"), ("enter", "customer:c3", "entrance")]
+
+
+def test_a_withdrawn_channel_is_forgotten_and_the_shopper_leaves_when_none_is_left():
+    p = tracker()
+    p.observe(seen(0.0, channel=Channel.CHECKIN, explicit=True))
+    p.observe(seen(1.0, channel=Channel.BLE))
+    p.observe(seen(1.0, who="bob", channel=Channel.CHECKIN))
+    assert p.withdraw("alice", "ble", 2.0, WALL) == []  # still checked in
+    assert kinds(p.withdraw("alice", "checkin", 3.0, WALL)) == [("exit", "customer:alice", "entrance")]
+    assert [ref for ref, _, _ in p.customers(3.0)] == ["bob"]
+    assert p.counts() == {"entrance": {"identified": 1, "anonymous": 0}}

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..events import Customer, Idle, Presence, PresenceKind, Show
+from ..events import ConsentChanged, Customer, Idle, Presence, PresenceKind, Show
 from ..store import Store
 from ..store.decisions import DecisionRecord
+from ..store.offers import Offer
 from ..store.roster import RosterEntry
 from .catalog import OfferCatalog
-from .eligibility import eligible, personalised
+from .eligibility import PERSONALISATION, eligible, personalised
 from .scoring import POLICY, ranked
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,41 @@ class OfferEngine:
         self._showing = {tp.id: _Showing() for tp in settings.touchpoints}
         self._present: dict[str, dict[str, float]] = {z.id: {} for z in settings.zones}
         self._presence = bus.subscribe(Presence, "engine", maxsize=10_000)
+        self._consents = bus.subscribe(ConsentChanged, "engine", maxsize=1000)
         self.counts: Counter[str] = Counter()
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._consume(), name="engine.presence")
             tg.create_task(self._rotate_forever(), name="engine.rotate")
+            tg.create_task(self._consent_changes(), name="engine.consent")
+
+    def offers_for(self, customer_ref: str, touchpoint: str, limit: int) -> list[Offer]:
+        """The best offers for this shopper at this touchpoint now, best first (for a kiosk or a tablet).
+
+        Same rules as a screen's decision: without personalisation consent the shopper sees what anyone would.
+        """
+        zone = self._settings.zone_of(touchpoint)
+        if zone is None:
+            return []
+        customer = personalised(self._store.roster.get(customer_ref))
+        now = self._clock.wall().at
+        return [
+            o
+            for o, _ in ranked(eligible(self._catalog.for_zone(zone), zone=zone, now=now, customer=customer), customer)
+        ][:limit]
+
+    async def _consent_changes(self) -> None:
+        """Personalisation changed: re-decide every touchpoint showing that shopper, so it takes effect at once.
+
+        (A withdrawn identifying channel reaches us as the presence tracker's exit instead.)
+        """
+        async for change in self._consents:
+            if change.channel != PERSONALISATION:
+                continue
+            for tp in self._settings.touchpoints:
+                if self._showing[tp.id].customer_ref == change.customer_ref:
+                    self._decide(tp.id, tp.zone, change.customer_ref, self._clock.mono())
 
     async def _consume(self) -> None:
         async for presence in self._presence:

@@ -2,7 +2,8 @@
 
 Each player has its own small outbound queue and writer task, so one stuck browser can never hold up the
 others; if it falls behind, its oldest frames go first (a screen only ever needs the latest content).
-A player that connects (or reconnects) is sent the touchpoint's current content at once.
+A player that connects (or reconnects) is sent the touchpoint's current content at once, and its idle
+playlist for this time of day (again whenever the schedule turns to another playlist).
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ import json
 import logging
 from collections import Counter
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..bus import Bus
+from ..clock import Clock
 from ..config import Settings
 from ..events import Idle, Show
 from ..ops.progress import Progress
+from . import playlists
+from .assets import AssetCache
 from .proof import AckRejected, ProofOfPlay
 
 log = logging.getLogger(__name__)
@@ -46,20 +51,35 @@ class _Player:
 
 
 class ScreenHub:
-    def __init__(self, settings: Settings, bus: Bus, proof: ProofOfPlay, progress: Progress):
+    def __init__(
+        self, settings: Settings, bus: Bus, proof: ProofOfPlay, assets: AssetCache, clock: Clock, progress: Progress
+    ):
         self._settings = settings
         self._progress = progress
         self._proof = proof
+        self._assets = assets
+        self._clock = clock
+        self._zone = ZoneInfo(settings.surfaces.timezone)
         self._players: dict[str, set[_Player]] = {tp.id: set() for tp in settings.touchpoints}
-        self._current: dict[str, str] = {}
+        self._current: dict[str, dict[str, Any]] = {}
+        self._showing: dict[str, dict[str, Any]] = {}
+        self._playlists: dict[str, str] = {}
         self._shows = bus.subscribe(Show, "signage", maxsize=1000)
         self._idles = bus.subscribe(Idle, "signage", maxsize=1000)
-        self._idle_playlist = [item.model_dump() for item in settings.signage.idle]
         self.counts: Counter[str] = Counter()
         progress.watch("signage", max_silence_s=settings.ops.stall_after_s, pending=self.backlog)
 
     def backlog(self) -> int:
         return self._shows.queue.qsize() + self._idles.queue.qsize()
+
+    def idle_items(self, touchpoint: str) -> list[dict[str, Any]]:
+        local = self._clock.wall().at.astimezone(self._zone)
+        items = playlists.items_for(self._settings.surfaces.playlists, self._settings.signage.idle, touchpoint, local)
+        return [self._assets.localise(item) for item in items]
+
+    def showing(self, touchpoint: str) -> dict[str, Any]:
+        """What a touchpoint shows now, for the dashboard: an offer's title, or its idle playlist."""
+        return self._showing.get(touchpoint, {"kind": "idle"})
 
     async def close_all(self) -> None:
         """Tell every player the agent is going away (they reconnect by themselves)."""
@@ -74,6 +94,21 @@ class ScreenHub:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._forward(self._shows), name="signage.shows")
             tg.create_task(self._forward(self._idles), name="signage.idles")
+            tg.create_task(self._schedule_forever(), name="signage.playlists")
+
+    async def _schedule_forever(self, every_s: float = 20.0) -> None:
+        while True:
+            self.refresh_playlists()
+            await asyncio.sleep(every_s)
+
+    def refresh_playlists(self) -> None:
+        """Push a screen's playlist again when the schedule (or a cached picture) changes it."""
+        for tp in self._settings.touchpoints:
+            frame = json.dumps({"type": "playlist", "idle": self.idle_items(tp.id)})
+            if self._playlists.get(tp.id, frame) != frame:
+                for player in self._players[tp.id]:
+                    player.offer(frame)
+            self._playlists[tp.id] = frame
 
     async def _forward(self, subscription: Any) -> None:
         async for event in subscription:
@@ -82,19 +117,26 @@ class ScreenHub:
                 frame = {
                     "type": "show",
                     "show_id": event.show_id,
-                    "offer": event.offer,
+                    "offer": self._assets.localise(event.offer),
                     "personal": event.customer_ref is not None,
                 }
                 self.counts["shown"] += 1
+                self._showing[event.touchpoint] = {
+                    "kind": "offer",
+                    "title": event.offer.get("title", ""),
+                    "personal": event.customer_ref is not None,
+                }
             else:
                 frame = {"type": "idle"}
-            self._send(event.touchpoint, json.dumps(frame))
+                self._showing[event.touchpoint] = {"kind": "idle"}
+            self._send(event.touchpoint, frame)
             self._progress.beat("signage")
 
-    def _send(self, touchpoint: str, frame: str) -> None:
+    def _send(self, touchpoint: str, frame: dict[str, Any]) -> None:
         self._current[touchpoint] = frame
+        text = json.dumps(frame)
         for player in self._players.get(touchpoint, ()):
-            player.offer(frame)
+            player.offer(text)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         touchpoint = request.match_info["touchpoint"]
@@ -103,9 +145,12 @@ class ScreenHub:
         ws = web.WebSocketResponse(heartbeat=15, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
         player = _Player(ws)
-        player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self._idle_playlist}))
-        if touchpoint in self._current:
-            player.offer(self._current[touchpoint])
+        player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self.idle_items(touchpoint)}))
+        current = self._current.get(touchpoint)
+        if current is not None:
+            if current["type"] == "show":  # its picture may have been cached since it was decided
+                current = {**current, "offer": self._assets.localise(current["offer"])}
+            player.offer(json.dumps(current))
         self._players[touchpoint].add(player)
         self.counts["connects"] += 1
         writer = asyncio.create_task(player.write_forever(), name=f"signage.writer.{touchpoint}")

@@ -43,6 +43,7 @@ class CheckinRejected(Exception):
 class CheckinAccepted:
     touchpoint: str
     zone: str
+    customer_ref: str  # for the kiosk that scanned the token; never sent back over the check-in API
 
 
 class CheckinSource:
@@ -100,7 +101,7 @@ class CheckinSource:
                 explicit=True,
             )
         )
-        return CheckinAccepted(touchpoint=claims.touchpoint, zone=zone)
+        return CheckinAccepted(touchpoint=claims.touchpoint, zone=zone, customer_ref=claims.customer_ref)
 
     def prune(self) -> int:
         return self._store.nonces.prune(self._clock.unix())

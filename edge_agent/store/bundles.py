@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlite_utils import Database
 
+from .assets import AssetIndex, AssetRef
 from .offers import Offer, OfferCache
 from .roster import Roster, RosterEntry
 
@@ -29,6 +30,7 @@ class OfferBundle(BaseModel):
     version: Version
     issued_at: AwareDatetime
     offers: list[Offer] = Field(max_length=100_000)
+    assets: list[AssetRef] = Field(default_factory=list, max_length=10_000)
 
 
 class RosterBundle(BaseModel):
@@ -64,6 +66,7 @@ def apply_offers(db: Database, versions: BundleVersions, offers: OfferCache, bun
     with db.atomic():
         versions.claim("offers", bundle.version, bundle.issued_at.isoformat(), now)
         offers.replace_all(bundle.offers)
+        AssetIndex(db).replace_all(bundle.assets)  # the images are fetched afterwards, by signage.assets
 
 
 def apply_roster(db: Database, versions: BundleVersions, roster: Roster, bundle: RosterBundle, now: str) -> None:

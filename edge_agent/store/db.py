@@ -6,7 +6,10 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from .assets import AssetIndex
 from .bundles import BundleVersions
+from .claims import ClaimLedger
+from .consents import ConsentLedger
 from .decisions import DecisionLog
 from .impressions import ImpressionLog
 from .migrate import migrate
@@ -28,6 +31,9 @@ class Store:
         self.impressions = ImpressionLog(db, self.outbox)
         self.nonces = NonceLedger(db)
         self.bundle_versions = BundleVersions(db)
+        self.consents = ConsentLedger(db, self.outbox)
+        self.claims = ClaimLedger(db, self.outbox)
+        self.assets = AssetIndex(db)
 
     def close(self) -> None:
         self.db.close()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Annotated
 
@@ -12,7 +14,23 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlite_utils import Database
 
 CustomerRef = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+LoyaltyId = Annotated[str, Field(pattern=r"^[0-9]{6,20}$")]
+PhoneHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_DIGITS = re.compile(r"[0-9]{6,15}")
 MAX_DAY_KEYS = 14
+
+
+def phone_hash(salt: str, number: str) -> str | None:
+    """The roster's form of a phone number: sha256 of the chain's salt, ':' and the digits (E.164, no '+').
+
+    Spaces, dashes, dots, brackets and a leading '+' or '00' are ignored; None if what remains is not
+    6..15 digits.
+    """
+    digits = re.sub(r"[\s().-]", "", number)
+    digits = digits.removeprefix("+") if digits.startswith("+") else digits.removeprefix("00")
+    if not _DIGITS.fullmatch(digits):
+        return None
+    return hashlib.sha256(f"{salt}:{digits}".encode()).hexdigest()
 
 
 class RosterEntry(BaseModel):
@@ -22,6 +40,8 @@ class RosterEntry(BaseModel):
     consents: dict[str, bool] = Field(default_factory=dict)
     consent_epoch: Annotated[int, Field(ge=0)] = 0
     segments: tuple[str, ...] = ()
+    loyalty_id: LoyaltyId | None = None
+    phone_hash: PhoneHash | None = None
     day_keys: dict[str, str] = Field(
         default_factory=dict, description="BLE day keys: yyyymmdd → base64 of 16 bytes (see sources/tokens.py)"
     )
@@ -63,10 +83,18 @@ class Roster:
         with self._db.atomic():
             for e in entries:
                 self._db.execute(
-                    "INSERT INTO customers (customer_ref, segments, consent_epoch, updated_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (customer_ref) DO UPDATE SET segments = excluded.segments,"
-                    " consent_epoch = excluded.consent_epoch, updated_at = excluded.updated_at",
-                    [e.customer_ref, json.dumps(list(e.segments)), e.consent_epoch, updated_at],
+                    "INSERT INTO customers (customer_ref, segments, consent_epoch, updated_at, loyalty_id, phone_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_ref) DO UPDATE SET segments = excluded.segments,"
+                    " consent_epoch = excluded.consent_epoch, updated_at = excluded.updated_at,"
+                    " loyalty_id = excluded.loyalty_id, phone_hash = excluded.phone_hash",
+                    [
+                        e.customer_ref,
+                        json.dumps(list(e.segments)),
+                        e.consent_epoch,
+                        updated_at,
+                        e.loyalty_id,
+                        e.phone_hash,
+                    ],
                 )
                 self._db.execute("DELETE FROM consents WHERE customer_ref = ?", [e.customer_ref])
                 self._db.conn.executemany(
@@ -88,7 +116,8 @@ class Roster:
 
     def get(self, customer_ref: str) -> RosterEntry | None:
         row = self._db.execute(
-            "SELECT segments, consent_epoch FROM customers WHERE customer_ref = ?", [customer_ref]
+            "SELECT segments, consent_epoch, loyalty_id, phone_hash FROM customers WHERE customer_ref = ?",
+            [customer_ref],
         ).fetchone()
         if row is None:
             return None
@@ -104,6 +133,8 @@ class Roster:
             consents={ch: bool(ok) for ch, ok in consents.items()},
             consent_epoch=row[1],
             segments=tuple(json.loads(row[0])),
+            loyalty_id=row[2],
+            phone_hash=row[3],
             day_keys={day: base64.b64encode(key).decode("ascii") for day, key in day_keys},
             phone_model=model[0] if model else None,
         )
@@ -130,13 +161,24 @@ class Roster:
         with self._db.atomic():
             return self._db.execute("DELETE FROM ble_day_keys WHERE day < ?", [before_day]).rowcount
 
-    def fingerprint(self) -> tuple[int, str | None, int]:
-        """Cheap to read; changes whenever customers, their consents or their day keys change."""
+    def fingerprint(self) -> tuple[int, str | None, int, int, int]:
+        """Cheap to read; changes whenever customers, their consents (each change bumps the epoch) or their
+        day keys change."""
         row = self._db.execute(
             "SELECT (SELECT count(*) FROM customers), (SELECT max(updated_at) FROM customers),"
+            " (SELECT total(consent_epoch) FROM customers),"
+            " (SELECT count(*) FROM consents WHERE channel = 'ble' AND granted = 1),"
             " (SELECT count(*) FROM ble_day_keys)"
         ).fetchone()
-        return (row[0], row[1], row[2])
+        return (row[0], row[1], int(row[2]), row[3], row[4])
+
+    def find(self, *, loyalty_id: str | None = None, phone_hash: str | None = None) -> str | None:
+        """The customer_ref carrying that loyalty id or phone hash, if any."""
+        column, value = ("loyalty_id", loyalty_id) if loyalty_id is not None else ("phone_hash", phone_hash)
+        if value is None:
+            return None
+        row = self._db.execute(f"SELECT customer_ref FROM customers WHERE {column} = ?", [value]).fetchone()
+        return row[0] if row else None
 
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM customers").fetchone()[0]

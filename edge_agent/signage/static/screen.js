@@ -51,6 +51,11 @@
         idleItems = Array.isArray(message.idle) ? message.idle : [];
         if (currentShow === null) startIdle();
         break;
+      case "playlist": // the schedule turned to another playlist for this time of day
+        idleItems = Array.isArray(message.idle) ? message.idle : [];
+        idleIndex = 0;
+        if (currentShow === null) startIdle();
+        break;
       case "show":
         showOffer(message);
         break;
@@ -94,10 +99,12 @@
     }
   }
 
-  function reveal(viewId) {
+  function reveal(viewId, transition = "fade") {
     for (const id of ["offer", "idle"]) {
       const view = $(id);
       if (id === viewId) {
+        view.dataset.transition = ["fade", "slide", "cut"].includes(transition) ? transition : "fade";
+        view.classList.remove("visible");
         view.hidden = false;
         requestAnimationFrame(() => view.classList.add("visible"));
       } else {
@@ -162,7 +169,7 @@
     $("idle-text").textContent = String(item.text ?? "");
     await loadImage($("idle-image"), item.image);
     if (currentShow !== null) return;
-    reveal("idle");
+    reveal("idle", item.transition);
     idleTimer = setTimeout(startIdle, Math.max(1, Number(item.duration_s) || 8) * 1000);
   }
 

@@ -1,0 +1,209 @@
+"""The kiosk: a shopper who identified themselves sees their offers, claims one and sets their consent.
+
+A kiosk session lives only in the agent's memory and in the page's (never in storage): it ends when the
+shopper taps "done", after `surfaces.kiosk.session_s` without a touch, or when someone else identifies at
+the same kiosk. The page learns offers and consent choices, never the customer_ref.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import segno
+from aiohttp import web
+
+from ..bus import Bus
+from ..clock import Clock
+from ..config import Settings
+from ..decide.engine import OfferEngine
+from ..events import ConsentChanged
+from ..sources.kiosk_id import IdentifyRefused, KioskIdentifier
+from ..store import Store
+from ..store.consents import CHANNELS
+from .assets import AssetCache
+from .auth import Auth
+from .http import error, json_body, page, private_json
+
+OFFERS_SHOWN = 6
+
+
+@dataclass
+class _Session:
+    customer_ref: str
+    touchpoint: str
+    expires: float
+
+
+class Kiosk:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        engine: OfferEngine,
+        identifier: KioskIdentifier,
+        assets: AssetCache,
+        bus: Bus,
+        clock: Clock,
+    ):
+        self._settings = settings
+        self._cfg = settings.surfaces.kiosk
+        self._store = store
+        self._engine = engine
+        self._identifier = identifier
+        self._assets = assets
+        self._bus = bus
+        self._clock = clock
+        self._kiosks = {tp.id for tp in settings.touchpoints if tp.kind == "kiosk"}
+        self._sessions: dict[str, _Session] = {}
+        self.counts: Counter[str] = Counter()
+
+    # -- sessions ---------------------------------------------------------------------------------------
+
+    def _start(self, touchpoint: str, customer_ref: str) -> str:
+        for sid in [s for s, sess in self._sessions.items() if sess.touchpoint == touchpoint]:
+            del self._sessions[sid]  # one shopper per kiosk: the next one ends the last one's session
+        sid = secrets.token_urlsafe(24)
+        self._sessions[sid] = _Session(customer_ref, touchpoint, self._clock.mono() + self._cfg.session_s)
+        self.counts["sessions"] += 1
+        return sid
+
+    def _session(self, request: web.Request) -> _Session:
+        touchpoint = request.match_info["touchpoint"]
+        sid = request.headers.get("X-Kiosk-Session", "")
+        now = self._clock.mono()
+        for stale in [s for s, sess in self._sessions.items() if sess.expires <= now]:
+            del self._sessions[stale]
+        session = self._sessions.get(sid)
+        if session is None or session.touchpoint != touchpoint:
+            raise _no_session()
+        session.expires = now + self._cfg.session_s
+        return session
+
+    def active(self) -> int:
+        now = self._clock.mono()
+        return sum(1 for s in self._sessions.values() if s.expires > now)
+
+    # -- what the page shows ----------------------------------------------------------------------------
+
+    def _view(self, session: _Session) -> dict[str, Any]:
+        entry = self._store.roster.get(session.customer_ref)
+        if entry is None:  # erased while at the kiosk
+            raise _no_session()
+        claimed = self._store.claims.open_codes(session.customer_ref)
+        offers = []
+        for offer in self._engine.offers_for(session.customer_ref, session.touchpoint, OFFERS_SHOWN):
+            shown = self._assets.localise(offer.display())
+            shown["personal"] = offer.audience == "personalised"
+            shown["claimed"] = offer.offer_id in claimed
+            offers.append(shown)
+        return {
+            "consents": {ch: entry.consents_to(ch) for ch in CHANNELS},
+            "face_enrolment_requested": self._store.consents.face_enrolment_requested(session.customer_ref),
+            "offers": offers,
+            "session_s": self._cfg.session_s,
+        }
+
+    def _claim_view(self, code: str, offer_title: str, expires_at: str) -> dict[str, Any]:
+        qr = segno.make(code, error="m").svg_data_uri(scale=8, border=2, dark="#111111")
+        return {"code": code, "qr": qr, "title": offer_title, "expires_at": expires_at}
+
+    # -- routes -----------------------------------------------------------------------------------------
+
+    def routes(self, app: web.Application, auth: Auth) -> None:
+        def kiosk(handler):
+            async def checked(request: web.Request) -> web.StreamResponse:
+                if request.match_info["touchpoint"] not in self._kiosks:
+                    return error(404, "unknown_kiosk", "no kiosk with that id in this store")
+                return await handler(request)
+
+            return checked
+
+        async def page_(request: web.Request) -> web.Response:
+            return page("kiosk.html")
+
+        async def identify(request: web.Request) -> web.Response:
+            body = await json_body(request, {"method", "value"})
+            touchpoint = request.match_info["touchpoint"]
+            try:
+                ref = self._identifier.identify(touchpoint, body["method"], body["value"])
+            except IdentifyRefused as exc:
+                return error(exc.status, exc.code, exc.reason)
+            sid = self._start(touchpoint, ref)
+            return private_json({"session": sid, **self._view(self._sessions[sid])})
+
+        async def view(request: web.Request) -> web.Response:
+            return private_json(self._view(self._session(request)))
+
+        async def claim(request: web.Request) -> web.Response:
+            session = self._session(request)
+            body = await json_body(request, {"offer_id"})
+            offers = {o.offer_id: o for o in self._engine.offers_for(session.customer_ref, session.touchpoint, 50)}
+            offer = offers.get(body["offer_id"]) if isinstance(body["offer_id"], str) else None
+            if offer is None:
+                return error(404, "not_offered", "that offer is not available to this shopper here now")
+            wall = self._clock.wall()
+            expires = min(offer.valid_to, wall.at + timedelta(seconds=self._cfg.claim_valid_s))
+            record = self._store.claims.claim(
+                session.customer_ref,
+                offer.offer_id,
+                touchpoint=session.touchpoint,
+                at=wall.iso(),
+                expires_at=expires.isoformat(timespec="milliseconds"),
+            )
+            self.counts["claims"] += 1
+            return private_json(self._claim_view(record.code, offer.title, record.expires_at))
+
+        async def consent(request: web.Request) -> web.Response:
+            session = self._session(request)
+            body = await json_body(request, {"channel", "granted"})
+            channel, granted = body["channel"], body["granted"]
+            if channel not in CHANNELS or not isinstance(granted, bool):
+                return error(400, "malformed", f"channel must be one of {', '.join(CHANNELS)}; granted true or false")
+            wall = self._clock.wall()
+            try:
+                self._store.consents.set(
+                    session.customer_ref, channel, granted, at=wall.iso(), touchpoint=session.touchpoint
+                )
+            except KeyError:  # erased while at the kiosk
+                raise _no_session() from None
+            self._bus.publish(ConsentChanged(session.customer_ref, channel, granted, wall))
+            self.counts[f"consent:{channel}:{'granted' if granted else 'withdrawn'}"] += 1
+            return private_json(self._view(session))
+
+        async def face(request: web.Request) -> web.Response:
+            session = self._session(request)
+            body = await json_body(request, {"agree"})
+            if body["agree"] is not True:
+                return error(400, "malformed", "face enrolment needs the shopper's explicit agreement (agree: true)")
+            try:
+                self._store.consents.request_face_enrolment(
+                    session.customer_ref, at=self._clock.wall().iso(), touchpoint=session.touchpoint
+                )
+            except PermissionError as exc:
+                return error(409, "no_consent", str(exc))
+            return private_json(self._view(session))
+
+        async def end(request: web.Request) -> web.Response:
+            sid = request.headers.get("X-Kiosk-Session", "")
+            self._sessions.pop(sid, None)
+            return private_json({"status": "ended"})
+
+        g = auth.guard
+        app.router.add_get("/kiosk/{touchpoint}", g("kiosk", kiosk(page_), page_route=True))
+        app.router.add_post("/api/kiosk/{touchpoint}/identify", g("kiosk", kiosk(identify)))
+        app.router.add_get("/api/kiosk/{touchpoint}/session", g("kiosk", kiosk(view)))
+        app.router.add_post("/api/kiosk/{touchpoint}/claim", g("kiosk", kiosk(claim)))
+        app.router.add_post("/api/kiosk/{touchpoint}/consent", g("kiosk", kiosk(consent)))
+        app.router.add_post("/api/kiosk/{touchpoint}/face", g("kiosk", kiosk(face)))
+        app.router.add_post("/api/kiosk/{touchpoint}/end", g("kiosk", kiosk(end)))
+
+
+def _no_session() -> web.HTTPUnauthorized:
+    return web.HTTPUnauthorized(
+        text='{"error": "no_session", "reason": "identify first; kiosk sessions end after inactivity"}',
+        content_type="application/json",
+    )
