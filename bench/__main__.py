@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["checkin", "surfaces", "sync", "decide"]
+BENCHMARKS = ["checkin", "surfaces", "sync", "decide", "ble"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,10 +38,12 @@ from .signage.kiosk import Kiosk
 from .signage.proof import ProofOfPlay
 from .signage.signs import SignDriver
 from .signage.till import Till
+from .sources.ble import BleSource
 from .sources.checkin import CheckinSource
 from .sources.kiosk_id import KioskIdentifier
 from .sources.pos import PosSource
 from .sources.pos_protocol import load_profile
+from .sources.remote_scanners import RemoteScanners
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
 
@@ -59,7 +61,17 @@ class Agent:
         self.store = open_store(settings.database.path)
         self.catalog = OfferCatalog(self.store)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
-        self.presence = PresenceTracker(settings.presence, self.bus, self.clock)
+        self.ble = (
+            BleSource(settings, self.store, self.bus, self.clock, self.progress)
+            if settings.sources.ble or settings.ble.remote_scanners
+            else None
+        )
+        self.remote_scanners = (
+            RemoteScanners(settings, self.ble, self.clock)
+            if self.ble is not None and settings.ble.remote_scanners
+            else None
+        )
+        self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
         self.pos: PosSource | None = None
@@ -121,6 +133,10 @@ class Agent:
             components["checkin.prune"] = self._prune_nonces
         if self.cloud is not None:
             components["cloud"] = self.cloud.run
+        if self.ble is not None:
+            components["ble"] = self.ble.run
+        if self.remote_scanners is not None:
+            components["ble.remote"] = self.remote_scanners.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
         self.notifier.ready(f"serving {len(self.catalog)} offers at {self.url}")
@@ -193,6 +209,7 @@ class Agent:
             "pos": None
             if self.pos is None
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
+            "ble": self.ble.health() if self.ble is not None else None,
         }
 
     def sign_status(self) -> dict[str, Any]:

@@ -167,6 +167,48 @@ class PresenceSettings(Section):
     dwell_interval_s: Seconds = 10
 
 
+class Receiver(Section):
+    id: Ident = Field(description="the local scanner (ble.receiver_id) or a remote scanner node's id")
+    zone: Ident
+    offset_db: Annotated[float, Field(ge=-30, le=30)] = Field(
+        default=0.0, description="how many dB this receiver reads above a reference receiver"
+    )
+    enter_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.enter_m")
+    exit_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.exit_m")
+
+
+class BleSettings(Section):
+    company_id: Annotated[int, Field(ge=0, le=0xFFFF)] = Field(
+        default=0xFFFF, description="manufacturer id under which the app advertises its token"
+    )
+    adapter: Annotated[str, Field(pattern=r"^hci[0-9]{1,2}$")] = "hci0"
+    receiver_id: Ident | None = Field(default=None, description="id of the local adapter; default store.device_id")
+    receivers: list[Receiver] = Field(default_factory=list)
+    reference_dbm: Annotated[float, Field(ge=-100, le=0)] = Field(
+        default=-59.0, description="RSSI of a phone at 1 m when the advert does not say"
+    )
+    reference_by_model: dict[str, Annotated[float, Field(ge=-100, le=0)]] = Field(
+        default_factory=dict, description="RSSI at 1 m per phone model the roster names (calibrated in store)"
+    )
+    path_loss_exponent: Annotated[float, Field(ge=1.5, le=5.0)] = 2.2
+    enter_m: Annotated[float, Field(gt=0, le=50)] = 3.6
+    exit_m: Annotated[float, Field(gt=0, le=50)] = 4.6
+    window_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    min_samples: Annotated[int, Field(ge=1, le=20)] = 2
+    switch_db: Annotated[float, Field(ge=0, le=30)] = 4.0
+    switch_s: Annotated[float, Field(ge=0, le=60)] = Field(
+        default=2.0, description="how long another receiver must stay switch_db stronger to take the phone over"
+    )
+    leave_s: Seconds = Field(default=0.5, description="hold-down once readings say the phone is out of range")
+    queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
+    stall_s: Seconds = Field(default=60.0, description="no advert for this long: the scan is restarted")
+    remote_scanners: bool = Field(default=False, description="take sightings of scanner nodes from [mqtt]")
+    beacons: list[Annotated[str, Field(pattern=r"^(ibeacon|eddystone|eddystone-url):\S{1,120}$")]] = Field(
+        default_factory=list,
+        description="the store's own fixed beacons (ids as ibeacon:UUID:MAJOR:MINOR or eddystone:NAMESPACE:INSTANCE)",
+    )
+
+
 class IdleItem(Section):
     title: str
     text: str = ""
@@ -279,6 +321,7 @@ class Settings(Section):
     sources: SourcesSettings = SourcesSettings()
     checkin: CheckinSettings = CheckinSettings()
     presence: PresenceSettings = PresenceSettings()
+    ble: BleSettings = BleSettings()
     signage: SignageSettings = SignageSettings()
     ops: OpsSettings = OpsSettings()
     surfaces: SurfacesSettings = SurfacesSettings()
@@ -395,6 +438,7 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
         )
     if s.mqtt is not None:
         problems += _mqtt_problems(s.mqtt)
+    problems += _check_ble(s)
     return problems
 
 
@@ -425,6 +469,43 @@ def _mqtt_problems(m: MqttSettings) -> list[ConfigProblem]:
                 value=m.reconnect_min_s,
                 expected=f"at most reconnect_max_s ({m.reconnect_max_s})",
             )
+        )
+    return problems
+
+
+def _check_ble(s: Settings) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    zone_ids = [z.id for z in s.zones]
+    receiver_ids = [r.id for r in s.ble.receivers]
+    for i, rx in enumerate(s.ble.receivers):
+        if rx.zone not in zone_ids:
+            problems.append(
+                ConfigProblem(key=f"ble.receivers[{i}].zone", value=rx.zone, expected=f"one of {', '.join(zone_ids)}")
+            )
+        if rx.id in receiver_ids[:i]:
+            problems.append(ConfigProblem(key=f"ble.receivers[{i}].id", value=rx.id, expected="an id not used before"))
+    if s.ble.exit_m < s.ble.enter_m:
+        problems.append(
+            ConfigProblem(key="ble.exit_m", value=s.ble.exit_m, expected=f"at least ble.enter_m ({s.ble.enter_m})")
+        )
+    for i, rx in enumerate(s.ble.receivers):
+        enter, exit_ = rx.enter_m or s.ble.enter_m, rx.exit_m or s.ble.exit_m
+        if exit_ < enter:
+            problems.append(
+                ConfigProblem(key=f"ble.receivers[{i}].exit_m", value=exit_, expected=f"at least its enter_m ({enter})")
+            )
+    local = s.ble.receiver_id or s.store.device_id
+    if s.sources.ble and local not in receiver_ids:
+        problems.append(
+            ConfigProblem(
+                key="ble.receivers",
+                value=receiver_ids,
+                expected=f"an entry for this host's adapter, id {local!r} (ble.receiver_id or store.device_id)",
+            )
+        )
+    if s.ble.remote_scanners and s.mqtt is None:
+        problems.append(
+            ConfigProblem(key="ble.remote_scanners", value=True, expected="an [mqtt] section with the store's broker")
         )
     return problems
 

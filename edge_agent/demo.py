@@ -7,6 +7,8 @@ offer bundle holds a 25 % holdout, so `edge-agent report --config DIR/edge-agent
 what each offer sold, arm against arm. With an MQTT broker (a `mosquitto` on PATH the demo starts itself,
 or `--broker`) the cloud simulator signs and sends the offers and the roster and collects what the store
 sends up; without one the demo says so and applies the same bundle and roster locally.
+Where `dbus-daemon` is installed, shoppers with the app's rotating BLE token also walk the floor, heard by
+the real bleak scanner through a simulated BlueZ on a private D-Bus; without it the demo runs without BLE.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import secrets
 import signal
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -47,10 +51,15 @@ TOUCHPOINTS = [
 DEMO_PHONE_SALT = "demo-chain-phone-salt"
 
 
-def demo_config(workdir: Path, port: int, checkin_public_key: str, staff_token: str = "") -> dict[str, Any]:
-    """The demo store; with a staff token the kiosk, associate tablet and dashboard open with it. Its till
-    is a pty behind `workdir/ttyTILL`, speaking `workdir/till-profile.toml`."""
+def demo_config(
+    workdir: Path, port: int, checkin_public_key: str, staff_token: str = "", ble: bool = False
+) -> dict[str, Any]:
+    """The demo store; with a staff token the kiosk, associate tablet and dashboard open with it; with
+    `ble`, this host's adapter (the simulated BlueZ) hears the entrance. Its till is a pty behind
+    `workdir/ttyTILL`, speaking `workdir/till-profile.toml`."""
     return {
+        "sources": {"checkin": True, "ble": ble, "pos": True},
+        "ble": {"receivers": [{"id": "edge-demo", "zone": "entrance"}], "stall_s": 30.0},
         "surfaces": {
             "auth": {f"{role}_tokens": [staff_token] for role in ("kiosk", "associate", "dashboard", "till")}
             if staff_token
@@ -63,7 +72,6 @@ def demo_config(workdir: Path, port: int, checkin_public_key: str, staff_token: 
         "database": {"path": str(workdir / "edge-agent.db")},
         "http": {"host": "127.0.0.1", "port": port},
         "checkin": {"public_keys": [checkin_public_key]},
-        "sources": {"checkin": True, "pos": True},
         "pos": {"port": str(workdir / "ttyTILL"), "profile": str(workdir / "till-profile.toml"), "reconnect_s": 1.0},
         "presence": {"hold_down_s": 20.0, "checkin_hold_s": 45.0, "dwell_interval_s": 10.0},
         "signage": {
@@ -168,10 +176,23 @@ def demo_roster() -> list[RosterEntry]:
     ]
 
 
+def ble_roster(shoppers: list[Any], unix: float) -> list[RosterEntry]:
+    """The BLE shoppers who opted in: consent to BLE and personalisation, day keys, phone model."""
+    segments = [("coffee-lover",), ("family", "healthy"), ("bread",)]
+    return [
+        s.phone.roster_entry(
+            unix, {"ble": True, "personalisation": True}, segments=segments[i % 3], phone_model=s.model.name
+        )
+        for i, s in enumerate(shoppers)
+        if s.opted_in
+    ]
+
+
 async def run_demo(
     seconds: float | None, port: int, workdir: Path | None, players: bool, broker: str | None = None
 ) -> dict[str, Any]:
     """`broker`: "HOST:PORT" of a broker to use, "off" for no cloud, None to start a `mosquitto` if there is one."""
+    from simulators.bluez import dbus_available
     from simulators.checkin_app import CheckinIssuer
     from simulators.till import PROFILE, SimulatedTill
 
@@ -179,8 +200,9 @@ async def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     issuer = CheckinIssuer("demo-store")
     staff_token = secrets.token_urlsafe(18)
-    config = demo_config(workdir, port, issuer.public_key_b64, staff_token)
     async with contextlib.AsyncExitStack() as stack:
+        radio = await stack.enter_async_context(_ble_floor(seconds)) if dbus_available() else None
+        config = demo_config(workdir, port, issuer.public_key_b64, staff_token, ble=radio is not None)
         cloud = await _cloud(stack, workdir, broker)
         if cloud is not None:
             config["mqtt"] = {
@@ -196,20 +218,48 @@ async def run_demo(
         stack.callback(till.close)
         agent = await _start(from_dict(config), port)
         roster = demo_roster()
+        ble_people = ble_roster(radio[2], time.time()) if radio is not None else []
         bundle = demo_bundle(datetime.now(UTC))
-        if cloud is None or not await _sync_from_cloud(agent, cloud, bundle, roster):
+        if cloud is None or not await _sync_from_cloud(agent, cloud, bundle, roster + ble_people):
             now = datetime.now(UTC).isoformat()
             apply_offers(agent.store.db, agent.store.bundle_versions, agent.store.offers, bundle, now)
-            agent.store.roster.upsert(roster, updated_at=now)
+            agent.store.roster.upsert(roster + ble_people, updated_at=now)
             agent.catalog.reload()
         agent.engine.rotate_anonymous()
         print(f"demo store running, data in {workdir}", flush=True)
-        return await _run(agent, issuer, roster, bundle, till, seconds, players, cloud, staff_token)
+        return await _run(agent, issuer, roster, bundle, till, seconds, players, cloud, staff_token, radio, ble_people)
 
 
 def demo_bundle(now: datetime) -> OfferBundle:
     """The demo's offers with a 25 % global holdout, so the report can show uplift."""
     return OfferBundle(version=1, issued_at=now, offers=demo_offers(now), holdout=Holdout(fraction=0.25, seed="demo"))
+
+
+@contextlib.asynccontextmanager
+async def _ble_floor(seconds: float | None) -> Any:
+    """A private D-Bus, a simulated BlueZ on it that bleak will find, and BLE shoppers on the demo floor."""
+    import random
+
+    from simulators.bluez import PrivateBus, SimulatedBlueZ
+    from simulators.shoppers import SCENARIOS, Radio, make_shoppers
+
+    span_min = (seconds or 8 * 3600) / 60
+    plan = SCENARIOS["demo"]
+    rng = random.Random()
+    people = make_shoppers(plan, rng, max(6, int(span_min)), span_min, chain_id="demo-chain", prefix="ble")
+    previous = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    with PrivateBus() as bus:
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        bluez = SimulatedBlueZ(bus.address)
+        await bluez.start()
+        try:
+            yield (bluez, Radio(plan, people, rng, start_unix=time.time()), people)
+        finally:
+            await bluez.stop()
+            if previous is None:
+                os.environ.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
+            else:
+                os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = previous
 
 
 async def _cloud(stack: contextlib.AsyncExitStack, workdir: Path, broker: str | None) -> Any:
@@ -275,9 +325,12 @@ async def _run(
     players: bool,
     cloud: Any,
     staff_token: str,
+    radio: Any,
+    ble_people: list[RosterEntry],
 ) -> dict[str, Any]:
     from simulators.checkin_app import Shoppers
     from simulators.screen import ScreenPlayer
+    from simulators.shoppers import feed_bluez
     from simulators.till import Buyers
 
     for tp in agent.settings.touchpoints:
@@ -287,6 +340,9 @@ async def _run(
     shoppers = Shoppers(agent.url, issuer, [c.customer_ref for c in roster], [t["id"] for t in TOUCHPOINTS])
     buyers = Buyers(till, partial(_decided_after, agent), {o.offer_id: o.sku for o in bundle.offers if o.sku})
     sims = [shoppers.run(), buyers.run()]
+    if radio is not None:
+        print(f"  BLE: {len(ble_people)} opted-in phones among {len(radio[2])} on the floor", flush=True)
+        sims.append(feed_bluez(radio[0], radio[1], "rx-entrance", seconds or 8 * 3600))
     if players:
         sims += [ScreenPlayer(agent.url, t["id"]).run() for t in TOUCHPOINTS]
     tasks = [asyncio.create_task(s) for s in sims]
@@ -370,4 +426,5 @@ def _summary(agent: Agent, outcomes: Any) -> dict[str, Any]:
         "outbox_depth": agent.store.outbox.depth(),
         "refused": refused,
         "errors": errors,
+        "ble_sightings": agent.ble.resolver.counts["resolved"] if agent.ble is not None else None,
     }

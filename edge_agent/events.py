@@ -67,6 +67,8 @@ class Sighting:
     touchpoint: str | None = None
     rssi: float | None = None
     explicit: bool = False  # the shopper acted (check-in, kiosk); the screen should answer now
+    receiver: str | None = None  # the radio receiver that heard it; with `rssi`, presence places the subject
+    ref_dbm: float | None = None  # calibrated RSSI at 1 m of the transmitter, when the advert tells
 
 
 class PresenceKind(StrEnum):

@@ -3,6 +3,9 @@
 A subject leaves a zone only after a hold-down with no sighting, so a phone that skips a few adverts or
 a shopper who checked in and keeps browsing does not flap in and out. The table is bounded: when full,
 the subject closest to expiry is let go (with its exit event) before a new one is admitted.
+
+Radio sightings (a receiver and an RSSI) first go through `radio.RadioPlacer`, which filters the signal and
+decides which zone, if any, the phone is in; only its verdicts reach the table.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass
 
 from .bus import Bus
 from .clock import Clock
-from .config import PresenceSettings
+from .config import BleSettings, PresenceSettings
 from .events import Channel, ConsentChanged, Customer, Presence, PresenceKind, Sighting, Subject, WallTime
+from .radio import RadioPlacer
 
 
 @dataclass
@@ -28,12 +32,20 @@ class _State:
 
 
 class PresenceTracker:
-    def __init__(self, settings: PresenceSettings, bus: Bus, clock: Clock, max_subjects: int = 20_000):
+    def __init__(
+        self,
+        settings: PresenceSettings,
+        bus: Bus,
+        clock: Clock,
+        max_subjects: int = 20_000,
+        radio: BleSettings | None = None,
+    ):
         self._cfg = settings
         self._bus = bus
         self._clock = clock
         self._max = max_subjects
         self._table: dict[tuple[str, str], _State] = {}
+        self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
 
@@ -42,6 +54,10 @@ class PresenceTracker:
 
     def present(self, zone: str) -> list[Subject]:
         return [st.subject for (_, z), st in self._table.items() if z == zone]
+
+    def placed(self) -> set[tuple[str, str]]:
+        """(subject key, zone) of everyone present now."""
+        return set(self._table)
 
     def customers(self, now: float) -> list[tuple[str, str, float]]:
         """(customer_ref, zone, dwell seconds) of every identified shopper present."""
@@ -62,6 +78,8 @@ class PresenceTracker:
     def withdraw(self, customer_ref: str, channel: str, now: float, wall: WallTime) -> list[Presence]:
         """The shopper withdrew consent for a channel: forget what it told us; leave if nothing else did."""
         out = []
+        if channel == Channel.BLE:
+            self.radio.forget(Customer(customer_ref).key)
         for key, state in list(self._table.items()):
             if state.subject != Customer(customer_ref):
                 continue
@@ -72,8 +90,27 @@ class PresenceTracker:
         return out
 
     def observe(self, s: Sighting) -> list[Presence]:
-        key = (s.subject.key, s.zone)
-        expires = s.mono + self.hold_for(s.channel)
+        if s.receiver is None or s.rssi is None:
+            return self._seen(s, s.zone, s.mono + self.hold_for(s.channel))
+        verdict = self.radio.place(s)
+        if verdict is None:
+            return []
+        out = []
+        if verdict.left is not None:
+            state = self._table.pop((s.subject.key, verdict.left), None)
+            if state is not None:
+                out.append(self._event(state, PresenceKind.EXIT, s.mono, s.wall))
+        if verdict.zone is None:
+            return out
+        state = self._table.get((s.subject.key, verdict.zone))
+        if verdict.inside:
+            return out + self._seen(s, verdict.zone, s.mono + self._cfg.hold_down_s)
+        if state is not None:  # readings say out of range: leave after the short hold-down, not the long one
+            state.expires = min(state.expires, s.mono + self.radio.leave_s)
+        return out
+
+    def _seen(self, s: Sighting, zone: str, expires: float) -> list[Presence]:
+        key = (s.subject.key, zone)
         state = self._table.get(key)
         if state is not None:
             state.expires = max(state.expires, expires)
@@ -85,11 +122,12 @@ class PresenceTracker:
             return []
         out = []
         if len(self._table) >= self._max:
-            victim_key = min(self._table, key=lambda k: self._table[k].expires)
-            out.append(self._event(self._table.pop(victim_key), PresenceKind.EXIT, s.mono, s.wall))
+            victim = self._table.pop(min(self._table, key=lambda k: self._table[k].expires))
+            self.radio.left(victim.subject.key, victim.zone)
+            out.append(self._event(victim, PresenceKind.EXIT, s.mono, s.wall))
         state = _State(
             s.subject,
-            s.zone,
+            zone,
             entered=s.mono,
             expires=expires,
             last_dwell=s.mono,
@@ -105,10 +143,12 @@ class PresenceTracker:
         for key, state in list(self._table.items()):
             if now >= state.expires:
                 del self._table[key]
+                self.radio.left(state.subject.key, state.zone)
                 out.append(self._event(state, PresenceKind.EXIT, now, wall))
             elif now - state.last_dwell >= self._cfg.dwell_interval_s:
                 state.last_dwell = now
                 out.append(self._event(state, PresenceKind.DWELL, now, wall))
+        self.radio.prune(now)
         return out
 
     def _event(self, st: _State, kind: PresenceKind, now: float, wall: WallTime, *, explicit: bool = False) -> Presence:

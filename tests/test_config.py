@@ -119,3 +119,29 @@ def test_check_config_refuses_a_broken_till_profile(tmp_path, capsys):
     assert main(["check-config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "pos.profile" in err and "records.begin" in err
+
+
+def test_ble_section_of_the_example():
+    s = config.load(EXAMPLE)
+    assert s.ble.company_id == 0xFFFF
+    assert [(r.id, r.zone) for r in s.ble.receivers] == [("edge-01", "entrance"), ("esp32-bakery", "bakery")]
+    assert s.ble.reference_by_model["iphone"] == -56.0
+
+
+def test_ble_receivers_must_sit_in_known_zones_with_sane_thresholds():
+    problems = _problems(_example('id = "esp32-bakery"\nzone = "bakery"', 'id = "esp32-bakery"\nzone = "cellar"'))
+    assert "entrance, bakery" in problems["ble.receivers[1].zone"].expected
+    problems = _problems(_example("exit_m = 4.6 ", "exit_m = 2.0 "))
+    assert problems["ble.exit_m"].value == 2.0 and "enter_m" in problems["ble.exit_m"].expected
+    problems = _problems(_example("exit_m = 4.0\n", "exit_m = 1.0\n"))
+    assert "enter_m (3.0)" in problems["ble.receivers[1].exit_m"].expected
+
+
+def test_scanning_needs_a_receiver_for_this_host_and_remote_scanners_need_a_broker():
+    text = _example("ble = false", "ble = true").replace('id = "edge-01"\nzone', 'id = "x"\nzone')
+    with pytest.raises(config.ConfigError) as info:
+        config.parse(text)
+    problems = {p.key: p for p in info.value.problems}
+    assert "'edge-01'" in problems["ble.receivers"].expected
+    problems = _problems(_example("remote_scanners = false", "remote_scanners = true"))
+    assert "[mqtt]" in problems["ble.remote_scanners"].expected

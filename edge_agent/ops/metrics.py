@@ -41,6 +41,13 @@ class AgentCollector(Collector):
             for code, n in a.checkin.rejected.items():
                 checkins.add_metric([code], n)
             yield checkins
+        if a.ble is not None:
+            adverts = CounterMetricFamily("edge_ble_adverts", "BLE adverts by what they were", labels=["kind"])
+            for kind, n in a.ble.resolver.counts.items():
+                adverts.add_metric([kind], n)
+            yield adverts
+            yield CounterMetricFamily("edge_ble_dropped", "BLE adverts lost to a full queue", value=a.ble.dropped)
+            yield GaugeMetricFamily("edge_ble_scanning", "1 while the local adapter scans", value=int(a.ble.scanning))
         yield CounterMetricFamily("edge_decisions", "Offer decisions made", value=a.engine.counts["decisions"])
         yield CounterMetricFamily("edge_decision_errors", "Decisions that failed", value=a.engine.counts["errors"])
         yield CounterMetricFamily("edge_shows", "Show frames sent to touchpoints", value=a.hub.counts["shown"])

@@ -38,6 +38,9 @@ class ConsentLedger:
             )
             if channel == "face" and not granted:
                 self._db.execute("DELETE FROM face_enrolment_requests WHERE customer_ref = ?", [customer_ref])
+            if channel == "ble" and not granted:  # the phone can no longer be recognised: its keys go
+                self._db.execute("DELETE FROM ble_day_keys WHERE customer_ref = ?", [customer_ref])
+                self._db.execute("DELETE FROM ble_phones WHERE customer_ref = ?", [customer_ref])
             self._outbox.add(
                 stream="events",
                 kind="consent",

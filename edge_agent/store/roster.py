@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlite_utils import Database
 
 CustomerRef = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 LoyaltyId = Annotated[str, Field(pattern=r"^[0-9]{6,20}$")]
 PhoneHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _DIGITS = re.compile(r"[0-9]{6,15}")
+MAX_DAY_KEYS = 14
 
 
 def phone_hash(salt: str, number: str) -> str | None:
@@ -38,6 +42,33 @@ class RosterEntry(BaseModel):
     segments: tuple[str, ...] = ()
     loyalty_id: LoyaltyId | None = None
     phone_hash: PhoneHash | None = None
+    day_keys: dict[str, str] = Field(
+        default_factory=dict, description="BLE day keys: yyyymmdd → base64 of 16 bytes (see sources/tokens.py)"
+    )
+    phone_model: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.+-]+$")] | None = Field(
+        default=None, description="phone model the app reported, looked up in ble.reference_by_model"
+    )
+
+    @field_validator("day_keys")
+    @classmethod
+    def _day_keys_are_16_bytes_per_day(cls, keys: dict[str, str]) -> dict[str, str]:
+        if len(keys) > MAX_DAY_KEYS:
+            raise ValueError(f"at most {MAX_DAY_KEYS} day keys, got {len(keys)}")
+        for day, key in keys.items():
+            try:
+                datetime.strptime(day, "%Y%m%d")
+            except ValueError:
+                raise ValueError(f"day {day!r} must be yyyymmdd") from None
+            try:
+                raw = base64.b64decode(key, validate=True)
+            except binascii.Error:
+                raise ValueError(f"day key of {day} must be base64") from None
+            if len(raw) != 16:
+                raise ValueError(f"day key of {day} must decode to 16 bytes, got {len(raw)}")
+        return keys
+
+    def decoded_day_keys(self) -> dict[str, bytes]:
+        return {day: base64.b64decode(key) for day, key in self.day_keys.items()}
 
     def consents_to(self, channel: str) -> bool:
         return self.consents.get(channel, False)
@@ -70,6 +101,18 @@ class Roster:
                     "INSERT INTO consents (customer_ref, channel, granted, updated_at) VALUES (?, ?, ?, ?)",
                     [(e.customer_ref, ch, int(ok), updated_at) for ch, ok in e.consents.items()],
                 )
+                self._db.execute("DELETE FROM ble_day_keys WHERE customer_ref = ?", [e.customer_ref])
+                self._db.execute("DELETE FROM ble_phones WHERE customer_ref = ?", [e.customer_ref])
+                if e.consents_to("ble"):  # nothing BLE of anyone who did not consent to it is kept at all
+                    self._db.conn.executemany(
+                        "INSERT INTO ble_day_keys (customer_ref, day, day_key) VALUES (?, ?, ?)",
+                        [(e.customer_ref, day, key) for day, key in e.decoded_day_keys().items()],
+                    )
+                    if e.phone_model:
+                        self._db.execute(
+                            "INSERT INTO ble_phones (customer_ref, phone_model) VALUES (?, ?)",
+                            [e.customer_ref, e.phone_model],
+                        )
 
     def get(self, customer_ref: str) -> RosterEntry | None:
         row = self._db.execute(
@@ -81,6 +124,10 @@ class Roster:
         consents = dict(
             self._db.execute("SELECT channel, granted FROM consents WHERE customer_ref = ?", [customer_ref]).fetchall()
         )
+        day_keys = self._db.execute(
+            "SELECT day, day_key FROM ble_day_keys WHERE customer_ref = ?", [customer_ref]
+        ).fetchall()
+        model = self._db.execute("SELECT phone_model FROM ble_phones WHERE customer_ref = ?", [customer_ref]).fetchone()
         return RosterEntry(
             customer_ref=customer_ref,
             consents={ch: bool(ok) for ch, ok in consents.items()},
@@ -88,7 +135,42 @@ class Roster:
             segments=tuple(json.loads(row[0])),
             loyalty_id=row[2],
             phone_hash=row[3],
+            day_keys={day: base64.b64encode(key).decode("ascii") for day, key in day_keys},
+            phone_model=model[0] if model else None,
         )
+
+    def ble_day_keys(self, days: list[str]) -> dict[str, dict[str, bytes]]:
+        """customer_ref → {day: key} for the given days, only of customers whose consent covers BLE now."""
+        marks = ",".join("?" * len(days))
+        rows = self._db.execute(
+            "SELECT k.customer_ref, k.day, k.day_key FROM ble_day_keys k"
+            " JOIN consents c ON c.customer_ref = k.customer_ref AND c.channel = 'ble' AND c.granted = 1"
+            f" WHERE k.day IN ({marks})",
+            days,
+        ).fetchall()
+        out: dict[str, dict[str, bytes]] = {}
+        for ref, day, key in rows:
+            out.setdefault(ref, {})[day] = bytes(key)
+        return out
+
+    def ble_phone_models(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT customer_ref, phone_model FROM ble_phones").fetchall())
+
+    def prune_day_keys(self, before_day: str) -> int:
+        """Forget day keys of days before `before_day` (yyyymmdd): they can no longer make a live token."""
+        with self._db.atomic():
+            return self._db.execute("DELETE FROM ble_day_keys WHERE day < ?", [before_day]).rowcount
+
+    def fingerprint(self) -> tuple[int, str | None, int, int, int]:
+        """Cheap to read; changes whenever customers, their consents (each change bumps the epoch) or their
+        day keys change."""
+        row = self._db.execute(
+            "SELECT (SELECT count(*) FROM customers), (SELECT max(updated_at) FROM customers),"
+            " (SELECT total(consent_epoch) FROM customers),"
+            " (SELECT count(*) FROM consents WHERE channel = 'ble' AND granted = 1),"
+            " (SELECT count(*) FROM ble_day_keys)"
+        ).fetchone()
+        return (row[0], row[1], int(row[2]), row[3], row[4])
 
     def find(self, *, loyalty_id: str | None = None, phone_hash: str | None = None) -> str | None:
         """The customer_ref carrying that loyalty id or phone hash, if any."""

@@ -1,0 +1,156 @@
+"""Radio sightings → which zone a phone is in: calibrated distance, robust filtering, hysteresis.
+
+Per phone and receiver the RSSI readings of the last `window_s` seconds are kept (bounded) and their
+interquartile mean (the mean of the middle half) is the filtered signal: one reflection or body-blocked
+advert cannot move it, and it is steadier than the median. The receiver's offset corrects
+its antenna; the transmitter's reference power at 1 m (from the advert, else `reference_dbm`) and the
+path-loss exponent turn it into a distance:
+
+    distance_m = 10 ** ((reference_dbm - (filtered_rssi - offset_db)) / (10 * path_loss_exponent))
+
+A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
+so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
+receivers the zone follows the strongest filtered receiver, but switches only when another has been
+`switch_db` stronger than the current one for `switch_s` (or the current one fell silent).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .config import BleSettings
+from .events import Sighting
+
+MAX_SAMPLES = 32  # per phone and receiver: the window never holds more, whatever the advert rate
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one reading means: the zone the phone is in now (or None), whether it is inside the exit
+    threshold there, and a zone it has just left by switching receivers."""
+
+    zone: str | None
+    inside: bool
+    left: str | None = None
+
+
+@dataclass(slots=True)
+class _Link:
+    samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    filtered: float = float("-inf")
+    last: float = float("-inf")
+
+
+@dataclass(slots=True)
+class _Phone:
+    links: dict[str, _Link] = field(default_factory=dict)
+    receiver: str | None = None  # the receiver the zone follows
+    zone: str | None = None
+    last: float = float("-inf")
+    challenger: str | None = None  # a receiver stronger by switch_db, and since when
+    challenger_since: float = 0.0
+
+
+class RadioPlacer:
+    def __init__(self, cfg: BleSettings, max_subjects: int = 20_000):
+        self._cfg = cfg
+        self._zone_of = {r.id: r.zone for r in cfg.receivers}
+        self._offset = {r.id: r.offset_db for r in cfg.receivers}
+        self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
+        self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
+        self._max = max_subjects
+        self._phones: dict[str, _Phone] = {}
+        self.leave_s = cfg.leave_s
+        self.unknown_receiver = 0
+
+    def __len__(self) -> int:
+        return len(self._phones)
+
+    def distance_m(self, rssi: float, ref_dbm: float | None) -> float:
+        ref = self._cfg.reference_dbm if ref_dbm is None else ref_dbm
+        return 10 ** ((ref - rssi) / (10 * self._cfg.path_loss_exponent))
+
+    def place(self, s: Sighting) -> Verdict | None:
+        """Take one reading; None when it changes nothing (not enough readings yet, unknown receiver)."""
+        assert s.receiver is not None and s.rssi is not None
+        receiver = s.receiver
+        offset = self._offset.get(receiver)
+        if offset is None:
+            self.unknown_receiver += 1
+            return None
+        key = s.subject.key
+        phone = self._phones.get(key)
+        if phone is None:
+            if len(self._phones) >= self._max:
+                del self._phones[min(self._phones, key=lambda k: self._phones[k].last)]
+            phone = self._phones[key] = _Phone()
+        now = s.mono
+        phone.last = now
+        link = phone.links.get(receiver)
+        if link is None:
+            link = phone.links[receiver] = _Link()
+        samples = link.samples
+        samples.append((now, s.rssi - offset))
+        horizon = now - self._cfg.window_s
+        while samples[0][0] < horizon:
+            samples.popleft()
+        link.last = now
+        if len(samples) < self._cfg.min_samples:
+            link.filtered = float("-inf")
+            return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, s, horizon))
+        values = sorted(v for _, v in samples)
+        cut = len(values) // 4
+        kept = values[cut : len(values) - cut]
+        link.filtered = sum(kept) / len(kept)
+        return self._follow(phone, s, horizon)
+
+    def _follow(self, phone: _Phone, s: Sighting, horizon: float) -> Verdict | None:
+        best, best_rssi = None, float("-inf")
+        for rid, link in phone.links.items():
+            if link.last >= horizon and link.filtered > best_rssi:
+                best, best_rssi = rid, link.filtered
+        if best is None:
+            return None
+        within_enter = self.distance_m(best_rssi, s.ref_dbm) <= self._enter_m[best]
+        current = phone.receiver
+        if current is None:
+            if not within_enter:
+                return None
+            phone.receiver, phone.zone = best, self._zone_of[best]
+            return Verdict(phone.zone, True)
+        cur = phone.links.get(current)
+        cur_rssi = cur.filtered if cur is not None and cur.last >= horizon else float("-inf")
+        if best == current or not within_enter or best_rssi < cur_rssi + self._cfg.switch_db:
+            phone.challenger = None
+        elif phone.challenger != best:
+            phone.challenger, phone.challenger_since = best, s.mono
+        elif s.mono - phone.challenger_since >= self._cfg.switch_s or cur_rssi == float("-inf"):
+            old_zone = phone.zone
+            phone.receiver, phone.zone, phone.challenger = best, self._zone_of[best], None
+            return Verdict(phone.zone, True, left=old_zone if old_zone != phone.zone else None)
+        return Verdict(phone.zone, self._inside(phone, s, horizon))
+
+    def _inside(self, phone: _Phone, s: Sighting, horizon: float) -> bool:
+        receiver = phone.receiver or ""
+        link = phone.links.get(receiver)
+        if link is None or link.last < horizon or link.filtered == float("-inf"):
+            return False
+        return self.distance_m(link.filtered, s.ref_dbm) <= self._exit_m[receiver]
+
+    def left(self, subject_key: str, zone: str) -> None:
+        """The tracker let the phone go from `zone`: it must cross the enter threshold to come back."""
+        phone = self._phones.get(subject_key)
+        if phone is not None and phone.zone == zone:
+            phone.receiver = phone.zone = None
+
+    def forget(self, subject_key: str) -> None:
+        """Consent withdrawn: nothing about this phone's signal is kept."""
+        self._phones.pop(subject_key, None)
+
+    def prune(self, now: float) -> None:
+        """Forget phones not heard for a whole window that are in no zone: the table stays small."""
+        horizon = now - self._cfg.window_s
+        stale = [k for k, p in self._phones.items() if p.last < horizon and p.zone is None]
+        for key in stale:
+            del self._phones[key]

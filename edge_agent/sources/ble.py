@@ -1,0 +1,273 @@
+"""BLE: adverts heard by this host's adapter (bleak) or by scanner nodes → Sightings of consenting customers.
+
+The bleak callback does one thing: copy RSSI and advert data (never the address) into a bounded queue, O(1).
+A task on the loop drains the queue: recognise the frame, resolve the token among consenting customers'
+tokens, publish a Sighting. An unknown token is dropped with no trace but a counter. A missing adapter or a
+restarted BlueZ is logged in one clear line and retried with backoff; the rest of the agent keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..bus import Bus
+from ..clock import Clock
+from ..config import Settings
+from ..events import Channel, Customer, Sighting
+from ..ops.progress import Progress
+from ..store import Store
+from . import frames
+from .tokens import TokenResolver, days_around, interval_of
+
+log = logging.getLogger(__name__)
+
+DRAIN_BATCH = 512  # adverts handled before yielding to the loop
+REFRESH_S = 2.0  # how often the roster fingerprint and the token interval are checked
+
+
+@dataclass(frozen=True, slots=True)
+class Advert:
+    """One received advert as the agent keeps it: no address, nothing that names the phone."""
+
+    receiver: str
+    mono: float
+    rssi: float
+    manufacturer_data: Mapping[int, bytes] = field(default_factory=dict)
+    service_data: Mapping[str, bytes] = field(default_factory=dict)
+    tx_power: int | None = None
+
+
+@dataclass(slots=True)
+class BeaconReading:
+    receiver: str
+    rssi: float
+    measured_power: int
+    mono: float
+
+
+class AdvertResolver:
+    """Advert → Sighting, synchronous and without I/O: the hot path the benchmark measures."""
+
+    def __init__(self, settings: Settings, clock: Clock):
+        self._company_id = settings.ble.company_id
+        self._zone_of = {r.id: r.zone for r in settings.ble.receivers}
+        self._clock = clock
+        self._store_beacons = frozenset(settings.ble.beacons)
+        self._by_model = settings.ble.reference_by_model
+        self._reference: dict[str, float] = {}
+        self.tokens = TokenResolver()
+        self.counts: Counter[str] = Counter()
+        self.beacons: dict[str, BeaconReading] = {}
+
+    def handle(self, advert: Advert) -> Sighting | None:
+        token = frames.token_in(advert.manufacturer_data, self._company_id)
+        if token is not None:
+            customer_ref = self.tokens.resolve(token)
+            if customer_ref is None:
+                self.counts["unknown_token"] += 1
+                return None
+            zone = self._zone_of.get(advert.receiver)
+            if zone is None:
+                self.counts["unknown_receiver"] += 1
+                return None
+            self.counts["resolved"] += 1
+            ref_dbm = self._reference.get(customer_ref)
+            if ref_dbm is None and advert.tx_power is not None:
+                ref_dbm = advert.tx_power - 41.0  # the phone's TX power level at 0 m, less the first metre
+            return Sighting(
+                Customer(customer_ref),
+                zone,
+                Channel.BLE,
+                mono=advert.mono,
+                wall=self._clock.wall(),
+                rssi=advert.rssi,
+                receiver=advert.receiver,
+                ref_dbm=ref_dbm,
+            )
+        beacon = frames.ibeacon_in(advert.manufacturer_data) or frames.eddystone_in(advert.service_data)
+        if beacon is None or beacon.beacon_id not in self._store_beacons:  # a phone may beacon too: not ours
+            self.counts["other"] += 1
+            return None
+        self.counts["beacon"] += 1
+        self.beacons[beacon.beacon_id] = BeaconReading(advert.receiver, advert.rssi, beacon.measured_power, advert.mono)
+        return None
+
+    def rebuild(self, keys: Mapping[str, Mapping[str, bytes]], models: Mapping[str, str], unix: float) -> None:
+        """New token table and per-customer calibration, from consenting customers' keys and phone models."""
+        self.tokens.rebuild(keys, unix)
+        self._reference = {
+            ref: self._by_model[model] for ref, model in models.items() if ref in keys and model in self._by_model
+        }
+
+
+class BleSource:
+    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, progress: Progress | None = None):
+        self._cfg = settings.ble
+        self._scan = settings.sources.ble
+        self.receiver_id = settings.ble.receiver_id or settings.store.device_id
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self.resolver = AdvertResolver(settings, clock)
+        self._queue: deque[Advert] = deque(maxlen=settings.ble.queue_size)
+        self._wake = asyncio.Event()
+        self._fingerprint: tuple[Any, ...] | None = None
+        self.dropped = 0
+        self.last_advert = float("-inf")
+        self.scanning = False
+        self.scan_failures = 0
+        self._progress = progress
+        if progress is not None:  # a vital part: adverts waiting and none handled for too long stalls the agent
+            progress.watch("ble", max_silence_s=settings.ops.stall_after_s, pending=lambda: len(self._queue))
+
+    # --- the O(1) hand-over from bleak and from remote scanners ---
+
+    def enqueue(self, advert: Advert) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append(advert)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _on_detect(self, _device: Any, data: Any) -> None:
+        """bleak's detection callback: only what the agent needs, never the device or its address."""
+        now = self._clock.mono()
+        self.last_advert = now
+        self.enqueue(Advert(self.receiver_id, now, data.rssi, data.manufacturer_data, data.service_data, data.tx_power))
+
+    # --- the tasks ---
+
+    async def run(self) -> None:
+        await self.refresh(force=True)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._drain_forever(), name="ble.drain")
+            tg.create_task(self._refresh_forever(), name="ble.refresh")
+            if self._scan:
+                tg.create_task(self._scan_forever(), name="ble.scan")
+
+    def drain(self) -> int:
+        """Handle up to one batch of queued adverts; returns how many."""
+        handled = 0
+        queue, handle, publish = self._queue, self.resolver.handle, self._bus.publish
+        while queue and handled < DRAIN_BATCH:
+            sighting = handle(queue.popleft())
+            if sighting is not None:
+                publish(sighting)
+            handled += 1
+        return handled
+
+    async def _drain_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.drain():
+                if self._progress is not None:
+                    self._progress.beat("ble")
+                await asyncio.sleep(0)
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild token → customer when the roster changed or a new 10-minute interval began.
+
+        The database is read here, on the loop; the AES work runs in a worker thread, so thousands of
+        customers never hold up the adverts and screens meanwhile."""
+        now = self._clock.unix()
+        fingerprint = self._store.roster.fingerprint()
+        tokens = self.resolver.tokens
+        new_interval = tokens.interval != interval_of(now)
+        if not force and not new_interval and fingerprint == self._fingerprint:
+            return False
+        if new_interval:
+            yesterday = days_around(now, before=1, after=0)[0]
+            self._store.roster.prune_day_keys(yesterday)
+        keys = self._store.roster.ble_day_keys(TokenResolver.days_needed(now))
+        models = self._store.roster.ble_phone_models()
+        read = self._store.roster.fingerprint()
+        await asyncio.get_running_loop().run_in_executor(None, self.resolver.rebuild, keys, models, now)
+        self._fingerprint = read  # a change made meanwhile has another fingerprint: rebuilt next time
+        log.debug("BLE tokens rebuilt: %d customers", len(keys))
+        return True
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            await self.refresh()
+
+    async def _scan_forever(self) -> None:
+        from bleak import BleakScanner
+
+        # bleak's debug lines print every device's address and advert: they must never reach a log
+        bleak_log = logging.getLogger("bleak")
+        bleak_log.setLevel(max(bleak_log.getEffectiveLevel(), logging.INFO))
+        delay = 1.0
+        last_stall: float | None = None
+        while True:
+            scanner = BleakScanner(
+                detection_callback=self._on_detect,
+                scanning_mode="active",
+                bluez={"adapter": self._cfg.adapter, "filters": {"DuplicateData": True}},
+            )
+            try:
+                await scanner.start()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.scan_failures += 1
+                log.warning(
+                    "BLE adapter %s unavailable (%s: %s); retrying in %.0f s, other sources keep running",
+                    self._cfg.adapter,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.scanning, delay = True, 1.0
+            started = self._clock.mono()
+            quiet = last_stall is not None and self.last_advert <= last_stall
+            (log.debug if quiet else log.info)("BLE scanning on %s as receiver %s", self._cfg.adapter, self.receiver_id)
+            try:
+                await self._watch_for_stall(started)
+            finally:
+                self.scanning = False
+                await _stop_quietly(scanner)
+            quiet = last_stall is not None and self.last_advert <= last_stall
+            last_stall = self._clock.mono()
+            (log.debug if quiet else log.warning)(  # an empty store at night says so once, not every minute
+                "BLE: no advert on %s for %.0f s (BlueZ restarted?); restarting the scan",
+                self._cfg.adapter,
+                self._cfg.stall_s,
+            )
+
+    async def _watch_for_stall(self, started: float) -> None:
+        while self._clock.mono() - max(self.last_advert, started) < self._cfg.stall_s:
+            await asyncio.sleep(min(1.0, self._cfg.stall_s / 4))
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "scanning": self.scanning,
+            "receiver": self.receiver_id,
+            "customers_resolvable": self.resolver.tokens.customers,
+            "queue": len(self._queue),
+            "dropped": self.dropped,
+            "scan_failures": self.scan_failures,
+            "adverts": dict(self.resolver.counts),
+            "beacons": {
+                k: {"receiver": b.receiver, "rssi": b.rssi, "measured_power": b.measured_power}
+                for k, b in self.resolver.beacons.items()
+            },
+        }
+
+
+async def _stop_quietly(scanner: Any) -> None:
+    try:
+        await asyncio.wait_for(scanner.stop(), 5.0)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # BlueZ may already be gone; nothing to undo then
+        log.debug("BLE scanner stop: %s: %s", type(exc).__name__, exc)

@@ -1,0 +1,80 @@
+"""Recognising the BLE frames the agent cares about in an advert's manufacturer and service data.
+
+Three kinds: the app's rotating token (our company id, 0x53 0x01, 16 bytes), Apple iBeacon and Eddystone
+UID/URL from the store's own fixed beacons (used to check receivers and calibrate). Pure, no I/O; anything
+malformed or truncated is simply not a frame (None), never an exception.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .tokens import parse_payload
+
+APPLE = 0x004C
+EDDYSTONE_UUID = "0000feaa-0000-1000-8000-00805f9b34fb"
+_URL_SCHEMES = ("http://www.", "https://www.", "http://", "https://")
+_URL_CODES = (
+    *(".com/", ".org/", ".edu/", ".net/", ".info/", ".biz/", ".gov/"),
+    *(".com", ".org", ".edu", ".net", ".info", ".biz", ".gov"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IBeacon:
+    uuid: str
+    major: int
+    minor: int
+    measured_power: int  # RSSI at 1 m, as calibrated by the beacon's owner
+
+    @property
+    def beacon_id(self) -> str:
+        return f"ibeacon:{self.uuid}:{self.major}:{self.minor}"
+
+
+@dataclass(frozen=True, slots=True)
+class Eddystone:
+    beacon_id: str  # eddystone:<namespace hex>:<instance hex> or eddystone-url:<url>
+    tx_power_0m: int  # calibrated power at 0 m; at 1 m it is about 41 dB lower
+
+    @property
+    def measured_power(self) -> int:
+        return self.tx_power_0m - 41
+
+
+def token_in(manufacturer_data: Mapping[int, bytes], company_id: int) -> bytes | None:
+    """The rotating token, if the advert carries one under our company id."""
+    data = manufacturer_data.get(company_id)
+    return None if data is None else parse_payload(data)
+
+
+def ibeacon_in(manufacturer_data: Mapping[int, bytes]) -> IBeacon | None:
+    data = manufacturer_data.get(APPLE)
+    if data is None or len(data) != 23 or data[0] != 0x02 or data[1] != 0x15:
+        return None
+    raw = bytes(data[2:18]).hex()
+    uuid = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+    major, minor, power = struct.unpack(">HHb", data[18:23])
+    return IBeacon(uuid, major, minor, power)
+
+
+def eddystone_in(service_data: Mapping[str, bytes]) -> Eddystone | None:
+    data = service_data.get(EDDYSTONE_UUID)
+    if data is None or len(data) < 3:
+        return None
+    kind, power = data[0], struct.unpack("b", data[1:2])[0]
+    if kind == 0x00 and len(data) in (18, 20):
+        return Eddystone(f"eddystone:{bytes(data[2:12]).hex()}:{bytes(data[12:18]).hex()}", power)
+    if kind == 0x10 and 4 <= len(data) <= 20 and data[2] < len(_URL_SCHEMES):
+        url = _URL_SCHEMES[data[2]]
+        for byte in data[3:]:
+            if byte < len(_URL_CODES):
+                url += _URL_CODES[byte]
+            elif 0x21 <= byte <= 0x7E:
+                url += chr(byte)
+            else:
+                return None
+        return Eddystone(f"eddystone-url:{url}", power)
+    return None

@@ -1,0 +1,150 @@
+"""The rotating BLE token of the retailer's phone app, and resolving it back to a consenting customer.
+
+    DK_d   = HKDF-SHA256(secret, salt=chain_id, info=b"SEA-DK" + yyyymmdd, 16)        (cloud only)
+    RPIK_d = HKDF-SHA256(DK_d, salt=none, info=b"SEA-RPIK", 16)
+    token  = AES-128-ECB(RPIK_d, b"SEA-RPI" + 5 zero bytes + uint32_le(j)),  j = floor(unix_seconds / 600)
+    advert = manufacturer-specific data: company id, then 0x53 0x01, then the 16-byte token
+
+The day d of interval j is the UTC date of the interval's start. This module is pure (no I/O), so the phone
+side (`simulators/phone.py`), the cloud simulator and the agent share one definition.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+INTERVAL_S = 600
+KEY_BYTES = 16
+TOKEN_BYTES = 16
+SCHEME = 0x53
+VERSION = 0x01
+HEADER = bytes((SCHEME, VERSION))
+PAYLOAD_BYTES = len(HEADER) + TOKEN_BYTES
+TEST_COMPANY_ID = 0xFFFF
+WINDOW = 2  # intervals either side of now that resolve: phone clocks drift, adverts straddle a change
+_RPI_PREFIX = b"SEA-RPI" + bytes(5)
+
+
+def _hkdf(secret: bytes, salt: bytes | None, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(secret)
+
+
+def day_of(interval: int) -> str:
+    """The UTC day (yyyymmdd) whose key makes the token of this 10-minute interval."""
+    return datetime.fromtimestamp(interval * INTERVAL_S, UTC).strftime("%Y%m%d")
+
+
+def interval_of(unix_seconds: float) -> int:
+    return int(unix_seconds // INTERVAL_S)
+
+
+def day_key(secret: bytes, chain_id: str, day: str | date) -> bytes:
+    """The cloud's derivation: the only per-customer key a store ever receives, valid for one day."""
+    yyyymmdd = day.strftime("%Y%m%d") if isinstance(day, date) else day
+    return _hkdf(secret, chain_id.encode("utf-8"), b"SEA-DK" + yyyymmdd.encode("ascii"))
+
+
+def rpik(day_key_: bytes) -> bytes:
+    return _hkdf(day_key_, None, b"SEA-RPIK")
+
+
+class _Encryptor:
+    """AES-128-ECB under one RPIK, with the tokens it made: kept per day key, so a refresh at a new interval
+    costs one block per customer and a roster change none."""
+
+    def __init__(self, dk: bytes):
+        self._cipher = Cipher(algorithms.AES(rpik(dk)), modes.ECB())
+        self._made: dict[int, bytes] = {}
+
+    def token(self, interval: int) -> bytes:
+        made = self._made.get(interval)
+        if made is None:
+            enc = self._cipher.encryptor()
+            made = self._made[interval] = enc.update(_RPI_PREFIX + struct.pack("<I", interval)) + enc.finalize()
+        return made
+
+    def forget_before(self, interval: int) -> None:
+        for old in [i for i in self._made if i < interval]:
+            del self._made[old]
+
+
+def token(day_key_: bytes, interval: int) -> bytes:
+    """The 16-byte token a phone advertises during `interval` with the day key of `day_of(interval)`."""
+    if not 0 <= interval <= 0xFFFFFFFF:
+        raise ValueError(f"interval must fit in uint32, got {interval}")
+    return _Encryptor(day_key_).token(interval)
+
+
+def advert_payload(token_: bytes) -> bytes:
+    """The manufacturer data value (after the company id) that carries a token."""
+    if len(token_) != TOKEN_BYTES:
+        raise ValueError(f"a token is {TOKEN_BYTES} bytes, got {len(token_)}")
+    return HEADER + token_
+
+
+def parse_payload(data: bytes) -> bytes | None:
+    """The token inside a manufacturer data value, or None when it is not our scheme and version."""
+    if len(data) != PAYLOAD_BYTES or data[0] != SCHEME or data[1] != VERSION:
+        return None
+    return bytes(data[2:])
+
+
+class TokenResolver:
+    """Token → customer_ref for intervals j−2…j+2 of every consenting customer: one dict lookup per advert.
+
+    `rebuild` takes the day keys of the customers whose consent covers BLE (nobody else's keys may be
+    given), so a token of anyone else can never resolve; an unknown token simply is not in the dict.
+    `rebuild` may run in a worker thread: it swaps the finished table in with one assignment.
+    """
+
+    def __init__(self) -> None:
+        self._table: dict[bytes, str] = {}
+        self._encryptors: dict[bytes, _Encryptor] = {}
+        self.interval: int | None = None
+        self.customers = 0
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def resolve(self, token_: bytes) -> str | None:
+        return self._table.get(token_)
+
+    def rebuild(self, keys: Mapping[str, Mapping[str, bytes]], unix_seconds: float) -> None:
+        """`keys` is customer_ref → {yyyymmdd: day key}; a day without a key makes no tokens."""
+        j = interval_of(unix_seconds)
+        intervals = [(i, day_of(i)) for i in range(j - WINDOW, j + WINDOW + 1)]
+        table: dict[bytes, str] = {}
+        encryptors: dict[bytes, _Encryptor] = {}
+        for customer_ref, by_day in keys.items():
+            for i, day in intervals:
+                dk = by_day.get(day)
+                if dk is None:
+                    continue
+                enc = encryptors.get(dk)
+                if enc is None:
+                    enc = encryptors[dk] = self._encryptors.get(dk) or _Encryptor(dk)
+                    enc.forget_before(j - WINDOW)
+                table[enc.token(i)] = customer_ref
+        self._table = table
+        self._encryptors = encryptors
+        self.interval = j
+        self.customers = len(keys)
+
+    @staticmethod
+    def days_needed(unix_seconds: float) -> list[str]:
+        """The days whose keys the intervals around now need (two around midnight, else one)."""
+        j = interval_of(unix_seconds)
+        return sorted({day_of(i) for i in range(j - WINDOW, j + WINDOW + 1)})
+
+
+def days_around(unix_seconds: float, before: int = 1, after: int = 1) -> list[str]:
+    """yyyymmdd of the days from `before` days ago to `after` days ahead (which day keys to keep)."""
+    j = interval_of(unix_seconds)
+    per_day = 86_400 // INTERVAL_S
+    return [day_of(j + k * per_day) for k in range(-before, after + 1)]

@@ -1,0 +1,424 @@
+"""Shoppers with phones on a store floor: adverts at every receiver, and the ground truth of who was where.
+
+A floor plan has zones (circles around a screen, where its receiver hangs) and aisles between them.
+Shoppers arrive at random, walk between stops (mostly in zones, some in aisles), dwell, and leave by the
+door. Some opted in to BLE, some did not; Android phones advertise every 0.2–0.5 s with their TX power, an
+iPhone in the foreground every 0.1–0.3 s without it, and a locked iPhone goes silent for a while. Signal:
+log-distance path loss per phone model, slow body shadowing, per-advert noise, receiver sensitivity and lost
+packets. The ground truth is each shopper's zone, second by second.
+
+    python -m simulators.shoppers --eval --seed 1 --shoppers 40 --minutes 20 [--scenario default]
+
+runs the agent's own parse → resolve → filter → zone path on the adverts and prints JSON precision, recall
+(opted-in shopper × zone × second against the truth) and the median enter latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import heapq
+import json
+import math
+import random
+import statistics
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edge_agent.bus import Bus
+from edge_agent.clock import Clock
+from edge_agent.config import Settings, from_dict
+from edge_agent.events import WallTime
+from edge_agent.presence import PresenceTracker
+from edge_agent.sources.ble import Advert, AdvertResolver
+from edge_agent.sources.tokens import INTERVAL_S
+from simulators.bluez import SimulatedBlueZ
+from simulators.phone import Phone, phone_for
+
+CHAIN = "sim-chain"
+START_UNIX = 1_800_000_000.0
+SENSITIVITY_DBM = -95.0
+RECEIVER_HEIGHT_M = 2.0
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    x: float
+    y: float
+    radius: float
+
+
+@dataclass(frozen=True)
+class FloorPlan:
+    width: float
+    depth: float
+    door: tuple[float, float]
+    zones: tuple[Zone, ...]
+    path_loss_exponent: float = 2.2
+    uncalibrated_share: float = 0.0  # phones of a model missing from the store's calibration table
+
+    def zone_at(self, x: float, y: float) -> str | None:
+        for z in self.zones:
+            if (x - z.x) ** 2 + (y - z.y) ** 2 <= z.radius**2:
+                return z.id
+        return None
+
+
+SCENARIOS: dict[str, FloorPlan] = {
+    # the one the defaults were tuned on
+    "default": FloorPlan(
+        40,
+        20,
+        (0.0, 10.0),
+        (
+            Zone("entrance", 4, 10, 3.5),
+            Zone("bakery", 16, 4, 3.5),
+            Zone("dairy", 30, 4, 3.5),
+            Zone("produce", 16, 16, 3.5),
+            Zone("checkout", 32, 16, 3.5),
+        ),
+    ),
+    # the demo store's three zones (`edge-agent demo`)
+    "demo": FloorPlan(
+        30,
+        14,
+        (0.0, 7.0),
+        (Zone("entrance", 4, 7, 3.5), Zone("bakery", 15, 3.5, 3.5), Zone("dairy", 25, 7, 3.5)),
+    ),
+    # not tuned on: a small shop with zones close together and more reflective walls
+    "corner-shop": FloorPlan(
+        16,
+        10,
+        (0.0, 5.0),
+        (Zone("entrance", 3, 5, 2.5), Zone("coffee", 10, 2.5, 2.5), Zone("deli", 12, 8, 2.5)),
+        path_loss_exponent=2.0,
+        uncalibrated_share=0.15,
+    ),
+    # not tuned on: a big floor with wide zones and a lossier path
+    "hypermarket": FloorPlan(
+        80,
+        40,
+        (0.0, 20.0),
+        tuple(Zone(f"z{i}{j}", 10 + 20 * i, 10 + 20 * j, 4.5) for i in range(4) for j in range(2)),
+        path_loss_exponent=2.6,
+        uncalibrated_share=0.15,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    ref_dbm: float  # RSSI at 1 m
+    tx_power: int | None  # what the advert's TX power level says, if the OS puts it there
+    interval: tuple[float, float]
+
+
+ANDROID = [
+    Model("pixel", -58.0, -17, (0.2, 0.5)),
+    Model("galaxy", -61.0, -20, (0.2, 0.5)),
+    Model("moto", -63.0, None, (0.3, 0.8)),  # not in the store's calibration table, no TX power: the default
+]
+IPHONE = Model("iphone", -56.0, None, (0.1, 0.3))
+CALIBRATED = [IPHONE, ANDROID[0], ANDROID[1]]  # the models the operator measured in store
+
+
+@dataclass
+class Shopper:
+    phone: Phone
+    opted_in: bool
+    model: Model
+    arrive: float
+    path: list[tuple[float, float, float]] = field(default_factory=list)  # (t, x, y) waypoints
+    silent: list[tuple[float, float]] = field(default_factory=list)  # locked-phone periods
+
+    @property
+    def leave(self) -> float:
+        return self.path[-1][0]
+
+    def position(self, t: float) -> tuple[float, float] | None:
+        if t < self.arrive or t > self.leave:
+            return None
+        for (t0, x0, y0), (t1, x1, y1) in zip(self.path, self.path[1:], strict=False):
+            if t0 <= t <= t1:
+                f = 0.0 if t1 == t0 else (t - t0) / (t1 - t0)
+                return x0 + f * (x1 - x0), y0 + f * (y1 - y0)
+        return None
+
+    def is_silent(self, t: float) -> bool:
+        return any(a <= t < b for a, b in self.silent)
+
+
+def make_shoppers(
+    plan: FloorPlan, rng: random.Random, n: int, minutes: float, chain_id: str = CHAIN, prefix: str = "shopper"
+) -> list[Shopper]:
+    span = minutes * 60.0
+    out = []
+    for i in range(n):
+        opted_in = rng.random() < 0.6
+        ios = rng.random() < 0.45
+        model = IPHONE if ios else rng.choice(ANDROID[:2])
+        if rng.random() < plan.uncalibrated_share:
+            model = ANDROID[2]
+        arrive = rng.uniform(0, span * 0.7)
+        shopper = Shopper(phone_for(f"{prefix}-{i:04d}", chain_id), opted_in, model, arrive)
+        t, (x, y) = arrive, plan.door
+        shopper.path.append((t, x, y))
+        for _ in range(rng.randint(2, 5)):
+            if rng.random() < 0.75:
+                z = rng.choice(plan.zones)
+                r, a = z.radius * 0.7 * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+                nx, ny = z.x + r * math.cos(a), z.y + r * math.sin(a)
+            else:
+                nx, ny = _aisle_point(plan, rng)
+            t += math.dist((x, y), (nx, ny)) / rng.uniform(0.8, 1.4)
+            shopper.path.append((t, nx, ny))
+            t += rng.uniform(15, 120)
+            shopper.path.append((t, nx, ny))
+            x, y = nx, ny
+        t += math.dist((x, y), plan.door) / 1.2
+        shopper.path.append((t, *plan.door))
+        t += 5.0
+        shopper.path.append((t, -15.0, plan.door[1]))  # out through the door and away
+        if ios and rng.random() < 0.5:  # pocketed: the app stops advertising for a while
+            start = rng.uniform(shopper.arrive, shopper.leave)
+            shopper.silent.append((start, start + rng.uniform(5, 25)))
+        out.append(shopper)
+    return out
+
+
+def _aisle_point(plan: FloorPlan, rng: random.Random) -> tuple[float, float]:
+    while True:
+        x, y = rng.uniform(1, plan.width - 1), rng.uniform(1, plan.depth - 1)
+        if plan.zone_at(x, y) is None and all(math.dist((x, y), (z.x, z.y)) > z.radius + 1.5 for z in plan.zones):
+            return x, y
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One advert as one receiver heard it (the simulator knows the phone; the agent will not)."""
+
+    t: float
+    receiver: str
+    device: str
+    rssi: float
+    manufacturer_data: dict[int, bytes]
+    tx_power: int | None
+
+
+def receiver_id(zone: str) -> str:
+    return f"rx-{zone}"
+
+
+class Radio:
+    """Turns shoppers' movements into what each receiver hears."""
+
+    def __init__(
+        self,
+        plan: FloorPlan,
+        shoppers: list[Shopper],
+        rng: random.Random,
+        noise_db: float = 4.0,
+        start_unix: float = START_UNIX,
+    ):
+        self.plan = plan
+        self.start_unix = start_unix
+        self.shoppers = shoppers
+        self.rng = rng
+        self.noise_db = noise_db
+        self._shadow: dict[tuple[int, str], float] = {}
+
+    def adverts(self, until: float) -> Iterator[Heard]:
+        """Every advert heard by any receiver, in time order, up to `until` seconds."""
+        queue = [(s.arrive + self.rng.uniform(0, 0.3), i) for i, s in enumerate(self.shoppers)]
+        heapq.heapify(queue)
+        while queue:
+            t, i = heapq.heappop(queue)
+            if t > until:
+                break
+            shopper = self.shoppers[i]
+            pos = shopper.position(t)
+            if pos is None:
+                continue
+            heapq.heappush(queue, (t + self.rng.uniform(*shopper.model.interval), i))
+            if shopper.is_silent(t):
+                continue
+            payload = shopper.phone.advert(self.start_unix + t)
+            for zone in self.plan.zones:
+                rssi = self._rssi(i, shopper.model, zone, pos)
+                if rssi is not None:
+                    rx = receiver_id(zone.id)
+                    yield Heard(t, rx, shopper.phone.customer_ref, rssi, payload, shopper.model.tx_power)
+
+    def _rssi(self, i: int, model: Model, zone: Zone, pos: tuple[float, float]) -> float | None:
+        d = max(0.5, math.hypot(pos[0] - zone.x, pos[1] - zone.y, RECEIVER_HEIGHT_M))
+        key = (i, zone.id)
+        shadow = 0.9 * self._shadow.get(key, 0.0) + self.rng.gauss(0, 1.2)  # slow: a body, a shelf
+        self._shadow[key] = shadow
+        rssi = model.ref_dbm - 10 * self.plan.path_loss_exponent * math.log10(d) + shadow
+        rssi += self.rng.gauss(0, self.noise_db)
+        if rssi < SENSITIVITY_DBM or self.rng.random() < 0.1:
+            return None
+        return round(rssi)
+
+
+async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, until: float) -> int:
+    """Play what `local_receiver` hears, in real time, through the simulated BlueZ to the real scanner."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    sent = 0
+    for heard in radio.adverts(until):
+        if heard.receiver != local_receiver:
+            continue
+        delay = start + heard.t - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent += bluez.advertise(heard.device, int(heard.rssi), heard.manufacturer_data, tx_power=heard.tx_power)
+    return sent
+
+
+def receiver_config(zone: Zone) -> dict[str, Any]:
+    """What an operator writes for a receiver over a zone: enter at 0.9× the distance from the receiver to the
+    zone's edge (README, "BLE presence"), leave 1 m further out."""
+    enter = round(0.9 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
+    return {"id": receiver_id(zone.id), "zone": zone.id, "enter_m": enter, "exit_m": enter + 1.0}
+
+
+def agent_settings(plan: FloorPlan, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    """The agent's configuration for a floor plan: one receiver per zone, every tuning knob at its default
+    unless overridden (`{"ble": {"enter_m": 4.0}}`)."""
+    overrides = overrides or {}
+    return from_dict(
+        {
+            "store": {"id": "sim-store", "chain_id": CHAIN, "device_id": "edge-sim"},
+            "zones": [{"id": z.id} for z in plan.zones],
+            "sources": {"checkin": False, "ble": False},
+            "ble": {
+                "receivers": [receiver_config(z) for z in plan.zones],
+                "reference_by_model": {m.name: m.ref_dbm for m in CALIBRATED},
+                **overrides.get("ble", {}),
+            },
+            "presence": overrides.get("presence", {}),
+            "database": {"path": ":memory:"},
+        }
+    )
+
+
+class SimClock(Clock):
+    """Simulated time: monotonic seconds from the start, wall and unix time from START_UNIX."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = 0.0
+
+    def mono(self) -> float:
+        return self.t
+
+    def unix(self) -> float:
+        return START_UNIX + self.t
+
+    def wall(self) -> WallTime:
+        return WallTime(datetime.fromtimestamp(START_UNIX + self.t, UTC), True)
+
+
+def evaluate(
+    scenario: str, seed: int, n: int, minutes: float, overrides: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    plan = SCENARIOS[scenario]
+    rng = random.Random(seed)
+    shoppers = make_shoppers(plan, rng, n, minutes)
+    settings = agent_settings(plan, overrides)
+    clock = SimClock()
+    resolver = AdvertResolver(settings, clock)
+    tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)
+    keys = {
+        s.phone.customer_ref: {day: base64.b64decode(k) for day, k in s.phone.day_keys(START_UNIX, 0, 1).items()}
+        for s in shoppers
+        if s.opted_in
+    }
+    opted_in = {s.phone.customer_ref for s in shoppers if s.opted_in}
+    models = {s.phone.customer_ref: s.model.name for s in shoppers if s.opted_in}
+    span = minutes * 60.0
+    adverts = Radio(plan, shoppers, rng).adverts(span)
+    pending = next(adverts, None)
+    tp = fp = fn = 0
+    first_seen: dict[tuple[str, str], float] = {}
+    truth_start: dict[tuple[str, str], float] = {}
+    previous_truth: set[tuple[str, str]] = set()
+    latencies: list[float] = []
+    heard = 0
+    step, next_second, next_rebuild = 0.5, 1.0, 0.0
+    t = 0.0
+    while t <= span:
+        if t >= next_rebuild:
+            clock.t = t
+            resolver.rebuild(keys, models, clock.unix())
+            next_rebuild = (math.floor(clock.unix() / INTERVAL_S) + 1) * INTERVAL_S - START_UNIX
+        while pending is not None and pending.t <= t:
+            clock.t = pending.t
+            heard += 1
+            sighting = resolver.handle(
+                Advert(pending.receiver, pending.t, pending.rssi, pending.manufacturer_data, {}, pending.tx_power)
+            )
+            if sighting is not None:
+                tracker.observe(sighting)
+            pending = next(adverts, None)
+        clock.t = t
+        tracker.tick(t, clock.wall())
+        if t >= next_second:
+            next_second += 1.0
+            truth = set()
+            for s in shoppers:
+                pos = s.position(t)
+                zone = plan.zone_at(*pos) if pos is not None else None
+                if zone is not None and s.opted_in:
+                    truth.add((s.phone.customer_ref, zone))
+            agent = {(key.removeprefix("customer:"), zone) for key, zone in tracker.placed()}
+            assert not {ref for ref, _ in agent} - opted_in, "a shopper who did not opt in was placed"
+            tp += len(truth & agent)
+            fp += len(agent - truth)
+            fn += len(truth - agent)
+            for pair in truth - previous_truth:
+                truth_start[pair] = t
+                first_seen.pop(pair, None)
+            for pair in truth & agent:
+                if pair in truth_start and pair not in first_seen:
+                    first_seen[pair] = t
+                    latencies.append(t - truth_start[pair])
+            previous_truth = truth
+        t = round(t + step, 6)
+    return {
+        "scenario": scenario,
+        "seed": seed,
+        "shoppers": n,
+        "opted_in": len(opted_in),
+        "minutes": minutes,
+        "adverts_heard": heard,
+        "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
+        "median_enter_latency_s": round(statistics.median(latencies), 2) if latencies else None,
+        "visits_entered": len(latencies),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m simulators.shoppers", description=__doc__)
+    parser.add_argument("--eval", action="store_true", help="score the agent's presence logic on a simulated day")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="default")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--shoppers", type=int, default=40)
+    parser.add_argument("--minutes", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    if not args.eval:
+        parser.error("only --eval is available from the command line (the demo and tests use the module)")
+    print(json.dumps(evaluate(args.scenario, args.seed, args.shoppers, args.minutes)), file=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,199 @@
+"""Remote scanner nodes: the message format (pure) and the subscriber against a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent.app import Agent
+from edge_agent.config import from_dict
+from edge_agent.events import Presence
+from edge_agent.ops import metrics
+from edge_agent.sources import frames
+from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of
+from simulators.phone import phone_for
+from tests.conftest import STORE, config_dict, seed
+
+ALICE = phone_for("alice", "chain-test")
+TOPIC = f"retail/v1/{STORE}/scanners/esp32-bakery/adverts"
+
+
+def message(scanner="esp32-bakery", adverts=None):
+    if adverts is None:
+        adverts = [{"rssi": -50, "mfg": {"65535": ALICE.advert(time.time())[0xFFFF].hex()}, "tx": -12, "age_ms": 200}]
+    return json.dumps({"v": 1, "scanner": scanner, "adverts": adverts}).encode()
+
+
+def test_a_good_message_becomes_adverts_without_addresses():
+    batch = parse(message(), "esp32-bakery", now_mono=100.0)
+    assert batch.refused == []
+    [advert] = batch.adverts
+    assert (advert.receiver, advert.rssi, advert.tx_power, advert.mono) == ("esp32-bakery", -50.0, -12, 99.8)
+    assert advert.manufacturer_data[0xFFFF][:2] == b"\x53\x01"
+    assert scanner_of(TOPIC) == "esp32-bakery" and scanner_of("retail/v1/x/other") is None
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (b"\xff\xfe", "malformed"),
+        (b"[1]", "malformed"),
+        (b'{"v": 2, "scanner": "esp32-bakery", "adverts": []}', "version"),
+        (b'{"v": 1, "scanner": "esp32-bakery", "adverts": [], "more": 1}', "malformed"),
+        (b'{"v": 1, "scanner": "bad id!", "adverts": []}', "malformed"),
+        (b'{"v": 1, "scanner": "esp32-dairy", "adverts": []}', "wrong_topic"),
+        (b'{"v": 1, "scanner": "esp32-bakery", "adverts": {}}', "malformed"),
+        (b"x" * 70_000, "too_large"),
+    ],
+)
+def test_bad_messages_are_refused_with_a_reason(payload, code):
+    with pytest.raises(RemoteAdvertError) as info:
+        parse(payload, "esp32-bakery", 0.0)
+    assert info.value.code == code and info.value.reason
+
+
+def test_bad_adverts_are_left_out_one_by_one_and_addresses_are_refused():
+    adverts = [
+        {"rssi": -60},
+        {"rssi": -60, "mac": "AA:BB:CC:DD:EE:FF"},
+        {"rssi": 99},
+        {"rssi": -60, "mfg": {"65535": "zz"}},
+        {"rssi": -60, "mfg": {"70000": "00"}},
+        {"rssi": -60, "svc": {"FEAA": "00"}},
+        {"rssi": -60, "age_ms": -1},
+        {"rssi": True},
+        "nope",
+    ]
+    batch = parse(message(adverts=adverts), None, 0.0)
+    assert len(batch.adverts) == 1
+    assert len(batch.refused) == 8
+    assert "address" in batch.refused[0] and "AA:BB" not in " ".join(batch.refused)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    if binary is None:
+        pytest.skip("needs mosquitto (Debian package mosquitto)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+
+    class Broker:
+        def __init__(self):
+            self.port = port
+            self.proc = None
+
+        def start(self):
+            self.proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        return
+                time.sleep(0.05)
+            raise RuntimeError("mosquitto did not start")
+
+        def stop(self):
+            if self.proc is not None:
+                self.proc.terminate()
+                self.proc.wait(10)
+                self.proc = None
+
+    b = Broker()
+    b.start()
+    yield b
+    b.stop()
+
+
+def publisher(port):
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="esp32-bakery")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+async def wait_for(condition, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_remote_sightings_over_a_real_broker_feed_presence_and_survive_a_broker_restart(tmp_path, issuer, broker):
+    data = config_dict(tmp_path, issuer)
+    data["mqtt"] = {
+        "host": "127.0.0.1",
+        "port": broker.port,
+        "keepalive_s": 5,
+        "bundle_public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
+    }
+    data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
+    agent = Agent(from_dict(data))
+    seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True})])
+    sub = agent.bus.subscribe(Presence, "test", maxsize=1000)
+    await agent.start()
+    pub = publisher(broker.port)
+    remote = agent.remote_scanners
+    try:
+        await wait_for(lambda: remote.connected, what="subscriber connected")
+        pub.publish(f"retail/v1/{STORE}/scanners/esp32-dairy/adverts", message("esp32-dairy"))  # not configured
+        pub.publish(TOPIC, b"{broken")
+        for _ in range(3):
+            pub.publish(TOPIC, message())
+        presence = await asyncio.wait_for(sub.get(), 20)
+        assert (presence.subject.key, presence.zone, presence.kind.value) == ("customer:alice", "bakery", "enter")
+        assert remote.counts["refused:unknown_scanner"] == 1 and remote.counts["refused:malformed"] == 1
+        scraped = metrics.render(agent).decode()
+        assert 'edge_ble_adverts_total{kind="resolved"}' in scraped and "edge_ble_scanning 0.0" in scraped
+        broker.stop()
+        await wait_for(lambda: not remote.connected, what="the loss noticed")
+        broker.start()
+        await wait_for(lambda: remote.connected, timeout=40, what="reconnected")
+        before = remote.counts["adverts"]
+        pub.loop_stop()
+        pub = publisher(broker.port)
+        await wait_for(lambda: pub.is_connected(), what="publisher back")
+        # the subscription is renewed just after the connection: a node keeps sending, so resend until heard
+        deadline = time.monotonic() + 30
+        while remote.counts["adverts"] == before and time.monotonic() < deadline:
+            pub.publish(TOPIC, message())
+            await asyncio.sleep(0.5)
+        assert remote.counts["adverts"] > before, "no adverts after the restart"
+        assert agent.restarts["ble.remote"] == 0
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        await agent.stop()
+
+
+@given(st.binary(max_size=2000))
+def test_any_bytes_are_parsed_or_refused_never_raised(payload):
+    try:
+        parse(payload, "esp32-bakery", 0.0)
+    except RemoteAdvertError as exc:
+        assert exc.code and exc.reason
+
+
+scalars = st.none() | st.booleans() | st.integers(-300, 70_000) | st.sampled_from(["", "53", "zz", "65535"])
+json_values = scalars | st.dictionaries(st.sampled_from(["65535", "x", frames.EDDYSTONE_UUID]), scalars, max_size=2)
+fields = st.sampled_from(["rssi", "mfg", "svc", "tx", "age_ms", "mac"])
+
+
+@given(st.lists(st.dictionaries(fields, json_values, max_size=4), max_size=5))
+def test_any_json_adverts_are_kept_or_refused_one_by_one(adverts):
+    batch = parse(json.dumps({"v": 1, "scanner": "esp32-bakery", "adverts": adverts}).encode(), None, 0.0)
+    assert len(batch.adverts) + len(batch.refused) == len(adverts)
