@@ -39,6 +39,7 @@ class Agent:
         self.store = open_store(settings.database.path)
         self.catalog = OfferCatalog(self.store)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
+        self.vision = self._vision() if settings.sources.vision else None
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
@@ -64,6 +65,8 @@ class Agent:
         }
         if self.checkin is not None:
             components["checkin.prune"] = self._prune_nonces
+        if self.vision is not None:
+            components["vision"] = self.vision.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
 
@@ -102,6 +105,11 @@ class Agent:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    def _vision(self) -> Any:
+        from .sources.vision.source import VisionSource  # OpenCV and onnxruntime load only when vision is on
+
+        return VisionSource(self.settings, self.store, self.bus, self.clock)
+
     async def _prune_nonces(self) -> None:
         assert self.checkin is not None
         while True:
@@ -118,4 +126,5 @@ class Agent:
             "outbox_depth": self.store.outbox.depth(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
+            **({"vision": self.vision.health()} if self.vision is not None else {}),
         }
