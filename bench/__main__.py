@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["checkin"]
+BENCHMARKS = ["checkin", "vision"]
 
 
 def main(argv: list[str] | None = None) -> int:
