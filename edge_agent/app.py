@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -27,6 +27,9 @@ from .signage.hub import ScreenHub
 from .signage.proof import ProofOfPlay
 from .sources.checkin import CheckinSource
 from .store import open_store
+
+if TYPE_CHECKING:
+    from .sources.vision.source import VisionSource
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ class Agent:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    def _vision(self) -> Any:
+    def _vision(self) -> VisionSource:
         from .sources.vision.source import VisionSource  # OpenCV and onnxruntime load only when vision is on
 
         return VisionSource(self.settings, self.store, self.bus, self.clock)
