@@ -114,7 +114,10 @@ async def test_agent_publishes_the_anonymous_audience_and_crowd_of_a_rendered_sc
     assert len({s.subject.track_id for s in sightings}) >= 2
     # The presence tracker turned them into anonymous presence in the zone.
     assert agent.bus.published["Presence"] >= 2
-    assert agent.health()["components"]["vision"] == "running"
+    async with aiohttp.ClientSession() as http, http.get(f"{agent.url}/healthz") as resp:
+        health = await resp.json()
+    assert health["components"]["vision"] == "running" and health["vision"]["error"] is None
+    assert health["vision"]["cameras"]["cam-a"]["frames_inferred"] > 0
 
 
 async def test_a_missing_model_turns_vision_off_and_the_agent_keeps_serving(

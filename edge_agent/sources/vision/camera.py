@@ -100,8 +100,9 @@ class Camera:
                     log.info("camera %s: end of file", self._describe())
                     self._notify()
                     return
-                if delivered and self._is_file():
+                if delivered:
                     delay = 0.5
+                if delivered and self._is_file():
                     continue
                 self._down(f"{self._describe()} stopped delivering frames")
             self._stop.wait(delay)
