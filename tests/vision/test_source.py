@@ -19,7 +19,7 @@ import pytest
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings, from_dict
-from edge_agent.events import Anonymous, Channel, Crowd, Customer, Sighting
+from edge_agent.events import Anonymous, Channel, Crowd, Customer, Show, Sighting
 from edge_agent.sources.vision.camera import Camera, CameraState
 from edge_agent.sources.vision.motion import MotionGate
 from edge_agent.sources.vision.pipeline import VisionModels
@@ -31,7 +31,7 @@ from edge_agent.store.roster import RosterEntry
 from simulators.camera import Walker, render, scene
 from simulators.checkin_app import CheckinIssuer
 
-from ..conftest import config_dict
+from ..conftest import config_dict, seed
 from .conftest import embedding_of
 
 TIMEOUT = 60.0
@@ -276,3 +276,20 @@ async def test_the_loop_gets_the_latest_frame_never_a_backlog(tmp_path: Path) ->
         assert camera.take() is None or camera.frames_read > 20, "one slot: a frame is handed over once"
     finally:
         await asyncio.to_thread(camera.stop)
+
+
+async def test_a_recognised_customer_is_greeted_with_their_offer(
+    tmp_path: Path, issuer: CheckinIssuer, models_path: Path, models: VisionModels, astronaut, hopper, running
+) -> None:
+    face_scene(tmp_path / "faces.avi")
+    cameras = [{"id": "cam", "source": str(tmp_path / "faces.avi"), "zone": "entrance", "loop": True}]
+    agent = await running(vision_config(tmp_path, issuer, models_path, cameras, faces={"identify": True}), seeded=False)
+    shows = Collector(agent.bus, Show)
+    alice = roster(models, astronaut, hopper)[0]
+    consented = alice.model_copy(
+        update={"consents": {**alice.consents, "personalisation": True}, "segments": ("coffee",)}
+    )
+    seed(agent, roster=[consented, roster(models, astronaut, hopper)[1]])
+    await wait_for(lambda: any(s.customer_ref == "alice" for s in shows.of(Show)), "a show for alice")
+    personal = [s for s in shows.of(Show) if s.customer_ref is not None]
+    assert {s.customer_ref for s in personal} == {"alice"} and {s.offer["offer_id"] for s in personal} == {"coffee"}
