@@ -118,6 +118,7 @@ async def test_agent_publishes_the_anonymous_audience_and_crowd_of_a_rendered_sc
         health = await resp.json()
     assert health["components"]["vision"] == "running" and health["vision"]["error"] is None
     assert health["vision"]["cameras"]["cam-a"]["frames_inferred"] > 0
+    assert health["vision"]["cameras"]["cam-a"]["dwell_s"] == [], "everyone has left"
 
 
 async def test_a_missing_model_turns_vision_off_and_the_agent_keeps_serving(

@@ -47,6 +47,7 @@ class _CameraRun:
     tracker: Tracker
     wake: asyncio.Event
     people: int = 0
+    dwell_s: list[float] = field(default_factory=list)
     last_inference: float = float("-inf")
     last_sighting: dict[str, float] = field(default_factory=dict)
     pending: dict[str, float] = field(default_factory=dict)  # customer_ref → verification deadline
@@ -146,6 +147,7 @@ class VisionSource:
         else:
             self.counts["frames_still"] += 1
             tracks = run.tracker.keep_alive(now)
+        run.dwell_s = sorted((round(t.dwell(now), 1) for t in tracks), reverse=True)
         self._publish_audience(run, [t.track_id for t in tracks], now)
 
     def _analyse(self, image: Any, run: _CameraRun) -> Analysis:
@@ -229,6 +231,7 @@ class VisionSource:
                 cam_id: {
                     "state": run.camera.state.value,
                     "people": run.people,
+                    "dwell_s": run.dwell_s,
                     "frames_read": run.camera.frames_read,
                     "frames_moved": run.camera.frames_moved,
                     "frames_inferred": run.inferred,
