@@ -96,3 +96,14 @@ def test_faces_verify_prints_similarity_and_decision(models_path: Path, capsys) 
     assert main([*args, str(ASSETS / "astronaut.jpg"), str(ASSETS / "grace_hopper.jpg")]) == 0
     different = json.loads(capsys.readouterr().out)
     assert different["same_person"] is False and different["similarity"] < different["threshold"]
+
+
+def test_the_default_thresholds_give_the_false_match_rate_stated_in_the_readme(models: VisionModels) -> None:
+    from bench.vision import calibrate
+
+    figures = calibrate(models, VisionSettings())
+    assert figures["impostor_pairs"] >= 200 and figures["genuine_pairs"] >= 100
+    assert figures["fmr_at_identify"] == 0.0 and figures["fmr_at_verify"] == 0.0
+    assert figures["fnmr_at_identify"] == 0.0
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert f"impostor pairs {figures['impostor_pairs']}, highest similarity {figures['impostor_max']}" in readme

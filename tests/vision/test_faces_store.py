@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from edge_agent.store import open_store
-from edge_agent.store.faces import encode_embedding
+from edge_agent.store.faces import decode_embedding, encode_embedding
 from edge_agent.store.roster import RosterEntry
 
 NOW = datetime.now(UTC).isoformat()
@@ -71,3 +73,15 @@ def test_erasing_a_customer_erases_their_embeddings(tmp_path: Path) -> None:
     assert [ref for ref, _ in store.roster.faces.consented()] == ["carol"]
     assert store.db.execute("SELECT count(*) FROM face_embeddings WHERE customer_ref = 'alice'").fetchone()[0] == 0
     store.close()
+
+
+@given(st.binary(max_size=600) | st.text(max_size=800))
+@settings(max_examples=200, deadline=None)
+def test_any_embedding_text_is_either_a_unit_vector_or_refused_with_a_reason(junk) -> None:
+    text = base64.b64encode(junk).decode() if isinstance(junk, bytes) else junk
+    try:
+        vector = decode_embedding(text)
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert vector.shape == (128,) and abs(float(np.linalg.norm(vector)) - 1.0) <= 1e-3

@@ -105,6 +105,7 @@ class FaceDetector:
         self.threshold = threshold
         self.iou = iou
         self.max_side = max_side
+        self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # one per camera size
 
     def __call__(self, frame: np.ndarray) -> list[Face]:
         ratio = min(1.0, self.max_side / max(frame.shape[:2]))
@@ -118,7 +119,9 @@ class FaceDetector:
         mask = scores >= self.threshold
         if not mask.any():
             return []
-        cells, strides = _grid(height, width)
+        if (height, width) not in self._grids:
+            self._grids[(height, width)] = _grid(height, width)
+        cells, strides = self._grids[(height, width)]
         cells, strides, scores = cells[mask], strides[mask], scores[mask]
         centre = (bbox[mask, :2] + cells) * strides
         size = np.exp(bbox[mask, 2:4]) * strides
