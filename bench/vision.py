@@ -2,7 +2,7 @@
 
 - `fps` / `bare_fps` / `ratio`: the same rendered frames through the agent's path (executor hand-off from
   the event loop, letterbox, person model, decode and NMS, tracker) and through a bare
-  `session.run` on tensors prepared beforehand, same model, same threads, in the same run.
+  `session.run` on tensors prepared beforehand, same model, same threads, alternating frame by frame.
 - `loop_lag_p99_ms`: how late a 10 ms timer on the event loop fires while the pipeline runs flat out
   (inference never blocks the loop).
 - `face_ms`: one face recognised (YuNet on the photo, alignment, MobileFaceNet, gallery match) against
@@ -60,11 +60,42 @@ def _frames(path: Path) -> list[np.ndarray]:
         frames.append(frame)
 
 
-async def _pipeline_fps(
-    models: VisionModels, frames: list[np.ndarray], executor: ThreadPoolExecutor, lags: list[float]
-) -> float:
-    """Frames per second through the agent's path; the event loop's lateness meanwhile goes into `lags`."""
+async def _interleaved_fps(
+    models: VisionModels, session: Any, frames: list[np.ndarray], tensors: list[np.ndarray], rounds: int
+) -> tuple[float, float]:
+    """Pipeline fps and bare fps, frame by frame in alternation.
+
+    Each frame goes once through the agent's path and once through a bare `session.run` on its tensor,
+    one right after the other, so load from other jobs on a shared machine hits both sides alike.
+    """
     loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision-inference")
+    name = session.get_inputs()[0].name
+    tracker, gallery = Tracker(), FaceGallery()
+    bare_s = pipeline_s = 0.0
+    for _ in range(rounds):
+        for frame, tensor in zip(frames, tensors, strict=True):
+            t0 = time.perf_counter()
+            session.run(None, {name: tensor})
+            t1 = time.perf_counter()
+            result = await loop.run_in_executor(executor, _people, models, gallery, frame)
+            tracker.update(result.people, time.monotonic())
+            t2 = time.perf_counter()
+            bare_s, pipeline_s = bare_s + (t1 - t0), pipeline_s + (t2 - t1)
+    executor.shutdown()
+    n = rounds * len(frames)
+    return n / pipeline_s, n / bare_s
+
+
+def _people(models: VisionModels, gallery: FaceGallery, frame: np.ndarray) -> Any:
+    return analyse(models, frame, gallery=gallery, identify_threshold=None)
+
+
+async def _loop_lag_p99_ms(models: VisionModels, frames: list[np.ndarray]) -> float:
+    """How late a 10 ms timer on the event loop fires while the pipeline runs flat out in its executor."""
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision-inference")
+    gallery, lags = FaceGallery(), []
     done = False
 
     async def ticker() -> None:
@@ -74,25 +105,12 @@ async def _pipeline_fps(
             lags.append(time.perf_counter() - start - 0.01)
 
     tick = asyncio.create_task(ticker())
-    tracker, gallery = Tracker(), FaceGallery()
-    start = time.perf_counter()
     for frame in frames:
-        result = await loop.run_in_executor(
-            executor, lambda f=frame: analyse(models, f, gallery=gallery, identify_threshold=None)
-        )
-        tracker.update(result.people, time.monotonic())
-    elapsed = time.perf_counter() - start
+        await loop.run_in_executor(executor, _people, models, gallery, frame)
     done = True
     await tick
-    return len(frames) / elapsed
-
-
-def _bare_fps(session: Any, tensors: list[np.ndarray]) -> float:
-    name = session.get_inputs()[0].name
-    start = time.perf_counter()
-    for tensor in tensors:
-        session.run(None, {name: tensor})
-    return len(tensors) / (time.perf_counter() - start)
+    executor.shutdown()
+    return statistics.quantiles(lags, n=100)[98] * 1000
 
 
 def _face_times(models: VisionModels, embed_session: Any, repeats: int) -> tuple[float, float]:
@@ -193,20 +211,14 @@ async def run(quick: bool) -> dict[str, Any]:
         render(workdir / "still.avi", [], seconds=seconds)
         frames = _frames(workdir / "scene.avi")
         assert models.people is not None
-        tensors = [models.people.preprocess(f)[0] for f in frames]
+        tensors = [models.people.preprocess(f)[0].copy() for f in frames]
         threads = {"intra_op_threads": settings.intra_op_threads, "inter_op_threads": settings.inter_op_threads}
         bare_session = open_model(load_manifest()[settings.people_model], folder, **threads)
-        # Alternate bare and pipeline passes so both see the same load on a shared machine; take medians.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision-inference")
-        _bare_fps(bare_session, tensors[:5])
-        await _pipeline_fps(models, frames[:5], executor, [])
-        bare_runs, pipeline_runs, lags = [], [], []
-        for _ in range(rounds):
-            bare_runs.append(_bare_fps(bare_session, tensors))
-            pipeline_runs.append(await _pipeline_fps(models, frames, executor, lags))
-        executor.shutdown()
-        bare, fps = statistics.median(bare_runs), statistics.median(pipeline_runs)
-        lag = statistics.quantiles(lags, n=100)[98] * 1000
+        for tensor, frame in zip(tensors[:5], frames[:5], strict=True):  # warm-up
+            bare_session.run(None, {bare_session.get_inputs()[0].name: tensor})
+            models.people(frame)
+        fps, bare = await _interleaved_fps(models, bare_session, frames, tensors, rounds)
+        lag = await _loop_lag_p99_ms(models, frames)
         embed_session = open_model(load_manifest()["embedding"], folder, **threads)
         face_ms, embed_ms = _face_times(models, embed_session, 20 if quick else 100)
         still = await _cpu_while_watching(workdir / "still.avi", workdir, models, folder)

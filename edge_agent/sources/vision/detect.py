@@ -65,16 +65,23 @@ class PersonDetector:
         self._input = session.get_inputs()[0].name
         _, _, self.height, self.width = session.get_inputs()[0].shape
         self._cells, self._strides = _grid(self.height, self.width)
+        self._tensors: dict[tuple[int, ...], np.ndarray] = {}
         self.threshold = threshold
         self.iou = iou
 
     def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """Letterbox top-left onto grey 114, as the model was trained; returns the tensor and the scale."""
+        """Letterbox top-left onto grey 114, as the model was trained; returns the tensor and the scale.
+
+        The tensor is reused for frames of the same size (the padding never changes), so a camera's
+        frames cost one resize and one copy; callers run one frame at a time (the inference executor).
+        """
         ratio = min(self.height / frame.shape[0], self.width / frame.shape[1])
         resized = cv2.resize(frame, (round(frame.shape[1] * ratio), round(frame.shape[0] * ratio)))
-        canvas = np.full((self.height, self.width, 3), 114, dtype=np.uint8)
-        canvas[: resized.shape[0], : resized.shape[1]] = resized
-        return canvas.transpose(2, 0, 1)[None].astype(np.float32), ratio
+        tensor = self._tensors.get(resized.shape[:2])
+        if tensor is None:
+            tensor = self._tensors[resized.shape[:2]] = np.full((1, 3, self.height, self.width), 114, np.float32)
+        tensor[0, :, : resized.shape[0], : resized.shape[1]] = resized.transpose(2, 0, 1)
+        return tensor, ratio
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: tensor})[0][0]
