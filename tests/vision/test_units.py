@@ -39,6 +39,15 @@ def test_keep_alive_holds_everyone_in_a_still_scene() -> None:
     assert len(tracker.update([], 5.5)) == 1 and tracker.update([], 6.1) == []
 
 
+def test_someone_who_left_just_before_the_scene_went_still_does_not_linger() -> None:
+    tracker = Tracker(hold_s=1.0)
+    tracker.update([det(10), det(200)], 0.0)
+    tracker.update([det(10), det(200)], 0.1)
+    assert len(tracker.update([det(10)], 0.2)) == 2, "the one who left is still within the hold"
+    assert [t.box[0] for t in tracker.keep_alive(1.5)] == [10], "only the one still visible is renewed"
+    assert [t.box[0] for t in tracker.keep_alive(30.0)] == [10]
+
+
 def test_motion_gate_ignores_noise_and_sees_a_person_step_in() -> None:
     rng = np.random.default_rng(0)
     scene = np.full((240, 320, 3), 120, dtype=np.uint8)

@@ -21,6 +21,7 @@ class Track:
     first_seen: float
     last_seen: float
     hits: int = 1
+    visible: bool = True  # matched in the latest analysed frame
 
     def dwell(self, now: float) -> float:
         return max(0.0, now - self.first_seen)
@@ -51,6 +52,8 @@ class Tracker:
     def update(self, detections: list[Detection], now: float) -> list[Track]:
         """Associate this frame's detections; returns the confirmed tracks still alive."""
         unmatched = list(range(len(detections)))
+        for track in self._tracks:
+            track.visible = False
         if self._tracks and detections:
             overlap = iou_matrix(
                 np.array([t.box for t in self._tracks]), np.array([d.box for d in detections], dtype=np.float64)
@@ -58,7 +61,7 @@ class Tracker:
             while overlap.size and overlap.max() >= self.iou:
                 ti, di = np.unravel_index(int(overlap.argmax()), overlap.shape)
                 track = self._tracks[ti]
-                track.box, track.last_seen, track.hits = detections[di].box, now, track.hits + 1
+                track.box, track.last_seen, track.hits, track.visible = detections[di].box, now, track.hits + 1, True
                 overlap[ti, :] = -1
                 overlap[:, di] = -1
                 unmatched.remove(int(di))
@@ -69,9 +72,15 @@ class Tracker:
         return self.confirmed()
 
     def keep_alive(self, now: float) -> list[Track]:
-        """Nothing moved in the scene: everyone seen is still there."""
+        """Nothing moved in the scene: everyone visible in the last analysed frame is still there.
+
+        A track the last analysis missed is not renewed, so someone who left just before the scene went
+        still does not linger; expired tracks are dropped here as in `update`.
+        """
         for track in self._tracks:
-            track.last_seen = now
+            if track.visible:
+                track.last_seen = now
+        self._tracks = [t for t in self._tracks if now - t.last_seen <= self.hold_s]
         return self.confirmed()
 
     def confirmed(self) -> list[Track]:
