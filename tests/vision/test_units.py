@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edge_agent.config import ConfigError, from_dict
+from edge_agent.sources.vision.camera import describe
 from edge_agent.sources.vision.detect import Detection, nms
 from edge_agent.sources.vision.match import FaceGallery
 from edge_agent.sources.vision.motion import MotionGate
@@ -59,6 +60,12 @@ def test_motion_gate_ignores_noise_and_sees_a_person_step_in() -> None:
     stepped_in[60:220, 20:80] = 30
     assert gate.moved(stepped_in)
     assert not gate.moved(stepped_in)
+
+
+def test_camera_credentials_never_reach_the_logs() -> None:
+    assert describe("rtsp://admin:s3cret@10.0.0.7:554/stream1") == "rtsp://***@10.0.0.7:554/stream1"
+    assert describe("rtsp://10.0.0.7/stream1") == "rtsp://10.0.0.7/stream1"
+    assert describe(0) == "device 0" and describe("/videos/a.avi") == "/videos/a.avi"
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes() -> None:

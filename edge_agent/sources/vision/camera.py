@@ -10,6 +10,7 @@ backoff; a file that ends is finished (or replayed from the start when `loop` is
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +61,7 @@ class Camera:
         self._latest: Frame | None = None
         self._moved_since_take = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"camera:{source}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"camera:{describe(source)}", daemon=True)
         self.state = CameraState.STARTING
         self.frames_read = 0
         self.frames_moved = 0
@@ -169,4 +170,11 @@ class Camera:
         return isinstance(self.source, str) and "://" not in self.source
 
     def _describe(self) -> str:
-        return f"device {self.source}" if isinstance(self.source, int) else str(self.source)
+        return describe(self.source)
+
+
+def describe(source: int | str) -> str:
+    """The source for logs, with any user:password of an RTSP URL removed."""
+    if isinstance(source, int):
+        return f"device {source}"
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^@/]*@", r"\1***@", source, flags=re.IGNORECASE)
