@@ -108,9 +108,12 @@ class Agent:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    def _vision(self) -> VisionSource:
-        from .sources.vision.source import VisionSource  # OpenCV and onnxruntime load only when vision is on
-
+    def _vision(self) -> VisionSource | None:
+        try:  # OpenCV and onnxruntime load only when vision is on
+            from .sources.vision.source import VisionSource
+        except ImportError as exc:
+            log.error("vision source off: %s; install it with  pip install 'edge-agent[vision]'", exc)
+            return None
         return VisionSource(self.settings, self.store, self.bus, self.clock)
 
     async def _prune_nonces(self) -> None:

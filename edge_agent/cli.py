@@ -82,8 +82,12 @@ def _vision_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _vision_command(args: argparse.Namespace) -> int:
-    from .sources.vision import models, operator
-    from .sources.vision.pipeline import load_models
+    try:
+        from .sources.vision import models, operator
+        from .sources.vision.pipeline import load_models
+    except ImportError as exc:
+        print(f"error: {exc}; install the vision extra:  pip install 'edge-agent[vision]'", file=sys.stderr)
+        return 2
 
     settings = config.VisionSettings()
     if args.config is not None:

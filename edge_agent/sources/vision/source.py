@@ -118,8 +118,10 @@ class VisionSource:
         tick = min(0.5, self._cfg.sighting_interval_s)
         try:
             while True:
+                # asyncio.timeout, not wait_for + suppress: on 3.11 the latter can swallow a cancellation.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), tick)
+                    async with asyncio.timeout(tick):
+                        await wake.wait()
                 wake.clear()
                 await self._step(run, executor)
         finally:
