@@ -136,7 +136,7 @@ class Camera:
             index += 1
             if self._is_file() and index % skip:
                 continue  # a file faster than max_fps: drop frames the way a live camera would
-            if not delivered:
+            if self.state is not CameraState.RUNNING:
                 self.state = CameraState.RUNNING
                 log.info("camera %s: running", self._describe())
             delivered = True
