@@ -11,8 +11,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-DIM = 128
-
 # Where the five landmarks sit in the 112×112 crop MobileFaceNet was trained on (the ArcFace template).
 ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
