@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -47,6 +47,9 @@ from .sources.remote_scanners import RemoteScanners
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
 
+if TYPE_CHECKING:
+    from .sources.vision.source import VisionSource
+
 log = logging.getLogger(__name__)
 
 
@@ -71,6 +74,7 @@ class Agent:
             if self.ble is not None and settings.ble.remote_scanners
             else None
         )
+        self.vision = self._vision() if settings.sources.vision else None
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
@@ -137,6 +141,8 @@ class Agent:
             components["ble"] = self.ble.run
         if self.remote_scanners is not None:
             components["ble.remote"] = self.remote_scanners.run
+        if self.vision is not None:
+            components["vision"] = self.vision.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
         self.notifier.ready(f"serving {len(self.catalog)} offers at {self.url}")
@@ -179,6 +185,14 @@ class Agent:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    def _vision(self) -> VisionSource | None:
+        try:  # OpenCV and onnxruntime load only when vision is on
+            from .sources.vision.source import VisionSource
+        except ImportError as exc:
+            log.error("vision source off: %s; install it with  pip install 'edge-agent[vision]'", exc)
+            return None
+        return VisionSource(self.settings, self.store, self.bus, self.clock)
+
     async def _prune_nonces(self) -> None:
         assert self.checkin is not None
         while True:
@@ -210,6 +224,7 @@ class Agent:
             if self.pos is None
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
             "ble": self.ble.health() if self.ble is not None else None,
+            **({"vision": self.vision.health()} if self.vision is not None else {}),
         }
 
     def sign_status(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`edge-agent run | demo | check-config | db status | report | keys new | bundle sign | bundle publish`."""
+"""`edge-agent run | demo | check-config | db status | report | keys | bundle | models | enroll | faces`."""
 
 from __future__ import annotations
 
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     report.add_argument("--since", default=None, help="only decisions from this UTC time on (ISO 8601)")
 
+    _vision_commands(commands)
+
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     if args.command == "check-config":
@@ -84,7 +86,73 @@ def main(argv: list[str] | None = None) -> int:
         return _bundle_tools(args)
     if args.command == "report":
         return _report(args)
+    if args.command in ("models", "enroll", "faces"):
+        return _vision_command(args)
     return _db_status(args.config)
+
+
+def _vision_commands(commands: argparse._SubParsersAction) -> None:
+    def where(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="take vision.models_dir and thresholds from this config file")
+        p.add_argument("--models", type=Path, help="the models folder (default: config, then $EDGE_AGENT_MODELS)")
+
+    models = commands.add_parser("models", help="verify or install the ONNX models (see models/manifest.toml)")
+    models_commands = models.add_subparsers(dest="models_command", required=True)
+    where(models_commands.add_parser("check", help="sha256, loading and input/output of each model, as JSON"))
+    install = models_commands.add_parser(
+        "install", help="copy the models from a folder, verified, into the models folder"
+    )
+    install.add_argument("--from", dest="source", required=True, type=Path)
+    where(install)
+
+    enroll = commands.add_parser("enroll", help="compute face embeddings of a customer for upload, as JSON")
+    enroll.add_argument("--customer", required=True, help="the customer_ref")
+    enroll.add_argument("images", nargs="+", type=Path, help="photos with exactly one face each")
+    where(enroll)
+
+    faces = commands.add_parser("faces", help="face tools")
+    faces_commands = faces.add_subparsers(dest="faces_command", required=True)
+    verify = faces_commands.add_parser("verify", help="are two photos the same person? JSON with similarity")
+    verify.add_argument("image_a", type=Path)
+    verify.add_argument("image_b", type=Path)
+    where(verify)
+
+
+def _vision_command(args: argparse.Namespace) -> int:
+    try:
+        from .sources.vision import models, operator
+        from .sources.vision.pipeline import load_models
+    except ImportError as exc:
+        print(f"error: {exc}; install the vision extra:  pip install 'edge-agent[vision]'", file=sys.stderr)
+        return 2
+
+    settings = config.VisionSettings()
+    if args.config is not None:
+        loaded = _load(args.config)
+        if loaded is None:
+            return 2
+        settings = loaded.vision
+    if args.models is not None:
+        settings = settings.model_copy(update={"models_dir": args.models})
+    try:
+        folder = models.models_dir(settings.models_dir)
+        if args.command == "models" and args.models_command == "check":
+            report = models.check_all(folder)
+            print(json.dumps({"folder": str(folder), "models": report}))
+            return 0 if all(v == "ok" for v in report.values()) else 1
+        if args.command == "models":
+            installed = models.install(args.source, folder)
+            print(json.dumps({"folder": str(folder), "installed": installed}))
+            return 0
+        loaded_models = load_models(settings, people=False)
+        if args.command == "enroll":
+            print(json.dumps(operator.enroll(loaded_models, args.customer, args.images, settings)))
+        else:
+            print(json.dumps(operator.verify(loaded_models, args.image_a, args.image_b, settings)))
+        return 0
+    except (models.ModelError, operator.ImageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _load(path: Path) -> config.Settings | None:

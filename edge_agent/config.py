@@ -311,6 +311,42 @@ class PosSettings(Section):
     reconnect_s: Seconds = Field(default=2.0, description="wait before reopening a port that vanished")
 
 
+class CameraSettings(Section):
+    id: Ident
+    source: int | str = Field(description="device index, video file path (relative to the config file) or rtsp:// URL")
+    zone: Ident = Field(description="the zone whose audience this camera counts")
+    touchpoint: Ident | None = Field(default=None, description="the screen or kiosk the camera looks out from")
+    max_fps: Annotated[float, Field(gt=0, le=60)] = 10
+    loop: bool = Field(default=False, description="replay a video file from the start when it ends (demos)")
+
+
+class FaceSettings(Section):
+    identify: bool = Field(default=False, description="1:N recognition of enrolled, consenting customers")
+    verify_checkins: bool = Field(default=True, description="1:1 check of a kiosk check-in against the face")
+    verify_threshold: Annotated[float, Field(ge=-1, le=1)] = 0.40
+    identify_threshold: Annotated[float, Field(ge=-1, le=1)] = 0.45
+    verify_window_s: Seconds = 30
+    detect_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.6
+    min_face_px: Annotated[int, Field(ge=16, le=1024)] = 40
+
+
+class VisionSettings(Section):
+    models_dir: Annotated[Path, Field(strict=False)] | None = Field(
+        default=None, description="folder of the installed weights; default $EDGE_AGENT_MODELS"
+    )
+    people_model: Literal["yolox_nano", "light_person"] = "yolox_nano"
+    person_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    intra_op_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    inter_op_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    motion_threshold: Annotated[float, Field(ge=0, le=1)] = 0.002
+    still_refresh_s: Seconds = 10
+    track_hold_s: Seconds = 1.5
+    sighting_interval_s: Seconds = 1
+    crowd_interval_s: Seconds = 5
+    cameras: list[CameraSettings] = Field(default_factory=list)
+    faces: FaceSettings = FaceSettings()
+
+
 class Settings(Section):
     store: StoreSettings
     zones: list[Zone] = Field(min_length=1)
@@ -327,6 +363,7 @@ class Settings(Section):
     surfaces: SurfacesSettings = SurfacesSettings()
     decide: DecideSettings = DecideSettings()
     pos: PosSettings | None = None
+    vision: VisionSettings = VisionSettings()
 
     def zone_of(self, touchpoint_id: str) -> str | None:
         for tp in self.touchpoints:
@@ -379,7 +416,23 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
     if base_dir is not None and settings.pos is not None and not settings.pos.profile.is_absolute():
         pos = settings.pos.model_copy(update={"profile": (base_dir / settings.pos.profile).resolve()})
         settings = settings.model_copy(update={"pos": pos})
+    if base_dir is not None:
+        settings = settings.model_copy(update={"vision": _vision_paths(settings.vision, base_dir)})
     return settings
+
+
+def _vision_paths(vision: VisionSettings, base_dir: Path) -> VisionSettings:
+    """Relative model folder and video files are taken from the config file's folder."""
+    models = vision.models_dir
+    if models is not None and not models.is_absolute():
+        models = (base_dir / models).resolve()
+    cameras = [
+        cam.model_copy(update={"source": str((base_dir / cam.source).resolve())})
+        if isinstance(cam.source, str) and "://" not in cam.source and not Path(cam.source).is_absolute()
+        else cam
+        for cam in vision.cameras
+    ]
+    return vision.model_copy(update={"models_dir": models, "cameras": cameras})
 
 
 def _cross_check(s: Settings) -> list[ConfigProblem]:
@@ -416,6 +469,7 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
                     key=f"surfaces.signs[{i}].touchpoint", value=sign.touchpoint, expected="a touchpoint of kind 'sign'"
                 )
             )
+    problems.extend(_check_vision(s, zone_ids))
     if s.sources.checkin and not s.checkin.public_keys:
         problems.append(
             ConfigProblem(
@@ -507,6 +561,42 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
         problems.append(
             ConfigProblem(key="ble.remote_scanners", value=True, expected="an [mqtt] section with the store's broker")
         )
+    return problems
+
+
+def _check_vision(s: Settings, zone_ids: list[str]) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    if s.sources.vision and not s.vision.cameras:
+        problems.append(
+            ConfigProblem(key="vision.cameras", value=[], expected="at least one camera while sources.vision is on")
+        )
+    camera_ids = [c.id for c in s.vision.cameras]
+    touchpoint_ids = [t.id for t in s.touchpoints]
+    for i, cam in enumerate(s.vision.cameras):
+        if cam.id in camera_ids[:i]:
+            problems.append(
+                ConfigProblem(key=f"vision.cameras[{i}].id", value=cam.id, expected="an id not used before")
+            )
+        if cam.zone not in zone_ids:
+            problems.append(
+                ConfigProblem(
+                    key=f"vision.cameras[{i}].zone",
+                    value=cam.zone,
+                    expected=f"one of the zones defined under [[zones]]: {', '.join(zone_ids)}",
+                )
+            )
+        if cam.touchpoint is not None and cam.touchpoint not in touchpoint_ids:
+            problems.append(
+                ConfigProblem(
+                    key=f"vision.cameras[{i}].touchpoint",
+                    value=cam.touchpoint,
+                    expected=f"one of the touchpoints: {', '.join(touchpoint_ids) or '(none defined)'}",
+                )
+            )
+        if isinstance(cam.source, int) and cam.source < 0:
+            problems.append(
+                ConfigProblem(key=f"vision.cameras[{i}].source", value=cam.source, expected="a device index >= 0")
+            )
     return problems
 
 

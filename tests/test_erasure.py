@@ -27,14 +27,14 @@ def test_erasure_removes_every_row_of_the_customer_and_queues_a_receipt(tmp_path
     store = open_store(tmp_path / "a.db")
     # Tables other rooms add later: one with the foreign key the brief asks for, one without.
     store.db.execute(
-        "CREATE TABLE face_embeddings (customer_ref TEXT NOT NULL REFERENCES customers (customer_ref)"
+        "CREATE TABLE later_vectors (customer_ref TEXT NOT NULL REFERENCES customers (customer_ref)"
         " ON DELETE CASCADE, vector BLOB)"
     )
     store.db.execute("CREATE TABLE loyalty_scans (scan_id INTEGER PRIMARY KEY, customer_ref TEXT, at TEXT)")
     for ref in (MARK, "bob"):
         _facts(store, ref, 1)
         _facts(store, ref, 2)
-        store.db.execute("INSERT INTO face_embeddings VALUES (?, ?)", [ref, b"\x01" * 64])
+        store.db.execute("INSERT INTO later_vectors VALUES (?, ?)", [ref, b"\x01" * 64])
         store.db.execute("INSERT INTO loyalty_scans (customer_ref, at) VALUES (?, 't')", [ref])
         with store.db.atomic():
             store.outbox.add(
@@ -46,7 +46,7 @@ def test_erasure_removes_every_row_of_the_customer_and_queues_a_receipt(tmp_path
                 customer_ref=ref,
             )
     tables = customer_tables(store.db)
-    filled = {"customers", "consents", "decisions", "impressions", "outbox", "face_embeddings", "loyalty_scans"}
+    filled = {"customers", "consents", "decisions", "impressions", "outbox", "later_vectors", "loyalty_scans"}
     assert filled <= set(tables)  # and every customer table the other rooms' migrations add
 
     deleted = erase_customer(store.db, store.outbox, MARK, {"command_id": "c1", "consent_epoch": 7}, now="now")

@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlite_utils import Database
 
+from .faces import MAX_PER_CUSTOMER, FaceEmbeddings, decode_embedding
+
 CustomerRef = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 LoyaltyId = Annotated[str, Field(pattern=r"^[0-9]{6,20}$")]
 PhoneHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -70,6 +72,20 @@ class RosterEntry(BaseModel):
     def decoded_day_keys(self) -> dict[str, bytes]:
         return {day: base64.b64decode(key) for day, key in self.day_keys.items()}
 
+    face_embeddings: tuple[str, ...] = Field(
+        default=(), max_length=MAX_PER_CUSTOMER, description="base64 float32 128-d, L2-normalised"
+    )
+
+    @field_validator("face_embeddings")
+    @classmethod
+    def _embeddings_decode(cls, embeddings: tuple[str, ...]) -> tuple[str, ...]:
+        for i, text in enumerate(embeddings):
+            try:
+                decode_embedding(text)
+            except ValueError as exc:
+                raise ValueError(f"face_embeddings[{i}]: expected {exc}") from None
+        return embeddings
+
     def consents_to(self, channel: str) -> bool:
         return self.consents.get(channel, False)
 
@@ -77,6 +93,7 @@ class RosterEntry(BaseModel):
 class Roster:
     def __init__(self, db: Database):
         self._db = db
+        self.faces = FaceEmbeddings(db)
 
     def upsert(self, entries: list[RosterEntry], updated_at: str) -> None:
         """Write entries with their full consent sets (a channel left out is no longer consented)."""
@@ -113,6 +130,9 @@ class Roster:
                             "INSERT INTO ble_phones (customer_ref, phone_model) VALUES (?, ?)",
                             [e.customer_ref, e.phone_model],
                         )
+                # Embeddings are kept only while the customer consents to face recognition.
+                kept = list(e.face_embeddings) if e.consents_to("face") else []
+                self.faces.replace(e.customer_ref, kept, updated_at)
 
     def get(self, customer_ref: str) -> RosterEntry | None:
         row = self._db.execute(
