@@ -109,7 +109,8 @@ async def wait_for(condition, timeout=20.0):
 
 async def test_the_reader_on_a_pty_survives_garbage_and_a_vanishing_port(tmp_path):
     store = open_store(tmp_path / "a.db")
-    store.roster.upsert([customer("alice"), customer("bob", personalisation=False)], updated_at="t")
+    card_holder = customer("carl").model_copy(update={"loyalty_id": "40000077"})
+    store.roster.upsert([customer("alice"), customer("bob", personalisation=False), card_holder], updated_at="t")
     till = SimulatedTill(tmp_path / "ttyTILL")
     bus = Bus()
     purchases = bus.subscribe(Purchase, "test")
@@ -128,8 +129,13 @@ async def test_the_reader_on_a_pty_survives_garbage_and_a_vanishing_port(tmp_pat
         till.receipt("5001", [("coffee", 1, 350, None)], loyalty_id="alice")
         till.write_line(b"#" * 2000)  # an over-long line: one rejection, the next line is fine
         till.receipt("5002", [("tea", 3, 120, None)], loyalty_id="bob")
-        got = [await asyncio.wait_for(purchases.get(), 20) for _ in range(2)]
-        assert [(p.txn_id, p.customer_ref) for p in got] == [("till-7:5001", "alice"), ("till-7:5002", None)]
+        till.receipt("5004", [("milk", 1, 99, None)], loyalty_id="40000077")  # a loyalty card number
+        got = [await asyncio.wait_for(purchases.get(), 20) for _ in range(3)]
+        assert [(p.txn_id, p.customer_ref) for p in got] == [
+            ("till-7:5001", "alice"),
+            ("till-7:5002", None),
+            ("till-7:5004", "carl"),
+        ]
         assert got[1].lines[0].sku == "tea" and got[1].lines[0].qty == 3
         assert source.rejected["bad_encoding"] == 1
         assert source.rejected["item_outside_receipt"] == 1

@@ -71,7 +71,9 @@ async def test_staff_surfaces_need_their_own_sign_in_and_screens_do_not(agent):
     async with aiohttp.ClientSession(cookies=forged) as http:
         assert (await http.get(f"{agent.url}/api/dashboard")).status == 401
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {DASHBOARD_TOKEN}"}) as http:
-        assert (await http.get(f"{agent.url}/api/dashboard")).status == 200
+        resp = await http.get(f"{agent.url}/api/dashboard")
+        assert resp.status == 200
+        assert (await resp.json())["sync"]["uplink"] == "not configured"  # this store has no [mqtt]
 
 
 async def test_a_role_without_tokens_is_switched_off(running, settings):

@@ -24,6 +24,9 @@ from .http import page, private_json
 from .hub import ScreenHub
 
 
+_UPLINK = {"off": "not configured", "up": "connected", "down": "disconnected (the outbox keeps everything)"}
+
+
 class Dashboard:
     def __init__(
         self,
@@ -77,7 +80,7 @@ class Dashboard:
                 "outbox_depth": health.get("outbox_depth", 0),
                 "outbox_oldest": self._scalar("SELECT min(created_at) FROM outbox"),
                 "bundles": dict(self._store.db.execute("SELECT kind, version FROM bundle_versions").fetchall()),
-                "uplink": health.get("uplink", "not configured" if self._settings.mqtt is None else "unknown"),
+                "uplink": _UPLINK.get(health.get("cloud", "off"), "unknown"),
             },
             "sensors": {
                 "sources": self._settings.sources.model_dump(),

@@ -5,9 +5,10 @@ behind, so nothing is dropped); parsing, identity and publishing happen on the l
 (USB unplugged, till rebooted) is reopened every `pos.reconnect_s` until it is back. Garbage lines are
 counted by reason and skipped.
 
-Identity: the loyalty id on the receipt is the customer's `customer_ref`. It names a customer only if they
-are in the roster and consent to personalisation; otherwise the purchase is anonymous and the loyalty id
-goes no further than this module.
+Identity: the loyalty id on the receipt is the loyalty card number the roster carries for the customer
+(`loyalty_id`), or the customer's `customer_ref` itself (an app that prints it). It names a customer only if
+they are in the roster and consent to personalisation; otherwise the purchase is anonymous and the loyalty
+id goes no further than this module.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ class PosSource:
     def _purchase(self, receipt: Receipt) -> Purchase:
         ref = None
         if receipt.loyalty_id is not None:
-            entry = self._store.roster.get(receipt.loyalty_id)
+            roster = self._store.roster
+            entry = roster.get(roster.find(loyalty_id=receipt.loyalty_id) or receipt.loyalty_id)
             if entry is not None and entry.consents_to(PURCHASE_CONSENT):
                 ref = entry.customer_ref
             else:
