@@ -23,7 +23,6 @@ from .auth import Auth
 from .http import page, private_json
 from .hub import ScreenHub
 
-
 _UPLINK = {"off": "not configured", "up": "connected", "down": "disconnected (the outbox keeps everything)"}
 
 
