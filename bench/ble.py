@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.checkin import _measure, _percentiles
+from bench.harness import checkin_to_frame, percentiles
 from edge_agent.app import Agent
 from edge_agent.bus import Bus
 from edge_agent.config import from_dict
@@ -128,7 +128,7 @@ async def _loaded_latency(n: int, rate: int, workdir: Path) -> tuple[list[float]
     try:
         await asyncio.sleep(1.0)  # the background is running before the first check-in
         bodies = [{"token": issuer.token(f"c{i}", "screen-1")} for i in range(n)]
-        samples = await _measure(agent.url, "screen-1", bodies)
+        samples = await checkin_to_frame(agent.url, "screen-1", bodies)
         return samples, fed / (time.monotonic() - started)
     finally:
         feeder.cancel()
@@ -150,7 +150,7 @@ async def run(quick: bool) -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory() as tmp:
         samples, background = await _loaded_latency(300 if quick else 2000, 5000, Path(tmp))
-    loaded = _percentiles(samples)
+    loaded = percentiles(samples)
     result.update(
         background_adverts_per_s=round(background),
         loaded_p50_ms=loaded["p50_ms"],

@@ -6,53 +6,19 @@ so `ratio` is what verification, presence, the decision and its SQLite writes co
 
 from __future__ import annotations
 
-import asyncio
-import statistics
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from bench.harness import checkin_to_frame, percentiles, serve
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.demo import demo_offers
 from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
-from simulators.screen import ScreenPlayer
-
-
-def _percentiles(samples_s: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples_s)
-    q = statistics.quantiles(ms, n=100)
-    return {"p50_ms": round(q[49], 3), "p99_ms": round(q[98], 3), "max_ms": round(ms[-1], 3)}
-
-
-async def _measure(base_url: str, touchpoint: str, bodies: list[dict[str, Any]]) -> list[float]:
-    player = ScreenPlayer(base_url, touchpoint)
-    arrived: asyncio.Queue[float] = asyncio.Queue()
-    player.on_frame = lambda at, frame: arrived.put_nowait(at) if frame.get("type") == "show" else None
-    task = asyncio.create_task(player.run())
-    samples = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            while player.counts["hello"] == 0:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.2)
-            while not arrived.empty():
-                arrived.get_nowait()
-            for body in bodies:
-                start = time.monotonic()
-                async with http.post(f"{base_url}/api/checkin", json=body) as resp:
-                    if resp.status != 202:
-                        raise RuntimeError(f"check-in refused: {resp.status} {await resp.text()}")
-                samples.append(await asyncio.wait_for(arrived.get(), 5) - start)
-    finally:
-        task.cancel()
-    return samples
 
 
 async def _agent_latency(n: int, workdir: Path) -> list[float]:
@@ -80,7 +46,7 @@ async def _agent_latency(n: int, workdir: Path) -> list[float]:
     await agent.start()
     try:
         bodies = [{"token": issuer.token(f"c{i}", "screen-1")} for i in range(n)]
-        return await _measure(agent.url, "screen-1", bodies)
+        return await checkin_to_frame(agent.url, "screen-1", bodies)
     finally:
         await agent.stop()
 
@@ -107,22 +73,15 @@ async def _bare_latency(n: int) -> list[float]:
     app = web.Application()
     app.router.add_get("/ws/screen/{tp}", ws_handler)
     app.router.add_post("/api/checkin", post)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        return await _measure(f"http://{host}:{port}", "screen-1", [{"token": str(i)} for i in range(n)])
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        return await checkin_to_frame(url, "screen-1", [{"token": str(i)} for i in range(n)])
 
 
 async def run(quick: bool) -> dict[str, Any]:
     n = 1000 if quick else 5000
     with tempfile.TemporaryDirectory() as tmp:
-        agent = _percentiles(await _agent_latency(n, Path(tmp)))
-    bare = _percentiles(await _bare_latency(n))
+        agent = percentiles(await _agent_latency(n, Path(tmp)))
+    bare = percentiles(await _bare_latency(n))
     return {
         "checkins": n,
         **agent,

@@ -15,13 +15,13 @@ import asyncio
 import json
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.harness import percentiles
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings, from_dict
@@ -41,12 +41,6 @@ ZONES = 20
 SEGMENTS = [f"seg{i}" for i in range(50)]
 CATEGORIES = [f"cat{i}" for i in range(40)]
 TAGS = ["weather:rain", "temp:hot", "daypart:morning", "daypart:evening", "weekend", "crowd:busy", "event:football"]
-
-
-def _percentiles(samples_s: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples_s)
-    q = statistics.quantiles(ms, n=100)
-    return {"p50_ms": round(q[49], 3), "p99_ms": round(q[98], 3), "max_ms": round(ms[-1], 3)}
 
 
 def _offers(rng: random.Random, zoned: bool) -> list[Offer]:
@@ -184,7 +178,7 @@ async def run(quick: bool) -> dict:
     out: dict[str, Any] = {"offers": OFFERS, "customers": CUSTOMERS, "decisions": n}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        bare = _percentiles(_bare_insert(workdir, n))
+        bare = percentiles(_bare_insert(workdir, n))
         out["bare_insert"] = bare
         settings = _settings(workdir)
         store = open_store(settings.database.path)
@@ -193,7 +187,7 @@ async def run(quick: bool) -> dict:
             engine = _engine(settings, store, version, zoned, rng)
             touchpoints = settings.touchpoints if zoned else settings.touchpoints[:1]
             checkpointer = WalCheckpointer(settings.database.path, interval_s=0.5)
-            figures = _percentiles(await _measure(engine, checkpointer, refs, touchpoints, n, rng))
+            figures = percentiles(await _measure(engine, checkpointer, refs, touchpoints, n, rng))
             figures["ratio_p50"] = round(figures["p50_ms"] / bare["p50_ms"], 2)
             out[name] = figures
         store.close()

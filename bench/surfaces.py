@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import aiohttp
 import serial
 from aiohttp import web
 
+from bench.harness import percentiles, serve
 from edge_agent.app import Agent
 from edge_agent.signage.sign_profile import load
 from edge_agent.signage.signs import SignPort
@@ -28,12 +28,6 @@ from simulators.checkin_app import CheckinIssuer
 from simulators.serial_sign import SimulatedSign
 from tests.conftest import seed
 from tests.surfaces import KIOSK_TOKEN, OFFERS, member, surfaces_settings
-
-
-def _ms(samples: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples)
-    q = statistics.quantiles(ms, n=100)
-    return {"p50_ms": round(q[49], 3), "p99_ms": round(q[98], 3)}
 
 
 async def _visits(url: str, n: int, identify: str, claim: str) -> list[float]:
@@ -73,15 +67,8 @@ async def _bare_kiosk(n: int) -> list[float]:
     app = web.Application()
     app.router.add_post("/identify", identify)
     app.router.add_post("/claim", claim)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        return await _visits(f"http://{host}:{port}", n, "/identify", "/claim")
-    finally:
-        await runner.cleanup()
+    async with serve(app) as url:
+        return await _visits(url, n, "/identify", "/claim")
 
 
 def _sign(n: int, bare: bool) -> float:
@@ -114,8 +101,8 @@ async def run(quick: bool) -> dict[str, Any]:
     n = 300 if quick else 2000
     frames = 500 if quick else 5000
     with tempfile.TemporaryDirectory() as tmp:
-        kiosk = _ms(await _kiosk(n, Path(tmp)))
-    bare = _ms(await _bare_kiosk(n))
+        kiosk = percentiles(await _kiosk(n, Path(tmp)))
+    bare = percentiles(await _bare_kiosk(n))
     agent_fps = await asyncio.to_thread(_sign, frames, False)
     bare_fps = await asyncio.to_thread(_sign, frames, True)
     return {
