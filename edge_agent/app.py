@@ -94,8 +94,12 @@ class Agent:
         )
         self.associate = AssociateView(settings, self.store, self.presence, self.engine, self.clock)
         self.cloud = (
-            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health) if settings.mqtt else None
+            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health, self.reconfigure)
+            if settings.mqtt
+            else None
         )
+        if self.cloud is not None:
+            self.cloud.desired.restore()
         self.restarts: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -184,6 +188,14 @@ class Agent:
                 log.exception("component %s failed; restarting in %.1f s", name, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def reconfigure(self, live: Settings) -> None:
+        """A fleet desired config (cloud/desired.py): the live keys take effect without a restart."""
+        self.settings = live
+        self.presence.reconfigure(live.presence, live.ble)
+        self.engine.reconfigure(live)
+        self.hub.reconfigure(live)
+        self.progress.retune(("signage", "ble"), live.ops.stall_after_s)
 
     def _vision(self) -> VisionSource | None:
         try:  # OpenCV and onnxruntime load only when vision is on
