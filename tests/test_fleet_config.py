@@ -48,9 +48,7 @@ def config_results(cloud):
     return [{"version": e.get("version"), "status": e.get("status")} for e in cloud.of_kind("config_result")]
 
 
-async def test_desired_config_applies_live_refuses_bad_and_survives_a_restart(
-    tmp_path, issuer, broker, cloud, running
-):
+async def test_desired_config_applies_live_refuses_bad_and_survives_a_restart(tmp_path, issuer, broker, cloud, running):
     settings = fleet_settings(tmp_path, issuer, broker, cloud)
     agent = await running(settings)
     await cloud.wait_for(lambda: cloud.reported.get(DEVICE, {}).get("device") == DEVICE)
