@@ -44,6 +44,7 @@ from .sources.kiosk_id import KioskIdentifier
 from .sources.pos import PosSource
 from .sources.pos_protocol import load_profile
 from .sources.remote_scanners import RemoteScanners
+from .sources.store_peers import StorePeers
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
 
@@ -75,6 +76,7 @@ class Agent:
             else None
         )
         self.vision = self._vision() if settings.sources.vision else None
+        self.peers = StorePeers(settings, self.store, self.bus, self.clock) if settings.fleet.share_presence else None
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
@@ -147,6 +149,8 @@ class Agent:
             components["ble.remote"] = self.remote_scanners.run
         if self.vision is not None:
             components["vision"] = self.vision.run
+        if self.peers is not None:
+            components["fleet.peers"] = self.peers.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
         self.notifier.ready(f"serving {len(self.catalog)} offers at {self.url}")
@@ -157,6 +161,8 @@ class Agent:
         tasks, self._tasks = self._tasks, []
         if self.cloud is not None and tasks:
             await self.cloud.stop()  # retained status `stopped` and a clean disconnect, while the loop still runs
+        if self.peers is not None and tasks:
+            await self.peers.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -237,6 +243,7 @@ class Agent:
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
             "ble": self.ble.health() if self.ble is not None else None,
             **({"vision": self.vision.health()} if self.vision is not None else {}),
+            **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
         }
 
     def sign_status(self) -> dict[str, Any]:

@@ -64,6 +64,7 @@ class CloudSim:
         )
         self.events: dict[str, dict[str, Any]] = {}  # uuid -> event, first copy
         self.order: list[str] = []
+        self.device_of: dict[str, str] = {}  # uuid -> the device that sent it
         self.duplicates: Counter[str] = Counter()
         self.acks: list[dict[str, Any]] = []
         self.telemetry: list[dict[str, Any]] = []
@@ -166,6 +167,7 @@ class CloudSim:
                 self.duplicates[key] += 1
                 continue
             self.events[key] = item
+            self.device_of[key] = device
             self.order.append(key)
             if stream == "ack":
                 self.acks.append(item)
