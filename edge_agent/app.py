@@ -228,6 +228,7 @@ class Agent:
             "offers": len(self.catalog),
             "outbox_depth": self.store.outbox.depth(),
             "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
+            "config": None if self.cloud is None else self.cloud.desired.reported(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
             "kiosk_sessions": self.kiosk.active(),

@@ -33,6 +33,13 @@ async def cloud(broker):
     await sim.close()
 
 
+@pytest.fixture(autouse=True)
+def _root_log_level():
+    level = logging.getLogger().level
+    yield
+    logging.getLogger().setLevel(level)
+
+
 def fleet_settings(tmp_path, issuer, broker, cloud):
     mqtt = {
         "host": broker.host,
@@ -112,9 +119,11 @@ async def test_desired_config_applies_live_refuses_bad_and_survives_a_restart(tm
     await cloud.publish("config", b"", retain=True)
     await agent.stop()
     cloud.reported.pop(DEVICE)
+    logging.getLogger().setLevel(logging.INFO)  # as a fresh process would start
     again = await running(settings, seeded=False)
     assert again.presence.hold_for(Channel.BLE) == 12.0
     assert again.settings.signage.rotate_s == 20.0
+    assert logging.getLogger().level == logging.WARNING
     await cloud.wait_for(lambda: cloud.reported.get(DEVICE, {}).get("version") == 1)
 
     # Shadow style: a newer document without presence puts the file's value back.
@@ -123,7 +132,7 @@ async def test_desired_config_applies_live_refuses_bad_and_survives_a_restart(tm
     assert cloud.reported[DEVICE]["rejected"] is None
     assert again.presence.hold_for(Channel.BLE) == 5.0
     assert again.presence.radio.distance_m(-59.0, None) == pytest.approx(1.0)
-    logging.getLogger().setLevel(logging.INFO)
+    assert logging.getLogger().level == logging.INFO  # no log_level in the document: the level it started with
 
 
 def test_merge_applies_the_file_cross_checks(settings):

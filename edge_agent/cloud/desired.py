@@ -147,6 +147,7 @@ class DesiredConfig:
         self._device = topics.device
         self._keys = keys
         self._apply = apply
+        self._start_level = logging.getLogger().level  # what the command line chose, for documents without one
         self.version: int | None = None
         self._document: bytes | None = None
         self.applied_at: str | None = None
@@ -202,7 +203,7 @@ class DesiredConfig:
 
     def _use(self, desired: Desired) -> None:
         self._apply(desired.settings)
-        logging.getLogger().setLevel((desired.log_level or "info").upper())
+        logging.getLogger().setLevel(desired.log_level.upper() if desired.log_level else self._start_level)
         self.version = desired.version
         self._document = desired.document
 
