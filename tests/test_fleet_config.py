@@ -146,7 +146,8 @@ def test_merge_applies_the_file_cross_checks(settings):
 @pytest.mark.parametrize(
     ("document", "needle"),
     [
-        ({"settings": {}}, "version: got None, expected an integer >= 1"),
+        ({"settings": {}}, "version: got None, expected an integer in 1..9007199254740992"),
+        ({"version": 2**64, "settings": {}}, "version: got 18446744073709551616"),
         ({"version": True, "settings": {}}, "version: got True"),
         ({"version": 1, "settings": {"signage": "fast"}}, "settings.signage: got 'fast', expected an object"),
         ({"version": 1, "settings": {}, "log_level": "loud"}, "log_level: got 'loud', expected one of debug"),

@@ -42,6 +42,7 @@ from .topics import Topics
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 64 * 1024
+MAX_VERSION = 2**53  # fits SQLite's INTEGER and a JavaScript number in the cloud
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LIVE_KEYS: dict[str, tuple[str, ...]] = {
     "presence": ("hold_down_s", "checkin_hold_s", "dwell_interval_s"),
@@ -83,8 +84,9 @@ def merge(base: Settings, document: bytes) -> Desired:
     version = doc.get("version")
     claimed = version if isinstance(version, int) and not isinstance(version, bool) else None
     problems = []
-    if claimed is None or claimed < 1:
-        problems.append(f"version: got {version!r}, expected an integer >= 1")
+    if claimed is None or not 1 <= claimed <= MAX_VERSION:
+        problems.append(f"version: got {version!r:.40}, expected an integer in 1..{MAX_VERSION}")
+        claimed = None
     extra = sorted(set(doc) - {"version", "settings", "log_level", "issued_at"})
     if extra:
         problems.append(f"{', '.join(extra)}: no such key; expected version, settings, log_level, issued_at")
