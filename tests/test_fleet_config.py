@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 
 import pytest
+import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge_agent.cli import main
 from edge_agent.cloud.desired import merge
 from edge_agent.cloud.envelope import BundleRejected, seal
 from edge_agent.config import from_dict
@@ -165,3 +169,32 @@ def test_merge_keeps_everything_else_from_the_file(settings):
     desired = merge(settings, to_json({"version": 2, "settings": {"decide": {"crowd_quiet_below": 1}}}))
     assert desired.version == 2 and desired.settings.decide.crowd_quiet_below == 1
     assert desired.settings.model_copy(update={"decide": settings.decide}) == settings
+
+
+async def test_an_operator_signs_and_publishes_a_desired_config_with_the_tools(
+    tmp_path, issuer, broker, running, capsys
+):
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, main, ["keys", "new", "--dir", str(tmp_path)])
+    public = capsys.readouterr().out.strip()
+    key = str(tmp_path / "bundle-signing.key")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 1, "settings": {"presence": {"hold_down_s": 0}}}))
+    assert await loop.run_in_executor(None, main, ["bundle", "sign", str(bad), "--key", key]) == 2
+    assert "settings.presence.hold_down_s: got 0, expected greater than 0" in capsys.readouterr().err
+
+    mqtt = {"host": broker.host, "port": broker.port, "bundle_public_keys": [public], "reconnect_max_s": 1.0}
+    data = config_dict(tmp_path, issuer, mqtt=mqtt)
+    (tmp_path / "store.toml").write_text(tomli_w.dumps(data))
+    agent = await running(from_dict(data))
+    good = tmp_path / "desired.json"
+    good.write_text(json.dumps({"version": 3, "settings": {"presence": {"dwell_interval_s": 4.0}}}))
+    assert await loop.run_in_executor(None, main, ["bundle", "sign", str(good), "--key", key]) == 0
+    signed = str(tmp_path / "desired.signed.json")
+    publish = ["bundle", "publish", signed, "--config", str(tmp_path / "store.toml")]
+    assert await loop.run_in_executor(None, main, publish) == 0
+    assert "retail/v1/store-test/config" in capsys.readouterr().out
+    async with asyncio.timeout(30):
+        while agent.cloud.desired.version != 3:
+            await asyncio.sleep(0.05)
+    assert agent.settings.presence.dwell_interval_s == 4.0

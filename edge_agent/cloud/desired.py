@@ -31,7 +31,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..clock import Clock
-from ..config import ConfigError, Settings, from_dict
+from ..config import ConfigError, Settings, SourcesSettings, StoreSettings, Zone, from_dict
 from ..store import Store
 from ..store.bundles import StaleBundle
 from ..store.outbox import DropClass
@@ -126,6 +126,17 @@ def merge(base: Settings, document: bytes) -> Desired:
         raise BundleRejected("invalid", "; ".join(problems[:5]) + more, version=claimed)
     assert claimed is not None
     return Desired(claimed, settings, log_level, document)
+
+
+def check_document(document: bytes) -> int:
+    """An operator's check before signing: the document against the defaults (each store checks it again
+    against its own file); returns its version, or raises BundleRejected naming every problem."""
+    neutral = Settings(
+        store=StoreSettings(id="check", chain_id="check", device_id="check"),
+        zones=[Zone(id="check")],
+        sources=SourcesSettings(checkin=False),
+    )
+    return merge(neutral, document).version
 
 
 class DesiredConfig:
