@@ -506,6 +506,10 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
     if s.mqtt is not None:
         problems += _mqtt_problems(s.mqtt)
     problems += _check_ble(s)
+    if s.fleet.share_presence and s.mqtt is None:
+        problems.append(
+            ConfigProblem(key="fleet.share_presence", value=True, expected="an [mqtt] section with the store's broker")
+        )
     return problems
 
 
@@ -569,10 +573,6 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
                 value=receiver_ids,
                 expected=f"an entry for this host's adapter, id {local!r} (ble.receiver_id or store.device_id)",
             )
-        )
-    if s.fleet.share_presence and s.mqtt is None:
-        problems.append(
-            ConfigProblem(key="fleet.share_presence", value=True, expected="an [mqtt] section with the store's broker")
         )
     if s.ble.remote_scanners and s.mqtt is None:
         problems.append(
