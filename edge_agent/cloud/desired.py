@@ -26,6 +26,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -63,14 +64,14 @@ LIVE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
 class Desired:
     """A verified, validated desired config: the merged settings and the log level to run with."""
 
-    def __init__(self, version: int, settings: Settings, log_level: str | None, document: bytes):
-        self.version = version
-        self.settings = settings
-        self.log_level = log_level
-        self.document = document
+    version: int
+    settings: Settings
+    log_level: str | None
+    document: bytes
 
 
 def merge(base: Settings, document: bytes) -> Desired:
