@@ -10,11 +10,13 @@ import pytest
 import tomli_w
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge_agent.app import Agent
 from edge_agent.cli import main
 from edge_agent.cloud.desired import merge
 from edge_agent.cloud.envelope import BundleRejected, seal
 from edge_agent.config import from_dict
 from edge_agent.events import Channel
+from edge_agent.sources.checkin_token import public_key_b64
 from simulators.broker import Mosquitto
 from simulators.cloud import CloudSim, to_json
 
@@ -198,3 +200,20 @@ async def test_an_operator_signs_and_publishes_a_desired_config_with_the_tools(
         while agent.cloud.desired.version != 3:
             await asyncio.sleep(0.05)
     assert agent.settings.presence.dwell_interval_s == 4.0
+
+
+def test_a_stored_config_that_no_longer_fits_the_file_is_not_applied(tmp_path, issuer):
+    key = Ed25519PrivateKey.generate()
+    mqtt = {"host": "127.0.0.1", "port": 1, "bundle_public_keys": [public_key_b64(key.public_key())]}
+    first = Agent(from_dict(config_dict(tmp_path, issuer, mqtt=mqtt)))
+    first.cloud.desired.handle(seal(key, "config", to_json({"version": 1, "settings": {"ble": {"enter_m": 4.5}}})))
+    assert first.cloud.desired.version == 1 and first.settings.ble.enter_m == 4.5
+    first.store.close()
+
+    # The operator since narrowed ble.exit_m in the file: enter_m 4.5 would now be beyond it.
+    again = Agent(from_dict(config_dict(tmp_path, issuer, mqtt=mqtt, ble={"exit_m": 4.0})))
+    assert again.cloud.desired.version is None and again.settings.ble.enter_m == 3.6
+    rejected = again.cloud.desired.reported()["rejected"]
+    assert rejected["code"] == "unapplicable" and rejected["version"] == 1
+    assert "settings.ble.exit_m: got 4.0, expected at least ble.enter_m (4.5)" in rejected["reason"]
+    again.store.close()
