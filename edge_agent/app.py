@@ -44,6 +44,7 @@ from .sources.kiosk_id import KioskIdentifier
 from .sources.pos import PosSource
 from .sources.pos_protocol import load_profile
 from .sources.remote_scanners import RemoteScanners
+from .sources.store_peers import StorePeers
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
 
@@ -75,6 +76,7 @@ class Agent:
             else None
         )
         self.vision = self._vision() if settings.sources.vision else None
+        self.peers = StorePeers(settings, self.store, self.bus, self.clock) if settings.fleet.share_presence else None
         self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
@@ -94,8 +96,12 @@ class Agent:
         )
         self.associate = AssociateView(settings, self.store, self.presence, self.engine, self.clock)
         self.cloud = (
-            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health) if settings.mqtt else None
+            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health, self.reconfigure)
+            if settings.mqtt
+            else None
         )
+        if self.cloud is not None:
+            self.cloud.desired.restore()
         self.restarts: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -143,6 +149,8 @@ class Agent:
             components["ble.remote"] = self.remote_scanners.run
         if self.vision is not None:
             components["vision"] = self.vision.run
+        if self.peers is not None:
+            components["fleet.peers"] = self.peers.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
         self.notifier.ready(f"serving {len(self.catalog)} offers at {self.url}")
@@ -153,6 +161,8 @@ class Agent:
         tasks, self._tasks = self._tasks, []
         if self.cloud is not None and tasks:
             await self.cloud.stop()  # retained status `stopped` and a clean disconnect, while the loop still runs
+        if self.peers is not None and tasks:
+            await self.peers.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -185,6 +195,14 @@ class Agent:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    def reconfigure(self, live: Settings) -> None:
+        """A fleet desired config (cloud/desired.py): the live keys take effect without a restart."""
+        self.settings = live
+        self.presence.reconfigure(live.presence, live.ble)
+        self.engine.reconfigure(live)
+        self.hub.reconfigure(live)
+        self.progress.retune(("signage", "ble"), live.ops.stall_after_s)
+
     def _vision(self) -> VisionSource | None:
         try:  # OpenCV and onnxruntime load only when vision is on
             from .sources.vision.source import VisionSource
@@ -210,6 +228,7 @@ class Agent:
             "offers": len(self.catalog),
             "outbox_depth": self.store.outbox.depth(),
             "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
+            "config": None if self.cloud is None else self.cloud.desired.reported(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
             "kiosk_sessions": self.kiosk.active(),
@@ -225,6 +244,7 @@ class Agent:
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
             "ble": self.ble.health() if self.ble is not None else None,
             **({"vision": self.vision.health()} if self.vision is not None else {}),
+            **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
         }
 
     def sign_status(self) -> dict[str, Any]:

@@ -50,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     new.add_argument("--dir", type=Path, default=Path("."))
     new.add_argument("--name", default="bundle-signing")
 
-    bundle = commands.add_parser("bundle", help="sign and publish offer bundles and rosters")
+    bundle = commands.add_parser("bundle", help="sign and publish offer bundles, rosters and desired configs")
     bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True)
     sign = bundle_commands.add_parser("sign", help="check a bundle JSON file and wrap it in a signed envelope")
     sign.add_argument("file", type=Path)
     sign.add_argument("--key", required=True, type=Path, help="private key from `edge-agent keys new`")
-    sign.add_argument("--kind", choices=["offers", "roster", "roster_delta"], help="default: from the content")
+    sign.add_argument(
+        "--kind", choices=["offers", "roster", "roster_delta", "config"], help="default: from the content"
+    )
     sign.add_argument("--out", type=Path, help="default: FILE with .signed.json")
     publish = bundle_commands.add_parser("publish", help="send a signed bundle to a store's topic")
     publish.add_argument("file", type=Path, help="a signed envelope from `edge-agent bundle sign`")

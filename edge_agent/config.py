@@ -230,6 +230,18 @@ class OpsSettings(Section):
     )
 
 
+class FleetSettings(Section):
+    """Several touchpoint hosts in one store (README, "Fleet")."""
+
+    share_presence: bool = Field(
+        default=False,
+        description="share what this host sees with the store's other hosts over [mqtt], and use theirs",
+    )
+    share_interval_s: Annotated[float, Field(ge=0.1, le=60)] = Field(
+        default=1.0, description="how often this host publishes what it saw"
+    )
+
+
 Clock24 = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 Secret = Annotated[str, Field(min_length=16, max_length=256)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -360,6 +372,7 @@ class Settings(Section):
     ble: BleSettings = BleSettings()
     signage: SignageSettings = SignageSettings()
     ops: OpsSettings = OpsSettings()
+    fleet: FleetSettings = FleetSettings()
     surfaces: SurfacesSettings = SurfacesSettings()
     decide: DecideSettings = DecideSettings()
     pos: PosSettings | None = None
@@ -493,6 +506,10 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
     if s.mqtt is not None:
         problems += _mqtt_problems(s.mqtt)
     problems += _check_ble(s)
+    if s.fleet.share_presence and s.mqtt is None:
+        problems.append(
+            ConfigProblem(key="fleet.share_presence", value=True, expected="an [mqtt] section with the store's broker")
+        )
     return problems
 
 

@@ -69,6 +69,7 @@ class Sighting:
     explicit: bool = False  # the shopper acted (check-in, kiosk); the screen should answer now
     receiver: str | None = None  # the radio receiver that heard it; with `rssi`, presence places the subject
     ref_dbm: float | None = None  # calibrated RSSI at 1 m of the transmitter, when the advert tells
+    origin: str | None = None  # another host of the store that saw it (shared presence); None: this host
 
 
 class PresenceKind(StrEnum):

@@ -49,6 +49,11 @@ class PresenceTracker:
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
 
+    def reconfigure(self, settings: PresenceSettings, radio: BleSettings) -> None:
+        """New timings and radio thresholds, from the next sighting and tick on; who is present stays."""
+        self._cfg = settings
+        self.radio.reconfigure(radio)
+
     def hold_for(self, channel: Channel) -> float:
         return self._cfg.checkin_hold_s if channel is Channel.CHECKIN else self._cfg.hold_down_s
 

@@ -54,15 +54,19 @@ class _Phone:
 
 class RadioPlacer:
     def __init__(self, cfg: BleSettings, max_subjects: int = 20_000):
+        self._max = max_subjects
+        self._phones: dict[str, _Phone] = {}
+        self.unknown_receiver = 0
+        self.reconfigure(cfg)
+
+    def reconfigure(self, cfg: BleSettings) -> None:
+        """New thresholds and filter settings (a fleet desired config); what is known about phones stays."""
         self._cfg = cfg
         self._zone_of = {r.id: r.zone for r in cfg.receivers}
         self._offset = {r.id: r.offset_db for r in cfg.receivers}
         self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
-        self._max = max_subjects
-        self._phones: dict[str, _Phone] = {}
         self.leave_s = cfg.leave_s
-        self.unknown_receiver = 0
 
     def __len__(self) -> int:
         return len(self._phones)

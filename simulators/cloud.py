@@ -58,14 +58,18 @@ class CloudSim:
         self.link = MqttLink(
             settings,
             client_id or f"cloud-sim-{uuid.uuid4().hex[:8]}",
-            subscriptions=[f"{self.base}/+/{stream}" for stream in ("events", "ack", "status", "telemetry")],
+            subscriptions=[
+                f"{self.base}/+/{stream}" for stream in ("events", "ack", "status", "telemetry", "config/reported")
+            ],
         )
         self.events: dict[str, dict[str, Any]] = {}  # uuid -> event, first copy
         self.order: list[str] = []
+        self.device_of: dict[str, str] = {}  # uuid -> the device that sent it
         self.duplicates: Counter[str] = Counter()
         self.acks: list[dict[str, Any]] = []
         self.telemetry: list[dict[str, Any]] = []
         self.status: dict[str, str] = {}
+        self.reported: dict[str, dict[str, Any]] = {}  # device -> its latest reported config state
         self.status_history: list[tuple[str, str]] = []
         self.garbage = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -111,6 +115,10 @@ class CloudSim:
     async def publish_delta(self, delta: BaseModel | dict[str, Any]) -> None:
         await self.publish("roster/delta", self.sign("roster_delta", delta))
 
+    async def publish_config(self, document: dict[str, Any]) -> None:
+        """The desired config, shadow style: signed, retained, the whole document each time."""
+        await self.publish("config", self.sign("config", document), retain=True)
+
     async def command(self, device: str, type_: str, **fields: Any) -> str:
         command_id = fields.pop("command_id", None) or uuid.uuid4().hex
         await self.publish(f"cmd/{device}", json.dumps({"command_id": command_id, "type": type_, **fields}).encode())
@@ -138,6 +146,12 @@ class CloudSim:
             self.status[device] = state
             self.status_history.append((device, state))
             return
+        if stream == "config/reported":
+            try:
+                self.reported[device] = json.loads(payload)
+            except ValueError:
+                self.garbage += 1
+            return
         try:
             batch = json.loads(payload)
             items = batch["events"]
@@ -153,6 +167,7 @@ class CloudSim:
                 self.duplicates[key] += 1
                 continue
             self.events[key] = item
+            self.device_of[key] = device
             self.order.append(key)
             if stream == "ack":
                 self.acks.append(item)

@@ -39,6 +39,7 @@ from ..store.decisions import DecisionRecord
 from ..store.erasure import erase_customer
 from ..store.outbox import DropClass
 from .commands import COMMAND, Erase, Ping, Reload, ShowOffer
+from .desired import DesiredConfig
 from .envelope import BundleRejected, describe, open_envelope, parse_payload, public_keys
 from .link import Incoming, MqttLink
 from .topics import Down, Topics
@@ -70,7 +71,16 @@ def _verified(data: bytes, kind: str, keys: list, max_bytes: int, model: type[Ba
 
 
 class Downlink:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, catalog: OfferCatalog, clock: Clock, link: MqttLink):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        catalog: OfferCatalog,
+        clock: Clock,
+        link: MqttLink,
+        desired: DesiredConfig,
+    ):
         assert settings.mqtt is not None
         self._settings = settings
         self._max_bytes = settings.mqtt.max_bundle_bytes
@@ -80,6 +90,7 @@ class Downlink:
         self._catalog = catalog
         self._clock = clock
         self._link = link
+        self._desired = desired
         self._topics = Topics(settings.mqtt.topic_prefix, settings.store.id, settings.store.device_id)
         self._seen_commands: OrderedDict[str, None] = OrderedDict()
         self.counts: Counter[str] = Counter()
@@ -107,6 +118,8 @@ class Downlink:
             await self._bundle(kind, message.payload)
         elif kind is Down.CMD:
             self._command(message.payload)
+        elif kind is Down.CONFIG:
+            self._desired.handle(message.payload)
         else:
             self._context(message.payload)
 

@@ -3,7 +3,7 @@
     envelope  = UTF-8 JSON {"format": "SEA-BUNDLE-1", "kind": KIND, "payload": b64url(P), "signature": b64url(S)}
     P         = the bundle as UTF-8 JSON (any formatting: the exact bytes are what is signed)
     S         = Ed25519(cloud key, b"SEA-BUNDLE-1." + KIND + b"." + b64url(P))
-    KIND      = "offers" | "roster" | "roster_delta"
+    KIND      = "offers" | "roster" | "roster_delta" | "config"
 
 b64url is unpadded URL-safe base64. The kind is inside the signed bytes, so a roster can never be passed
 off as an offer bundle. Pure code (no I/O): the agent, the CLI and the cloud simulator share it.
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ValidationError
 
 FORMAT = "SEA-BUNDLE-1"
-KINDS = ("offers", "roster", "roster_delta")
+KINDS = ("offers", "roster", "roster_delta", "config")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 M = TypeVar("M", bound=BaseModel)
 

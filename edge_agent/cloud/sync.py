@@ -11,8 +11,10 @@ from ..clock import Clock
 from ..config import Settings
 from ..decide.catalog import OfferCatalog
 from ..store import Store
+from .desired import DesiredConfig
 from .downlink import Downlink
 from .drain import OutboxDrain
+from .envelope import public_keys
 from .link import MqttLink
 from .telemetry import Telemetry
 from .topics import Topics
@@ -32,6 +34,7 @@ class CloudSync:
         catalog: OfferCatalog,
         clock: Clock,
         health: Callable[[], dict[str, Any]],
+        apply_config: Callable[[Settings], None],
     ):
         mqtt = settings.mqtt
         assert mqtt is not None
@@ -41,7 +44,10 @@ class CloudSync:
             mqtt, client_id, subscriptions=self.topics.subscriptions(), status_topic=self.topics.up("status")
         )
         store.outbox.max_rows = mqtt.outbox_max_rows
-        self.downlink = Downlink(settings, store, bus, catalog, clock, self.link)
+        keys = public_keys(mqtt.bundle_public_keys)
+        self.desired = DesiredConfig(settings, store, clock, self.link, self.topics, keys, apply_config)
+        self.link.on_connected = self.desired.publish_reported
+        self.downlink = Downlink(settings, store, bus, catalog, clock, self.link, self.desired)
         self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics)
         self.telemetry = Telemetry(
             mqtt.telemetry_interval_s,
@@ -51,6 +57,7 @@ class CloudSync:
                 "link": lambda: {"connected": int(self.link.connected.is_set()), **self.link.counts},
                 "drain": lambda: dict(self.drain.counts),
                 "downlink": lambda: dict(self.downlink.counts),
+                "config": lambda: {"version": self.desired.version, **self.desired.counts},
                 "agent": health,
             },
         )

@@ -1,4 +1,5 @@
-"""Operator tools for running without our cloud: a signing key pair, signing a bundle, publishing it."""
+"""Operator tools for running without our cloud: a signing key pair, signing a bundle or a desired config,
+publishing it."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from pydantic import BaseModel
 from ..config import MqttSettings
 from ..sources.checkin_token import public_key_b64
 from ..store.bundles import OfferBundle, RosterBundle, RosterDelta
+from .desired import check_document
 from .envelope import BundleRejected, parse_payload, seal
 from .link import LinkError, MqttLink
 from .topics import Down, Topics
 
 MODELS: dict[str, type[BaseModel]] = {"offers": OfferBundle, "roster": RosterBundle, "roster_delta": RosterDelta}
-TOPICS = {"offers": Down.OFFERS, "roster": Down.ROSTER, "roster_delta": Down.ROSTER_DELTA}
+TOPICS = {"offers": Down.OFFERS, "roster": Down.ROSTER, "roster_delta": Down.ROSTER_DELTA, "config": Down.CONFIG}
 
 
 class ToolError(Exception):
@@ -62,7 +64,12 @@ def infer_kind(data: dict[str, Any]) -> str:
         return "roster"
     if "base_version" in data:
         return "roster_delta"
-    raise ToolError("cannot tell the kind: an offer bundle has `offers`, a roster `customers`, a delta `base_version`")
+    if "settings" in data:
+        return "config"
+    raise ToolError(
+        "cannot tell the kind: an offer bundle has `offers`, a roster `customers`, a delta `base_version`,"
+        " a desired config `settings`"
+    )
 
 
 def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None) -> tuple[str, bytes]:
@@ -76,7 +83,10 @@ def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None) -> tuple[str
         raise ToolError(f"{path}: a bundle is a JSON object")
     kind = kind or infer_kind(data)
     try:
-        parse_payload(payload, MODELS[kind])
+        if kind == "config":
+            check_document(payload)
+        else:
+            parse_payload(payload, MODELS[kind])
     except BundleRejected as exc:
         raise ToolError(f"{path}: not a valid {kind} bundle: {exc.reason}") from None
     return kind, seal(key, kind, payload)

@@ -14,6 +14,7 @@ class Down(StrEnum):
     ROSTER_DELTA = "roster/delta"
     CMD = "cmd"
     CONTEXT = "context"
+    CONFIG = "config"
 
 
 @dataclass(frozen=True)

@@ -30,14 +30,20 @@ class ContextState:
 
     def __init__(self, timezone: str, *, quiet_below: int, busy_from: int, crowd_max_age_s: float, long_dwell_s: float):
         self._tz = ZoneInfo(timezone)
-        self._quiet_below = quiet_below
-        self._busy_from = busy_from
-        self._crowd_max_age_s = crowd_max_age_s
-        self._long_dwell_s = long_dwell_s
+        self.retune(
+            quiet_below=quiet_below, busy_from=busy_from, crowd_max_age_s=crowd_max_age_s, long_dwell_s=long_dwell_s
+        )
         self._weather: frozenset[str] = frozenset()
         self._events: list[tuple[str, datetime | None, datetime | None]] = []
         self._crowd: dict[str, tuple[int, float]] = {}
         self.rejected: Counter[str] = Counter()
+
+    def retune(self, *, quiet_below: int, busy_from: int, crowd_max_age_s: float, long_dwell_s: float) -> None:
+        """The crowd and dwell thresholds (at start, or from a fleet desired config)."""
+        self._quiet_below = quiet_below
+        self._busy_from = busy_from
+        self._crowd_max_age_s = crowd_max_age_s
+        self._long_dwell_s = long_dwell_s
 
     def on_context(self, update: ContextUpdate) -> None:
         tags = set()

@@ -192,6 +192,17 @@ class OfferEngine:
             for tp in self._settings.touchpoints_in(p.zone):
                 self._decide(tp, ref, p.mono, p.dwell_s)
 
+    def reconfigure(self, settings: Settings) -> None:
+        """A fleet desired config: crowd and dwell thresholds now, `signage.rotate_s` from the next rotation."""
+        self._settings = settings
+        d = settings.decide
+        self.context.retune(
+            quiet_below=d.crowd_quiet_below,
+            busy_from=d.crowd_busy_from,
+            crowd_max_age_s=d.crowd_max_age_s,
+            long_dwell_s=d.long_dwell_s,
+        )
+
     def rotate_anonymous(self) -> None:
         for tp in self._settings.touchpoints:
             if self._showing[tp.id].customer_ref is None:

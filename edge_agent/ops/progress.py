@@ -27,6 +27,13 @@ class Progress:
     def watch(self, name: str, max_silence_s: float, pending: Callable[[], int] | None = None) -> None:
         self._parts[name] = _Part(pending, max_silence_s, self._clock())
 
+    def retune(self, names: tuple[str, ...], max_silence_s: float) -> None:
+        """A new stall limit for these parts (ops.stall_after_s from a fleet desired config)."""
+        for name in names:
+            part = self._parts.get(name)
+            if part is not None:
+                part.max_silence_s = max_silence_s
+
     def beat(self, name: str) -> None:
         part = self._parts.get(name)
         if part is not None:

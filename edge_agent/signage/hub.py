@@ -69,6 +69,10 @@ class ScreenHub:
         self.counts: Counter[str] = Counter()
         progress.watch("signage", max_silence_s=settings.ops.stall_after_s, pending=self.backlog)
 
+    def reconfigure(self, settings: Settings) -> None:
+        """A fleet desired config: the idle list (`signage.idle`) is used from the next idle screen on."""
+        self._settings = settings
+
     def backlog(self) -> int:
         return self._shows.queue.qsize() + self._idles.queue.qsize()
 
