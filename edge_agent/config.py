@@ -175,6 +175,9 @@ class Receiver(Section):
     )
     enter_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.enter_m")
     exit_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.exit_m")
+    profile: str | None = Field(
+        default=None, min_length=1, description="a scanner-node profile (firmware_configs/scanners/) for this node"
+    )
 
 
 class BleSettings(Section):
@@ -206,6 +209,9 @@ class BleSettings(Section):
     beacons: list[Annotated[str, Field(pattern=r"^(ibeacon|eddystone|eddystone-url):\S{1,120}$")]] = Field(
         default_factory=list,
         description="the store's own fixed beacons (ids as ibeacon:UUID:MAJOR:MINOR or eddystone:NAMESPACE:INSTANCE)",
+    )
+    beacon_profiles: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="beacon profiles (firmware_configs/beacons/) whose ids join ble.beacons"
     )
 
 
@@ -318,6 +324,9 @@ class CameraSettings(Section):
     touchpoint: Ident | None = Field(default=None, description="the screen or kiosk the camera looks out from")
     max_fps: Annotated[float, Field(gt=0, le=60)] = 10
     loop: bool = Field(default=False, description="replay a video file from the start when it ends (demos)")
+    profile: str | None = Field(
+        default=None, min_length=1, description="the camera's profile (firmware_configs/cameras/): model, mount"
+    )
 
 
 class FaceSettings(Section):
