@@ -18,7 +18,7 @@ from .config import Settings
 from .signage.sign_profile import SignProfile
 from .signage.sign_profile import load as load_sign
 from .sources.pos_protocol import PosProfile
-from .sources.remote_adverts import MAX_ADVERTS
+from .sources.remote_adverts import MAX_ADVERTS, topic_filter
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Name = Annotated[str, Field(min_length=1, max_length=64)]
@@ -209,11 +209,21 @@ def referenced(settings: Settings) -> list[str]:
 
 
 def _node_agrees(key: str, node: ScannerProfile, receiver_id: str, s: Settings) -> list[str]:
-    """A node whose topic the agent does not listen on would be silently unheard: say so now."""
-    prefix = s.mqtt.topic_prefix if s.mqtt is not None else "retail/v1"
-    wants = {"scanner_id": receiver_id, "broker.store": s.store.id, "broker.topic_prefix": prefix}
-    has = {"scanner_id": node.scanner_id, "broker.store": node.broker.store, "broker.topic_prefix": node.broker.topic_prefix}
-    return [f"{key}: {field}: got {has[field]!r}, expected {want!r}" for field, want in wants.items() if has[field] != want]
+    """A node that publishes where the agent does not listen would be silently unheard: say so now."""
+    problems = [
+        f"{key}: {field}: got {has!r}, expected {want!r}"
+        for field, has, want in (
+            ("scanner_id", node.scanner_id, receiver_id),
+            ("broker.store", node.broker.store, s.store.id),
+        )
+        if has != want
+    ]
+    listened = topic_filter(s.store.id).replace("+", node.scanner_id)
+    if not problems and node.topic() != listened:
+        problems.append(
+            f"{key}: broker.topic_prefix: got {node.broker.topic_prefix!r}, the agent listens on {listened}"
+        )
+    return problems
 
 
 def beacon_ids(settings: Settings) -> list[str]:
@@ -234,4 +244,3 @@ def with_profiles(settings: Settings) -> Settings:
     ]
     ble = settings.ble.model_copy(update={"beacons": beacon_ids(settings), "receivers": receivers})
     return settings.model_copy(update={"ble": ble})
-

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import profiles
 from ..profiles import FIRMWARE_DIR as FIRMWARE_DIR  # re-exported for the simulator and tests
 from ..profiles import ProfileError
+
 Byte = Annotated[int, Field(ge=0, le=255)]
 
 
