@@ -263,6 +263,9 @@ class AuthSettings(Section):
     associate_tokens: list[Secret] = Field(default_factory=list)
     dashboard_tokens: list[Secret] = Field(default_factory=list)
     till_tokens: list[Secret] = Field(default_factory=list)
+    ops_tokens: list[Secret] = Field(
+        default_factory=list, description="for /healthz and /metrics (Authorization: Bearer, e.g. for Prometheus)"
+    )
     session_s: Annotated[float, Field(gt=0, le=30 * 86_400)] = 12 * 3600
 
 

@@ -84,8 +84,8 @@ def build(
     async def get_metrics(_: web.Request) -> web.Response:
         return web.Response(body=metrics(), headers={"Content-Type": CONTENT_TYPE})
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/healthz", auth.guard("ops", healthz))  # component states and counts: for operators only
+    app.router.add_get("/metrics", auth.guard("ops", get_metrics))
     auth.routes(app)
     for surface in surfaces:
         surface.routes(app, auth)
