@@ -64,4 +64,4 @@ systemctl enable --now edge-agent.service
 if [ -n "$KIOSK" ]; then
     systemctl enable --now "edge-agent-kiosk@$KIOSK.service"
 fi
-echo "== done: journalctl -u edge-agent -f   |   curl -s http://127.0.0.1:8080/healthz"
+echo "== done: journalctl -u edge-agent -f   |   curl -s -H \"Authorization: Bearer OPS_TOKEN\" http://127.0.0.1:8080/healthz"
