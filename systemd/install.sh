@@ -36,6 +36,7 @@ python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install -q --upgrade pip
 "$PREFIX/venv/bin/pip" install -q "$SRC$EXTRAS"
 install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
+rm -rf "$PREFIX/firmware_configs" && cp -r "$SRC/firmware_configs" "$PREFIX/firmware_configs"  # device profiles
 
 echo "== configuration in $CONF"
 install -d -m 0755 "$CONF"
