@@ -430,7 +430,30 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
         settings = settings.model_copy(update={"pos": pos})
     if base_dir is not None:
         settings = settings.model_copy(update={"vision": _vision_paths(settings.vision, base_dir)})
+        settings = _profile_paths(settings, base_dir)
     return settings
+
+
+def _profile_paths(s: Settings, base_dir: Path) -> Settings:
+    """A device profile given as a relative `.toml` path is taken from the config file's folder; a name stays."""
+
+    def at(name: str) -> str:
+        path = Path(name)
+        return str((base_dir / path).resolve()) if path.suffix == ".toml" and not path.is_absolute() else name
+
+    def each(items: list[Any]) -> list[Any]:
+        return [i.model_copy(update={"profile": at(i.profile)}) if i.profile is not None else i for i in items]
+
+    ble = s.ble.model_copy(
+        update={"beacon_profiles": [at(p) for p in s.ble.beacon_profiles], "receivers": each(s.ble.receivers)}
+    )
+    return s.model_copy(
+        update={
+            "ble": ble,
+            "surfaces": s.surfaces.model_copy(update={"signs": each(s.surfaces.signs)}),
+            "vision": s.vision.model_copy(update={"cameras": each(s.vision.cameras)}),
+        }
+    )
 
 
 def _vision_paths(vision: VisionSettings, base_dir: Path) -> VisionSettings:

@@ -13,9 +13,13 @@ import pytest
 import tomli_w
 
 from edge_agent import devices, profiles
+from edge_agent.bus import Bus
+from edge_agent.clock import Clock
 from edge_agent.config import from_dict
 from edge_agent.sources import remote_adverts
-from edge_agent.sources.frames import ibeacon_in
+from edge_agent.sources.ble import Advert, BleSource
+from edge_agent.sources.frames import EDDYSTONE_UUID
+from edge_agent.store import open_store
 
 from .conftest import STORE, config_dict
 
@@ -127,6 +131,18 @@ def test_check_config_refuses_a_bad_profile_naming_config_key_file_and_profile_k
     )
 
 
+def test_a_profile_path_is_taken_from_the_config_files_folder(tmp_path, issuer):
+    (tmp_path / "profiles").mkdir()
+    data = _shipped("cameras")
+    data["capture"]["fps"] = 5
+    (tmp_path / "profiles" / "slow-cam.toml").write_text(tomli_w.dumps(data))
+    done = _check(tmp_path, _store(tmp_path, issuer, camera="profiles/slow-cam.toml"))
+    assert done.returncode == 2  # found and read: the config asks for 10 fps of a 5 fps camera
+    assert f"max_fps: got 10, expected at most the camera's capture.fps (5.0) in {tmp_path}/profiles/slow-cam.toml" in (
+        done.stderr
+    )
+
+
 def test_check_config_refuses_a_scanner_node_the_agent_would_not_hear(tmp_path, issuer):
     data = config_dict(tmp_path, issuer)  # store-test, not the node's store-042
     data["ble"] = {"receivers": [{"id": "esp32-bakery", "zone": "bakery", "profile": "esp32-bakery"}]}
@@ -144,19 +160,27 @@ def test_check_config_refuses_a_camera_asked_for_more_frames_than_it_makes(tmp_p
     assert done.returncode == 2 and "vision.cameras[0].max_fps: got 60" in done.stderr and "(30" in done.stderr
 
 
-def test_the_agent_uses_what_the_profiles_say(tmp_path, issuer):
+async def test_the_agent_uses_what_the_profiles_say(tmp_path, issuer):
     settings = devices.with_profiles(from_dict(_store(tmp_path, issuer)))
-    beacon = profiles.load("entrance-ibeacon", devices.BeaconProfile, "beacons")
-    assert set(beacon.ids()) <= set(settings.ble.beacons)
     node = {rx.id: rx for rx in settings.ble.receivers}["esp32-bakery"]
     assert node.offset_db == 2.5  # from the profile, as the receiver entry did not set its own
 
-    # the profile's beacon, heard by the local adapter, is recognised as the store's own beacon
-    uuid = bytes.fromhex(beacon.ibeacon.uuid.replace("-", ""))
-    frame = bytes([0x02, 0x15]) + uuid + (42).to_bytes(2, "big") + (1).to_bytes(2, "big") + bytes([0xC3])
-    assert ibeacon_in({0x004C: frame}).beacon_id in settings.ble.beacons
+    # both frames of the profile's beacon, heard by the scanner, are read as the store's own beacon
+    beacon = profiles.load("entrance-ibeacon", devices.BeaconProfile, "beacons")
+    power = (beacon.radio.measured_power_dbm & 0xFF).to_bytes(1, "big")
+    ibeacon = bytes.fromhex("0215" + beacon.ibeacon.uuid.replace("-", "")) + (42).to_bytes(2, "big")
+    ibeacon += (1).to_bytes(2, "big") + power
+    eddystone = bytes([0x00, 0xEE]) + bytes.fromhex(beacon.eddystone.namespace + beacon.eddystone.instance)
+    store = open_store(settings.database.path)
+    src = BleSource(settings, store, Bus(), Clock())
+    assert src.resolver.handle(Advert("esp32-bakery", 1.0, -70.0, {0x004C: ibeacon})) is None
+    assert src.resolver.handle(Advert("esp32-bakery", 1.0, -72.0, {}, {EDDYSTONE_UUID: eddystone})) is None
+    assert src.resolver.counts["beacon"] == 2
+    assert set(src.health()["beacons"]) == set(beacon.ids())
+    assert src.health()["beacons"][beacon.ids()[0]]["measured_power"] == beacon.radio.measured_power_dbm
+    store.close()
 
     # the node publishes where the agent subscribes, under the id its receiver entry has
     profile = profiles.load("esp32-bakery", devices.ScannerProfile, "scanners")
     assert remote_adverts.scanner_of(profile.topic()) == "esp32-bakery"
-    assert profile.topic().startswith(remote_adverts.topic_filter("store-042").removesuffix("+/adverts"))
+    assert profile.topic() == remote_adverts.topic_filter("store-042").replace("+", "esp32-bakery")
