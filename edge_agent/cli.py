@@ -158,34 +158,25 @@ def _vision_command(args: argparse.Namespace) -> int:
 
 
 def _load(path: Path) -> config.Settings | None:
+    """The config with its device profiles checked and applied; every problem printed, None if any."""
     try:
         settings = config.load(path)
     except config.ConfigError as exc:
         print(exc, file=sys.stderr)
         return None
-    if settings.sources.pos and settings.pos is not None:
-        from .sources.pos_protocol import ProfileError, load_profile
+    from . import devices
 
-        try:
-            load_profile(settings.pos.profile)
-        except ProfileError as exc:
-            print(f"invalid configuration {path}:\n  pos.profile: {exc}", file=sys.stderr)
-            return None
-    return settings
+    problems = devices.referenced(settings)
+    if problems:
+        print(f"invalid configuration {path}:\n" + "\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        return None
+    return devices.with_profiles(settings)
 
 
 def _check_config(path: Path) -> int:
     settings = _load(path)
     if settings is None:
         return 2
-    from .signage.sign_profile import ProfileError, load
-
-    for i, sign in enumerate(settings.surfaces.signs):
-        try:
-            load(sign.profile)
-        except ProfileError as exc:
-            print(f"invalid configuration {path}:\n  surfaces.signs[{i}].profile: {exc}", file=sys.stderr)
-            return 2
     print(
         f"{path}: ok (store {settings.store.id}, {len(settings.zones)} zones, "
         f"{len(settings.touchpoints)} touchpoints, database {settings.database.path})"

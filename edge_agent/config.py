@@ -175,6 +175,9 @@ class Receiver(Section):
     )
     enter_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.enter_m")
     exit_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.exit_m")
+    profile: str | None = Field(
+        default=None, min_length=1, description="a scanner-node profile (firmware_configs/scanners/) for this node"
+    )
 
 
 class BleSettings(Section):
@@ -206,6 +209,9 @@ class BleSettings(Section):
     beacons: list[Annotated[str, Field(pattern=r"^(ibeacon|eddystone|eddystone-url):\S{1,120}$")]] = Field(
         default_factory=list,
         description="the store's own fixed beacons (ids as ibeacon:UUID:MAJOR:MINOR or eddystone:NAMESPACE:INSTANCE)",
+    )
+    beacon_profiles: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="beacon profiles (firmware_configs/beacons/) whose ids join ble.beacons"
     )
 
 
@@ -269,6 +275,9 @@ class AuthSettings(Section):
     associate_tokens: list[Secret] = Field(default_factory=list)
     dashboard_tokens: list[Secret] = Field(default_factory=list)
     till_tokens: list[Secret] = Field(default_factory=list)
+    ops_tokens: list[Secret] = Field(
+        default_factory=list, description="for /healthz and /metrics (Authorization: Bearer, e.g. for Prometheus)"
+    )
     session_s: Annotated[float, Field(gt=0, le=30 * 86_400)] = 12 * 3600
 
 
@@ -330,6 +339,9 @@ class CameraSettings(Section):
     touchpoint: Ident | None = Field(default=None, description="the screen or kiosk the camera looks out from")
     max_fps: Annotated[float, Field(gt=0, le=60)] = 10
     loop: bool = Field(default=False, description="replay a video file from the start when it ends (demos)")
+    profile: str | None = Field(
+        default=None, min_length=1, description="the camera's profile (firmware_configs/cameras/): model, mount"
+    )
 
 
 class FaceSettings(Section):
@@ -431,7 +443,30 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
         settings = settings.model_copy(update={"pos": pos})
     if base_dir is not None:
         settings = settings.model_copy(update={"vision": _vision_paths(settings.vision, base_dir)})
+        settings = _profile_paths(settings, base_dir)
     return settings
+
+
+def _profile_paths(s: Settings, base_dir: Path) -> Settings:
+    """A device profile given as a relative `.toml` path is taken from the config file's folder; a name stays."""
+
+    def at(name: str) -> str:
+        path = Path(name)
+        return str((base_dir / path).resolve()) if path.suffix == ".toml" and not path.is_absolute() else name
+
+    def each(items: list[Any]) -> list[Any]:
+        return [i.model_copy(update={"profile": at(i.profile)}) if i.profile is not None else i for i in items]
+
+    ble = s.ble.model_copy(
+        update={"beacon_profiles": [at(p) for p in s.ble.beacon_profiles], "receivers": each(s.ble.receivers)}
+    )
+    return s.model_copy(
+        update={
+            "ble": ble,
+            "surfaces": s.surfaces.model_copy(update={"signs": each(s.surfaces.signs)}),
+            "vision": s.vision.model_copy(update={"cameras": each(s.vision.cameras)}),
+        }
+    )
 
 
 def _vision_paths(vision: VisionSettings, base_dir: Path) -> VisionSettings:

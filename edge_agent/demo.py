@@ -61,7 +61,7 @@ def demo_config(
         "sources": {"checkin": True, "ble": ble, "pos": True},
         "ble": {"receivers": [{"id": "edge-demo", "zone": "entrance"}], "stall_s": 30.0},
         "surfaces": {
-            "auth": {f"{role}_tokens": [staff_token] for role in ("kiosk", "associate", "dashboard", "till")}
+            "auth": {f"{role}_tokens": [staff_token] for role in ("kiosk", "associate", "dashboard", "till", "ops")}
             if staff_token
             else {},
             "kiosk": {"phone_salt": DEMO_PHONE_SALT},

@@ -36,6 +36,7 @@ python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install -q --upgrade pip
 "$PREFIX/venv/bin/pip" install -q "$SRC$EXTRAS"
 install -m 0644 "$SRC/README.md" "$PREFIX/README.md"
+rm -rf "$PREFIX/firmware_configs" && cp -r "$SRC/firmware_configs" "$PREFIX/firmware_configs"  # device profiles
 
 echo "== configuration in $CONF"
 install -d -m 0755 "$CONF"
@@ -64,4 +65,4 @@ systemctl enable --now edge-agent.service
 if [ -n "$KIOSK" ]; then
     systemctl enable --now "edge-agent-kiosk@$KIOSK.service"
 fi
-echo "== done: journalctl -u edge-agent -f   |   curl -s http://127.0.0.1:8080/healthz"
+echo "== done: journalctl -u edge-agent -f   |   curl -s -H \"Authorization: Bearer OPS_TOKEN\" http://127.0.0.1:8080/healthz"

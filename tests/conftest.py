@@ -16,6 +16,8 @@ from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
 
 STORE = "store-test"
+OPS_TOKEN = "ops-token-for-tests-0123"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}  # what a Prometheus scrape sends
 
 
 @pytest.fixture
@@ -37,6 +39,7 @@ def config_dict(tmp_path: Path, issuer: CheckinIssuer, **overrides: Any) -> dict
         "checkin": {"public_keys": [issuer.public_key_b64]},
         "presence": {"hold_down_s": 5.0, "checkin_hold_s": 30.0, "dwell_interval_s": 10.0},
         "signage": {"rotate_s": 3600.0},
+        "surfaces": {"auth": {"ops_tokens": [OPS_TOKEN]}},
     }
     data.update(overrides)
     return data

@@ -48,6 +48,7 @@ def _write(path: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) 
     key_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
+    key_path.chmod(0o600)  # the agent refuses a private key others may read
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
@@ -196,6 +197,7 @@ async def test_username_and_password_from_a_file(tmp_path):
         results = {}
         for label, secret in (("right", "s3cret\n"), ("wrong", "guess\n")):
             (tmp_path / label).write_text(secret, encoding="utf-8")
+            (tmp_path / label).chmod(0o600)
             settings = MqttSettings(
                 host=broker.host,
                 port=broker.port,

@@ -10,6 +10,8 @@ from edge_agent.app import Agent
 from simulators.checkin_app import post_checkin
 from simulators.screen import ScreenPlayer
 
+from .conftest import OPS
+
 
 async def _connected(agent: Agent, touchpoint: str, ack: bool = True) -> tuple[ScreenPlayer, asyncio.Task]:
     player = ScreenPlayer(agent.url, touchpoint, ack=ack)
@@ -212,7 +214,7 @@ async def test_a_new_screen_is_sent_the_current_content_at_once(running, issuer)
 async def test_healthz_reports_components(running):
     agent = await running()
     async with aiohttp.ClientSession() as http:
-        health = await (await http.get(f"{agent.url}/healthz")).json()
+        health = await (await http.get(f"{agent.url}/healthz", headers=OPS)).json()
     assert health["store"] == "store-test"
     expected = {"loop", "presence", "engine", "signage", "assets", "attribution", "store.checkpoint", "checkin.prune"}
     assert set(health["components"]) == expected

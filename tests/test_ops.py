@@ -17,7 +17,7 @@ from edge_agent.events import Show
 from edge_agent.ops.logs import JsonFormatter
 from edge_agent.ops.progress import Progress
 
-from .conftest import config_dict, seed
+from .conftest import OPS, config_dict, seed
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def test_ready_then_watchdog_pings_stop_when_a_part_stalls(tmp_path, issue
         assert "WATCHDOG=1" not in later
         assert agent.watchdog.withheld >= 1
         async with aiohttp.ClientSession() as http:
-            health = await (await http.get(f"{agent.url}/healthz")).json()
+            health = await (await http.get(f"{agent.url}/healthz", headers=OPS)).json()
         assert health["stalled"] == ["signage"]
     finally:
         await agent.stop()
@@ -96,7 +96,7 @@ async def test_metrics_parse_as_prometheus_text(running, issuer):
     async with aiohttp.ClientSession() as http:
         await http.post(f"{agent.url}/api/checkin", json={"token": issuer.token("alice", "kiosk-a")})
         await http.post(f"{agent.url}/api/checkin", json={"token": "SEA1.AAAA.AAAA"})
-        resp = await http.get(f"{agent.url}/metrics")
+        resp = await http.get(f"{agent.url}/metrics", headers=OPS)
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain")
         text = await resp.text()
     families = {f.name: f for f in text_string_to_metric_families(text)}

@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ..config import MqttSettings
+from ..secret_files import SecretFileError, read_private
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class MqttLink:
         client.max_queued_messages_set(0)
         if s.tls_ca_file or s.tls_cert_file:
             try:
+                if s.tls_key_file is not None:
+                    read_private(s.tls_key_file, "mqtt.tls_key_file")
                 client.tls_set(
                     ca_certs=str(s.tls_ca_file) if s.tls_ca_file else None,
                     certfile=str(s.tls_cert_file) if s.tls_cert_file else None,
@@ -119,15 +122,18 @@ class MqttLink:
                     cert_reqs=ssl.CERT_REQUIRED,
                     tls_version=ssl.PROTOCOL_TLS_CLIENT,
                 )
+            except SecretFileError as exc:
+                raise LinkConfigError(str(exc)) from None
             except (OSError, ssl.SSLError) as exc:
                 raise LinkConfigError(f"mqtt.tls_*_file: cannot load the TLS files ({exc})") from None
         if s.username is not None:
             password = None
             if s.password_file is not None:
                 try:
-                    password = s.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-                except OSError as exc:
-                    raise LinkConfigError(f"mqtt.password_file: {s.password_file}: {exc.strerror}") from None
+                    raw = read_private(s.password_file, "mqtt.password_file")
+                    password = raw.decode("utf-8").rstrip("\r\n")
+                except (SecretFileError, UnicodeDecodeError) as exc:
+                    raise LinkConfigError(str(exc)) from None
             client.username_pw_set(s.username, password)
         if self._status_topic:
             client.will_set(self._status_topic, b"offline", qos=1, retain=True)

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from ..config import MqttSettings
+from ..secret_files import SecretFileError, read_private
 from ..sources.checkin_token import public_key_b64
 from ..store.bundles import OfferBundle, RosterBundle, RosterDelta
 from .desired import check_document
@@ -49,8 +50,10 @@ def new_key_pair(folder: Path, name: str) -> tuple[Path, str]:
 
 def load_key(path: Path) -> Ed25519PrivateKey:
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
+        key = serialization.load_pem_private_key(read_private(path, "--key"), password=None)
+    except SecretFileError as exc:
+        raise ToolError(str(exc)) from None
+    except ValueError as exc:
         raise ToolError(f"{path}: not a readable PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ToolError(f"{path}: not an Ed25519 key (make one with `edge-agent keys new`)")

@@ -95,7 +95,7 @@ class AssetCache:
             except AssetRefused as exc:
                 missing += 1
                 self.counts[exc.code] += 1
-                log.warning("asset %s refused: %s", asset.url, exc)
+                log.warning("asset %s refused: %s", asset.url.split("?", 1)[0], exc)  # a signed query is a secret
                 continue
             self.counts["fetched"] += 1
             self._store.assets.mark_fetched(asset.url, self._clock.wall().iso())

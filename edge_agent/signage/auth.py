@@ -1,4 +1,5 @@
-"""Who may open the kiosk, associate, dashboard and till surfaces: a token from config, once, then a cookie.
+"""Who may open the kiosk, associate, dashboard and till surfaces and the ops endpoints (/healthz, /metrics):
+a token from config, once, then a cookie (or the token on every request as `Authorization: Bearer`).
 
 The session cookie is `role.expiry.mac`, the mac an HMAC keyed by that role's configured tokens: it
 survives an agent restart (a kiosk need not log in again) and dies when the operator changes the tokens.
@@ -21,7 +22,7 @@ from aiohttp import web
 from ..config import AuthSettings
 from .http import PAGE_HEADERS, error, page
 
-ROLES = ("kiosk", "associate", "dashboard", "till")
+ROLES = ("kiosk", "associate", "dashboard", "till", "ops")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

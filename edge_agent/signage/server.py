@@ -33,7 +33,16 @@ def build(
     assets: AssetCache,
     surfaces: Iterable[Surface] = (),
 ) -> web.Application:
-    app = web.Application(client_max_size=settings.http.max_request_bytes)
+    limit = settings.http.max_request_bytes
+
+    @web.middleware
+    async def refuse_large(request: web.Request, handler: Callable) -> web.StreamResponse:
+        """Every route, whether or not it reads its body; a chunked body is cut at `limit` when it is read."""
+        if request.content_length is not None and request.content_length > limit:
+            return error(413, "too_large", f"the request body is over http.max_request_bytes ({limit} bytes)")
+        return await handler(request)
+
+    app = web.Application(client_max_size=limit, middlewares=[refuse_large])
     touchpoints = {tp.id: tp for tp in settings.touchpoints}
 
     async def index(_: web.Request) -> web.Response:
@@ -84,8 +93,8 @@ def build(
     async def get_metrics(_: web.Request) -> web.Response:
         return web.Response(body=metrics(), headers={"Content-Type": CONTENT_TYPE})
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/healthz", auth.guard("ops", healthz))  # component states and counts: for operators only
+    app.router.add_get("/metrics", auth.guard("ops", get_metrics))
     auth.routes(app)
     for surface in surfaces:
         surface.routes(app, auth)

@@ -6,16 +6,17 @@ definition of the wire format.
 
 from __future__ import annotations
 
-import os
-import tomllib
 import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import profiles
+from ..profiles import FIRMWARE_DIR as FIRMWARE_DIR  # re-exported for the simulator and tests
+from ..profiles import ProfileError
 
 Byte = Annotated[int, Field(ge=0, le=255)]
-FIRMWARE_DIR = Path(os.environ.get("EDGE_AGENT_FIRMWARE", Path(__file__).resolve().parents[2] / "firmware_configs"))
 
 
 class _Part(BaseModel):
@@ -48,6 +49,9 @@ class TextPart(_Part):
 
 
 class SignProfile(_Part):
+    """A serial sign's wire format; the schema of firmware_configs/signs/*.toml."""
+
+    kind: Literal["sign"] = "sign"
     name: str
     serial: SerialPart = SerialPart()
     frame: FramePart = FramePart()
@@ -87,35 +91,14 @@ class SignProfile(_Part):
         return bytes([self.frame.start]) + body + self.checksum(body)
 
 
-class ProfileError(Exception):
-    """A profile that cannot be used; names the file, the key, the value and what was expected."""
-
-
-def resolve(name: str) -> Path:
-    """A profile given by file path, or by name in `firmware_configs/signs/`."""
-    path = Path(name)
-    return path if path.suffix == ".toml" else FIRMWARE_DIR / "signs" / f"{name}.toml"
-
-
-def load(name: str) -> SignProfile:
-    path = resolve(name)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read the sign profile ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not valid TOML ({exc})") from None
-    return parse(data, source=str(path))
+def load(name: str | Path) -> SignProfile:
+    """A profile by file path or by name in `firmware_configs/signs/`."""
+    path = profiles.resolve(name, "signs")
+    return parse(profiles.read(path), source=str(path))
 
 
 def parse(data: dict, source: str = "<profile>") -> SignProfile:
-    try:
-        profile = SignProfile.model_validate(data)
-    except ValidationError as exc:
-        lines = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: got {e.get('input')!r}, expected {e['msg']}" for e in exc.errors()
-        )
-        raise ProfileError(f"{source}: {lines}") from None
+    profile = profiles.validate(data, SignProfile, source)
     clash = profile.frame.address.encode("ascii")
     if profile.frame.start == profile.frame.end or any(b in profile.control_bytes() for b in clash):
         raise ProfileError(f"{source}: frame.start, frame.end and frame.address must be distinct bytes")

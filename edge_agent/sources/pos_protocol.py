@@ -9,12 +9,14 @@ a new begin record is abandoned (counted), never half-reported.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .. import profiles
+from ..profiles import ProfileError as ProfileError  # re-exported: callers catch it from here
 
 Tag = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[^\s]+$")]
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -74,28 +76,16 @@ class Records(_Model):
 class PosProfile(_Model):
     """A till or scanner's line protocol; the schema of firmware_configs/pos/*.toml."""
 
+    kind: Literal["pos"] = "pos"
     name: Annotated[str, Field(min_length=1, max_length=64)]
     description: str = ""
     serial: SerialLine = SerialLine()
     records: Records
 
 
-class ProfileError(Exception):
-    pass
-
-
-def load_profile(path: Path) -> PosProfile:
-    """Read and validate a profile; the error names the file, the key and what was expected."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        return PosProfile.model_validate(data)
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path}: not valid TOML ({exc})") from None
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ProfileError(f"{path}: {problems}") from None
+def load_profile(path: str | Path) -> PosProfile:
+    """Read and validate a profile (a path, or a name in firmware_configs/pos/); errors name file and key."""
+    return profiles.load(path, PosProfile, "pos")
 
 
 class LineRejected(Exception):

@@ -31,7 +31,7 @@ from edge_agent.store.roster import RosterEntry
 from simulators.camera import Walker, render, scene
 from simulators.checkin_app import CheckinIssuer
 
-from ..conftest import config_dict, seed
+from ..conftest import OPS, config_dict, seed
 from .conftest import embedding_of
 
 TIMEOUT = 60.0
@@ -114,7 +114,7 @@ async def test_agent_publishes_the_anonymous_audience_and_crowd_of_a_rendered_sc
     assert len({s.subject.track_id for s in sightings}) >= 2
     # The presence tracker turned them into anonymous presence in the zone.
     assert agent.bus.published["Presence"] >= 2
-    async with aiohttp.ClientSession() as http, http.get(f"{agent.url}/healthz") as resp:
+    async with aiohttp.ClientSession() as http, http.get(f"{agent.url}/healthz", headers=OPS) as resp:
         health = await resp.json()
     assert health["components"]["vision"] == "running" and health["vision"]["error"] is None
     assert health["vision"]["cameras"]["cam-a"]["frames_inferred"] > 0
