@@ -62,7 +62,7 @@ class Agent:
         self.progress = Progress()
         self.notifier = SystemdNotifier()
         self.watchdog = Watchdog(self.notifier, self.progress, watchdog_interval_s())
-        self.store = open_store(settings.database.path)
+        self.store = open_store(settings.database.path, self.clock.synced)
         self.catalog = OfferCatalog(self.store)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.ble = (

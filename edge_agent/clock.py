@@ -67,11 +67,15 @@ class Clock:
         return time.monotonic()
 
     def wall(self) -> WallTime:
+        return WallTime(at=datetime.now(UTC), ntp_synced=self.synced())
+
+    def synced(self) -> bool:
+        """Whether NTP has disciplined the clock, asked of the kernel at most every `recheck_s`."""
         now = self.mono()
         if now - self._checked_at >= self._recheck_s:
             self._synced = kernel_clock_synced()
             self._checked_at = now
-        return WallTime(at=datetime.now(UTC), ntp_synced=self._synced)
+        return self._synced
 
     def unix(self) -> float:
         return time.time()

@@ -149,3 +149,18 @@ def test_bundles_apply_atomically_and_never_go_back(tmp_path):
     apply_roster(*args, store.roster, smaller, now.isoformat())
     assert store.roster.get("alice") is None and store.roster.get("bob") is not None
     assert store.db.execute("SELECT count(*) FROM consents WHERE customer_ref = 'alice'").fetchone()[0] == 0
+
+
+def test_every_message_up_says_whether_the_clock_was_synchronised(tmp_path):
+    synced = [False]
+    store = open_store(tmp_path / "a.db", clock_synced=lambda: synced[0])
+    store.roster.upsert([customer("alice")], updated_at="t")
+    with store.db.atomic():
+        store.outbox.add(stream="events", kind="consent", payload={}, created_at="t1", drop_class=DropClass.NEVER)
+    synced[0] = True
+    with store.db.atomic():
+        store.outbox.add(stream="events", kind="consent", payload={}, created_at="t2", drop_class=DropClass.NEVER)
+    synced[0] = False
+    store.decisions.record(_decision())  # a decision carries its own flag (True), taken when it was made
+    rows = store.outbox.peek("events")
+    assert [r.payload["ntp_synced"] for r in rows] == [False, True, True]

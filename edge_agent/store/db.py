@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from ..clock import Clock
 from .assets import AssetIndex
 from .bundles import BundleVersions
 from .checkpoint import BACKSTOP_PAGES
@@ -26,9 +28,9 @@ from .roster import Roster
 class Store:
     """The agent's one writing connection and the aggregates built on it; used from the event loop only."""
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, clock_synced: Callable[[], bool]):
         self.db = db
-        self.outbox = Outbox(db)
+        self.outbox = Outbox(db, clock_synced=clock_synced)
         self.offers = OfferCache(db)
         self.roster = Roster(db)
         self.decisions = DecisionLog(db, self.outbox)
@@ -46,7 +48,9 @@ class Store:
         self.db.close()
 
 
-def open_store(path: str | Path) -> Store:
+def open_store(path: str | Path, clock_synced: Callable[[], bool] | None = None) -> Store:
+    """The store at `path`; `clock_synced` says whether the wall clock is NTP-synchronised when a message is
+    queued (default: ask the kernel)."""
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,4 +62,4 @@ def open_store(path: str | Path) -> Store:
     db.execute("PRAGMA secure_delete = ON")  # erased rows are overwritten, not just unlinked
     db.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")  # the agent checkpoints off the loop
     migrate(db)
-    return Store(db)
+    return Store(db, clock_synced or Clock().synced)

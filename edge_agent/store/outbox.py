@@ -46,8 +46,9 @@ class OutboxRow:
 
 
 class Outbox:
-    def __init__(self, db: Database, max_rows: int = 200_000):
+    def __init__(self, db: Database, max_rows: int = 200_000, clock_synced: Callable[[], bool] = lambda: False):
         self._db = db
+        self._clock_synced = clock_synced  # stamped on every message: can the cloud trust its time?
         self.max_rows = max_rows
         self._estimate = self.depth()  # rows added since the last count; reaching the bound triggers a count
         self._listeners: list[Callable[[str], None]] = []
@@ -69,7 +70,7 @@ class Outbox:
     ) -> str:
         """Queue one message; call inside the transaction that writes the fact it reports."""
         event_uuid = str(uuid.uuid4())
-        body = {"uuid": event_uuid, "kind": kind, "at": created_at, **payload}
+        body = {"uuid": event_uuid, "kind": kind, "at": created_at, "ntp_synced": self._clock_synced(), **payload}
         self._db.execute(
             "INSERT INTO outbox (uuid, stream, kind, drop_class, customer_ref, payload, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
