@@ -19,6 +19,7 @@ import tomli_w
 
 from edge_agent.config import from_dict
 from edge_agent.events import ContextUpdate, Show
+from edge_agent.ops import metrics
 from simulators.broker import Mosquitto, free_port
 from simulators.checkin_app import post_checkin
 from simulators.cloud import CloudSim, offer_bundle, roster_bundle
@@ -68,6 +69,7 @@ def _offer_ids(agent):
 async def test_every_kind_of_message_is_delivered(tmp_path, issuer, broker, cloud, running):
     agent = await running(mqtt_settings(tmp_path, issuer, broker, cloud, telemetry_interval_s=0.5), seeded=False)
     await _online(agent, cloud)
+    assert "edge_mqtt_connected 1.0" in metrics.render(agent).decode()
     shows = agent.bus.subscribe(Show, "test")
     contexts = agent.bus.subscribe(ContextUpdate, "test")
 

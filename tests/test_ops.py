@@ -14,8 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Show
+from edge_agent.ops import metrics
 from edge_agent.ops.logs import JsonFormatter
 from edge_agent.ops.progress import Progress
+from edge_agent.store.outbox import DropClass
 
 from .conftest import OPS, config_dict, seed
 
@@ -105,6 +107,16 @@ async def test_metrics_parse_as_prometheus_text(running, issuer):
     assert {"edge_decisions", "edge_impressions", "edge_outbox_depth", "edge_loop_lag_seconds"} <= set(families)
     players = {s.labels["touchpoint"] for s in families["edge_screen_players"].samples}
     assert players == {"screen-a", "kiosk-a", "screen-b"}
+
+    agent.store.outbox.max_rows = agent.store.outbox.depth()  # full: the next telemetry row pushes one out
+    with agent.store.db.atomic():
+        for _ in range(2):
+            agent.store.outbox.add(
+                stream="telemetry", kind="telemetry", payload={}, created_at="t", drop_class=DropClass.TELEMETRY
+            )
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render(agent).decode())}
+    dropped = {(s.labels["class"], s.labels["kind"]): s.value for s in families["edge_outbox_dropped"].samples}
+    assert dropped.get(("telemetry", "telemetry"), 0) >= 1
 
 
 def test_json_logs_are_one_object_per_line_and_redact_secrets():

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -61,6 +61,23 @@ class AgentCollector(Collector):
             players.add_metric([tp.id], a.hub.players(tp.id))
         yield players
         yield GaugeMetricFamily("edge_outbox_depth", "Messages waiting to go up", value=a.store.outbox.depth())
+        drops = CounterMetricFamily(
+            "edge_outbox_dropped", "Messages the outbox bound dropped, by drop class and kind", labels=["class", "kind"]
+        )
+        for drop_class, kinds in a.store.outbox.drops().items():
+            for kind, n in kinds.items():
+                drops.add_metric([drop_class, kind], n)
+        yield drops
+        if a.cloud is not None:
+            connected = int(a.cloud.link.connected.is_set())
+            yield GaugeMetricFamily("edge_mqtt_connected", "1 while the link to the broker is up", value=connected)
+        if a.vision is not None:
+            yield SummaryMetricFamily(
+                "edge_vision_inference_seconds",
+                "Time per inferred camera frame",
+                count_value=a.vision.counts["frames_inferred"],
+                sum_value=a.vision.inference_seconds,
+            )
         yield GaugeMetricFamily("edge_offers", "Offers in the catalogue", value=len(a.catalog))
         yield GaugeMetricFamily("edge_loop_lag_seconds", "Event loop lag", value=a.progress.loop_lag_s)
         silence = GaugeMetricFamily(

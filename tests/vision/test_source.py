@@ -15,11 +15,13 @@ from typing import Any
 import aiohttp
 import cv2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings, from_dict
 from edge_agent.events import Anonymous, Channel, Crowd, Customer, Show, Sighting
+from edge_agent.ops import metrics
 from edge_agent.sources.vision.camera import Camera, CameraState
 from edge_agent.sources.vision.motion import MotionGate
 from edge_agent.sources.vision.pipeline import VisionModels
@@ -119,6 +121,10 @@ async def test_agent_publishes_the_anonymous_audience_and_crowd_of_a_rendered_sc
     assert health["components"]["vision"] == "running" and health["vision"]["error"] is None
     assert health["vision"]["cameras"]["cam-a"]["frames_inferred"] > 0
     assert health["vision"]["cameras"]["cam-a"]["dwell_s"] == [], "everyone has left"
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render(agent).decode())}
+    timed = {s.name: s.value for s in families["edge_vision_inference_seconds"].samples}
+    assert timed["edge_vision_inference_seconds_count"] == agent.vision.counts["frames_inferred"] > 0
+    assert timed["edge_vision_inference_seconds_sum"] > 0
 
 
 async def test_a_missing_model_turns_vision_off_and_the_agent_keeps_serving(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class VisionSource:
         self._zone_people: dict[str, int] = {}
         self._crowd_sent: dict[str, tuple[int, float]] = {}
         self.counts: Counter[str] = Counter()
+        self.inference_seconds = 0.0  # summed over every inferred frame, hand-off to the executor included
         self.error: str | None = None
         self._checkins = (
             bus.subscribe(Sighting, "vision.verify", maxsize=256)
@@ -141,7 +143,9 @@ class VisionSource:
             or (run.tracker.confirmed() and now - run.last_inference >= self._cfg.still_refresh_s)
         ):
             self._refresh_gallery()
+            started = time.perf_counter()
             result = await asyncio.get_running_loop().run_in_executor(executor, self._analyse, frame.image, run)
+            self.inference_seconds += time.perf_counter() - started
             run.last_inference, run.inferred = now, run.inferred + 1
             self.counts["frames_inferred"] += 1
             tracks = run.tracker.update(result.people, now)
