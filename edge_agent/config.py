@@ -195,6 +195,9 @@ class BleSettings(Section):
     exit_m: Annotated[float, Field(gt=0, le=50)] = 4.6
     window_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     min_samples: Annotated[int, Field(ge=1, le=20)] = 2
+    noise_db: Annotated[float, Field(gt=0, le=20)] = 4.0
+    drift_db: Annotated[float, Field(gt=0, le=20)] = 2.0
+    gate_sigma: Annotated[float, Field(gt=0, le=10)] = 2.5
     switch_db: Annotated[float, Field(ge=0, le=30)] = 4.0
     switch_s: Annotated[float, Field(ge=0, le=60)] = Field(
         default=2.0, description="how long another receiver must stay switch_db stronger to take the phone over"
