@@ -3,7 +3,7 @@
 Per phone and receiver the RSSI is tracked by a one-dimensional Kalman filter: the level is a random walk
 that drifts by `drift_db` per √s (the phone moves, a body turns), each reading has `noise_db` of noise, and a
 reading further than `gate_sigma` standard deviations from the prediction is clipped to that bound, so one
-reflection or a body-blocked advert cannot move it. The filter weighs readings by how stale the estimate is,
+reflection or a body-blocked advert moves it only a little. The filter weighs readings by how stale the estimate is,
 whatever the advert rate (an iPhone's 0.1 s or an Android's 0.5 s), in O(1) time and memory. The receiver's
 offset corrects its antenna; the transmitter's reference power at 1 m (from the advert, else
 `reference_dbm`) and the path-loss exponent (fitted from a calibration walk, `fit_path_loss_exponent`) turn
