@@ -1,4 +1,4 @@
-"""`edge-agent run | demo | check-config | db status | report | keys | bundle | models | enroll | faces`."""
+"""`edge-agent run | demo | check-config | db status | report | keys | bundle | models | enroll | faces | ble`."""
 
 from __future__ import annotations
 
@@ -76,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
 
     _vision_commands(commands)
 
+    ble = commands.add_parser("ble", help="BLE calibration tools")
+    ble_commands = ble.add_subparsers(dest="ble_command", required=True)
+    fit = ble_commands.add_parser(
+        "fit-path-loss", help="the path-loss exponent from a calibration walk: CSV lines `distance_m,rssi_dbm`"
+    )
+    fit.add_argument("--reference", required=True, type=float, help="the walking phone's RSSI at 1 m (dBm)")
+    fit.add_argument("file", type=Path)
+
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
     if args.command == "check-config":
@@ -90,7 +98,31 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command in ("models", "enroll", "faces"):
         return _vision_command(args)
+    if args.command == "ble":
+        return _fit_path_loss(args.file, args.reference)
     return _db_status(args.config)
+
+
+def _fit_path_loss(path: Path, reference_dbm: float) -> int:
+    from .radio import fit_path_loss_exponent
+
+    readings = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            distance, rssi = (float(x) for x in line.split(","))
+        except ValueError:
+            print(f"{path}:{number}: got {line!r}, expected `distance_m,rssi_dbm`", file=sys.stderr)
+            return 2
+        readings.append((distance, rssi))
+    try:
+        exponent = fit_path_loss_exponent(readings, reference_dbm)
+    except ValueError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"path_loss_exponent": round(exponent, 2), "readings": len(readings)}))
+    return 0
 
 
 def _vision_commands(commands: argparse._SubParsersAction) -> None:

@@ -196,8 +196,19 @@ class BleSettings(Section):
     path_loss_exponent: Annotated[float, Field(ge=1.5, le=5.0)] = 2.2
     enter_m: Annotated[float, Field(gt=0, le=50)] = 3.6
     exit_m: Annotated[float, Field(gt=0, le=50)] = 4.6
-    window_s: Annotated[float, Field(gt=0, le=60)] = 2.0
-    min_samples: Annotated[int, Field(ge=1, le=20)] = 2
+    window_s: Annotated[float, Field(gt=0, le=60)] = Field(
+        default=2.0, description="a receiver that has not heard the phone for this long no longer counts"
+    )
+    min_samples: Annotated[int, Field(ge=1, le=20)] = Field(default=2, description="readings before a phone can enter")
+    noise_db: Annotated[float, Field(gt=0, le=20)] = Field(
+        default=4.0, description="spread of single RSSI readings of a phone held still (filter)"
+    )
+    drift_db: Annotated[float, Field(gt=0, le=20)] = Field(
+        default=2.0, description="how fast a phone's true level can move, in dB per square root of a second (filter)"
+    )
+    gate_sigma: Annotated[float, Field(gt=0, le=10)] = Field(
+        default=2.5, description="a reading further than this many standard deviations is clipped (filter)"
+    )
     switch_db: Annotated[float, Field(ge=0, le=30)] = 4.0
     switch_s: Annotated[float, Field(ge=0, le=60)] = Field(
         default=2.0, description="how long another receiver must stay switch_db stronger to take the phone over"

@@ -1,10 +1,13 @@
 """Radio sightings → which zone a phone is in: calibrated distance, robust filtering, hysteresis.
 
-Per phone and receiver the RSSI readings of the last `window_s` seconds are kept (bounded) and their
-interquartile mean (the mean of the middle half) is the filtered signal: one reflection or body-blocked
-advert cannot move it, and it is steadier than the median. The receiver's offset corrects
-its antenna; the transmitter's reference power at 1 m (from the advert, else `reference_dbm`) and the
-path-loss exponent turn it into a distance:
+Per phone and receiver the RSSI is tracked by a one-dimensional Kalman filter: the level is a random walk
+that drifts by `drift_db` per √s (the phone moves, a body turns), each reading has `noise_db` of noise, and a
+reading further than `gate_sigma` standard deviations from the prediction is clipped to that bound, so one
+reflection or a body-blocked advert moves it only a little. The filter weighs readings by how stale the estimate is,
+whatever the advert rate (an iPhone's 0.1 s or an Android's 0.5 s), in O(1) time and memory. The receiver's
+offset corrects its antenna; the transmitter's reference power at 1 m (from the advert, else
+`reference_dbm`) and the path-loss exponent (fitted from a calibration walk, `fit_path_loss_exponent`) turn
+it into a distance:
 
     distance_m = 10 ** ((reference_dbm - (filtered_rssi - offset_db)) / (10 * path_loss_exponent))
 
@@ -16,13 +19,11 @@ receivers the zone follows the strongest filtered receiver, but switches only wh
 
 from __future__ import annotations
 
-from collections import deque
+import math
 from dataclasses import dataclass, field
 
 from .config import BleSettings
 from .events import Sighting
-
-MAX_SAMPLES = 32  # per phone and receiver: the window never holds more, whatever the advert rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,9 @@ class Verdict:
 
 @dataclass(slots=True)
 class _Link:
-    samples: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    level: float = 0.0  # the Kalman estimate of the RSSI (dBm, offset removed) and its variance
+    variance: float = 0.0
+    count: int = 0
     filtered: float = float("-inf")
     last: float = float("-inf")
 
@@ -50,6 +53,15 @@ class _Phone:
     last: float = float("-inf")
     challenger: str | None = None  # a receiver stronger by switch_db, and since when
     challenger_since: float = 0.0
+
+
+def fit_path_loss_exponent(readings: list[tuple[float, float]], reference_dbm: float) -> float:
+    """The store's path-loss exponent from a calibration walk: (distance m, RSSI dBm) readings of a phone whose
+    RSSI at 1 m is `reference_dbm`, fitted by least squares on RSSI = reference − 10·n·log10(distance)."""
+    xs = [(10 * math.log10(d), reference_dbm - rssi) for d, rssi in readings if d > 1.0]
+    if len(xs) < 10:
+        raise ValueError(f"a calibration walk needs at least 10 readings beyond 1 m, got {len(xs)}")
+    return sum(x * y for x, y in xs) / sum(x * x for x, _ in xs)
 
 
 class RadioPlacer:
@@ -94,20 +106,30 @@ class RadioPlacer:
         link = phone.links.get(receiver)
         if link is None:
             link = phone.links[receiver] = _Link()
-        samples = link.samples
-        samples.append((now, s.rssi - offset))
+        self._filter(link, now, s.rssi - offset)
         horizon = now - self._cfg.window_s
-        while samples[0][0] < horizon:
-            samples.popleft()
-        link.last = now
-        if len(samples) < self._cfg.min_samples:
-            link.filtered = float("-inf")
+        if link.count < self._cfg.min_samples:
             return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, s, horizon))
-        values = sorted(v for _, v in samples)
-        cut = len(values) // 4
-        kept = values[cut : len(values) - cut]
-        link.filtered = sum(kept) / len(kept)
         return self._follow(phone, s, horizon)
+
+    def _filter(self, link: _Link, now: float, rssi: float) -> None:
+        """One step of a Kalman filter on a level that drifts as a random walk, with outliers clipped."""
+        cfg = self._cfg
+        noise = cfg.noise_db * cfg.noise_db
+        if link.count == 0 or now - link.last > cfg.window_s:
+            link.level, link.variance, link.count = rssi, noise, 1
+        else:
+            prior = link.variance + cfg.drift_db * cfg.drift_db * (now - link.last)
+            spread = prior + noise
+            innovation = rssi - link.level
+            bound = cfg.gate_sigma * spread**0.5
+            innovation = max(-bound, min(bound, innovation))
+            gain = prior / spread
+            link.level += gain * innovation
+            link.variance = (1.0 - gain) * prior
+            link.count += 1
+        link.last = now
+        link.filtered = link.level
 
     def _follow(self, phone: _Phone, s: Sighting, horizon: float) -> Verdict | None:
         best, best_rssi = None, float("-inf")

@@ -34,6 +34,7 @@ from edge_agent.clock import Clock
 from edge_agent.config import Settings, from_dict
 from edge_agent.events import WallTime
 from edge_agent.presence import PresenceTracker
+from edge_agent.radio import fit_path_loss_exponent
 from edge_agent.sources.ble import Advert, AdvertResolver
 from edge_agent.sources.tokens import INTERVAL_S
 from simulators.bluez import SimulatedBlueZ
@@ -289,9 +290,25 @@ def receiver_config(zone: Zone) -> dict[str, Any]:
     return {"id": receiver_id(zone.id), "zone": zone.id, "enter_m": enter, "exit_m": enter + 1.0}
 
 
-def agent_settings(plan: FloorPlan, overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
-    """The agent's configuration for a floor plan: one receiver per zone, every tuning knob at its default
-    unless overridden (`{"ble": {"enter_m": 4.0}}`)."""
+def calibration_walk(plan: FloorPlan, seed: int) -> float:
+    """What an operator does once per store: a calibrated phone held still for ~30 s at each of 1.5–12 m under one
+    receiver, heard through the same noisy radio as the shoppers; the agent fits the path-loss exponent."""
+    model, zone = CALIBRATED[1], plan.zones[0]
+    radio = Radio(plan, [], random.Random(f"calibration-{seed}"))
+    readings = []
+    for distance in (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0):
+        across = math.sqrt(distance**2 - RECEIVER_HEIGHT_M**2) if distance > RECEIVER_HEIGHT_M else 0.0
+        for _ in range(100):
+            rssi = radio._rssi(-1, model, zone, (zone.x + across, zone.y))
+            if rssi is not None:
+                readings.append((max(distance, RECEIVER_HEIGHT_M), rssi))
+    return round(fit_path_loss_exponent(readings, model.ref_dbm), 2)
+
+
+def agent_settings(plan: FloorPlan, overrides: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> Settings:
+    """The agent's configuration for a floor plan: one receiver per zone, the path-loss exponent from the
+    operator's calibration walk, every other tuning knob at its default unless overridden
+    (`{"ble": {"enter_m": 4.0}}`)."""
     overrides = overrides or {}
     return from_dict(
         {
@@ -301,6 +318,7 @@ def agent_settings(plan: FloorPlan, overrides: dict[str, dict[str, Any]] | None 
             "ble": {
                 "receivers": [receiver_config(z) for z in plan.zones],
                 "reference_by_model": {m.name: m.ref_dbm for m in CALIBRATED},
+                "path_loss_exponent": calibration_walk(plan, seed),
                 **overrides.get("ble", {}),
             },
             "presence": overrides.get("presence", {}),
@@ -332,7 +350,7 @@ def evaluate(
     plan = SCENARIOS[scenario]
     rng = random.Random(seed)
     shoppers = make_shoppers(plan, rng, n, minutes)
-    settings = agent_settings(plan, overrides)
+    settings = agent_settings(plan, overrides, seed)
     clock = SimClock()
     resolver = AdvertResolver(settings, clock)
     tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)

@@ -42,3 +42,23 @@ def test_run_refuses_a_bad_config_with_the_reason(tmp_path):
     assert done.returncode != 0
     assert "store.colour" in done.stderr and "no such key" in done.stderr
     assert "zones" in done.stderr  # the missing section is named too
+
+
+def test_the_path_loss_exponent_is_fitted_from_a_calibration_walk_file(tmp_path):
+    import math
+    import random
+
+    rng = random.Random(5)
+    walk = tmp_path / "walk.csv"
+    lines = ["# distance_m,rssi_dbm of a pixel (-58 dBm at 1 m) held still"]
+    for d in (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0):
+        lines += [f"{d},{round(-58 - 26 * math.log10(d) + rng.gauss(0, 4))}" for _ in range(60)]
+    walk.write_text("\n".join(lines) + "\n")
+    done = _edge_agent("ble", "fit-path-loss", "--reference", "-58", str(walk))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["readings"] == 420 and abs(result["path_loss_exponent"] - 2.6) < 0.1
+
+    walk.write_text("3.0,-70\n4.0;-75\n")
+    done = _edge_agent("ble", "fit-path-loss", "--reference", "-58", str(walk))
+    assert done.returncode == 2 and "walk.csv:2: got '4.0;-75', expected `distance_m,rssi_dbm`" in done.stderr

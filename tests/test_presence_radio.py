@@ -1,9 +1,11 @@
-"""Radio presence: calibrated distance, median filter, enter/exit thresholds, zone switching with hysteresis."""
+"""Radio presence: calibrated distance, Kalman filter with clipped outliers, enter/exit thresholds, zone switching
+with hysteresis."""
 
 import math
 import random
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +14,7 @@ from edge_agent.clock import Clock
 from edge_agent.config import BleSettings, PresenceSettings
 from edge_agent.events import Channel, Customer, PresenceKind, Sighting, WallTime
 from edge_agent.presence import PresenceTracker
+from edge_agent.radio import fit_path_loss_exponent
 
 WALL = WallTime(datetime(2026, 11, 24, 10, tzinfo=UTC), True)
 RADIO = BleSettings(
@@ -196,3 +199,27 @@ def test_any_reading_sequence_keeps_one_zone_per_phone_and_bounded_tables(readin
         assert len({key for key, _ in placed}) == len(placed)  # a phone is in one zone at a time
     p.tick(t + 60, WALL)
     assert p.placed() == set() and len(p.radio) == 0
+
+
+def test_one_reflection_cannot_pull_a_phone_into_a_zone():
+    # steady at 5 m (4.4 dB beyond enter_m), then one advert 25 dB too strong: clipped, it moves the level ~3 dB
+    readings = [(t * 0.3, rssi_at(5.0), "rx-entrance") for t in range(40)]
+    readings.append((12.05, rssi_at(5.0) + 25.0, "rx-entrance"))
+    assert run(tracker(), readings, 15) == []
+    # while a phone that really walks up to 1 m enters within a couple of seconds
+    readings += [(12.1 + t * 0.3, rssi_at(1.0), "rx-entrance") for t in range(20)]
+    events = run(tracker(), readings, 20)
+    assert [k for _, k, _ in events][:1] == ["enter"] and events[0][0] <= 12.1 + 2.5
+
+
+def test_the_path_loss_exponent_is_fitted_from_a_calibration_walk():
+    rng = random.Random(3)
+    for exponent in (2.0, 2.6):
+        readings = [
+            (d, -58.0 - 10 * exponent * math.log10(d) + rng.gauss(0, 4.0))
+            for d in (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+            for _ in range(60)
+        ]
+        assert abs(fit_path_loss_exponent(readings, -58.0) - exponent) < 0.1
+    with pytest.raises(ValueError, match="at least 10 readings beyond 1 m"):
+        fit_path_loss_exponent([(0.5, -50.0)] * 20, -58.0)

@@ -2,17 +2,46 @@
 
 import json
 
+import pytest
+
 from simulators import shoppers
 
 
-def test_the_agent_follows_simulated_shoppers_closely(capsys):
-    assert shoppers.main(["--eval", "--seed", "3", "--shoppers", "15", "--minutes", "8"]) == 0
+def test_the_cli_prints_the_scores(capsys):
+    assert shoppers.main(["--eval", "--seed", "3", "--shoppers", "15", "--minutes", "4"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["opted_in"] > 0 and result["adverts_heard"] > 10_000
-    # regression guard well below the measured figures (precision/recall ~0.9, latency ~1 s)
-    assert result["precision"] >= 0.8
-    assert result["recall"] >= 0.8
+    assert result["opted_in"] > 0 and result["adverts_heard"] > 5_000
+    assert {"precision", "recall", "median_enter_latency_s"} <= set(result)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "seed", "precision", "recall"),
+    [
+        ("default", 1, 0.93, 0.91),
+        ("default", 2, 0.91, 0.91),
+        ("default", 3, 0.90, 0.90),
+        ("hypermarket", 4, 0.94, 0.88),
+        ("corner-shop", 4, 0.90, 0.77),
+    ],
+)
+def test_presence_accuracy_does_not_regress(scenario, seed, precision, recall):
+    """A full simulated 20 minutes (40 shoppers, ~4 s each): the evaluation is deterministic per seed, so these
+    floors sit ~0.01 under the measured figures (README, BLE presence) and catch any loss of accuracy.
+
+    They are NOT the aim of issue 5 (precision and recall ≥ 0.95): the agent does not reach it yet (default
+    ~0.93/0.92; shadowing at zone edges and the 15 % of phones of an uncalibrated model elsewhere), and a test
+    asserting it would fail. Latency does meet the aim (median ≤ 3 s) and is asserted as such."""
+    result = shoppers.evaluate(scenario, seed, 40, 20)
+    assert result["visits_entered"] > 40
+    assert result["precision"] >= precision
+    assert result["recall"] >= recall
     assert result["median_enter_latency_s"] <= 3.0
+
+
+def test_the_calibration_walk_recovers_each_floors_path_loss():
+    for plan in shoppers.SCENARIOS.values():
+        for seed in (1, 2):
+            assert abs(shoppers.calibration_walk(plan, seed) - plan.path_loss_exponent) <= 0.15
 
 
 def test_ground_truth_is_physical():
