@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .bus import Bus
 from .clock import Clock
 from .config import BleSettings, PresenceSettings
-from .events import Channel, ConsentChanged, Customer, Presence, PresenceKind, Sighting, Subject, WallTime
+from .events import Channel, ConsentChanged, Customer, Erased, Presence, PresenceKind, Sighting, Subject, WallTime
 from .radio import RadioPlacer
 
 
@@ -48,6 +48,7 @@ class PresenceTracker:
         self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
+        bus.on(Erased, "presence", self._on_erased)
 
     def hold_for(self, channel: Channel) -> float:
         return self._cfg.checkin_hold_s if channel is Channel.CHECKIN else self._cfg.hold_down_s
@@ -88,6 +89,17 @@ class PresenceTracker:
                 del self._table[key]
                 out.append(self._event(state, PresenceKind.EXIT, now, wall))
         return out
+
+    def erase(self, customer_ref: str, now: float, wall: WallTime) -> list[Presence]:
+        """Erasure: the customer leaves every zone now, and the radio filter forgets their phone."""
+        subject = Customer(customer_ref)
+        self.radio.forget(subject.key)
+        gone = [key for key, state in self._table.items() if state.subject == subject]
+        return [self._event(self._table.pop(key), PresenceKind.EXIT, now, wall) for key in gone]
+
+    def _on_erased(self, erased: Erased) -> None:
+        for event in self.erase(erased.customer_ref, self._clock.mono(), erased.wall):
+            self._bus.publish(event)
 
     def observe(self, s: Sighting) -> list[Presence]:
         if s.receiver is None or s.rssi is None:

@@ -28,7 +28,7 @@ import numpy as np
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings, Touchpoint
-from ..events import ConsentChanged, ContextUpdate, Crowd, Customer, Idle, Presence, PresenceKind, Show
+from ..events import ConsentChanged, ContextUpdate, Crowd, Customer, Erased, Idle, Presence, PresenceKind, Show
 from ..store import Store
 from ..store.decisions import DecisionRecord
 from ..store.offers import LONGEST_WINDOW_S
@@ -105,6 +105,7 @@ class OfferEngine:
         self._consents = bus.subscribe(ConsentChanged, "engine", maxsize=1000)
         self._contexts = bus.subscribe(ContextUpdate, "engine", maxsize=16)
         self._crowds = bus.subscribe(Crowd, "engine", maxsize=1_000)
+        bus.on(Erased, "engine", lambda e: self.forget(e.customer_ref))
         self.counts: Counter[str] = Counter()
         self._restore()
 
@@ -165,7 +166,7 @@ class OfferEngine:
 
     def forget(self, customer_ref: str) -> None:
         """Erasure: the engine's memory of a customer (caps, cool-downs, cached profile, who is where) goes
-        too, and a screen showing them their offer turns to anyone; call it after the store's erasure."""
+        too, and a screen showing them their offer turns to anyone; called on `Erased`, after the store's erasure."""
         self.caps.forget(customer_ref)
         self.profiles.invalidate(customer_ref)
         for here in self._present.values():

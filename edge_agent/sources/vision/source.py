@@ -28,7 +28,7 @@ from typing import Any
 from ...bus import Bus
 from ...clock import Clock
 from ...config import CameraSettings, Settings
-from ...events import Anonymous, Channel, Crowd, Customer, Sighting
+from ...events import Anonymous, Channel, ConsentChanged, Crowd, Customer, Erased, Sighting
 from ...store import Store
 from .camera import Camera, CameraState
 from .match import FaceGallery
@@ -70,6 +70,8 @@ class VisionSource:
         self._crowd_sent: dict[str, tuple[int, float]] = {}
         self.counts: Counter[str] = Counter()
         self.error: str | None = None
+        bus.on(Erased, "vision", lambda e: self.forget(e.customer_ref))
+        bus.on(ConsentChanged, "vision", self._on_consent)
         self._checkins = (
             bus.subscribe(Sighting, "vision.verify", maxsize=256)
             if self._cfg.faces.verify_checkins and any(c.touchpoint for c in self._cfg.cameras)
@@ -211,6 +213,16 @@ class VisionSource:
                     continue
                 run.pending[ref] = self._clock.mono() + self._cfg.faces.verify_window_s
                 run.wake.set()
+
+    def forget(self, customer_ref: str) -> None:
+        """Erased or face consent withdrawn: their face stops matching now, not at the next gallery reload."""
+        self._gallery = self._gallery.without(customer_ref)
+        for run in self._runs.values():
+            run.pending.pop(customer_ref, None)
+
+    def _on_consent(self, change: ConsentChanged) -> None:
+        if change.channel == Channel.FACE and not change.granted:
+            self.forget(change.customer_ref)
 
     def _refresh_gallery(self) -> None:
         """Reload the consenting customers' embeddings when the roster changed them."""
