@@ -44,6 +44,7 @@ from .sources.kiosk_id import KioskIdentifier
 from .sources.pos import PosSource
 from .sources.pos_protocol import load_profile
 from .sources.remote_scanners import RemoteScanners
+from .sources.roster_age import RosterAge
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
 
@@ -63,9 +64,10 @@ class Agent:
         self.watchdog = Watchdog(self.notifier, self.progress, watchdog_interval_s())
         self.store = open_store(settings.database.path)
         self.catalog = OfferCatalog(self.store)
+        self.roster_age = RosterAge(self.store, self.clock, settings.mqtt.max_roster_age_s if settings.mqtt else None)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.ble = (
-            BleSource(settings, self.store, self.bus, self.clock, self.progress)
+            BleSource(settings, self.store, self.bus, self.clock, self.progress, self.roster_age)
             if settings.sources.ble or settings.ble.remote_scanners
             else None
         )
@@ -191,7 +193,7 @@ class Agent:
         except ImportError as exc:
             log.error("vision source off: %s; install it with  pip install 'edge-agent[vision]'", exc)
             return None
-        return VisionSource(self.settings, self.store, self.bus, self.clock)
+        return VisionSource(self.settings, self.store, self.bus, self.clock, roster_age=self.roster_age)
 
     async def _prune_nonces(self) -> None:
         assert self.checkin is not None
@@ -224,6 +226,7 @@ class Agent:
             if self.pos is None
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
             "ble": self.ble.health() if self.ble is not None else None,
+            "roster": self.roster_age.health(),
             **({"vision": self.vision.health()} if self.vision is not None else {}),
         }
 

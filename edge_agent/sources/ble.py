@@ -22,6 +22,7 @@ from ..events import Channel, ConsentChanged, Customer, Erased, Sighting
 from ..ops.progress import Progress
 from ..store import Store
 from . import frames
+from .roster_age import RosterAge
 from .tokens import TokenResolver, days_around, interval_of
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class BeaconReading:
 class AdvertResolver:
     """Advert → Sighting, synchronous and without I/O: the hot path the benchmark measures."""
 
-    def __init__(self, settings: Settings, clock: Clock):
+    def __init__(self, settings: Settings, clock: Clock, roster_age: RosterAge | None = None):
+        self._roster_age = roster_age
         self._company_id = settings.ble.company_id
         self._zone_of = {r.id: r.zone for r in settings.ble.receivers}
         self._clock = clock
@@ -70,6 +72,10 @@ class AdvertResolver:
             customer_ref = self.tokens.resolve(token)
             if customer_ref is None:
                 self.counts["unknown_token"] += 1
+                return None
+            if self._roster_age is not None and self._roster_age.stale():
+                self.counts["refused_stale_roster"] += 1
+                self._roster_age.refuse()
                 return None
             zone = self._zone_of.get(advert.receiver)
             if zone is None:
@@ -110,14 +116,22 @@ class AdvertResolver:
 
 
 class BleSource:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, progress: Progress | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        progress: Progress | None = None,
+        roster_age: RosterAge | None = None,
+    ):
         self._cfg = settings.ble
         self._scan = settings.sources.ble
         self.receiver_id = settings.ble.receiver_id or settings.store.device_id
         self._store = store
         self._bus = bus
         self._clock = clock
-        self.resolver = AdvertResolver(settings, clock)
+        self.resolver = AdvertResolver(settings, clock, roster_age)
         self._queue: deque[Advert] = deque(maxlen=settings.ble.queue_size)
         self._wake = asyncio.Event()
         self._fingerprint: tuple[Any, ...] | None = None

@@ -30,6 +30,7 @@ from ...clock import Clock
 from ...config import CameraSettings, Settings
 from ...events import Anonymous, Channel, ConsentChanged, Crowd, Customer, Erased, Sighting
 from ...store import Store
+from ..roster_age import RosterAge
 from .camera import Camera, CameraState
 from .match import FaceGallery
 from .models import ModelError
@@ -55,8 +56,17 @@ class _CameraRun:
 
 
 class VisionSource:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, models: VisionModels | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        models: VisionModels | None = None,
+        roster_age: RosterAge | None = None,
+    ):
         self._settings = settings
+        self._roster_age = roster_age
         self._cfg = settings.vision
         self._store = store
         self._bus = bus
@@ -191,6 +201,10 @@ class VisionSource:
             # The gallery may be a moment old: consent withdrawn or erased since then means no sighting.
             if not self._store.roster.faces.consented(match.customer_ref):
                 self.counts["faces_refused_no_consent"] += 1
+                continue
+            if self._roster_age is not None and self._roster_age.stale():
+                self.counts["faces_refused_stale_roster"] += 1
+                self._roster_age.refuse()
                 continue
             self.counts[f"faces_{how}"] += 1
             run.pending.pop(match.customer_ref, None)
