@@ -77,8 +77,15 @@ class Agent:
             else None
         )
         self.vision = self._vision() if settings.sources.vision else None
-        self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
-        self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
+        self.presence = PresenceTracker(
+            settings.presence,
+            self.bus,
+            self.clock,
+            radio=settings.ble,
+            progress=self.progress,
+            stall_after_s=settings.ops.stall_after_s,
+        )
+        self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock, progress=self.progress)
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
         self.pos: PosSource | None = None
         if settings.sources.pos and settings.pos is not None:
@@ -96,7 +103,9 @@ class Agent:
         )
         self.associate = AssociateView(settings, self.store, self.presence, self.engine, self.clock)
         self.cloud = (
-            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health) if settings.mqtt else None
+            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health, self.progress)
+            if settings.mqtt
+            else None
         )
         self.restarts: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None

@@ -17,6 +17,7 @@ from .bus import Bus
 from .clock import Clock
 from .config import BleSettings, PresenceSettings
 from .events import Channel, ConsentChanged, Customer, Erased, Presence, PresenceKind, Sighting, Subject, WallTime
+from .ops.progress import Progress
 from .radio import RadioPlacer
 
 
@@ -39,6 +40,8 @@ class PresenceTracker:
         clock: Clock,
         max_subjects: int = 20_000,
         radio: BleSettings | None = None,
+        progress: Progress | None = None,
+        stall_after_s: float = 30.0,
     ):
         self._cfg = settings
         self._bus = bus
@@ -49,6 +52,16 @@ class PresenceTracker:
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
         bus.on(Erased, "presence", self._on_erased)
+        self._progress = progress
+        if progress is not None:  # a vital part: sightings waiting and none handled for too long stalls the agent
+            progress.watch("presence", max_silence_s=stall_after_s, pending=self.backlog)
+
+    def backlog(self) -> int:
+        return self._sightings.queue.qsize() + self._consents.queue.qsize()
+
+    def _beat(self) -> None:
+        if self._progress is not None:
+            self._progress.beat("presence")
 
     def hold_for(self, channel: Channel) -> float:
         return self._cfg.checkin_hold_s if channel is Channel.CHECKIN else self._cfg.hold_down_s
@@ -187,11 +200,13 @@ class PresenceTracker:
             if not change.granted and change.channel in identifying:
                 for event in self.withdraw(change.customer_ref, change.channel, self._clock.mono(), change.wall):
                     self._bus.publish(event)
+            self._beat()
 
     async def _consume(self) -> None:
         async for sighting in self._sightings:
             for event in self.observe(sighting):
                 self._bus.publish(event)
+            self._beat()
 
     async def _tick_forever(self, tick_s: float) -> None:
         while True:

@@ -10,6 +10,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..decide.catalog import OfferCatalog
+from ..ops.progress import Progress
 from ..store import Store
 from .downlink import Downlink
 from .drain import OutboxDrain
@@ -32,6 +33,7 @@ class CloudSync:
         catalog: OfferCatalog,
         clock: Clock,
         health: Callable[[], dict[str, Any]],
+        progress: Progress | None = None,
     ):
         mqtt = settings.mqtt
         assert mqtt is not None
@@ -42,7 +44,7 @@ class CloudSync:
         )
         store.outbox.max_rows = mqtt.outbox_max_rows
         self.downlink = Downlink(settings, store, bus, catalog, clock, self.link)
-        self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics)
+        self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics, progress, settings.ops.stall_after_s)
         self.telemetry = Telemetry(
             mqtt.telemetry_interval_s,
             store,

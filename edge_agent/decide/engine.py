@@ -29,6 +29,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings, Touchpoint
 from ..events import ConsentChanged, ContextUpdate, Crowd, Customer, Erased, Idle, Presence, PresenceKind, Show
+from ..ops.progress import Progress
 from ..store import Store
 from ..store.decisions import DecisionRecord
 from ..store.offers import LONGEST_WINDOW_S
@@ -81,6 +82,7 @@ class OfferEngine:
         bus: Bus,
         clock: Clock,
         rng: random.Random | None = None,
+        progress: Progress | None = None,
     ):
         self._settings = settings
         self._store = store
@@ -107,6 +109,9 @@ class OfferEngine:
         self._crowds = bus.subscribe(Crowd, "engine", maxsize=1_000)
         bus.on(Erased, "engine", lambda e: self.forget(e.customer_ref))
         self.counts: Counter[str] = Counter()
+        self._progress = progress
+        if progress is not None:  # a vital part: presence waiting and no decision for too long stalls the agent
+            progress.watch("engine", max_silence_s=settings.ops.stall_after_s, pending=self.backlog)
         self._restore()
 
     def _restore(self) -> None:
@@ -130,6 +135,13 @@ class OfferEngine:
             tg.create_task(self._rotate_forever(), name="engine.rotate")
             tg.create_task(self._consent_changes(), name="engine.consent")
 
+    def backlog(self) -> int:
+        return sum(s.queue.qsize() for s in (self._presence, self._consents, self._contexts, self._crowds))
+
+    def _beat(self) -> None:
+        if self._progress is not None:
+            self._progress.beat("engine")
+
     async def _consent_changes(self) -> None:
         """Personalisation changed: re-decide every touchpoint showing that shopper, so it takes effect at once.
 
@@ -141,6 +153,7 @@ class OfferEngine:
             for tp in self._settings.touchpoints:
                 if self._showing[tp.id].customer_ref == change.customer_ref:
                     self._decide(tp, change.customer_ref, self._clock.mono())
+            self._beat()
 
     async def _consume(self) -> None:
         async for presence in self._presence:
@@ -149,14 +162,17 @@ class OfferEngine:
             except Exception:
                 self.counts["errors"] += 1
                 log.exception("decision failed; the touchpoints keep their current content")
+            self._beat()
 
     async def _consume_context(self) -> None:
         async for update in self._contexts:
             self.context.on_context(update)
+            self._beat()
 
     async def _consume_crowd(self) -> None:
         async for crowd in self._crowds:
             self.context.on_crowd(crowd)
+            self._beat()
 
     async def _rotate_forever(self) -> None:
         while True:
