@@ -96,7 +96,7 @@ class Agent:
         self.hub = ScreenHub(settings, self.bus, self.proof, self.assets, self.clock, self.progress)
         self.auth = Auth(settings.surfaces.auth)
         identifier = KioskIdentifier(settings, self.store, self.bus, self.clock, self.checkin)
-        self.kiosk = Kiosk(settings, self.store, self.engine, identifier, self.assets, self.bus, self.clock)
+        self.kiosk = Kiosk(settings, self.store, self.engine, identifier, self.assets, self.bus, self.clock, self.proof)
         self.signs = [SignDriver(sign, settings, self.bus, self.proof) for sign in settings.surfaces.signs]
         self.dashboard = Dashboard(
             settings, self.store, self.presence, self.hub, self.assets, self.clock, self.health, self.sign_status
