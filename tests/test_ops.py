@@ -142,6 +142,21 @@ async def test_a_stalled_outbox_drain_stops_the_pings_only_while_the_link_is_up(
         broker.stop()
 
 
+def test_a_notify_socket_nobody_reads_fails_pings_instead_of_blocking(tmp_path):
+    from edge_agent.ops.notify import SystemdNotifier
+
+    path = tmp_path / "deaf.sock"
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(str(path))
+    notifier = SystemdNotifier(str(path))
+    try:
+        results = [notifier.watchdog() for _ in range(5000)]  # far beyond the socket's queue
+        assert results[0] is True and results[-1] is False
+    finally:
+        notifier.close()
+        deaf.close()
+
+
 async def test_without_systemd_there_is_no_watchdog_task(running):
     agent = await running()
     assert not agent.watchdog.enabled
