@@ -222,6 +222,7 @@ class Agent:
             "outbox_depth": self.store.outbox.depth(),
             "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
+            "bus_handler_failures": {f"{k[0]}:{k[1]}": v for k, v in self.bus.failed.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
             "kiosk_sessions": self.kiosk.active(),
             "decide": {
