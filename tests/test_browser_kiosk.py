@@ -212,6 +212,10 @@ async def test_the_kiosk_list_is_proof_of_play_and_a_claim_converts_via_its_deci
     assert set(kiosk_rows("impressions")) <= set(kiosk_rows("decisions"))
     arms = agent.store.db.execute("SELECT DISTINCT arm FROM decisions WHERE touchpoint = 'kiosk-a'").fetchall()
     assert arms and all(arm for (arm,) in arms)
+    # the list counts no frequency cap, also when the caps are rebuilt after a restart
+    since = agent.store.db.execute("SELECT min(at) FROM decisions").fetchone()[0]
+    for_caps = [row for row in agent.store.decisions.shown_since(since) if row[0] == "kiosk-a"]
+    assert len(for_caps) == len(kiosk_rows("decisions")) - 3
 
     await page.locator(".offer").first.locator(".offer-claim").click()
     await expect(page.locator("#claim-code")).to_have_text(re.compile(r"^[2-9A-Z]{4}-[2-9A-Z]{4}$"))

@@ -255,7 +255,7 @@ class OfferEngine:
         for n, i in enumerate(listed):
             first = n == 0
             intended, propensity = (choice.intended, choice.propensity) if first else (i, None)
-            decision_id = self._log(tp, slate, choice, i, intended, propensity, ref, wall)
+            decision_id = self._log(tp, slate, choice, i, intended, propensity, ref, wall, listing=True)
             out.append({**self._priced(slate, i, wall.at), "show_id": decision_id})
         self.counts["kiosk_listings"] += 1
         return out
@@ -301,6 +301,7 @@ class OfferEngine:
         ref: str | None,
         wall: WallTime,
         dwell_s: float = 0.0,
+        listing: bool = False,
     ) -> str:
         """Write one decision (with its outbox row) and return its id, before anything is displayed."""
         decision_id = uuid.uuid4().hex
@@ -331,6 +332,7 @@ class OfferEngine:
                     "context": sorted(choice.tags),
                     "dwell_s": round(dwell_s, 1),
                     "candidates": {oid: choice.features.of(i) for oid, i in zip(ids, choice.candidates, strict=True)},
+                    **({"listing": True} if listing else {}),  # a kiosk list: counts no cap, also after a restart
                 },
                 price_cents=display_price,
                 sku=intended.sku if intended else None,
