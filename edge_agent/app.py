@@ -44,6 +44,7 @@ from .sources.kiosk_id import KioskIdentifier
 from .sources.pos import PosSource
 from .sources.pos_protocol import load_profile
 from .sources.remote_scanners import RemoteScanners
+from .sources.roster_age import RosterAge
 from .sources.store_peers import StorePeers
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
@@ -64,9 +65,10 @@ class Agent:
         self.watchdog = Watchdog(self.notifier, self.progress, watchdog_interval_s())
         self.store = open_store(settings.database.path, self.clock.synced)
         self.catalog = OfferCatalog(self.store)
+        self.roster_age = RosterAge(self.store, self.clock, settings.mqtt.max_roster_age_s if settings.mqtt else None)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.ble = (
-            BleSource(settings, self.store, self.bus, self.clock, self.progress)
+            BleSource(settings, self.store, self.bus, self.clock, self.progress, self.roster_age)
             if settings.sources.ble or settings.ble.remote_scanners
             else None
         )
@@ -77,8 +79,15 @@ class Agent:
         )
         self.vision = self._vision() if settings.sources.vision else None
         self.peers = StorePeers(settings, self.store, self.bus, self.clock) if settings.fleet.share_presence else None
-        self.presence = PresenceTracker(settings.presence, self.bus, self.clock, radio=settings.ble)
-        self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock)
+        self.presence = PresenceTracker(
+            settings.presence,
+            self.bus,
+            self.clock,
+            radio=settings.ble,
+            progress=self.progress,
+            stall_after_s=settings.ops.stall_after_s,
+        )
+        self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock, progress=self.progress)
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
         self.pos: PosSource | None = None
         if settings.sources.pos and settings.pos is not None:
@@ -89,14 +98,23 @@ class Agent:
         self.hub = ScreenHub(settings, self.bus, self.proof, self.assets, self.clock, self.progress)
         self.auth = Auth(settings.surfaces.auth)
         identifier = KioskIdentifier(settings, self.store, self.bus, self.clock, self.checkin)
-        self.kiosk = Kiosk(settings, self.store, self.engine, identifier, self.assets, self.bus, self.clock)
+        self.kiosk = Kiosk(settings, self.store, self.engine, identifier, self.assets, self.bus, self.clock, self.proof)
         self.signs = [SignDriver(sign, settings, self.bus, self.proof) for sign in settings.surfaces.signs]
         self.dashboard = Dashboard(
             settings, self.store, self.presence, self.hub, self.assets, self.clock, self.health, self.sign_status
         )
         self.associate = AssociateView(settings, self.store, self.presence, self.engine, self.clock)
         self.cloud = (
-            CloudSync(settings, self.store, self.bus, self.catalog, self.clock, self.health, self.reconfigure)
+            CloudSync(
+                settings,
+                self.store,
+                self.bus,
+                self.catalog,
+                self.clock,
+                self.health,
+                self.reconfigure,
+                self.progress,
+            )
             if settings.mqtt
             else None
         )
@@ -209,7 +227,7 @@ class Agent:
         except ImportError as exc:
             log.error("vision source off: %s; install it with  pip install 'edge-agent[vision]'", exc)
             return None
-        return VisionSource(self.settings, self.store, self.bus, self.clock)
+        return VisionSource(self.settings, self.store, self.bus, self.clock, roster_age=self.roster_age)
 
     async def _prune_nonces(self) -> None:
         assert self.checkin is not None
@@ -230,6 +248,7 @@ class Agent:
             "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
             "config": None if self.cloud is None else self.cloud.desired.reported(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
+            "bus_handler_failures": {f"{k[0]}:{k[1]}": v for k, v in self.bus.failed.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
             "kiosk_sessions": self.kiosk.active(),
             "decide": {
@@ -243,6 +262,7 @@ class Agent:
             if self.pos is None
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
             "ble": self.ble.health() if self.ble is not None else None,
+            "roster": self.roster_age.health(),
             **({"vision": self.vision.health()} if self.vision is not None else {}),
             **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
         }

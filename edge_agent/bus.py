@@ -3,16 +3,21 @@
 Publishing never blocks and never raises: a subscriber that falls behind loses its oldest events (the
 freshest facts matter most to a screen), and every loss is counted per event type and subscriber so
 telemetry can report it.
+
+A fact that must take effect before its publisher goes on (an erasure is acknowledged to the cloud only once
+every room has forgotten the customer) goes to handlers registered with `on`, called inside `publish`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Subscription(Generic[T]):
@@ -39,14 +44,20 @@ class Subscription(Generic[T]):
 class Bus:
     def __init__(self, default_maxsize: int = 1024):
         self._subs: dict[type, list[Subscription]] = defaultdict(list)
+        self._handlers: dict[type, list[tuple[str, Callable[[Any], None]]]] = defaultdict(list)
         self._default_maxsize = default_maxsize
         self.published: Counter[str] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
+        self.failed: Counter[tuple[str, str]] = Counter()
 
     def subscribe(self, event_type: type[T], name: str, maxsize: int | None = None) -> Subscription[T]:
         sub = Subscription(self, event_type, name, maxsize or self._default_maxsize)
         self._subs[event_type].append(sub)
         return sub
+
+    def on(self, event_type: type[T], name: str, handler: Callable[[T], None]) -> None:
+        """Call `handler` with every such event before `publish` returns (it must not block)."""
+        self._handlers[event_type].append((name, handler))
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.event_type, [])
@@ -56,6 +67,12 @@ class Bus:
     def publish(self, event: object) -> None:
         kind = type(event)
         self.published[kind.__name__] += 1
+        for name, handler in self._handlers.get(kind, ()):
+            try:
+                handler(event)
+            except Exception:  # one room's failure never stops the others hearing it
+                self.failed[(kind.__name__, name)] += 1
+                log.exception("%s handler %s failed", kind.__name__, name)
         for sub in self._subs.get(kind, ()):
             queue = sub.queue
             if queue.full():

@@ -124,6 +124,9 @@ class MqttSettings(Section):
     reconnect_min_s: Annotated[float, Field(gt=0, le=3600)] = 1
     reconnect_max_s: Annotated[float, Field(gt=0, le=3600)] = 60
     connect_timeout_s: Seconds = 10
+    max_roster_age_s: Annotated[float, Field(gt=0, le=90 * 86_400)] = Field(
+        default=36 * 3600, description="older than this, BLE and faces identify nobody (stale consent fails closed)"
+    )
 
     @field_validator("bundle_public_keys")
     @classmethod

@@ -186,3 +186,11 @@ class ConsentChanged:
     channel: str
     granted: bool
     wall: WallTime
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    """A customer was erased (a cloud command, or dropped from the roster): every room forgets them at once."""
+
+    customer_ref: str
+    wall: WallTime

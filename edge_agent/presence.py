@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from .bus import Bus
 from .clock import Clock
 from .config import BleSettings, PresenceSettings
-from .events import Channel, ConsentChanged, Customer, Presence, PresenceKind, Sighting, Subject, WallTime
+from .events import Channel, ConsentChanged, Customer, Erased, Presence, PresenceKind, Sighting, Subject, WallTime
+from .ops.progress import Progress
 from .radio import RadioPlacer
 
 
@@ -39,6 +40,8 @@ class PresenceTracker:
         clock: Clock,
         max_subjects: int = 20_000,
         radio: BleSettings | None = None,
+        progress: Progress | None = None,
+        stall_after_s: float = 30.0,
     ):
         self._cfg = settings
         self._bus = bus
@@ -48,6 +51,17 @@ class PresenceTracker:
         self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
+        bus.on(Erased, "presence", self._on_erased)
+        self._progress = progress
+        if progress is not None:  # a vital part: sightings waiting and none handled for too long stalls the agent
+            progress.watch("presence", max_silence_s=stall_after_s, pending=self.backlog)
+
+    def backlog(self) -> int:
+        return self._sightings.queue.qsize() + self._consents.queue.qsize()
+
+    def _beat(self) -> None:
+        if self._progress is not None:
+            self._progress.beat("presence")
 
     def reconfigure(self, settings: PresenceSettings, radio: BleSettings) -> None:
         """New timings and radio thresholds, from the next sighting and tick on; who is present stays."""
@@ -93,6 +107,17 @@ class PresenceTracker:
                 del self._table[key]
                 out.append(self._event(state, PresenceKind.EXIT, now, wall))
         return out
+
+    def erase(self, customer_ref: str, now: float, wall: WallTime) -> list[Presence]:
+        """Erasure: the customer leaves every zone now, and the radio filter forgets their phone."""
+        subject = Customer(customer_ref)
+        self.radio.forget(subject.key)
+        gone = [key for key, state in self._table.items() if state.subject == subject]
+        return [self._event(self._table.pop(key), PresenceKind.EXIT, now, wall) for key in gone]
+
+    def _on_erased(self, erased: Erased) -> None:
+        for event in self.erase(erased.customer_ref, self._clock.mono(), erased.wall):
+            self._bus.publish(event)
 
     def observe(self, s: Sighting) -> list[Presence]:
         if s.receiver is None or s.rssi is None:
@@ -180,11 +205,13 @@ class PresenceTracker:
             if not change.granted and change.channel in identifying:
                 for event in self.withdraw(change.customer_ref, change.channel, self._clock.mono(), change.wall):
                     self._bus.publish(event)
+            self._beat()
 
     async def _consume(self) -> None:
         async for sighting in self._sightings:
             for event in self.observe(sighting):
                 self._bus.publish(event)
+            self._beat()
 
     async def _tick_forever(self, tick_s: float) -> None:
         while True:

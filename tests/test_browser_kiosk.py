@@ -2,6 +2,7 @@
 the keypad, personal offers, a claim the till accepts, consent changes that take effect at once, face
 enrolment only after explicit consent, and right-to-left layouts in Persian and Hebrew."""
 
+import asyncio
 import re
 
 import aiohttp
@@ -185,4 +186,46 @@ async def test_persian_and_hebrew_lay_the_kiosk_out_right_to_left(browser, agent
     # the offer's own text keeps its own direction (this one is English) inside the right-to-left page
     assert await page.locator(".offer-title").first.evaluate(direction) == "ltr"
     await page.screenshot(path=artifact(f"kiosk-{lang}-offers.png"))
+    await page.close()
+
+
+async def test_the_kiosk_list_is_proof_of_play_and_a_claim_converts_via_its_decision(browser, agent, issuer):
+    from datetime import UTC, datetime
+
+    from edge_agent.events import Purchase, PurchaseLine, WallTime
+
+    page = await kiosk(browser, agent.url)
+    await page.keyboard.type(issuer.token("alice", "kiosk-a"))
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".offer")).to_have_count(3)
+
+    def kiosk_rows(table):
+        return agent.store.db.execute(
+            f"SELECT offer_id, customer_ref FROM {table} WHERE touchpoint = 'kiosk-a' ORDER BY offer_id"
+        ).fetchall()
+
+    # the page acknowledged what it displayed: one impression per listed offer, each of a logged decision
+    async with asyncio.timeout(15):
+        while len(kiosk_rows("impressions")) < 3:
+            await asyncio.sleep(0.05)
+    assert {r[1] for r in kiosk_rows("impressions")} == {"alice"}
+    assert set(kiosk_rows("impressions")) <= set(kiosk_rows("decisions"))
+    arms = agent.store.db.execute("SELECT DISTINCT arm FROM decisions WHERE touchpoint = 'kiosk-a'").fetchall()
+    assert arms and all(arm for (arm,) in arms)
+    # the list counts no frequency cap, also when the caps are rebuilt after a restart
+    since = agent.store.db.execute("SELECT min(at) FROM decisions").fetchone()[0]
+    for_caps = [row for row in agent.store.decisions.shown_since(since) if row[0] == "kiosk-a"]
+    assert len(for_caps) == len(kiosk_rows("decisions")) - 3
+
+    await page.locator(".offer").first.locator(".offer-claim").click()
+    await expect(page.locator("#claim-code")).to_have_text(re.compile(r"^[2-9A-Z]{4}-[2-9A-Z]{4}$"))
+    code = await page.locator("#claim-code").inner_text()
+    claim = agent.store.claims.get(code)
+    decision = agent.store.decisions.get(claim.decision_id)
+    assert (decision.touchpoint, decision.offer_id, decision.customer_ref) == ("kiosk-a", claim.offer_id, "alice")
+    sku = agent.store.offers.get(claim.offer_id).sku
+    wall = WallTime(datetime.now(UTC), True)
+    purchase = Purchase("txn-1", "till-1", None, (PurchaseLine(sku or "any", 1, claim_code=code),), wall)
+    [conversion] = agent.attribution.on_purchase(purchase)
+    assert (conversion.via, conversion.decision_id) == ("claim", claim.decision_id)
     await page.close()

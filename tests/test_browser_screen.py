@@ -3,6 +3,7 @@ markup, acknowledges what it displayed, and reconnects by itself when the agent 
 
 import asyncio
 import socket
+from datetime import UTC, datetime
 
 import aiohttp
 from playwright.async_api import expect
@@ -68,6 +69,52 @@ async def test_screen_shows_the_checkin_offer_as_text_and_acknowledges_it(tmp_pa
             row = agent.store.db.execute("SELECT touchpoint, offer_id, customer_ref FROM impressions").fetchone()
             assert row == ("screen-a", "hostile", "alice")
             await page.screenshot(path=artifact("screen-offer.png"))
+    finally:
+        await agent.stop()
+
+
+async def test_screen_strikes_through_the_old_price_and_shows_the_label(tmp_path, issuer):
+    """A markdown (overstock) and an "ends today" label reach the glass: the old price struck through."""
+    now = datetime.now(UTC)
+    last_moment_today = now.replace(hour=23, minute=59, second=59, microsecond=0)
+    agent = Agent(from_dict(config_dict(tmp_path, issuer)))
+    rules = [{"kind": "overstock", "stock_above": 10, "percent_off": 20}, {"kind": "ends_today"}]
+    seed(
+        agent,
+        offers=[
+            offer("plain", priority=0.0, price_cents=500, currency="EUR"),
+            offer(
+                "cheese",
+                priority=5.0,
+                price_cents=1000,
+                currency="EUR",
+                stock=50,
+                pricing=rules,
+                valid_to=last_moment_today,
+            ),
+        ],
+        roster=[],
+    )
+    await agent.start()
+    try:
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            await page.goto(f"{agent.url}/screen/screen-a")
+            await page.wait_for_selector("#offer.visible")
+            assert "8.00" in await page.inner_text("#offer-price")
+            assert "10.00" in await page.inner_text("#offer-was")
+            assert await page.evaluate("getComputedStyle(document.getElementById('offer-was')).textDecorationLine") == (
+                "line-through"
+            )
+            assert (await page.inner_text("#offer-label")).lower() == "ends today"
+            await page.screenshot(path=artifact("screen-markdown.png"))
+            # an offer at its full price shows no old price and no label
+            agent.store.offers.replace_all([offer("plain", price_cents=500, currency="EUR")])
+            agent.catalog.reload()
+            agent.engine.rotate_anonymous()
+            await expect(page.locator("#offer-price")).to_contain_text("5.00", timeout=10_000)
+            assert await page.inner_text("#offer-was") == "" and await page.inner_text("#offer-label") == ""
+            assert not await page.locator("#offer-was").is_visible()
     finally:
         await agent.stop()
 

@@ -43,3 +43,19 @@ async def test_unsubscribed_queues_receive_nothing():
     bus.publish(Ping(1))
     assert sub.queue.empty()
     assert bus.depths() == {}
+
+
+def test_handlers_run_before_publish_returns_and_one_failing_never_stops_the_others():
+    from edge_agent.bus import Bus
+
+    bus, seen = Bus(), []
+    sub = bus.subscribe(int, "queue")
+
+    def broken(_event: int) -> None:
+        raise RuntimeError("boom")
+
+    bus.on(int, "broken", broken)
+    bus.on(int, "list", seen.append)
+    bus.publish(7)
+    assert seen == [7] and sub.queue.get_nowait() == 7
+    assert bus.failed == {("int", "broken"): 1}

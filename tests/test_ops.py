@@ -2,6 +2,7 @@
 systemd's NOTIFY_SOCKET), /metrics in the Prometheus text format, JSON logs without secrets."""
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
-from edge_agent.events import Show
+from edge_agent.events import Anonymous, Channel, Customer, Presence, PresenceKind, Show, Sighting
 from edge_agent.ops import metrics
 from edge_agent.ops.logs import JsonFormatter
 from edge_agent.ops.progress import Progress
@@ -72,6 +73,89 @@ async def test_ready_then_watchdog_pings_stop_when_a_part_stalls(tmp_path, issue
     finally:
         await agent.stop()
     assert "STOPPING=1" in await _messages(notify_socket, 0.3)
+
+
+def _stuff_presence(agent):
+    wall = agent.clock.wall()
+    for n in range(3):
+        agent.bus.publish(Sighting(Anonymous(f"t{n}"), "entrance", Channel.VISION, agent.clock.mono(), wall))
+
+
+def _stuff_engine(agent):
+    wall = agent.clock.wall()
+    for _ in range(3):
+        subject = Customer("alice")
+        agent.bus.publish(Presence(subject, "entrance", PresenceKind.ENTER, 0.0, agent.clock.mono(), wall))
+
+
+async def _pings_stop_when(agent, notify_socket, task_name, stuff, part):
+    """Stop one part's task while work keeps arriving for it: it alone is stalled and systemd is not pinged."""
+    assert (await _messages(notify_socket, 1.0)).count("WATCHDOG=1") >= 3
+    task = next(t for t in asyncio.all_tasks() if t.get_name() == task_name)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    stuff(agent)
+    async with asyncio.timeout(15):
+        while agent.progress.stalled() != [part]:
+            await asyncio.sleep(0.05)
+    await _messages(notify_socket, 0.3)  # a ping may already be in flight
+    assert "WATCHDOG=1" not in await _messages(notify_socket, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("task_name", "stuff", "part"),
+    [("presence.sightings", _stuff_presence, "presence"), ("engine.presence", _stuff_engine, "engine")],
+)
+async def test_a_stalled_presence_tracker_or_engine_stops_the_pings(
+    tmp_path, issuer, notify_socket, running, task_name, stuff, part
+):
+    agent = await running(from_dict(config_dict(tmp_path, issuer, ops={"stall_after_s": 0.5})))
+    await _pings_stop_when(agent, notify_socket, task_name, stuff, part)
+
+
+async def test_a_stalled_outbox_drain_stops_the_pings_only_while_the_link_is_up(
+    tmp_path, issuer, notify_socket, running
+):
+    from simulators.broker import Mosquitto
+
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    try:
+        data = config_dict(tmp_path, issuer, ops={"stall_after_s": 0.5})
+        data["mqtt"] = {"host": broker.host, "port": broker.port, "puback_timeout_s": 0.5, "reconnect_min_s": 0.2}
+        data["mqtt"]["bundle_public_keys"] = [issuer.public_key_b64]  # any Ed25519 key: no bundle comes
+        agent = await running(from_dict(data))
+        async with asyncio.timeout(15):
+            await agent.cloud.link.connected.wait()
+
+        def stuff(agent):
+            with agent.store.db.atomic():
+                agent.store.outbox.add(
+                    stream="events", kind="test", payload={}, created_at="t", drop_class=DropClass.EVENT
+                )
+
+        await _pings_stop_when(agent, notify_socket, "cloud.drain.events", stuff, "cloud.drain")
+        broker.stop()
+        async with asyncio.timeout(15):  # link down: rows waiting are not the drain's fault
+            while agent.progress.stalled():
+                await asyncio.sleep(0.05)
+    finally:
+        broker.stop()
+
+
+def test_a_notify_socket_nobody_reads_fails_pings_instead_of_blocking(tmp_path):
+    from edge_agent.ops.notify import SystemdNotifier
+
+    path = tmp_path / "deaf.sock"
+    deaf = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    deaf.bind(str(path))
+    notifier = SystemdNotifier(str(path))
+    try:
+        results = [notifier.watchdog() for _ in range(5000)]  # far beyond the socket's queue
+        assert results[0] is True and results[-1] is False
+    finally:
+        notifier.close()
+        deaf.close()
 
 
 async def test_without_systemd_there_is_no_watchdog_task(running):

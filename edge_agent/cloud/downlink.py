@@ -24,7 +24,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..decide.catalog import OfferCatalog
-from ..events import ContextUpdate, Show
+from ..events import ContextUpdate, Erased, Show
 from ..store import Store
 from ..store.bundles import (
     OfferBundle,
@@ -58,7 +58,7 @@ class ContextPayload(BaseModel):
     local_events: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
 
 
-_BUNDLES: dict[Down, tuple[str, type[BaseModel], Callable[..., None]]] = {
+_BUNDLES: dict[Down, tuple[str, type[BaseModel], Callable[..., list[str] | None]]] = {
     Down.OFFERS: ("offers", OfferBundle, apply_offers),
     Down.ROSTER: ("roster", RosterBundle, apply_roster),
     Down.ROSTER_DELTA: ("roster_delta", RosterDelta, apply_roster_delta),
@@ -142,7 +142,7 @@ class Downlink:
         store = self._store
         target = store.offers if kind == "offers" else store.roster
         try:
-            apply(store.db, versions, target, bundle, now)
+            gone = apply(store.db, versions, target, bundle, now)
         except StaleBundle as exc:
             self._bundle_rejected(kind, bundle.version, "stale", str(exc))
             return
@@ -151,6 +151,7 @@ class Downlink:
             return
         if kind == "offers":
             self._catalog.reload()
+        self._forget(gone or [])
         self.counts[f"{kind}:applied"] += 1
         log.info("applied %s bundle version %d", kind, bundle.version)
         self._ack("bundle_result", {"bundle": kind, "version": bundle.version, "status": "applied"})
@@ -200,6 +201,8 @@ class Downlink:
             self._ack("command_result", {"command_id": command.command_id, "status": "ok", "pong": True})
 
     def _erase(self, command: Erase) -> None:
+        """Rows and receipt in one transaction, then every room's memory, all before the drain can run: the
+        receipt goes up only once nothing of the customer is left on disk or in memory."""
         wall = self._clock.wall()
         deleted = erase_customer(
             self._store.db,
@@ -208,7 +211,14 @@ class Downlink:
             receipt={"command_id": command.command_id, "status": "done", "consent_epoch": command.consent_epoch},
             now=wall.iso(),
         )
+        self._forget([command.customer_ref])
         log.info("erased a customer on command %s: %d rows", command.command_id, sum(deleted.values()))
+
+    def _forget(self, refs: list[str]) -> None:
+        """Erased or dropped from the roster: the bus's handlers clear every room's memory before this returns."""
+        wall = self._clock.wall()
+        for ref in refs:
+            self._bus.publish(Erased(ref, wall))
 
     def _show(self, command: ShowOffer) -> None:
         zone = self._settings.zone_of(command.touchpoint)

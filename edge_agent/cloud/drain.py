@@ -17,6 +17,7 @@ import logging
 from collections import Counter, deque
 
 from ..config import MqttSettings
+from ..ops.progress import Progress
 from ..store.outbox import Outbox
 from .link import LinkError, MqttLink, retrieve
 from .topics import Topics
@@ -37,12 +38,31 @@ def encode_batch(store: str, device: str, stream: str, rows: list[tuple[int, str
 
 
 class OutboxDrain:
-    def __init__(self, settings: MqttSettings, outbox: Outbox, link: MqttLink, topics: Topics):
+    def __init__(
+        self,
+        settings: MqttSettings,
+        outbox: Outbox,
+        link: MqttLink,
+        topics: Topics,
+        progress: Progress | None = None,
+        stall_after_s: float = 30.0,
+    ):
         self._settings = settings
         self._outbox = outbox
         self._link = link
         self._topics = topics
+        self._progress = progress
         self.counts: Counter[str] = Counter()
+        if progress is not None:  # a vital part: rows waiting on a live link and no batch going up stalls the agent
+            progress.watch(
+                "cloud.drain",
+                max_silence_s=stall_after_s + settings.puback_timeout_s,  # a slow PUBACK restarts, it does not stall
+                pending=lambda: self._outbox.depth() if self._link.connected.is_set() else 0,
+            )
+
+    def _beat(self) -> None:
+        if self._progress is not None:
+            self._progress.beat("cloud.drain")
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -58,6 +78,7 @@ class OutboxDrain:
                 try:
                     await self._send_until_idle(stream, wake)
                 except (LinkError, TimeoutError) as exc:
+                    self._beat()  # alive: it noticed and starts again
                     self.counts[f"{stream}:restarts"] += 1
                     log.info("drain of %s starts again from the oldest unsent row: %s", stream, exc)
         finally:
@@ -97,6 +118,7 @@ class OutboxDrain:
                     future, (count, last) = inflight.popleft()
                     future.result()  # raises if that one failed: it and what follows are sent again
                     events, batches, acked = events + count, batches + 1, last
+                self._beat()
                 self.counts[f"{stream}:batches"] += batches
                 self.counts[f"{stream}:events"] += events
         finally:

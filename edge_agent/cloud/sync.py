@@ -10,6 +10,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..decide.catalog import OfferCatalog
+from ..ops.progress import Progress
 from ..store import Store
 from .desired import DesiredConfig
 from .downlink import Downlink
@@ -35,6 +36,7 @@ class CloudSync:
         clock: Clock,
         health: Callable[[], dict[str, Any]],
         apply_config: Callable[[Settings], None],
+        progress: Progress | None = None,
     ):
         mqtt = settings.mqtt
         assert mqtt is not None
@@ -48,7 +50,7 @@ class CloudSync:
         self.desired = DesiredConfig(settings, store, clock, self.link, self.topics, keys, apply_config)
         self.link.on_connected = self.desired.publish_reported
         self.downlink = Downlink(settings, store, bus, catalog, clock, self.link, self.desired)
-        self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics)
+        self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics, progress, settings.ops.stall_after_s)
         self.telemetry = Telemetry(
             mqtt.telemetry_interval_s,
             store,

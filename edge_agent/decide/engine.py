@@ -28,7 +28,19 @@ import numpy as np
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings, Touchpoint
-from ..events import ConsentChanged, ContextUpdate, Crowd, Customer, Idle, Presence, PresenceKind, Show
+from ..events import (
+    ConsentChanged,
+    ContextUpdate,
+    Crowd,
+    Customer,
+    Erased,
+    Idle,
+    Presence,
+    PresenceKind,
+    Show,
+    WallTime,
+)
+from ..ops.progress import Progress
 from ..store import Store
 from ..store.decisions import DecisionRecord
 from ..store.offers import LONGEST_WINDOW_S
@@ -81,6 +93,7 @@ class OfferEngine:
         bus: Bus,
         clock: Clock,
         rng: random.Random | None = None,
+        progress: Progress | None = None,
     ):
         self._settings = settings
         self._store = store
@@ -105,7 +118,11 @@ class OfferEngine:
         self._consents = bus.subscribe(ConsentChanged, "engine", maxsize=1000)
         self._contexts = bus.subscribe(ContextUpdate, "engine", maxsize=16)
         self._crowds = bus.subscribe(Crowd, "engine", maxsize=1_000)
+        bus.on(Erased, "engine", lambda e: self.forget(e.customer_ref))
         self.counts: Counter[str] = Counter()
+        self._progress = progress
+        if progress is not None:  # a vital part: presence waiting and no decision for too long stalls the agent
+            progress.watch("engine", max_silence_s=settings.ops.stall_after_s, pending=self.backlog)
         self._restore()
 
     def _restore(self) -> None:
@@ -129,6 +146,13 @@ class OfferEngine:
             tg.create_task(self._rotate_forever(), name="engine.rotate")
             tg.create_task(self._consent_changes(), name="engine.consent")
 
+    def backlog(self) -> int:
+        return sum(s.queue.qsize() for s in (self._presence, self._consents, self._contexts, self._crowds))
+
+    def _beat(self) -> None:
+        if self._progress is not None:
+            self._progress.beat("engine")
+
     async def _consent_changes(self) -> None:
         """Personalisation changed: re-decide every touchpoint showing that shopper, so it takes effect at once.
 
@@ -140,6 +164,7 @@ class OfferEngine:
             for tp in self._settings.touchpoints:
                 if self._showing[tp.id].customer_ref == change.customer_ref:
                     self._decide(tp, change.customer_ref, self._clock.mono())
+            self._beat()
 
     async def _consume(self) -> None:
         async for presence in self._presence:
@@ -148,14 +173,17 @@ class OfferEngine:
             except Exception:
                 self.counts["errors"] += 1
                 log.exception("decision failed; the touchpoints keep their current content")
+            self._beat()
 
     async def _consume_context(self) -> None:
         async for update in self._contexts:
             self.context.on_context(update)
+            self._beat()
 
     async def _consume_crowd(self) -> None:
         async for crowd in self._crowds:
             self.context.on_crowd(crowd)
+            self._beat()
 
     async def _rotate_forever(self) -> None:
         while True:
@@ -165,7 +193,7 @@ class OfferEngine:
 
     def forget(self, customer_ref: str) -> None:
         """Erasure: the engine's memory of a customer (caps, cool-downs, cached profile, who is where) goes
-        too, and a screen showing them their offer turns to anyone; call it after the store's erasure."""
+        too, and a screen showing them their offer turns to anyone; called on `Erased`, after the store's erasure."""
         self.caps.forget(customer_ref)
         self.profiles.invalidate(customer_ref)
         for here in self._present.values():
@@ -208,22 +236,40 @@ class OfferEngine:
             if self._showing[tp.id].customer_ref is None:
                 self._decide(tp, None, self._clock.mono())
 
-    def offers_for(self, customer_ref: str, touchpoint: str, limit: int = 10) -> list[dict[str, Any]]:
+    def offers_for(
+        self, customer_ref: str, touchpoint: str, limit: int = 10, *, record: bool = False
+    ) -> list[dict[str, Any]]:
         """The offers this customer may see here, best first, priced; what a kiosk lists for them.
 
-        Read-only: no decision is logged and no cap is counted. The same rules as a screen apply: without
-        personalisation consent, or in the holdout, the list is the contextual one for anyone.
+        The same rules as a screen apply: without personalisation consent, or in the holdout, the list is
+        the contextual one for anyone. With `record`, the list is what a kiosk puts in front of them: each
+        offer is logged as a decision (with the arm) and carries its `show_id` for proof of play and claims;
+        the first is the engine's own pick with its propensity, the rest are listed as themselves. No cap is
+        counted (the shopper asked to see them).
         """
         tp = self._touchpoints.get(touchpoint)
         if tp is None:
             raise KeyError(f"no touchpoint {touchpoint!r}")
         wall = self._clock.wall()
-        choice = self._choose(tp, self._store.roster.get(customer_ref), wall.at, self._clock.mono(), explore=False)
+        entry = self._store.roster.get(customer_ref)
+        choice = self._choose(tp, entry, wall.at, self._clock.mono(), explore=False)
         slate = self._catalog.slate(tp)
         shown = [choice.shown] if choice.shown is not None else []
         presentable = choice.presentable if choice.presentable is not None else choice.ordered
         rest = [i for i in presentable if i not in shown]
-        return [self._priced(slate, i, wall.at) for i in (shown + rest)[: max(0, limit)]]
+        listed = (shown + rest)[: max(0, limit)]
+        if not record:
+            return [self._priced(slate, i, wall.at) for i in listed]
+        customer = personalised(entry)
+        ref = customer.customer_ref if customer else None
+        out = []
+        for n, i in enumerate(listed):
+            first = n == 0
+            intended, propensity = (choice.intended, choice.propensity) if first else (i, None)
+            decision_id = self._log(tp, slate, choice, i, intended, propensity, ref, wall, listing=True)
+            out.append({**self._priced(slate, i, wall.at), "show_id": decision_id})
+        self.counts["kiosk_listings"] += 1
+        return out
 
     def _decide(self, tp: Touchpoint, customer_ref: str | None, origin_mono: float, dwell_s: float = 0.0) -> None:
         entry: RosterEntry | None = self._store.roster.get(customer_ref) if customer_ref else None
@@ -242,9 +288,38 @@ class OfferEngine:
         chosen = slate.offers[choice.shown]
         showing.offer_id = chosen.offer_id
         display = self._priced(slate, choice.shown, wall.at)
+        decision_id = self._log(tp, slate, choice, choice.shown, choice.intended, choice.propensity, ref, wall, dwell_s)
+        self.caps.shown(tp.id, ref, chosen.offer_id, wall.at.timestamp())
+        self._bus.publish(
+            Show(
+                touchpoint=tp.id,
+                show_id=decision_id,
+                offer=display,
+                customer_ref=ref,
+                mono=self._clock.mono(),
+                origin_mono=origin_mono,
+            )
+        )
+
+    def _log(
+        self,
+        tp: Touchpoint,
+        slate: Slate,
+        choice: Choice,
+        shown: int,
+        intended_i: int | None,
+        propensity: float | None,
+        ref: str | None,
+        wall: WallTime,
+        dwell_s: float = 0.0,
+        listing: bool = False,
+    ) -> str:
+        """Write one decision (with its outbox row) and return its id, before anything is displayed."""
         decision_id = uuid.uuid4().hex
+        chosen = slate.offers[shown]
+        display_price = price(chosen, wall.at, self._catalog.policy.pricing_bounds).price_cents
         ids = [slate.offers[i].offer_id for i in choice.candidates]
-        intended = slate.offers[choice.intended] if choice.intended is not None else None
+        intended = slate.offers[intended_i] if intended_i is not None else None
         self._store.decisions.record(
             DecisionRecord(
                 decision_id=decision_id,
@@ -263,28 +338,19 @@ class OfferEngine:
                 intended_offer_id=intended.offer_id if intended else None,
                 experiment=choice.experiment,
                 probabilities={oid: round(p, 6) for oid, p in zip(ids, choice.probs, strict=True)},
-                propensity=choice.propensity,
+                propensity=propensity,
                 features={
                     "context": sorted(choice.tags),
                     "dwell_s": round(dwell_s, 1),
                     "candidates": {oid: choice.features.of(i) for oid, i in zip(ids, choice.candidates, strict=True)},
+                    **({"listing": True} if listing else {}),  # a kiosk list: counts no cap, also after a restart
                 },
-                price_cents=display["price_cents"],
+                price_cents=display_price,
                 sku=intended.sku if intended else None,
                 attribution_window_h=intended.attribution_window_h if intended else None,
             )
         )
-        self.caps.shown(tp.id, ref, chosen.offer_id, wall.at.timestamp())
-        self._bus.publish(
-            Show(
-                touchpoint=tp.id,
-                show_id=decision_id,
-                offer=display,
-                customer_ref=ref,
-                mono=self._clock.mono(),
-                origin_mono=origin_mono,
-            )
-        )
+        return decision_id
 
     def _priced(self, slate: Slate, i: int, now: datetime) -> dict[str, Any]:
         offer = slate.offers[i]

@@ -19,6 +19,7 @@ class SystemdNotifier:
         self._sock: socket.socket | None = None
         if address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.setblocking(False)  # a busy systemd fails a ping; it never freezes the event loop
 
     @property
     def enabled(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from ..store.consents import CHANNELS
 from .assets import AssetCache
 from .auth import Auth
 from .http import error, json_body, page, private_json
+from .proof import AckRejected, ProofOfPlay
 
 OFFERS_SHOWN = 6
 
@@ -36,6 +37,7 @@ class _Session:
     customer_ref: str
     touchpoint: str
     expires: float
+    listed: dict[str, str] = field(default_factory=dict)  # offer_id → the decision that listed it last
 
 
 class Kiosk:
@@ -48,8 +50,10 @@ class Kiosk:
         assets: AssetCache,
         bus: Bus,
         clock: Clock,
+        proof: ProofOfPlay,
     ):
         self._settings = settings
+        self._proof = proof
         self._cfg = settings.surfaces.kiosk
         self._store = store
         self._engine = engine
@@ -95,7 +99,9 @@ class Kiosk:
             raise _no_session()
         claimed = self._store.claims.open_codes(session.customer_ref)
         offers = []
-        for offer in self._engine.offers_for(session.customer_ref, session.touchpoint, OFFERS_SHOWN):
+        listing = self._engine.offers_for(session.customer_ref, session.touchpoint, OFFERS_SHOWN, record=True)
+        session.listed = {offer["offer_id"]: offer["show_id"] for offer in listing}
+        for offer in listing:
             shown = self._assets.localise(offer)
             shown["personal"] = offer["audience"] == "personalised"
             shown["claimed"] = offer["offer_id"] in claimed
@@ -154,9 +160,31 @@ class Kiosk:
                 touchpoint=session.touchpoint,
                 at=wall.iso(),
                 expires_at=expires.isoformat(timespec="milliseconds"),
+                decision_id=session.listed.get(offer["offer_id"]),  # a claim converts via the listing's decision
             )
             self.counts["claims"] += 1
             return private_json(self._claim_view(record.code, offer["title"], record.expires_at))
+
+        async def ack(request: web.Request) -> web.Response:
+            """The page displayed the listing: an impression per offer it listed in this session."""
+            session = self._session(request)
+            body = await json_body(request, {"show_ids", "displayed_at"})
+            ids = body["show_ids"]
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > OFFERS_SHOWN:
+                return error(400, "malformed", f"show_ids must be a list of at most {OFFERS_SHOWN} strings")
+            listed = set(session.listed.values())
+            recorded = 0
+            for show_id in ids:
+                if show_id not in listed:
+                    self.counts["acks_refused"] += 1
+                    continue
+                try:
+                    recorded += self._proof.acknowledge(
+                        session.touchpoint, {"show_id": show_id, "displayed_at": body["displayed_at"]}
+                    )
+                except AckRejected as exc:
+                    return error(400, "malformed", str(exc))
+            return private_json({"recorded": recorded})
 
         async def consent(request: web.Request) -> web.Response:
             session = self._session(request)
@@ -198,6 +226,7 @@ class Kiosk:
         app.router.add_post("/api/kiosk/{touchpoint}/identify", g("kiosk", kiosk(identify)))
         app.router.add_get("/api/kiosk/{touchpoint}/session", g("kiosk", kiosk(view)))
         app.router.add_post("/api/kiosk/{touchpoint}/claim", g("kiosk", kiosk(claim)))
+        app.router.add_post("/api/kiosk/{touchpoint}/ack", g("kiosk", kiosk(ack)))
         app.router.add_post("/api/kiosk/{touchpoint}/consent", g("kiosk", kiosk(consent)))
         app.router.add_post("/api/kiosk/{touchpoint}/face", g("kiosk", kiosk(face)))
         app.router.add_post("/api/kiosk/{touchpoint}/end", g("kiosk", kiosk(end)))

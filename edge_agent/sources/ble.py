@@ -18,10 +18,11 @@ from typing import Any
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..events import Channel, Customer, Sighting
+from ..events import Channel, ConsentChanged, Customer, Erased, Sighting
 from ..ops.progress import Progress
 from ..store import Store
 from . import frames
+from .roster_age import RosterAge
 from .tokens import TokenResolver, days_around, interval_of
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ class BeaconReading:
 class AdvertResolver:
     """Advert → Sighting, synchronous and without I/O: the hot path the benchmark measures."""
 
-    def __init__(self, settings: Settings, clock: Clock):
+    def __init__(self, settings: Settings, clock: Clock, roster_age: RosterAge | None = None):
+        self._roster_age = roster_age
         self._company_id = settings.ble.company_id
         self._zone_of = {r.id: r.zone for r in settings.ble.receivers}
         self._clock = clock
@@ -70,6 +72,10 @@ class AdvertResolver:
             customer_ref = self.tokens.resolve(token)
             if customer_ref is None:
                 self.counts["unknown_token"] += 1
+                return None
+            if self._roster_age is not None and self._roster_age.stale():
+                self.counts["refused_stale_roster"] += 1
+                self._roster_age.refuse()
                 return None
             zone = self._zone_of.get(advert.receiver)
             if zone is None:
@@ -97,6 +103,10 @@ class AdvertResolver:
         self.beacons[beacon.beacon_id] = BeaconReading(advert.receiver, advert.rssi, beacon.measured_power, advert.mono)
         return None
 
+    def forget(self, customer_ref: str) -> None:
+        self.tokens.forget(customer_ref)
+        self._reference.pop(customer_ref, None)
+
     def rebuild(self, keys: Mapping[str, Mapping[str, bytes]], models: Mapping[str, str], unix: float) -> None:
         """New token table and per-customer calibration, from consenting customers' keys and phone models."""
         self.tokens.rebuild(keys, unix)
@@ -106,17 +116,28 @@ class AdvertResolver:
 
 
 class BleSource:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, progress: Progress | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        progress: Progress | None = None,
+        roster_age: RosterAge | None = None,
+    ):
         self._cfg = settings.ble
         self._scan = settings.sources.ble
         self.receiver_id = settings.ble.receiver_id or settings.store.device_id
         self._store = store
         self._bus = bus
         self._clock = clock
-        self.resolver = AdvertResolver(settings, clock)
+        self.resolver = AdvertResolver(settings, clock, roster_age)
         self._queue: deque[Advert] = deque(maxlen=settings.ble.queue_size)
         self._wake = asyncio.Event()
         self._fingerprint: tuple[Any, ...] | None = None
+        self._forgotten: set[str] = set()  # since the table being rebuilt was read: not to come back with it
+        bus.on(Erased, "ble", lambda e: self.forget(e.customer_ref))
+        bus.on(ConsentChanged, "ble", self._on_consent)
         self.dropped = 0
         self.last_advert = float("-inf")
         self.scanning = False
@@ -124,6 +145,15 @@ class BleSource:
         self._progress = progress
         if progress is not None:  # a vital part: adverts waiting and none handled for too long stalls the agent
             progress.watch("ble", max_silence_s=settings.ops.stall_after_s, pending=lambda: len(self._queue))
+
+    def forget(self, customer_ref: str) -> None:
+        """Erased or BLE withdrawn: their tokens stop resolving at once, not at the next roster poll."""
+        self.resolver.forget(customer_ref)
+        self._forgotten.add(customer_ref)
+
+    def _on_consent(self, change: ConsentChanged) -> None:
+        if change.channel == Channel.BLE and not change.granted:
+            self.forget(change.customer_ref)
 
     # --- the O(1) hand-over from bleak and from remote scanners ---
 
@@ -187,7 +217,10 @@ class BleSource:
         keys = self._store.roster.ble_day_keys(TokenResolver.days_needed(now))
         models = self._store.roster.ble_phone_models()
         read = self._store.roster.fingerprint()
+        self._forgotten.clear()
         await asyncio.get_running_loop().run_in_executor(None, self.resolver.rebuild, keys, models, now)
+        for ref in self._forgotten:  # forgotten while the table was built from what was read before
+            self.resolver.forget(ref)
         self._fingerprint = read  # a change made meanwhile has another fingerprint: rebuilt next time
         log.debug("BLE tokens rebuilt: %d customers", len(keys))
         return True

@@ -115,6 +115,13 @@ class TokenResolver:
     def resolve(self, token_: bytes) -> str | None:
         return self._table.get(token_)
 
+    def forget(self, customer_ref: str) -> None:
+        """Erasure or a BLE withdrawal: their tokens stop resolving now (a new table, swapped in whole)."""
+        table = {t: ref for t, ref in self._table.items() if ref != customer_ref}
+        if len(table) != len(self._table):
+            self._table = table
+            self.customers = len(set(table.values()))
+
     def rebuild(self, keys: Mapping[str, Mapping[str, bytes]], unix_seconds: float) -> None:
         """`keys` is customer_ref → {yyyymmdd: day key}; a day without a key makes no tokens."""
         j = interval_of(unix_seconds)

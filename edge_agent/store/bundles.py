@@ -98,18 +98,23 @@ def apply_offers(db: Database, versions: BundleVersions, offers: OfferCache, bun
         PolicyStore(db).replace(bundle.decision_policy(), bundle.version)
 
 
-def apply_roster(db: Database, versions: BundleVersions, roster: Roster, bundle: RosterBundle, now: str) -> None:
-    """Replace the whole roster: whoever is not in the new one is no longer opted in, and their rows go."""
+def apply_roster(db: Database, versions: BundleVersions, roster: Roster, bundle: RosterBundle, now: str) -> list[str]:
+    """Replace the whole roster: whoever is not in the new one is no longer opted in, and their rows go.
+    Returns who went, so the rooms can forget them too."""
     with db.atomic():
         versions.claim("roster", bundle.version, bundle.issued_at.isoformat(), now)
         keep = {c.customer_ref for c in bundle.customers}
         gone = [r[0] for r in db.execute("SELECT customer_ref FROM customers").fetchall() if r[0] not in keep]
         db.conn.executemany("DELETE FROM customers WHERE customer_ref = ?", [(ref,) for ref in gone])
         roster.upsert(bundle.customers, updated_at=now)
+    return gone
 
 
-def apply_roster_delta(db: Database, versions: BundleVersions, roster: Roster, delta: RosterDelta, now: str) -> None:
-    """Apply a delta to the roster it was made for; any other base is refused (the full roster catches up)."""
+def apply_roster_delta(
+    db: Database, versions: BundleVersions, roster: Roster, delta: RosterDelta, now: str
+) -> list[str]:
+    """Apply a delta to the roster it was made for; any other base is refused (the full roster catches up).
+    Returns who was removed."""
     with db.atomic():
         current = versions.current("roster")
         if delta.base_version != current:
@@ -117,3 +122,4 @@ def apply_roster_delta(db: Database, versions: BundleVersions, roster: Roster, d
         versions.claim("roster", delta.version, delta.issued_at.isoformat(), now)
         db.conn.executemany("DELETE FROM customers WHERE customer_ref = ?", [(ref,) for ref in delta.remove])
         roster.upsert(delta.upsert, updated_at=now)
+    return list(delta.remove)

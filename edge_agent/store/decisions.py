@@ -74,10 +74,10 @@ class DecisionLog:
 
     def shown_since(self, at: str) -> list[tuple[str, str | None, str, str]]:
         """(touchpoint, customer_ref, offer_id, at) of decisions that showed an offer at or after `at` (ISO,
-        UTC), oldest first: just what rebuilds the frequency caps after a restart."""
+        UTC), oldest first: just what rebuilds the frequency caps after a restart (a kiosk's list counts none)."""
         return self._db.execute(
             "SELECT touchpoint, customer_ref, offer_id, at FROM decisions WHERE at >= ? AND offer_id IS NOT NULL"
-            " ORDER BY at",
+            " AND json_extract(features, '$.listing') IS NULL ORDER BY at",
             [at],
         ).fetchall()
 

@@ -160,6 +160,18 @@
       button.addEventListener("click", () => claim(offer));
       list.append(card);
     }
+    acknowledge(offers);
+  }
+
+  // proof of play: once the list is on the glass, tell the agent which listed offers the shopper saw
+  const acked = new Set();
+  function acknowledge(offers) {
+    const ids = offers.map((o) => o.show_id).filter((id) => typeof id === "string" && !acked.has(id));
+    if (!ids.length) return;
+    requestAnimationFrame(() => requestAnimationFrame(async () => {
+      const { status } = await api("POST", "ack", { show_ids: ids, displayed_at: new Date().toISOString() });
+      if (status === 200) ids.forEach((id) => acked.add(id));
+    }));
   }
 
   async function claim(offer) {

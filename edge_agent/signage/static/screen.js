@@ -134,6 +134,10 @@
     $("offer-title").textContent = String(offer.title ?? "");
     $("offer-text").textContent = String(offer.text ?? "");
     $("offer-price").textContent = formatPrice(offer.price_cents, offer.currency);
+    // a markdown: the old price struck through (only when it really was higher), and the urgency label
+    const was = typeof offer.was_cents === "number" && offer.was_cents > offer.price_cents;
+    $("offer-was").textContent = was ? formatPrice(offer.was_cents, offer.currency) : "";
+    $("offer-label").textContent = String(offer.label ?? "");
     $("offer-expiry").textContent = Number.isNaN(expires) ? "" : `Until ${new Date(expires).toLocaleString(undefined,
       { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" })}`;
     await loadImage($("offer-image"), offer.image);

@@ -32,6 +32,13 @@ class FaceGallery:
     def __len__(self) -> int:
         return len(set(self._refs.tolist()))
 
+    def without(self, customer_ref: str) -> FaceGallery:
+        """The same gallery less one customer (erased, or withdrew face consent)."""
+        keep = self._refs != customer_ref
+        gallery = FaceGallery()
+        gallery._refs, gallery._matrix = self._refs[keep], self._matrix[keep]
+        return gallery
+
     def best(self, vector: np.ndarray, threshold: float, *, among: set[str] | None = None) -> Match | None:
         """The most similar enrolled customer (restricted to `among` if given), if at or above threshold."""
         if not len(self._refs):

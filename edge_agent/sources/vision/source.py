@@ -29,8 +29,9 @@ from typing import Any
 from ...bus import Bus
 from ...clock import Clock
 from ...config import CameraSettings, Settings
-from ...events import Anonymous, Channel, Crowd, Customer, Sighting
+from ...events import Anonymous, Channel, ConsentChanged, Crowd, Customer, Erased, Sighting
 from ...store import Store
+from ..roster_age import RosterAge
 from .camera import Camera, CameraState
 from .match import FaceGallery
 from .models import ModelError
@@ -56,8 +57,17 @@ class _CameraRun:
 
 
 class VisionSource:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, models: VisionModels | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        models: VisionModels | None = None,
+        roster_age: RosterAge | None = None,
+    ):
         self._settings = settings
+        self._roster_age = roster_age
         self._cfg = settings.vision
         self._store = store
         self._bus = bus
@@ -72,6 +82,8 @@ class VisionSource:
         self.counts: Counter[str] = Counter()
         self.inference_seconds = 0.0  # summed over every inferred frame, hand-off to the executor included
         self.error: str | None = None
+        bus.on(Erased, "vision", lambda e: self.forget(e.customer_ref))
+        bus.on(ConsentChanged, "vision", self._on_consent)
         self._checkins = (
             bus.subscribe(Sighting, "vision.verify", maxsize=256)
             if self._cfg.faces.verify_checkins and any(c.touchpoint for c in self._cfg.cameras)
@@ -194,6 +206,10 @@ class VisionSource:
             if not self._store.roster.faces.consented(match.customer_ref):
                 self.counts["faces_refused_no_consent"] += 1
                 continue
+            if self._roster_age is not None and self._roster_age.stale():
+                self.counts["faces_refused_stale_roster"] += 1
+                self._roster_age.refuse()
+                continue
             self.counts[f"faces_{how}"] += 1
             run.pending.pop(match.customer_ref, None)
             cam = run.settings
@@ -215,6 +231,16 @@ class VisionSource:
                     continue
                 run.pending[ref] = self._clock.mono() + self._cfg.faces.verify_window_s
                 run.wake.set()
+
+    def forget(self, customer_ref: str) -> None:
+        """Erased or face consent withdrawn: their face stops matching now, not at the next gallery reload."""
+        self._gallery = self._gallery.without(customer_ref)
+        for run in self._runs.values():
+            run.pending.pop(customer_ref, None)
+
+    def _on_consent(self, change: ConsentChanged) -> None:
+        if change.channel == Channel.FACE and not change.granted:
+            self.forget(change.customer_ref)
 
     def _refresh_gallery(self) -> None:
         """Reload the consenting customers' embeddings when the roster changed them."""
