@@ -21,6 +21,7 @@ from aiohttp import web
 
 from ..clock import Clock
 from ..config import AssetSettings
+from ..errors import Refused
 from ..store import Store
 from ..store.assets import AssetRef
 
@@ -135,10 +136,8 @@ class AssetCache:
         )
 
 
-class AssetRefused(Exception):
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code
+class AssetRefused(Refused):
+    """A download refused (hash, size, status, network)."""
 
 
 def _file_sha256(path: Path) -> str | None:

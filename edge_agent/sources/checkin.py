@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
+from ..errors import Refused
 from ..events import Channel, Customer, Sighting
 from ..store import Store
 from .checkin_token import TokenError, public_key_from_b64, verify
@@ -31,11 +32,11 @@ _STATUS = {
 }
 
 
-class CheckinRejected(Exception):
+class CheckinRejected(Refused):
+    """A check-in refused, with the HTTP status its code maps to."""
+
     def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+        super().__init__(code, reason)
         self.status = _STATUS[code]
 
 

@@ -22,19 +22,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ..errors import Refused
+
 PREFIX = "SEA1"
 CONTEXT = b"SEA-CHECKIN-1."
 MAX_TOKEN_CHARS = 4096
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class TokenError(Exception):
-    """A token that must be refused; `code` is stable for counters, `reason` is for people."""
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class TokenError(Refused):
+    """A token that must be refused."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import Refused
 from ..events import Anonymous, Channel, Customer, Sighting
 
 VERSION = 1
@@ -34,13 +35,8 @@ _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _CUSTOMER_KEYS = {"ref", "zone", "channel", "age_ms", "receiver", "rssi", "ref_dbm"}
 
 
-class PeerMessageError(Exception):
-    """A whole message refused; `code` is stable for counters, `reason` says what was wrong."""
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class PeerMessageError(Refused):
+    """A whole shared-presence message refused."""
 
 
 @dataclass(frozen=True)

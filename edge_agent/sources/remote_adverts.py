@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import Refused
 from .ble import Advert
 
 VERSION = 1
@@ -34,13 +35,8 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 _SCANNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class RemoteAdvertError(Exception):
-    """A whole message refused; `code` is stable for counters, the message says what was wrong."""
-
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class RemoteAdvertError(Refused):
+    """A whole scanner-node message refused."""
 
 
 @dataclass(frozen=True)

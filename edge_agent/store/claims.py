@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from sqlite_utils import Database
 
+from ..errors import Refused
 from .outbox import DropClass, Outbox
 
 # No 0/O, 1/I/L: a cashier can type it from a crumpled phone screen.
@@ -40,11 +41,8 @@ class Claim:
     redeemed_txn: str | None = None
 
 
-class RedeemRefused(Exception):
-    def __init__(self, code: str, reason: str):
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+class RedeemRefused(Refused):
+    """A claim code the till may not redeem (unknown, expired, already used)."""
 
 
 _COLUMNS = "code, customer_ref, offer_id, touchpoint, created_at, expires_at, redeemed_at, decision_id, redeemed_txn"
