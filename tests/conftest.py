@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,9 @@ from edge_agent.app import Agent
 from edge_agent.config import Settings, from_dict
 from edge_agent.store.offers import Offer
 from edge_agent.store.roster import RosterEntry
+from simulators.broker import Mosquitto
 from simulators.checkin_app import CheckinIssuer
+from simulators.cloud import CloudSim
 
 STORE = "store-test"
 OPS_TOKEN = "ops-token-for-tests-0123"
@@ -101,3 +103,19 @@ async def running(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
     yield start
     for agent in agents:
         await agent.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A private Mosquitto on a free port, persisting like a cloud broker; tests may kill and restart it."""
+    mosquitto = Mosquitto(tmp_path / "mosquitto", durable=True).start()
+    yield mosquitto
+    mosquitto.stop()
+
+
+@pytest.fixture
+async def cloud(broker: Mosquitto) -> AsyncIterator[CloudSim]:
+    """The cloud simulator on that broker, for this test's store."""
+    sim = await CloudSim(broker.host, broker.port, STORE).start()
+    yield sim
+    await sim.close()

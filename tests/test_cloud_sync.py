@@ -14,33 +14,18 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import pytest
 import tomli_w
 
 from edge_agent.config import from_dict
 from edge_agent.events import ContextUpdate, Show
 from edge_agent.ops import metrics
-from simulators.broker import Mosquitto, free_port
+from simulators.broker import free_port
 from simulators.checkin_app import post_checkin
 from simulators.cloud import CloudSim, offer_bundle, roster_bundle
 
 from .conftest import STORE, config_dict, customer, offer
 
 DEVICE = "edge-test"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    mosquitto = Mosquitto(tmp_path / "mosquitto", durable=True).start()
-    yield mosquitto
-    mosquitto.stop()
-
-
-@pytest.fixture
-async def cloud(broker):
-    sim = await CloudSim(broker.host, broker.port, STORE).start()
-    yield sim
-    await sim.close()
 
 
 def mqtt_section(broker, cloud, **mqtt):

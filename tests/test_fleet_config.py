@@ -17,26 +17,11 @@ from edge_agent.cloud.envelope import BundleRejected, seal
 from edge_agent.config import from_dict
 from edge_agent.events import Channel
 from edge_agent.sources.checkin_token import public_key_b64
-from simulators.broker import Mosquitto
-from simulators.cloud import CloudSim, to_json
+from simulators.cloud import to_json
 
-from .conftest import STORE, config_dict
+from .conftest import config_dict
 
 DEVICE = "edge-test"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    mosquitto = Mosquitto(tmp_path / "mosquitto", durable=True).start()
-    yield mosquitto
-    mosquitto.stop()
-
-
-@pytest.fixture
-async def cloud(broker):
-    sim = await CloudSim(broker.host, broker.port, STORE).start()
-    yield sim
-    await sim.close()
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
 import time
 
 import paho.mqtt.client as mqtt
@@ -78,44 +75,6 @@ def test_bad_adverts_are_left_out_one_by_one_and_addresses_are_refused():
     assert len(batch.adverts) == 1
     assert len(batch.refused) == 8
     assert "address" in batch.refused[0] and "AA:BB" not in " ".join(batch.refused)
-
-
-@pytest.fixture
-def broker(tmp_path):
-    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
-    if binary is None:
-        pytest.skip("needs mosquitto (Debian package mosquitto)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-
-    class Broker:
-        def __init__(self):
-            self.port = port
-            self.proc = None
-
-        def start(self):
-            self.proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        return
-                time.sleep(0.05)
-            raise RuntimeError("mosquitto did not start")
-
-        def stop(self):
-            if self.proc is not None:
-                self.proc.terminate()
-                self.proc.wait(10)
-                self.proc = None
-
-    b = Broker()
-    b.start()
-    yield b
-    b.stop()
 
 
 def publisher(port):
