@@ -20,13 +20,13 @@ from simulators.cloud import roster_bundle
 from simulators.phone import phone_for
 
 from .conftest import DEFAULT_OFFERS, config_dict, seed
-from .test_cloud_sync import DEVICE, broker, cloud, mqtt_section  # noqa: F401 (fixtures)
+from .test_cloud_sync import DEVICE, mqtt_section
 
 ALICE, BOB = phone_for("alice", "chain-test"), phone_for("bob", "chain-test")
 CONSENTS = {"checkin": True, "ble": True, "personalisation": True}
 
 
-def _settings(tmp_path, issuer, broker, cloud):  # noqa: F811
+def _settings(tmp_path, issuer, broker, cloud):
     data = config_dict(tmp_path, issuer, mqtt=mqtt_section(broker, cloud))
     data["ble"] = {"remote_scanners": True, "receivers": [{"id": "edge-test", "zone": "entrance"}]}
     return from_dict(data)
@@ -68,8 +68,8 @@ async def _placed_with_offer(agent, phone):
 async def test_erasing_a_present_customer_clears_screen_presence_and_tokens_before_the_receipt(
     tmp_path,
     issuer,
-    broker,  # noqa: F811
-    cloud,  # noqa: F811
+    broker,
+    cloud,
     running,
 ):
     agent = await running(_settings(tmp_path, issuer, broker, cloud), seeded=False)
@@ -110,8 +110,8 @@ async def test_erasing_a_present_customer_clears_screen_presence_and_tokens_befo
 async def test_a_roster_that_drops_a_present_customer_clears_them_at_once(
     tmp_path,
     issuer,
-    broker,  # noqa: F811
-    cloud,  # noqa: F811
+    broker,
+    cloud,
     running,
 ):
     agent = await running(_settings(tmp_path, issuer, broker, cloud), seeded=False)
