@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ def _verify(unit: Path) -> subprocess.CompletedProcess:
 
 def _as_installed(tmp_path: Path, name: str, text: str | None = None) -> Path:
     """The unit as install.sh writes it; only the venv's path is pointed at this machine's edge-agent."""
-    agent = shutil.which("edge-agent")
+    beside_python = Path(sys.executable).with_name("edge-agent")  # the console script of this interpreter
+    agent = str(beside_python) if beside_python.exists() else shutil.which("edge-agent")
     assert agent, "edge-agent is not installed (pip install -e .)"
     text = text if text is not None else (SYSTEMD / name).read_text()
     unit = tmp_path / name
