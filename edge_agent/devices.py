@@ -218,7 +218,8 @@ def _node_agrees(key: str, node: ScannerProfile, receiver_id: str, s: Settings) 
         )
         if has != want
     ]
-    listened = topic_filter(s.store.id).replace("+", node.scanner_id)
+    prefix = s.mqtt.topic_prefix if s.mqtt is not None else "retail/v1"
+    listened = topic_filter(s.store.id, prefix).replace("+", node.scanner_id)
     if not problems and node.topic() != listened:
         problems.append(
             f"{key}: broker.topic_prefix: got {node.broker.topic_prefix!r}, the agent listens on {listened}"

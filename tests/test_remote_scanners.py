@@ -17,7 +17,7 @@ from edge_agent.config import from_dict
 from edge_agent.events import Presence
 from edge_agent.ops import metrics
 from edge_agent.sources import frames
-from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of
+from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of, topic_filter
 from simulators.phone import phone_for
 from tests.conftest import STORE, config_dict, seed
 
@@ -38,6 +38,8 @@ def test_a_good_message_becomes_adverts_without_addresses():
     assert (advert.receiver, advert.rssi, advert.tx_power, advert.mono) == ("esp32-bakery", -50.0, -12, 99.8)
     assert advert.manufacturer_data[0xFFFF][:2] == b"\x53\x01"
     assert scanner_of(TOPIC) == "esp32-bakery" and scanner_of("retail/v1/x/other") is None
+    assert scanner_of("chain-a/v2/s1/scanners/esp32-dairy/adverts") == "esp32-dairy"  # any mqtt.topic_prefix
+    assert topic_filter("s1", "chain-a/v2") == "chain-a/v2/s1/scanners/+/adverts"
 
 
 @pytest.mark.parametrize(

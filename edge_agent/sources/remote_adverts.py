@@ -1,6 +1,7 @@
 """The message a remote scanner node (an ESP32, another agent) publishes with what it heard. Pure, no I/O.
 
-Topic `retail/v1/{store}/scanners/{scanner}/adverts`, QoS 0, UTF-8 JSON, at most 64 KiB:
+Topic `{mqtt.topic_prefix}/{store}/scanners/{scanner}/adverts` (prefix `retail/v1` by default), QoS 0,
+UTF-8 JSON, at most 64 KiB:
 
     {"v": 1, "scanner": "esp32-bakery",
      "adverts": [{"rssi": -61,                                   integer dBm, -127..20
@@ -46,14 +47,15 @@ class RemoteBatch:
     refused: list[str]  # one reason per advert left out
 
 
-def topic_filter(store_id: str) -> str:
-    return f"retail/v1/{store_id}/scanners/+/adverts"
+def topic_filter(store_id: str, prefix: str = "retail/v1") -> str:
+    return f"{prefix}/{store_id}/scanners/+/adverts"
 
 
 def scanner_of(topic: str) -> str | None:
+    """The scanner id in `{prefix}/{store}/scanners/{scanner}/adverts`, whatever the prefix."""
     parts = topic.split("/")
-    if len(parts) == 6 and parts[0] == "retail" and parts[3] == "scanners" and parts[5] == "adverts":
-        return parts[4]
+    if len(parts) >= 5 and parts[-3] == "scanners" and parts[-1] == "adverts":
+        return parts[-2]
     return None
 
 

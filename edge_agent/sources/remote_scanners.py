@@ -30,7 +30,7 @@ class RemoteScanners:
     def __init__(self, settings: Settings, source: BleSource, clock: Clock):
         assert settings.mqtt is not None
         self._mqtt = settings.mqtt
-        self._topic = topic_filter(settings.store.id)
+        self._topic = topic_filter(settings.store.id, settings.mqtt.topic_prefix)
         self._client_id = f"{settings.store.device_id}-scanners"
         self._known = {r.id for r in settings.ble.receivers}
         self._source = source
