@@ -24,13 +24,13 @@ from typing import Any
 
 from ..errors import Refused
 from ..events import Anonymous, Channel, Customer, Sighting
+from .node_message import NODE_ID, open_message
 
 VERSION = 1
 MAX_BYTES = 64 * 1024
 MAX_CUSTOMERS = 500
 MAX_AGE_MS = 10_000
 SHARED_CHANNELS = (Channel.CHECKIN, Channel.BLE, Channel.FACE)
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 _CUSTOMER_KEYS = {"ref", "zone", "channel", "age_ms", "receiver", "rssi", "ref_dbm"}
 
@@ -96,28 +96,19 @@ def encode(device: str, sightings: list[Sighting], now_mono: float) -> bytes | N
 def device_of(topic: str) -> str | None:
     """`…/presence/{device}` → device."""
     head, _, device = topic.rpartition("/")
-    return device if head.endswith("/presence") and _ID.match(device) else None
+    return device if head.endswith("/presence") and NODE_ID.match(device) else None
 
 
 def parse(payload: bytes, topic_device: str | None, zones: set[str]) -> PeerBatch:
-    if len(payload) > MAX_BYTES:
-        raise PeerMessageError("too_large", f"message of {len(payload)} bytes, at most {MAX_BYTES}")
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PeerMessageError("malformed", f"not UTF-8 JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise PeerMessageError("malformed", "message must be a JSON object")
-    extra = set(data) - {"v", "device", "customers", "anonymous"}
-    if extra:
-        raise PeerMessageError("malformed", f"unknown keys {sorted(extra)}; expected v, device, customers, anonymous")
-    if data.get("v") != VERSION:
-        raise PeerMessageError("version", f"v must be {VERSION}, got {data.get('v')!r}")
-    device = data.get("device")
-    if not isinstance(device, str) or not _ID.match(device):
-        raise PeerMessageError("malformed", "device must be an id of 1..64 letters, digits, '_', '.', '-'")
-    if topic_device is not None and device != topic_device:
-        raise PeerMessageError("wrong_topic", f"device {device!r} published on the topic of {topic_device!r}")
+    data, device = open_message(
+        payload,
+        refuse=PeerMessageError,
+        max_bytes=MAX_BYTES,
+        version=VERSION,
+        sender_key="device",
+        keys={"v", "device", "customers", "anonymous"},
+        topic_sender=topic_device,
+    )
     items = data.get("customers", [])
     if not isinstance(items, list) or len(items) > MAX_CUSTOMERS:
         raise PeerMessageError("malformed", f"customers must be a list of at most {MAX_CUSTOMERS}")
@@ -161,7 +152,7 @@ def _customer(item: Any, zones: set[str]) -> SharedCustomer:
     receiver, rssi, ref_dbm = item.get("receiver"), item.get("rssi"), item.get("ref_dbm")
     if (receiver is None) != (rssi is None):
         raise ValueError("receiver and rssi come together or not at all")
-    if receiver is not None and (not isinstance(receiver, str) or not _ID.match(receiver)):
+    if receiver is not None and (not isinstance(receiver, str) or not NODE_ID.match(receiver)):
         raise ValueError("receiver must be a receiver id")
     for name, value, low, high in (("rssi", rssi, -127, 20), ("ref_dbm", ref_dbm, -100, 0)):
         if value is not None and (

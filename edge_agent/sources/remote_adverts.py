@@ -16,7 +16,6 @@ advert with `mac`, `addr` or `address` is refused, so a node that sends them is 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 from ..errors import Refused
 from .ble import Advert
+from .node_message import open_message
 
 VERSION = 1
 MAX_BYTES = 64 * 1024
@@ -33,7 +33,6 @@ _ADVERT_KEYS = {"rssi", "mfg", "svc", "tx", "age_ms"}
 _ADDRESS_KEYS = {"mac", "addr", "address"}
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2}){0,31}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_SCANNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class RemoteAdvertError(Refused):
@@ -60,24 +59,15 @@ def scanner_of(topic: str) -> str | None:
 
 
 def parse(payload: bytes, topic_scanner: str | None, now_mono: float) -> RemoteBatch:
-    if len(payload) > MAX_BYTES:
-        raise RemoteAdvertError("too_large", f"message of {len(payload)} bytes, at most {MAX_BYTES}")
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RemoteAdvertError("malformed", f"not UTF-8 JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise RemoteAdvertError("malformed", "message must be a JSON object")
-    extra = set(data) - {"v", "scanner", "adverts"}
-    if extra:
-        raise RemoteAdvertError("malformed", f"unknown keys {sorted(extra)}; expected v, scanner, adverts")
-    if data.get("v") != VERSION:
-        raise RemoteAdvertError("version", f"v must be {VERSION}, got {data.get('v')!r}")
-    scanner = data.get("scanner")
-    if not isinstance(scanner, str) or not _SCANNER.match(scanner):
-        raise RemoteAdvertError("malformed", "scanner must be an id of 1..64 letters, digits, '_', '.', '-'")
-    if topic_scanner is not None and scanner != topic_scanner:
-        raise RemoteAdvertError("wrong_topic", f"scanner {scanner!r} published on the topic of {topic_scanner!r}")
+    data, scanner = open_message(
+        payload,
+        refuse=RemoteAdvertError,
+        max_bytes=MAX_BYTES,
+        version=VERSION,
+        sender_key="scanner",
+        keys={"v", "scanner", "adverts"},
+        topic_sender=topic_scanner,
+    )
     adverts = data.get("adverts")
     if not isinstance(adverts, list) or len(adverts) > MAX_ADVERTS:
         raise RemoteAdvertError("malformed", f"adverts must be a list of at most {MAX_ADVERTS}")
