@@ -13,6 +13,7 @@ import asyncio
 import os
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,16 @@ from aiohttp import web
 
 from bench.harness import percentiles, serve
 from edge_agent.app import Agent
+from edge_agent.config import from_dict
+from edge_agent.demo.store import demo_config, demo_offers
 from edge_agent.signage.sign_profile import load
 from edge_agent.signage.signs import SignPort
+from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
 from simulators.serial_sign import SimulatedSign
-from tests.conftest import seed
-from tests.surfaces import KIOSK_TOKEN, OFFERS, member, surfaces_settings
+
+KIOSK_TOKEN = "bench-kiosk-token-0123456789"
+OFFER = "croissant-3for2"  # the demo's offer for everyone at the entrance, where its kiosk stands
 
 
 async def _visits(url: str, n: int, identify: str, claim: str) -> list[float]:
@@ -37,20 +42,27 @@ async def _visits(url: str, n: int, identify: str, claim: str) -> list[float]:
             start = time.perf_counter()
             async with http.post(f"{url}{identify}", json={"method": "loyalty", "value": f"{50000000 + i}"}) as r:
                 session = (await r.json())["session"]
-            async with http.post(
-                f"{url}{claim}", json={"offer_id": "croissant"}, headers={"X-Kiosk-Session": session}
-            ) as r:
+            async with http.post(f"{url}{claim}", json={"offer_id": OFFER}, headers={"X-Kiosk-Session": session}) as r:
                 assert r.status == 200, await r.text()
             samples.append(time.perf_counter() - start)
     return samples
 
 
 async def _kiosk(n: int, workdir: Path) -> list[float]:
-    agent = Agent(surfaces_settings(workdir, CheckinIssuer("store-test")))
-    seed(agent, offers=OFFERS, roster=[member(f"m{i}", loyalty=f"{50000000 + i}") for i in range(n)])
+    """The demo store without its till, with `n` members who identify at the entrance kiosk by loyalty number."""
+    config = demo_config(workdir, 0, CheckinIssuer("bench-store").public_key_b64, KIOSK_TOKEN)
+    config["sources"]["pos"] = False
+    agent = Agent(from_dict(config))
+    now = datetime.now(UTC)
+    agent.store.offers.replace_all(demo_offers(now))
+    members = [
+        RosterEntry(customer_ref=f"m{i}", consents={"checkin": True}, loyalty_id=f"{50000000 + i}") for i in range(n)
+    ]
+    agent.store.roster.upsert(members, updated_at=now.isoformat())
+    agent.catalog.reload()
     await agent.start()
     try:
-        return await _visits(agent.url, n, "/api/kiosk/kiosk-a/identify", "/api/kiosk/kiosk-a/claim")
+        return await _visits(agent.url, n, "/api/kiosk/kiosk-entrance/identify", "/api/kiosk/kiosk-entrance/claim")
     finally:
         await agent.stop()
 
