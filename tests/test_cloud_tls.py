@@ -72,6 +72,17 @@ class ThrowawayCA:
         self.path = folder / "ca.crt"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
+    def broker_settings(self, cn: str, acl: str) -> str:
+        """Mosquitto settings for a TLS listener with this CA: client certificates required, the
+        certificate's CN as user name, `acl` as its access list."""
+        cert, key = self.issue(cn, server=True)
+        acl_path = self.folder / f"{cn}.acl"
+        acl_path.write_text(acl, encoding="utf-8")
+        return (
+            f"cafile {self.path}\ncertfile {cert}\nkeyfile {key}\nrequire_certificate true\n"
+            f"use_identity_as_username true\nacl_file {acl_path}\n"
+        )
+
     def issue(self, cn: str, server: bool = False) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
@@ -95,15 +106,7 @@ def secure_broker(tmp_path):
     folder = tmp_path / "pki"
     folder.mkdir()
     ca = ThrowawayCA(folder)
-    server_cert, server_key = ca.issue("broker", server=True)
-    (folder / "acl").write_text(ACL, encoding="utf-8")
-    broker = Mosquitto(
-        tmp_path / "mosquitto",
-        settings=(
-            f"cafile {ca.path}\ncertfile {server_cert}\nkeyfile {server_key}\nrequire_certificate true\n"
-            f"use_identity_as_username true\nacl_file {folder / 'acl'}\n"
-        ),
-    ).start()
+    broker = Mosquitto(tmp_path / "mosquitto", settings=ca.broker_settings("broker", ACL)).start()
     yield broker, ca
     broker.stop()
 

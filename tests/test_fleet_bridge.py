@@ -30,15 +30,7 @@ def brokers(tmp_path):
     pki = tmp_path / "pki"
     pki.mkdir()
     ca = ThrowawayCA(pki)
-    server_cert, server_key = ca.issue("chain-broker", server=True)
-    (pki / "acl").write_text(FLEET_ACL, encoding="utf-8")
-    chain = Mosquitto(
-        tmp_path / "chain",
-        settings=(
-            f"cafile {ca.path}\ncertfile {server_cert}\nkeyfile {server_key}\nrequire_certificate true\n"
-            f"use_identity_as_username true\nacl_file {pki / 'acl'}\n"
-        ),
-    ).start()
+    chain = Mosquitto(tmp_path / "chain", settings=ca.broker_settings("chain-broker", FLEET_ACL)).start()
     certs = tmp_path / "bridge-certs"
     certs.mkdir()
     store_cert, store_key = ca.issue(STORE)
