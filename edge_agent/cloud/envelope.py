@@ -21,19 +21,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
 
+from ..errors import Refused
+
 FORMAT = "SEA-BUNDLE-1"
 KINDS = ("offers", "roster", "roster_delta", "config")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 M = TypeVar("M", bound=BaseModel)
 
 
-class BundleRejected(Exception):
+class BundleRejected(Refused):
     """A bundle that must not be applied; `code` is stable for counters and acks, `reason` is for people."""
 
     def __init__(self, code: str, reason: str, version: int | None = None):
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
+        super().__init__(code, reason)
         self.version = version  # what a verified but invalid bundle claims to be, for the ack
 
 

@@ -1,0 +1,142 @@
+"""Bad input from the cloud: generated payloads on every downlink topic the Topics class knows (garbage, near
+misses, and garbage correctly signed with the store's own key) each get one verdict, counted; a refusal is
+acknowledged up with its reason and leaves the last good offers, roster and config in place. Then the same
+through a real Mosquitto, with the agent still working afterwards."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from edge_agent.app import Agent
+from edge_agent.cloud.envelope import KINDS, seal
+from edge_agent.cloud.link import Incoming
+from edge_agent.config import from_dict
+from edge_agent.sources.checkin_token import public_key_b64
+from simulators.broker import free_port
+from simulators.cloud import offer_bundle, roster_bundle
+
+from .bad_input import encoded, examples, json_values, objects, payloads
+from .conftest import DEFAULT_OFFERS, DEFAULT_ROSTER, config_dict
+from .test_cloud_sync import DEVICE, mqtt_settings
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+NOW = datetime.now(UTC).isoformat()
+BUNDLE_KEYS = ["version", "issued_at", "offers", "customers", "base_version", "upsert", "remove", "settings"]
+near_values = json_values | st.sampled_from([1, 2, 3, 2**63, -1, NOW, "2026-13-01", ["alice"], [{"offer_id": "x"}]])
+COMMAND_KEYS = ["command_id", "type", "customer_ref", "consent_epoch", "touchpoint", "offer_id"]
+command_values = json_values | st.sampled_from(["ping", "reload", "show", "erase", "c-1", "screen-a", "coffee", 0])
+CONTEXT_KEYS = ["weather", "local_events"]
+
+downlink_payloads = st.one_of(
+    payloads,
+    encoded(objects(COMMAND_KEYS, command_values)),
+    encoded(objects(CONTEXT_KEYS)),
+    encoded(objects(["format", "kind", "payload", "signature"])),
+    st.tuples(st.sampled_from(KINDS), encoded(objects(BUNDLE_KEYS, near_values)) | payloads).map(
+        lambda kp: seal(KEY, kp[0], kp[1])  # signed by the store's own key: the schema is what must refuse it
+    ),
+)
+
+
+@pytest.fixture
+async def agent(tmp_path, issuer):
+    """An agent with a last good state (offers and roster version 1, config version 1) and no broker: the
+    downlink is driven directly."""
+    mqtt = {"host": "127.0.0.1", "port": free_port(), "bundle_public_keys": [public_key_b64(KEY.public_key())]}
+    agent = Agent(from_dict(config_dict(tmp_path, issuer, mqtt=mqtt)))
+    good = {
+        "offers": offer_bundle(1, DEFAULT_OFFERS),
+        "roster": roster_bundle(1, DEFAULT_ROSTER),
+        "config": {"version": 1, "settings": {"signage": {"rotate_s": 30}}},
+    }
+    for kind, bundle in good.items():
+        await deliver(agent, topic(agent, kind), seal(KEY, kind, json.dumps(bundle).encode()))
+    assert state(agent)[:3] == (1, 1, 1)
+    yield agent
+    agent.store.close()
+
+
+def topic(agent: Agent, suffix: str) -> str:
+    return f"{agent.cloud.topics.base}/{suffix}"
+
+
+async def deliver(agent: Agent, topic_: str, payload: bytes) -> None:
+    await agent.cloud.downlink.handle(Incoming(topic_, payload, qos=1, retain=False, mid=1, session=1))
+
+
+def state(agent: Agent) -> tuple:
+    versions = agent.store.bundle_versions
+    return (
+        versions.current("offers"),
+        versions.current("roster"),
+        agent.cloud.desired.version,
+        sorted(o.offer_id for o in agent.store.offers.all()),
+        agent.store.roster.fingerprint(),
+        len(agent.catalog),
+        agent.settings.signage.rotate_s,
+    )
+
+
+def verdicts(agent: Agent) -> Counter[str]:
+    cloud = agent.cloud
+    return Counter(cloud.downlink.counts) + Counter({f"config:{k}": n for k, n in cloud.desired.counts.items()})
+
+
+def acks(agent: Agent) -> list:
+    return agent.store.outbox.peek("ack", limit=100_000)
+
+
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+@example(data=None)  # found by this test: a show command for an unknown offer was refused but never counted
+async def test_every_downlink_topic_gives_one_counted_verdict_and_keeps_the_last_good_state(agent, data):
+    subscriptions = agent.cloud.topics.subscriptions()
+    if data is None:
+        topic_, payload = subscriptions[-1], b'{"command_id": "c-1", "type": "show", "touchpoint": "screen-a", '
+        payload += b'"offer_id": "nothing"}'
+    else:
+        topic_ = data.draw(st.sampled_from(subscriptions), label="topic")
+        payload = data.draw(downlink_payloads, label="payload")
+    before, kept, acked = verdicts(agent), state(agent), len(acks(agent))
+    await deliver(agent, topic_, payload)
+    change = verdicts(agent) - before
+    assert sum(change.values()) == 1, change  # one verdict per message, counted
+    (verdict,) = change
+    new_acks = acks(agent)[acked:]
+    if "rejected" in verdict:
+        assert state(agent) == kept
+        assert [a.payload["status"] for a in new_acks] == ["rejected"]
+        assert new_acks[0].payload["reason"]
+    else:  # input this test cannot tell from real: a ping, an erase of someone unknown, an empty context
+        assert verdict.startswith("cmd:") or verdict.endswith((":cleared", "unchanged", "context:applied")), verdict
+        assert all(a.payload["status"] != "rejected" for a in new_acks)  # every refusal is counted as one
+
+
+async def test_garbage_on_every_downlink_topic_through_a_real_broker(tmp_path, issuer, broker, cloud, running):
+    agent = await running(mqtt_settings(tmp_path, issuer, broker, cloud))
+    await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "online" and agent.cloud.link.connected.is_set())
+    await cloud.publish_offers(offer_bundle(5, DEFAULT_OFFERS))
+    await cloud.wait_for(lambda: agent.store.bundle_versions.current("offers") == 5)
+    kept, before = state(agent), verdicts(agent)
+    garbage = [b"\xff\xfe", b"{", json.dumps({"version": 99}).encode(), cloud.sign("roster", {"version": "x"})]
+    subscriptions = agent.cloud.topics.subscriptions()
+    for suffix in (t.removeprefix(f"{cloud.base}/") for t in subscriptions):
+        for payload in garbage:
+            await cloud.publish(suffix, payload)
+    expected = len(subscriptions) * len(garbage)
+    await cloud.wait_for(lambda: sum((verdicts(agent) - before).values()) >= expected, timeout=30)
+    change = verdicts(agent) - before
+    assert sum(change.values()) == expected and all("rejected" in k for k in change), change
+    assert state(agent) == kept and agent.cloud.downlink.counts["errors"] == 0
+    results = await cloud.wait_for(lambda: len(cloud.acks) >= expected + 1 and cloud.acks, timeout=30)
+    assert sum(1 for a in results if a.get("status") == "rejected") == expected
+
+    await cloud.publish_offers(offer_bundle(6, DEFAULT_OFFERS[:1]))  # and the next good bundle still applies
+    await cloud.wait_for(lambda: agent.store.bundle_versions.current("offers") == 6 and len(agent.catalog) == 1)
