@@ -10,7 +10,6 @@ broker sends it again.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
@@ -171,7 +171,7 @@ class Downlink:
         try:
             if len(data) > MAX_SMALL_MESSAGE:
                 raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
-            raw = json.loads(data)
+            raw = json_input.loads(data)
             if isinstance(raw, dict) and isinstance(raw.get("command_id"), str):
                 command_id = raw["command_id"][:128]
             command = COMMAND.validate_python(raw)

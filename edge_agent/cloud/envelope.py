@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
 
+from .. import json_input
 from ..errors import Refused
 
 FORMAT = "SEA-BUNDLE-1"
@@ -73,7 +74,7 @@ def open_envelope(data: bytes, kind: str, keys: list[Ed25519PublicKey], max_byte
     if len(data) > max_bytes:
         raise BundleRejected("too_large", f"{len(data)} bytes, more than the {max_bytes} allowed")
     try:
-        envelope = json.loads(data)
+        envelope = json_input.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleRejected("malformed", f"envelope is not UTF-8 JSON ({exc})") from None
     if not isinstance(envelope, dict) or set(envelope) != {"format", "kind", "payload", "signature"}:
@@ -117,7 +118,7 @@ def describe(exc: ValidationError, limit: int = 3) -> str:
 
 def _claimed_version(payload: bytes) -> int | None:
     try:
-        version = json.loads(payload).get("version")
+        version = json_input.loads(payload).get("version")
     except (ValueError, AttributeError, UnicodeDecodeError):
         return None
     return version if isinstance(version, int) else None

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import json_input
+
 STATIC = resources.files(__package__).joinpath("static")
 
 PAGE_HEADERS = {
@@ -96,7 +98,7 @@ def page(name: str) -> web.Response:
 async def json_body(request: web.Request, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:
     """The request's JSON object with exactly these keys (plus optional ones), or a 400 naming what was wrong."""
     try:
-        body = await request.json()
+        body = await request.json(loads=json_input.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise _bad_request("body must be a JSON object") from None
     if not isinstance(body, dict) or not keys <= set(body) <= keys | optional:
