@@ -164,7 +164,7 @@ class ScreenHub:
                 if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                     player.offer(json.dumps(self._on_message(touchpoint, msg.data)))
                 elif msg.type is WSMsgType.ERROR:  # over MAX_MESSAGE_BYTES, or not WebSocket: aiohttp closes it
-                    self.counts["bad_messages"] += 1
+                    self.counts["refused_frames"] += 1  # refused before it was parsed
                     log.warning("screen %s connection refused a message: %s", touchpoint, msg.data)
         finally:
             self._players[touchpoint].discard(player)
