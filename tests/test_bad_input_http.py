@@ -174,7 +174,7 @@ screen_messages = st.one_of(
 @example(["[" * 4000])  # found by this test: RecursionError out of the screen's message handler closed it
 @example([b"\x00binary"])  # found by this test: a binary frame went unanswered and uncounted
 async def test_any_screen_message_gets_an_error_reply_and_the_screen_stays_connected(agent, messages):
-    """Anything a screen may send (up to the size limit: test_security.py goes over it) is answered with a reason and counted."""
+    """Anything a screen may send is answered with a reason and counted (test_security.py goes over the size)."""
     hub = agent.hub
     async with aiohttp.ClientSession() as http, http.ws_connect(f"{agent.url}/ws/screen/screen-a") as ws:
         assert (await ws.receive_json(timeout=10))["type"] == "hello"
