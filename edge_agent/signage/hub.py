@@ -187,5 +187,5 @@ class ScreenHub:
             self._proof.acknowledge(touchpoint, message)
         except AckRejected as exc:
             self.counts["bad_acks"] += 1
-            return {"type": "error", "show_id": message.get("show_id"), "reason": str(exc)}
+            return {"type": "error", "show_id": message.get("show_id"), "reason": f"{exc.code}: {exc.reason}"}
         return {"type": "acked", "show_id": message["show_id"]}
