@@ -6,6 +6,7 @@ HYPOTHESIS_PROFILE=full (see conftest.py), so a slow boundary (a real HTTP round
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -51,3 +52,45 @@ payloads = st.one_of(
     st.just(b'{"a":' * 5000),
     st.just(b"[" + b"1," * 40_000 + b"1]"),  # large
 )
+
+
+toml_values = st.recursive(  # what a file or a message may hold where something else was expected
+    st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.booleans()
+    | st.text(max_size=20)
+    | st.sampled_from(["", "0", "-1", "../../etc/passwd", "x" * 300]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def paths(data: Any, prefix: tuple = ()) -> list[tuple]:
+    """Every key path of a document, into objects and arrays."""
+    found = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+    for key, value in items:
+        found.append((*prefix, key))
+        found += paths(value, (*prefix, key))
+    return found
+
+
+@st.composite
+def near_misses(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
+    """A good document with one to three keys dropped, changed to any value, or added."""
+    doc = copy.deepcopy(document)
+    for _ in range(draw(st.integers(1, 3))):
+        where = paths(doc)
+        path = draw(st.sampled_from(where)) if where else ()
+        *head, last = path or ("bogus",)
+        parent: Any = doc
+        for key in head:
+            parent = parent[key]
+        action = draw(st.sampled_from(["drop", "change", "add"]))
+        if action == "drop" and isinstance(parent, dict) and last in parent:
+            del parent[last]
+        elif action == "add" and isinstance(parent, dict):
+            parent[draw(st.text(min_size=1, max_size=8))] = draw(toml_values)
+        elif isinstance(parent, dict) or (isinstance(parent, list) and isinstance(last, int)):
+            parent[last] = draw(toml_values)
+    return doc

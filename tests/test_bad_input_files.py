@@ -16,6 +16,7 @@ from edge_agent import config, devices, profiles
 from edge_agent.errors import Refused
 from simulators.checkin_app import CheckinIssuer
 
+from .bad_input import near_misses
 from .conftest import STORE, config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,46 +25,6 @@ SHIPPED_PROFILES = {
     kind: tomllib.loads(next((profiles.FIRMWARE_DIR / folder).glob("*.toml")).read_text(encoding="utf-8"))
     for kind, (folder, _) in devices.KINDS.items()
 }
-toml_values = st.recursive(
-    st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False)
-    | st.booleans()
-    | st.text(max_size=20)
-    | st.sampled_from(["", "0", "-1", "../../etc/passwd", "x" * 300]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=6,
-)
-
-
-def paths(data: Any, prefix: tuple = ()) -> list[tuple]:
-    """Every key path of a TOML document, into tables and arrays of tables."""
-    found = []
-    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
-    for key, value in items:
-        found.append((*prefix, key))
-        found += paths(value, (*prefix, key))
-    return found
-
-
-@st.composite
-def near_misses(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
-    """The document with a few keys dropped, changed to any TOML value, or added."""
-    doc = tomllib.loads(tomli_w.dumps(document))  # a deep copy
-    for _ in range(draw(st.integers(1, 3))):
-        where = paths(doc)
-        path = draw(st.sampled_from(where)) if where else ()
-        *head, last = path or ("bogus",)
-        parent: Any = doc
-        for key in head:
-            parent = parent[key]
-        action = draw(st.sampled_from(["drop", "change", "add"]))
-        if action == "drop" and isinstance(parent, dict) and last in parent:
-            del parent[last]
-        elif action == "add" and isinstance(parent, dict):
-            parent[draw(st.text(min_size=1, max_size=8))] = draw(toml_values)
-        elif isinstance(parent, dict) or (isinstance(parent, list) and isinstance(last, int)):
-            parent[last] = draw(toml_values)
-    return doc
 
 
 def settings_or_problems(data: dict[str, Any]) -> None:
