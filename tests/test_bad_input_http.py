@@ -157,6 +157,19 @@ async def test_the_agent_still_serves_and_reports_refusals_after_garbage(agent):
     assert 'edge_http_refused_total{code="malformed"}' in text
 
 
+async def test_an_oversized_chunked_body_is_a_counted_413_with_a_reason(agent):
+    """No Content-Length to refuse it by up front: cut where it is read, and answered like any refusal."""
+
+    async def chunks():
+        for _ in range(20):
+            yield b"x" * 8192
+
+    async with aiohttp.ClientSession() as http:
+        resp = await http.post(f"{agent.url}/api/checkin", data=chunks())
+        assert resp.status == 413 and (await resp.json())["reason"]
+    assert agent.http_refused == {"too_large": 1}
+
+
 def fill_plain(canonical: str) -> str:
     """A route's path with a known value in each placeholder (a new placeholder needs one in PATH_VALUES)."""
     return re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)][0], canonical)

@@ -58,7 +58,7 @@ def _as_error(exc: web.HTTPClientError) -> web.Response:
         body = json.loads(exc.text or "")
         code, reason = str(body["error"]), str(body["reason"])
     except (ValueError, TypeError, KeyError):
-        code = exc.reason.lower().replace(" ", "_")
+        code = "too_large" if exc.status == 413 else exc.reason.lower().replace(" ", "_")  # as refuse_large says
         reason = (exc.text or exc.reason).removeprefix(f"{exc.status}: ")
     response = error(exc.status, code, reason)
     for name in ("Allow", "WWW-Authenticate"):
