@@ -75,9 +75,14 @@ def paths(data: Any, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
+toml_only = st.dates() | st.times() | st.datetimes()  # TOML has them, JSON does not
+
+
 @st.composite
-def near_misses(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
-    """A good document with one to three keys dropped, changed to any value, or added."""
+def near_misses(
+    draw: st.DrawFn, document: dict[str, Any], values: st.SearchStrategy[Any] = toml_values
+) -> dict[str, Any]:
+    """A good document with one to three keys dropped, changed to any of `values`, or added."""
     doc = copy.deepcopy(document)
     for _ in range(draw(st.integers(1, 3))):
         where = paths(doc)
@@ -90,7 +95,7 @@ def near_misses(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
         if action == "drop" and isinstance(parent, dict) and last in parent:
             del parent[last]
         elif action == "add" and isinstance(parent, dict):
-            parent[draw(st.text(min_size=1, max_size=8))] = draw(toml_values)
+            parent[draw(st.text(min_size=1, max_size=8))] = draw(values)
         elif isinstance(parent, dict) or (isinstance(parent, list) and isinstance(last, int)):
-            parent[last] = draw(toml_values)
+            parent[last] = draw(values)
     return doc

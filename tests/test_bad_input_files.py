@@ -16,10 +16,11 @@ from edge_agent import config, devices, profiles
 from edge_agent.errors import Refused
 from simulators.checkin_app import CheckinIssuer
 
-from .bad_input import near_misses
+from .bad_input import near_misses, toml_only, toml_values
 from .conftest import STORE, config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+any_toml = toml_values | toml_only
 EXAMPLE_CONFIG = tomllib.loads((ROOT / "systemd" / "edge-agent.toml").read_text(encoding="utf-8"))
 SHIPPED_PROFILES = {
     kind: tomllib.loads(next((profiles.FIRMWARE_DIR / folder).glob("*.toml")).read_text(encoding="utf-8"))
@@ -36,19 +37,19 @@ def settings_or_problems(data: dict[str, Any]) -> None:
 
 
 @settings(max_examples=200)
-@given(near_misses(EXAMPLE_CONFIG))
+@given(near_misses(EXAMPLE_CONFIG, any_toml))
 def test_near_misses_of_the_example_config_give_settings_or_every_problem_named(data):
     settings_or_problems(data)
 
 
 @settings(max_examples=200)
-@given(near_misses(config_dict(Path("/nonexistent"), CheckinIssuer(STORE))))
+@given(near_misses(config_dict(Path("/nonexistent"), CheckinIssuer(STORE)), any_toml))
 def test_near_misses_of_a_store_config_give_settings_or_every_problem_named(data):
     settings_or_problems(data)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.sampled_from(sorted(devices.KINDS)).flatmap(lambda k: near_misses(SHIPPED_PROFILES[k])))
+@given(st.sampled_from(sorted(devices.KINDS)).flatmap(lambda k: near_misses(SHIPPED_PROFILES[k], any_toml)))
 @example({**SHIPPED_PROFILES["beacon"], "kind": []})  # found by this test: TypeError (unhashable) out of load_any
 def test_near_misses_of_every_profile_kind_load_or_are_refused_naming_the_file(tmp_path, data):
     path = tmp_path / "near-miss.toml"
