@@ -1,6 +1,7 @@
-"""Bad input in files an operator edits: the config file and every kind of device profile. Near misses of the
-shipped files (a key dropped, a value swapped for any TOML value, a key added) and any text at all give valid
-settings or a refusal that names the key (config) or the file (profile); never another exception."""
+"""Bad input in files an operator edits: the config file, every kind of device profile, bundles to sign.
+Near misses of the shipped files (a key dropped, a value swapped for any TOML value, a key added) and any text
+at all give valid settings or a refusal that names the key (config) or the file (profile, bundle); never
+another exception."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from edge_agent import config, devices, profiles
+from edge_agent.cloud import tools
 from edge_agent.errors import Refused
 from simulators.checkin_app import CheckinIssuer
 
-from .bad_input import near_misses, toml_only, toml_values
+from .bad_input import encoded, near_misses, objects, payloads, toml_only, toml_values
 from .conftest import STORE, config_dict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,3 +74,27 @@ def test_any_text_as_a_profile_is_refused_naming_the_file(tmp_path, text):
         assert exc.reason.startswith(str(path))
     else:
         raise AssertionError("any text made a profile")
+
+
+BUNDLE_KEYS = ["offers", "customers", "base_version", "settings", "version", "issued_at", "kind"]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payloads | encoded(objects(BUNDLE_KEYS)))
+@example(b"[" * 5000)  # found by this test: RecursionError out of `edge-agent bundle sign`
+def test_any_file_given_to_bundle_sign_is_sealed_or_refused_naming_it(tmp_path, data):
+    path = tmp_path / "bundle.json"
+    path.write_bytes(data)
+    try:
+        tools.sign_file(path, Ed25519PrivateKey.from_private_bytes(bytes(32)), None)
+    except tools.ToolError as exc:
+        assert str(exc)
+
+
+@given(payloads | encoded(objects(["format", "kind", "payload", "signature"])))
+@example(b'{"kind": []}')  # found by this test: TypeError (unhashable) out of `edge-agent bundle publish`
+def test_any_file_given_to_bundle_publish_has_a_known_kind_or_is_refused(data):
+    try:
+        assert tools.envelope_kind(data) in tools.TOPICS
+    except tools.ToolError as exc:
+        assert str(exc)
