@@ -31,6 +31,7 @@ from .surfaces import (
 
 BODY_KEYS = ["token", "method", "value", "offer_id", "show_ids", "displayed_at", "channel", "granted", "agree", "code"]
 FORM_KEYS = ["role", "token", "next"]
+FORM_VALUES = st.sampled_from(["kiosk", "ops", KIOSK_TOKEN, OPS_TOKEN, "//evil", "/a\r\nX: 1"]) | st.text(max_size=9)
 PATH_VALUES = {
     "touchpoint": ["kiosk-a", "screen-a", "screen-b", "nowhere"],
     "name": ["screen.js", "common.css", "kiosk.html", ".hidden", "none.txt"],
@@ -84,7 +85,7 @@ def body(data: st.DataObject) -> bytes:
         st.one_of(
             payloads,
             objects(BODY_KEYS).map(lambda o: json.dumps(o).encode()),
-            st.dictionaries(st.sampled_from(FORM_KEYS) | st.text(max_size=5), st.text(max_size=40)).map(
+            st.dictionaries(st.sampled_from(FORM_KEYS) | st.text(max_size=5), FORM_VALUES).map(
                 lambda f: urlencode(f).encode()
             ),
             st.just(b"x" * (64 * 1024 + 1)),  # over http.max_request_bytes
