@@ -31,7 +31,7 @@ from .surfaces import (
 
 BODY_KEYS = ["token", "method", "value", "offer_id", "show_ids", "displayed_at", "channel", "granted", "agree", "code"]
 FORM_KEYS = ["role", "token", "next"]
-FORM_VALUES = st.sampled_from(["kiosk", "ops", KIOSK_TOKEN, OPS_TOKEN, "//evil", "/a\r\nX: 1"]) | st.text(max_size=9)
+FORM_VALUES = st.text(max_size=40) | st.sampled_from(["kiosk", "ops", KIOSK_TOKEN, OPS_TOKEN, "//x", "/a\r\nX: 1"])
 PATH_VALUES = {
     "touchpoint": ["kiosk-a", "screen-a", "screen-b", "nowhere"],
     "name": ["screen.js", "common.css", "kiosk.html", ".hidden", "none.txt"],
