@@ -4,6 +4,7 @@ consenting customers ever come out as Sightings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -20,7 +21,7 @@ from edge_agent.sources.tokens import advert_payload
 
 from .bad_input import encoded, json_values, objects, payloads
 from .conftest import STORE, config_dict, customer, seed
-from .test_remote_scanners import ALICE
+from .test_remote_scanners import ALICE, publisher, wait_for
 
 NOW = time.time()
 SCANNER_TOPIC = f"retail/v1/{STORE}/scanners/{{}}/adverts"
@@ -139,3 +140,40 @@ def test_any_peer_message_gives_only_consented_sightings_and_counts_the_rest(age
             assert sighting.subject.customer_ref == "alice"  # the only one consenting to a shared channel
     if not change["messages"]:  # refused whole (or our own message back): nothing came out
         assert not published and sum(change.values()) <= 1
+
+
+async def test_garbage_from_other_nodes_through_a_real_broker_is_counted_and_good_messages_still_arrive(
+    tmp_path, issuer, broker
+):
+    data = config_dict(
+        tmp_path,
+        issuer,
+        mqtt={"host": "127.0.0.1", "port": broker.port, "bundle_public_keys": [issuer.public_key_b64]},
+        fleet={"share_presence": True},
+    )
+    data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
+    agent = Agent(from_dict(data))
+    seed(agent)
+    got = agent.bus.subscribe(Sighting, "test")
+    await agent.start()
+    pub = publisher(broker.port)
+    try:
+        await wait_for(lambda: agent.remote_scanners.connected and agent.peers.link.connected.is_set(), what="up")
+        garbage = [b"[" * 5000, b"\xff", UNHASHABLE_ZONE, b"{}"]
+        for payload in garbage:
+            pub.publish(SCANNER_TOPIC.format("esp32-bakery"), payload)
+            pub.publish(PEER_TOPIC.format("host-b"), payload)
+        good = {"v": 1, "device": "host-b", "customers": [{"ref": "alice", "zone": "bakery", "channel": "checkin"}]}
+        pub.publish(PEER_TOPIC.format("host-b"), json.dumps(good).encode())
+        sighting = await asyncio.wait_for(got.get(), 20)
+        assert sighting.subject == Customer("alice") and sighting.origin == "host-b"
+        refused = sum(n for key, n in agent.peers.counts.items() if key.startswith("refused:"))
+        assert refused == len(garbage)
+        assert agent.peers.counts["messages"] == 2  # the good one, and the one whose only entry was refused
+        await wait_for(lambda: sum(agent.remote_scanners.counts.values()) == len(garbage), what="scanner verdicts")
+        assert all(key.startswith("refused:") for key in agent.remote_scanners.counts)
+        assert agent.restarts == {}  # nothing crashed on the way
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        await agent.stop()
