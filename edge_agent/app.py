@@ -121,6 +121,7 @@ class Agent:
         if self.cloud is not None:
             self.cloud.desired.restore()
         self.restarts: Counter[str] = Counter()
+        self.http_refused: Counter[str] = Counter()  # every 4xx of the HTTP surface, by code
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.url = ""
@@ -135,6 +136,7 @@ class Agent:
             lambda: metrics.render(self),
             auth=self.auth,
             assets=self.assets,
+            refused=self.http_refused,
             surfaces=[self.kiosk, self.associate, self.dashboard, Till(self.store, self.clock)],
         )
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import Refused
+
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 
@@ -28,14 +30,14 @@ class ConfigProblem(BaseModel):
         return f"{self.key}: got {self.value!r}, expected {self.expected}"
 
 
-class ConfigError(Exception):
+class ConfigError(Refused):
     """A configuration that cannot be used; carries every problem found, not just the first."""
 
     def __init__(self, source: str, problems: list[ConfigProblem]):
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"invalid configuration {source}:\n{lines}")
+        super().__init__("invalid_config", f"invalid configuration {source}:\n{lines}")
 
 
 class Section(BaseModel):

@@ -168,7 +168,7 @@ def load_any(path: Path) -> BaseModel:
     """Any profile, by its `kind` key."""
     data = profiles.read(path)
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # `kind = []` must not reach a dict lookup
         raise profiles.ProfileError(f"{path}: kind: got {kind!r}, expected one of {', '.join(map(repr, KINDS))}")
     if kind == "sign":
         return load_sign(path)  # adds the sign's own cross-field checks

@@ -14,12 +14,17 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from .errors import Refused
+
 FIRMWARE_DIR = Path(os.environ.get("EDGE_AGENT_FIRMWARE", Path(__file__).resolve().parents[1] / "firmware_configs"))
 Model = TypeVar("Model", bound=BaseModel)
 
 
-class ProfileError(Exception):
+class ProfileError(Refused):
     """A profile that cannot be used; names the file, the key, the value and what was expected."""
+
+    def __init__(self, reason: str):
+        super().__init__("invalid_profile", reason)
 
 
 def resolve(name: str | Path, folder: str) -> Path:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from edge_agent.app import Agent
 from edge_agent.config import Settings, from_dict
@@ -16,6 +18,11 @@ from edge_agent.store.roster import RosterEntry
 from simulators.broker import Mosquitto
 from simulators.checkin_app import CheckinIssuer
 from simulators.cloud import CloudSim
+
+# Property tests: the short default runs in the suite; HYPOTHESIS_PROFILE=full tries ten times as many inputs.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.register_profile("full", deadline=None, max_examples=1000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 STORE = "store-test"
 OPS_TOKEN = "ops-token-for-tests-0123"

@@ -52,13 +52,14 @@ def test_a_receipt_is_parsed_from_its_records():
     ],
 )
 def test_garbage_lines_are_rejected_with_a_reason(line, reason):
-    with pytest.raises(LineRejected, match=f"^{reason}:"):
+    with pytest.raises(LineRejected) as info:
         parser().feed(line)
+    assert info.value.code == reason and info.value.reason
 
 
 def test_items_are_checked_and_receipts_must_be_whole():
     p = parser()
-    with pytest.raises(LineRejected, match=r"^item_outside_receipt:"):
+    with pytest.raises(LineRejected, check=lambda e: e.code == "item_outside_receipt"):
         p.feed(b"ITM|coffee|1|100|")
     p.feed(b"TXN|1|")
     for bad, reason in [
@@ -67,14 +68,15 @@ def test_items_are_checked_and_receipts_must_be_whole():
         (b"ITM|cof fee|1|100|", "bad_sku"),
         (b"ITM|coffee|1|100|a!", "bad_claim_code"),
     ]:
-        with pytest.raises(LineRejected, match=f"^{reason}:"):
+        with pytest.raises(LineRejected) as info:
             p.feed(bad)
+        assert info.value.code == reason and info.value.reason
     p.feed(b"ITM|coffee|1|100|")
     p.feed(b"TXN|2|")  # a new receipt before END: the first is abandoned, never reported half
     assert p.abandoned == 1
-    with pytest.raises(LineRejected, match=r"^txn_mismatch:"):
+    with pytest.raises(LineRejected, check=lambda e: e.code == "txn_mismatch"):
         p.feed(b"END|1")
-    with pytest.raises(LineRejected, match=r"^end_outside_receipt:"):
+    with pytest.raises(LineRejected, check=lambda e: e.code == "end_outside_receipt"):
         p.feed(b"END|2")
 
 

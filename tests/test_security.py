@@ -130,6 +130,7 @@ async def test_a_screen_websocket_message_over_the_limit_closes_the_socket(agent
                 break
         assert ws.close_code == WSCloseCode.MESSAGE_TOO_BIG
     assert agent.hub.counts["bad_messages"] == 0  # refused before it was parsed
+    assert agent.hub.counts["refused_frames"] == 1  # and counted
 
 
 @pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter("%(levelname)s %(message)s")])

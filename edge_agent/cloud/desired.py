@@ -31,6 +31,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from .. import json_input
 from ..clock import Clock
 from ..config import ConfigError, Settings, SourcesSettings, StoreSettings, Zone, from_dict
 from ..store import Store
@@ -77,7 +78,7 @@ class Desired:
 def merge(base: Settings, document: bytes) -> Desired:
     """The file's settings with the document's live keys on top; BundleRejected names every problem."""
     try:
-        doc = json.loads(document)
+        doc = json_input.loads(document)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleRejected("invalid", f"the document is not UTF-8 JSON ({exc})") from None
     if not isinstance(doc, dict):

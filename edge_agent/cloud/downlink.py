@@ -10,7 +10,6 @@ broker sends it again.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
@@ -171,15 +171,14 @@ class Downlink:
         try:
             if len(data) > MAX_SMALL_MESSAGE:
                 raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
-            raw = json.loads(data)
+            raw = json_input.loads(data)
             if isinstance(raw, dict) and isinstance(raw.get("command_id"), str):
                 command_id = raw["command_id"][:128]
             command = COMMAND.validate_python(raw)
         except (ValueError, UnicodeDecodeError, ValidationError) as exc:
-            reason = describe(exc) if isinstance(exc, ValidationError) else f"not a command ({exc})"
-            self.counts["cmd:rejected"] += 1
-            log.warning("rejected a command (id %s): %s", command_id, reason)
-            self._ack("command_result", {"command_id": command_id, "status": "rejected", "reason": reason})
+            self._reject_command(
+                command_id, describe(exc) if isinstance(exc, ValidationError) else f"not a command ({exc})"
+            )
             return
         if command.command_id in self._seen_commands:
             self.counts["cmd:duplicate"] += 1
@@ -188,6 +187,9 @@ class Downlink:
         self._seen_commands[command.command_id] = None
         if len(self._seen_commands) > REMEMBERED_COMMANDS:
             self._seen_commands.popitem(last=False)
+        if isinstance(command, ShowOffer) and (problem := self._show_problem(command)) is not None:
+            self._reject_command(command.command_id, problem)
+            return
         self.counts[f"cmd:{command.type}"] += 1
         if isinstance(command, Erase):
             self._erase(command)
@@ -199,6 +201,11 @@ class Downlink:
             self._show(command)
         elif isinstance(command, Ping):
             self._ack("command_result", {"command_id": command.command_id, "status": "ok", "pong": True})
+
+    def _reject_command(self, command_id: str | None, reason: str) -> None:
+        self.counts["cmd:rejected"] += 1
+        log.warning("rejected a command (id %s): %s", command_id, reason)
+        self._ack("command_result", {"command_id": command_id, "status": "rejected", "reason": reason})
 
     def _erase(self, command: Erase) -> None:
         """Rows and receipt in one transaction, then every room's memory, all before the drain can run: the
@@ -220,20 +227,18 @@ class Downlink:
         for ref in refs:
             self._bus.publish(Erased(ref, wall))
 
+    def _show_problem(self, command: ShowOffer) -> str | None:
+        """Why this store cannot show that offer there (counted and acknowledged as rejected), or None."""
+        if self._settings.zone_of(command.touchpoint) is None:
+            return f"no touchpoint {command.touchpoint!r} here"
+        if self._store.offers.get(command.offer_id) is None:
+            return f"no offer {command.offer_id!r} in the catalogue"
+        return None
+
     def _show(self, command: ShowOffer) -> None:
         zone = self._settings.zone_of(command.touchpoint)
         offer = self._store.offers.get(command.offer_id)
-        problem = (
-            f"no touchpoint {command.touchpoint!r} here"
-            if zone is None
-            else f"no offer {command.offer_id!r} in the catalogue"
-            if offer is None
-            else None
-        )
-        if problem is not None:
-            self._ack("command_result", {"command_id": command.command_id, "status": "rejected", "reason": problem})
-            return
-        assert offer is not None and zone is not None
+        assert offer is not None and zone is not None  # checked by _show_problem
         wall = self._clock.wall()
         decision_id = uuid.uuid4().hex
         self._store.decisions.record(

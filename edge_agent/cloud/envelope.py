@@ -21,19 +21,20 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ValidationError
 
+from .. import json_input
+from ..errors import Refused
+
 FORMAT = "SEA-BUNDLE-1"
 KINDS = ("offers", "roster", "roster_delta", "config")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 M = TypeVar("M", bound=BaseModel)
 
 
-class BundleRejected(Exception):
+class BundleRejected(Refused):
     """A bundle that must not be applied; `code` is stable for counters and acks, `reason` is for people."""
 
     def __init__(self, code: str, reason: str, version: int | None = None):
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
+        super().__init__(code, reason)
         self.version = version  # what a verified but invalid bundle claims to be, for the ack
 
 
@@ -73,7 +74,7 @@ def open_envelope(data: bytes, kind: str, keys: list[Ed25519PublicKey], max_byte
     if len(data) > max_bytes:
         raise BundleRejected("too_large", f"{len(data)} bytes, more than the {max_bytes} allowed")
     try:
-        envelope = json.loads(data)
+        envelope = json_input.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleRejected("malformed", f"envelope is not UTF-8 JSON ({exc})") from None
     if not isinstance(envelope, dict) or set(envelope) != {"format", "kind", "payload", "signature"}:
@@ -117,7 +118,7 @@ def describe(exc: ValidationError, limit: int = 3) -> str:
 
 def _claimed_version(payload: bytes) -> int | None:
     try:
-        version = json.loads(payload).get("version")
+        version = json_input.loads(payload).get("version")
     except (ValueError, AttributeError, UnicodeDecodeError):
         return None
     return version if isinstance(version, int) else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
+from .. import json_input
 from ..config import MqttSettings
 from ..secret_files import SecretFileError, read_private
 from ..sources.checkin_token import public_key_b64
@@ -79,7 +79,7 @@ def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None) -> tuple[str
     """Validate a bundle file against its model (so a mistake is caught here, not in every store) and seal it."""
     try:
         payload = path.read_bytes()
-        data = json.loads(payload)
+        data = json_input.loads(payload)
     except (OSError, ValueError) as exc:
         raise ToolError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(data, dict):
@@ -97,10 +97,10 @@ def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None) -> tuple[str
 
 def envelope_kind(envelope: bytes) -> str:
     try:
-        kind = json.loads(envelope)["kind"]
+        kind = json_input.loads(envelope)["kind"]
     except (ValueError, KeyError, TypeError):
         raise ToolError("not a signed envelope (sign the bundle with `edge-agent bundle sign` first)") from None
-    if kind not in TOPICS:
+    if not isinstance(kind, str) or kind not in TOPICS:  # `"kind": []` must not reach a dict lookup
         raise ToolError(f"unknown envelope kind {kind!r}")
     return kind
 

@@ -56,6 +56,10 @@ class AgentCollector(Collector):
         for reason, n in a.proof.rejected.items():
             acks.add_metric([reason], n)
         yield acks
+        http = CounterMetricFamily("edge_http_refused", "HTTP requests refused (4xx), by code", labels=["code"])
+        for code, n in a.http_refused.items():
+            http.add_metric([code], n)
+        yield http
         players = GaugeMetricFamily("edge_screen_players", "Players connected per touchpoint", labels=["touchpoint"])
         for tp in a.settings.touchpoints:
             players.add_metric([tp.id], a.hub.players(tp.id))

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from ..config import AuthSettings
-from .http import PAGE_HEADERS, error, page
+from .http import PAGE_HEADERS, error, form_body, page
 
 ROLES = ("kiosk", "associate", "dashboard", "till", "ops")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,8 +98,8 @@ class Auth:
             return page("login.html")
 
         async def login(request: web.Request) -> web.StreamResponse:
-            form = await request.post()
-            role, token, target = str(form.get("role", "")), str(form.get("token", "")), str(form.get("next", "/"))
+            form = await form_body(request)
+            role, token, target = form.get("role", ""), form.get("token", ""), form.get("next", "/")
             if not target.startswith("/") or target.startswith("//") or "\\" in target:
                 target = "/"
             if role not in ROLES or not self.enabled(role) or not self.check_token(role, token):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
+
+from .. import json_input
 
 STATIC = resources.files(__package__).joinpath("static")
 
@@ -32,8 +36,53 @@ _TYPES = {
 }
 
 
+REFUSAL = web.ResponseKey("refusal", str)  # where an error response keeps its code, for the refusal counter
+
+
 def error(status: int, code: str, reason: str) -> web.Response:
-    return web.json_response({"error": code, "reason": reason}, status=status, headers=PRIVATE)
+    response = web.json_response({"error": code, "reason": reason}, status=status, headers=PRIVATE)
+    response[REFUSAL] = code
+    return response
+
+
+def _bad_request(reason: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": "malformed", "reason": reason}), content_type="application/json"
+    )
+
+
+def _as_error(exc: web.HTTPClientError) -> web.Response:
+    """A 4xx raised by a handler or by aiohttp itself (no such route, wrong method, body too large) as the
+    surface's one error shape: a JSON body with a code and a reason."""
+    try:
+        body = json.loads(exc.text or "")
+        code, reason = str(body["error"]), str(body["reason"])
+    except (ValueError, TypeError, KeyError):
+        code = "too_large" if exc.status == 413 else exc.reason.lower().replace(" ", "_")  # as refuse_large says
+        reason = (exc.text or exc.reason).removeprefix(f"{exc.status}: ")
+    response = error(exc.status, code, reason)
+    for name in ("Allow", "WWW-Authenticate"):
+        if name in exc.headers:
+            response.headers[name] = exc.headers[name]
+    return response
+
+
+def refusals(counts: Counter[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Middleware: every 4xx of every route answers with a code and a reason, and is counted by that code."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPClientError as exc:
+            response = _as_error(exc)
+        if 400 <= response.status < 500:
+            counts[response.get(REFUSAL) or f"http_{response.status}"] += 1
+        return response
+
+    return middleware
 
 
 def private_json(data: Any, status: int = 200) -> web.Response:
@@ -49,19 +98,22 @@ def page(name: str) -> web.Response:
 async def json_body(request: web.Request, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:
     """The request's JSON object with exactly these keys (plus optional ones), or a 400 naming what was wrong."""
     try:
-        body = await request.json()
+        body = await request.json(loads=json_input.loads)
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "malformed", "reason": "body must be a JSON object"}),
-            content_type="application/json",
-        ) from None
+        raise _bad_request("body must be a JSON object") from None
     if not isinstance(body, dict) or not keys <= set(body) <= keys | optional:
         wanted = ", ".join(sorted(keys)) + (f" (optional: {', '.join(sorted(optional))})" if optional else "")
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "malformed", "reason": f"body must be a JSON object with keys {wanted}"}),
-            content_type="application/json",
-        )
+        raise _bad_request(f"body must be a JSON object with keys {wanted}")
     return body
+
+
+async def form_body(request: web.Request) -> dict[str, str]:
+    """The request's form fields (urlencoded or multipart) as text, or a 400 naming what was wrong."""
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError) as exc:  # a multipart type without a boundary, a broken part, ...
+        raise _bad_request(f"body must be a form ({exc})") from None
+    return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
 async def static(request: web.Request) -> web.Response:

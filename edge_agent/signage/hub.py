@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
@@ -160,10 +161,11 @@ class ScreenHub:
         writer = asyncio.create_task(player.write_forever(), name=f"signage.writer.{touchpoint}")
         try:
             async for msg in ws:
-                if msg.type is WSMsgType.TEXT:
-                    reply = self._on_message(touchpoint, msg.data)
-                    if reply is not None:
-                        player.offer(json.dumps(reply))
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    player.offer(json.dumps(self._on_message(touchpoint, msg.data)))
+                elif msg.type is WSMsgType.ERROR:  # over MAX_MESSAGE_BYTES, or not WebSocket: aiohttp closes it
+                    self.counts["refused_frames"] += 1  # refused before it was parsed
+                    log.warning("screen %s connection refused a message: %s", touchpoint, msg.data)
         finally:
             self._players[touchpoint].discard(player)
             self.counts["frames_dropped"] += player.dropped
@@ -172,9 +174,10 @@ class ScreenHub:
                 await writer
         return ws
 
-    def _on_message(self, touchpoint: str, data: str) -> dict[str, Any] | None:
+    def _on_message(self, touchpoint: str, data: str | bytes) -> dict[str, Any]:
+        """The reply to one message from a screen: `acked`, or an `error` with the reason (counted)."""
         try:
-            message = json.loads(data)
+            message = json_input.loads(data) if isinstance(data, str) else None  # acks are text frames
         except json.JSONDecodeError:
             message = None
         if not isinstance(message, dict) or message.get("type") != "ack":
@@ -184,5 +187,5 @@ class ScreenHub:
             self._proof.acknowledge(touchpoint, message)
         except AckRejected as exc:
             self.counts["bad_acks"] += 1
-            return {"type": "error", "show_id": message.get("show_id"), "reason": str(exc)}
+            return {"type": "error", "show_id": message.get("show_id"), "reason": f"{exc.code}: {exc.reason}"}
         return {"type": "acked", "show_id": message["show_id"]}

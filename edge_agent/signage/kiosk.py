@@ -183,7 +183,7 @@ class Kiosk:
                         session.touchpoint, {"show_id": show_id, "displayed_at": body["displayed_at"]}
                     )
                 except AckRejected as exc:
-                    return error(400, "malformed", str(exc))
+                    return error(400, exc.code, exc.reason)
             return private_json({"recorded": recorded})
 
         async def consent(request: web.Request) -> web.Response:

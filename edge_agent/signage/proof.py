@@ -10,13 +10,14 @@ from typing import Any
 
 from ..bus import Bus
 from ..clock import Clock
+from ..errors import Refused
 from ..events import Impression
 from ..store import Store
 from ..store.impressions import ImpressionRecord
 
 
-class AckRejected(Exception):
-    pass
+class AckRejected(Refused):
+    """A screen's, kiosk's or sign's acknowledgement that cannot become an impression."""
 
 
 class ProofOfPlay:
@@ -33,19 +34,19 @@ class ProofOfPlay:
         try:
             return self._acknowledge(touchpoint, message)
         except AckRejected as exc:
-            self.rejected[str(exc).split(":", 1)[0]] += 1
+            self.rejected[exc.code] += 1
             raise
 
     def _acknowledge(self, touchpoint: str, message: dict[str, Any]) -> bool:
         show_id = message.get("show_id")
         if not isinstance(show_id, str) or not 0 < len(show_id) <= 64:
-            raise AckRejected("bad_show_id: show_id must be a string of 1..64 characters")
+            raise AckRejected("bad_show_id", "show_id must be a string of 1..64 characters")
         displayed_at = _displayed_at(message.get("displayed_at"))
         decision = self._store.decisions.get(show_id)
         if decision is None or decision.offer_id is None:
-            raise AckRejected(f"unknown_show: no decision {show_id!r} was shown here")
+            raise AckRejected("unknown_show", f"no decision {show_id!r} was shown here")
         if decision.touchpoint != touchpoint:
-            raise AckRejected(f"wrong_touchpoint: decision {show_id!r} was made for another touchpoint")
+            raise AckRejected("wrong_touchpoint", f"decision {show_id!r} was made for another touchpoint")
         wall = self._clock.wall()
         record = ImpressionRecord(
             impression_id=uuid.uuid4().hex,
@@ -81,11 +82,11 @@ def _displayed_at(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 40:
-        raise AckRejected("bad_displayed_at: displayed_at must be an ISO 8601 time")
+        raise AckRejected("bad_displayed_at", "displayed_at must be an ISO 8601 time")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise AckRejected("bad_displayed_at: displayed_at must be an ISO 8601 time") from None
+        raise AckRejected("bad_displayed_at", "displayed_at must be an ISO 8601 time") from None
     if parsed.tzinfo is None:
-        raise AckRejected("bad_displayed_at: displayed_at needs a time zone (UTC 'Z')")
+        raise AckRejected("bad_displayed_at", "displayed_at needs a time zone (UTC 'Z')")
     return parsed.isoformat(timespec="milliseconds")

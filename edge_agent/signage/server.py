@@ -4,6 +4,7 @@ authenticated surfaces (kiosk, associate tablet, dashboard, till), each of which
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -14,7 +15,7 @@ from ..ops.metrics import CONTENT_TYPE
 from ..sources.checkin import CheckinRejected, CheckinSource
 from .assets import AssetCache
 from .auth import Auth
-from .http import PAGE_HEADERS, error, json_body, page, static
+from .http import PAGE_HEADERS, error, json_body, page, refusals, static
 from .hub import ScreenHub
 
 
@@ -31,6 +32,7 @@ def build(
     *,
     auth: Auth,
     assets: AssetCache,
+    refused: Counter[str],
     surfaces: Iterable[Surface] = (),
 ) -> web.Application:
     limit = settings.http.max_request_bytes
@@ -42,7 +44,7 @@ def build(
             return error(413, "too_large", f"the request body is over http.max_request_bytes ({limit} bytes)")
         return await handler(request)
 
-    app = web.Application(client_max_size=limit, middlewares=[refuse_large])
+    app = web.Application(client_max_size=limit, middlewares=[refusals(refused), refuse_large])
     touchpoints = {tp.id: tp for tp in settings.touchpoints}
 
     async def index(_: web.Request) -> web.Response:

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from .. import json_input
 from ..errors import Refused
 
 PREFIX = "SEA1"
@@ -86,7 +87,7 @@ def verify(token: Any, keys: list[Ed25519PublicKey]) -> CheckinClaims:
     if not any(_valid(k, signature, signed) for k in keys):
         raise TokenError("bad_signature", "signature does not match any check-in key of this store")
     try:
-        payload = json.loads(body)
+        payload = json_input.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise TokenError("malformed", "payload is not JSON") from None
     return _claims(payload)

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
+from ..errors import Refused
 from ..events import Channel, Customer, Sighting
 from ..store import Store
 from ..store.roster import phone_hash
@@ -25,12 +26,12 @@ METHODS = ("qr", "loyalty", "phone")
 _LOYALTY = re.compile(r"[0-9]{6,20}")
 
 
-class IdentifyRefused(Exception):
+class IdentifyRefused(Refused):
+    """A kiosk identification refused; `status` is the HTTP status the kiosk API answers with."""
+
     def __init__(self, status: int, code: str, reason: str):
-        super().__init__(reason)
+        super().__init__(code, reason)
         self.status = status
-        self.code = code
-        self.reason = reason
 
 
 class KioskIdentifier:

@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from .. import json_input
 from ..errors import Refused
 
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -29,7 +30,7 @@ def open_message(
     if len(payload) > max_bytes:
         raise refuse("too_large", f"message of {len(payload)} bytes, at most {max_bytes}")
     try:
-        data = json.loads(payload)
+        data = json_input.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise refuse("malformed", f"not UTF-8 JSON ({exc})") from None
     if not isinstance(data, dict):

@@ -142,10 +142,10 @@ def _customer(item: Any, zones: set[str]) -> SharedCustomer:
     ref, zone, channel = item.get("ref"), item.get("zone"), item.get("channel")
     if not isinstance(ref, str) or not _REF.match(ref):
         raise ValueError("ref must be a customer_ref")
-    if zone not in zones:
-        raise ValueError(f"zone {zone!r} is not a zone of this store")
-    if channel not in {c.value for c in SHARED_CHANNELS}:
-        raise ValueError(f"channel must be one of {', '.join(c.value for c in SHARED_CHANNELS)}, got {channel!r}")
+    if not isinstance(zone, str) or zone not in zones:  # a list or an object here must not reach a set lookup
+        raise ValueError(f"zone {zone!r:.40} is not a zone of this store")
+    if not isinstance(channel, str) or channel not in {c.value for c in SHARED_CHANNELS}:
+        raise ValueError(f"channel must be one of {', '.join(c.value for c in SHARED_CHANNELS)}, got {channel!r:.40}")
     age = item.get("age_ms", 0)
     if not isinstance(age, int) or isinstance(age, bool) or not 0 <= age <= MAX_AGE_MS:
         raise ValueError(f"age_ms must be an integer in 0..{MAX_AGE_MS}, got {age!r}")

@@ -81,9 +81,8 @@ class PosSource:
         try:
             receipt = self._parser.feed(raw)
         except LineRejected as exc:
-            reason = str(exc).split(":", 1)[0]
-            self.rejected[reason] += 1
-            log.warning("till line skipped (%s)", reason)  # the line itself may hold a loyalty id: not logged
+            self.rejected[exc.code] += 1
+            log.warning("till line skipped (%s)", exc.code)  # the line itself may hold a loyalty id: not logged
             return None
         self.counts["abandoned_receipts"] = self._parser.abandoned
         if receipt is None:

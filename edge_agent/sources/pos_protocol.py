@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .. import profiles
+from ..errors import Refused
 from ..profiles import ProfileError as ProfileError  # re-exported: callers catch it from here
 
 Tag = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[^\s]+$")]
@@ -88,8 +89,8 @@ def load_profile(path: str | Path) -> PosProfile:
     return profiles.load(path, PosProfile, "pos")
 
 
-class LineRejected(Exception):
-    """A line that is not part of a valid receipt; the first word of the message is the counter's name."""
+class LineRejected(Refused):
+    """A line that is not part of a valid receipt; the code is the counter's name."""
 
 
 @dataclass(frozen=True)
@@ -123,15 +124,15 @@ class ReceiptParser:
     def feed(self, raw: bytes) -> Receipt | None:
         """One line (without its line ending) in; a receipt out when its end record arrives."""
         if len(raw) > self._p.serial.max_line_bytes:
-            raise LineRejected(f"too_long: {len(raw)} bytes, at most {self._p.serial.max_line_bytes}")
+            raise LineRejected("too_long", f"{len(raw)} bytes, at most {self._p.serial.max_line_bytes}")
         try:
             text = raw.decode(self._p.serial.encoding).strip()
         except UnicodeDecodeError:
-            raise LineRejected(f"bad_encoding: not {self._p.serial.encoding}") from None
+            raise LineRejected("bad_encoding", f"not {self._p.serial.encoding}") from None
         if not text:
             return None
         if any(ord(c) < 32 for c in text):
-            raise LineRejected("control_characters: the line holds control characters")
+            raise LineRejected("control_characters", "the line holds control characters")
         r = self._p.records
         tag, *values = text.split(r.separator)
         if tag == r.begin.tag:
@@ -142,32 +143,32 @@ class ReceiptParser:
             return None
         if tag == r.item.tag:
             if self._open is None:
-                raise LineRejected("item_outside_receipt: an item record with no begin record before it")
+                raise LineRejected("item_outside_receipt", "an item record with no begin record before it")
             if len(self._open.items) >= r.max_items:
-                raise LineRejected(f"too_many_items: more than {r.max_items} on one receipt")
+                raise LineRejected("too_many_items", f"more than {r.max_items} on one receipt")
             self._open.items.append(_item(self._fields(r.item, values, "item")))
             return None
         if tag == r.end.tag:
             fields = self._fields(r.end, values, "end")
             current, self._open = self._open, None
             if current is None:
-                raise LineRejected("end_outside_receipt: an end record with no begin record before it")
+                raise LineRejected("end_outside_receipt", "an end record with no begin record before it")
             if "txn_id" in fields and fields["txn_id"] != current.txn_id:
-                raise LineRejected(f"txn_mismatch: end of {fields['txn_id']!r} closes receipt {current.txn_id!r}")
+                raise LineRejected("txn_mismatch", f"end of {fields['txn_id']!r} closes receipt {current.txn_id!r}")
             loyalty = current.loyalty_id or _loyalty(fields.get("loyalty_id"))
             return Receipt(current.txn_id, loyalty, tuple(current.items))
-        raise LineRejected(f"unknown_record: tag {tag[:16]!r} is not {r.begin.tag}, {r.item.tag} or {r.end.tag}")
+        raise LineRejected("unknown_record", f"tag {tag[:16]!r} is not {r.begin.tag}, {r.item.tag} or {r.end.tag}")
 
     @staticmethod
     def _fields(record: Record, values: list[str], name: str) -> dict[str, str]:
         if len(values) != len(record.fields):
-            raise LineRejected(f"field_count: a {name} record has {len(record.fields)} fields, got {len(values)}")
+            raise LineRejected("field_count", f"a {name} record has {len(record.fields)} fields, got {len(values)}")
         return {k: v.strip() for k, v in zip(record.fields, values, strict=True) if k != "_"}
 
 
 def _ident(value: str, name: str) -> str:
     if not _ID.match(value):
-        raise LineRejected(f"bad_{name}: {value[:70]!r} is not 1..64 letters, digits or _.:-")
+        raise LineRejected(f"bad_{name}", f"{value[:70]!r} is not 1..64 letters, digits or _.:-")
     return value
 
 
@@ -178,12 +179,12 @@ def _loyalty(value: str | None) -> str | None:
 def _item(fields: dict[str, str]) -> Item:
     sku = fields["sku"]
     if not _SKU.match(sku):
-        raise LineRejected(f"bad_sku: {sku[:70]!r} is not 1..64 letters, digits or _.-")
+        raise LineRejected("bad_sku", f"{sku[:70]!r} is not 1..64 letters, digits or _.-")
     qty = _int(fields.get("qty") or "1", "qty", 1, 10_000)
     price = _int(fields["price_cents"], "price_cents", 0, 100_000_000) if fields.get("price_cents") else None
     claim = fields.get("claim_code") or None
     if claim is not None and not re.fullmatch(r"[A-Za-z0-9-]{4,20}", claim):
-        raise LineRejected(f"bad_claim_code: {claim[:20]!r} is not 4..20 letters, digits or dashes")
+        raise LineRejected("bad_claim_code", f"{claim[:20]!r} is not 4..20 letters, digits or dashes")
     return Item(sku, qty, price, claim)
 
 
@@ -191,7 +192,7 @@ def _int(value: str, name: str, lo: int, hi: int) -> int:
     try:
         n = int(value)
     except ValueError:
-        raise LineRejected(f"bad_{name}: {value[:20]!r} is not a whole number") from None
+        raise LineRejected(f"bad_{name}", f"{value[:20]!r} is not a whole number") from None
     if not lo <= n <= hi:
-        raise LineRejected(f"bad_{name}: {n} is outside {lo}..{hi}")
+        raise LineRejected(f"bad_{name}", f"{n} is outside {lo}..{hi}")
     return n
