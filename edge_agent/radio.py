@@ -24,6 +24,11 @@ from dataclasses import dataclass, field
 
 from .config import BleSettings
 from .events import Sighting
+from .floor import Floor
+
+REFIT_S = 1.0  # how often an unknown phone's reference is measured again
+UNKNOWN_MODEL_SPREAD_DB = 20.0  # a weak pull towards reference_dbm: phone models differ by up to ~10 dB
+MAX_FITS = 60  # the running mean's memory, in measurements
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,9 @@ class _Phone:
     last: float = float("-inf")
     challenger: str | None = None  # a receiver stronger by switch_db, and since when
     challenger_since: float = 0.0
+    reference: float | None = None  # learned from the receivers' geometry when the model's is unknown (floor.py)
+    fits: int = 0
+    next_fit: float = float("-inf")
 
 
 def fit_path_loss_exponent(readings: list[tuple[float, float]], reference_dbm: float) -> float:
@@ -79,6 +87,7 @@ class RadioPlacer:
         self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
         self.leave_s = cfg.leave_s
+        self._floor = Floor(cfg.receivers, cfg.path_loss_exponent)
 
     def __len__(self) -> int:
         return len(self._phones)
@@ -108,9 +117,27 @@ class RadioPlacer:
             link = phone.links[receiver] = _Link()
         self._filter(link, now, s.rssi - offset)
         horizon = now - self._cfg.window_s
+        if s.ref_dbm is None and now >= phone.next_fit and self._floor.receivers:
+            self._learn_reference(phone, now, horizon)
+        ref = s.ref_dbm if s.ref_dbm is not None else phone.reference
         if link.count < self._cfg.min_samples:
-            return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, s, horizon))
-        return self._follow(phone, s, horizon)
+            return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, ref, horizon))
+        return self._follow(phone, s.mono, ref, horizon)
+
+    def _learn_reference(self, phone: _Phone, now: float, horizon: float) -> None:
+        cfg = self._cfg
+        phone.next_fit = now + REFIT_S
+        levels = {
+            rid: (link.level, link.variance + cfg.noise_db**2)
+            for rid, link in phone.links.items()
+            if link.last >= horizon and link.count >= cfg.min_samples
+        }
+        measured = self._floor.reference(levels, cfg.reference_dbm, UNKNOWN_MODEL_SPREAD_DB**2)
+        if measured is None:
+            return
+        phone.fits = min(phone.fits + 1, MAX_FITS)
+        current = cfg.reference_dbm if phone.reference is None else phone.reference
+        phone.reference = current + (measured - current) / phone.fits
 
     def _filter(self, link: _Link, now: float, rssi: float) -> None:
         """One step of a Kalman filter on a level that drifts as a random walk, with outliers clipped."""
@@ -131,14 +158,14 @@ class RadioPlacer:
         link.last = now
         link.filtered = link.level
 
-    def _follow(self, phone: _Phone, s: Sighting, horizon: float) -> Verdict | None:
+    def _follow(self, phone: _Phone, now: float, ref: float | None, horizon: float) -> Verdict | None:
         best, best_rssi = None, float("-inf")
         for rid, link in phone.links.items():
             if link.last >= horizon and link.filtered > best_rssi:
                 best, best_rssi = rid, link.filtered
         if best is None:
             return None
-        within_enter = self.distance_m(best_rssi, s.ref_dbm) <= self._enter_m[best]
+        within_enter = self.distance_m(best_rssi, ref) <= self._enter_m[best]
         current = phone.receiver
         if current is None:
             if not within_enter:
@@ -150,19 +177,19 @@ class RadioPlacer:
         if best == current or not within_enter or best_rssi < cur_rssi + self._cfg.switch_db:
             phone.challenger = None
         elif phone.challenger != best:
-            phone.challenger, phone.challenger_since = best, s.mono
-        elif s.mono - phone.challenger_since >= self._cfg.switch_s or cur_rssi == float("-inf"):
+            phone.challenger, phone.challenger_since = best, now
+        elif now - phone.challenger_since >= self._cfg.switch_s or cur_rssi == float("-inf"):
             old_zone = phone.zone
             phone.receiver, phone.zone, phone.challenger = best, self._zone_of[best], None
             return Verdict(phone.zone, True, left=old_zone if old_zone != phone.zone else None)
-        return Verdict(phone.zone, self._inside(phone, s, horizon))
+        return Verdict(phone.zone, self._inside(phone, ref, horizon))
 
-    def _inside(self, phone: _Phone, s: Sighting, horizon: float) -> bool:
+    def _inside(self, phone: _Phone, ref: float | None, horizon: float) -> bool:
         receiver = phone.receiver or ""
         link = phone.links.get(receiver)
         if link is None or link.last < horizon or link.filtered == float("-inf"):
             return False
-        return self.distance_m(link.filtered, s.ref_dbm) <= self._exit_m[receiver]
+        return self.distance_m(link.filtered, ref) <= self._exit_m[receiver]
 
     def left(self, subject_key: str, zone: str) -> None:
         """The tracker let the phone go from `zone`: it must cross the enter threshold to come back."""
