@@ -1,11 +1,15 @@
-"""Where receivers hang → the reference level of a phone whose model nobody measured.
+"""Where receivers hang → where a phone is, and the reference level of a phone whose model nobody measured.
+
+Each receiver's filtered level says how far the phone is from it; together, on a grid over the floor (0.5 m),
+they say where it is: the cell whose distances explain every level best (least squares in dB). A zone's
+distance is then measured from that cell, so a receiver farther away that hears the phone too tempers one whose
+reading a body happens to shadow.
 
 A phone of a model missing from `[ble.reference_by_model]` that does not advertise its TX power gets the store's
-`reference_dbm`, and a phone 4 dB weaker than that reads ~1.5× further away: it is never close enough to enter a
-zone. The receivers' floor positions let the agent learn its level instead: wherever the phone is, its filtered
-levels at three or more receivers must all be `reference − 10·n·log10(distance)` for one position and one
-reference. Over a grid of floor positions, the reference that fits the levels best at the best-fitting position
-is one measurement of the phone's reference; their running mean is what the distance is computed with.
+`reference_dbm`, and one 4 dB weaker than that reads ~1.5× further away: it hardly ever gets close enough to
+enter a zone. With three or more receivers hearing it, its levels must all be `reference − 10·n·log10(distance)`
+for one position and one reference: the reference that fits best at the best-fitting cell is one measurement of
+the phone's own, and their running mean is what its distances are computed with.
 """
 
 from __future__ import annotations
@@ -22,20 +26,28 @@ MARGIN_M = 3.0  # shoppers stand a little beyond the outermost receivers too
 
 class Floor:
     def __init__(self, receivers: Sequence[Receiver], path_loss_exponent: float):
-        placed = [r for r in receivers if r.x_m is not None and r.y_m is not None]
-        self.receivers = frozenset(r.id for r in placed)
-        if not placed:
-            self._loss: dict[str, np.ndarray] = {}
-            return
-        xs = [r.x_m for r in placed]
-        ys = [r.y_m for r in placed]
-        gx = np.arange(min(xs) - MARGIN_M, max(xs) + MARGIN_M + GRID_STEP_M / 2, GRID_STEP_M)  # type: ignore[type-var]
-        gy = np.arange(min(ys) - MARGIN_M, max(ys) + MARGIN_M + GRID_STEP_M / 2, GRID_STEP_M)  # type: ignore[type-var]
-        cx, cy = (a.ravel() for a in np.meshgrid(gx, gy))
-        self._loss = {
-            r.id: 10 * path_loss_exponent * np.log10(np.sqrt((cx - r.x_m) ** 2 + (cy - r.y_m) ** 2 + r.height_m**2))
-            for r in placed
-        }
+        at = {r.id: (r.x_m, r.y_m, r.height_m) for r in receivers if r.x_m is not None and r.y_m is not None}
+        self.receivers = frozenset(at)
+        self._dist: dict[str, np.ndarray] = {}
+        if at:
+            xs, ys = [x for x, _, _ in at.values()], [y for _, y, _ in at.values()]
+            gx = np.arange(min(xs) - MARGIN_M, max(xs) + MARGIN_M + GRID_STEP_M / 2, GRID_STEP_M)
+            gy = np.arange(min(ys) - MARGIN_M, max(ys) + MARGIN_M + GRID_STEP_M / 2, GRID_STEP_M)
+            cx, cy = (a.ravel() for a in np.meshgrid(gx, gy))
+            self._dist = {rid: np.sqrt((cx - x) ** 2 + (cy - y) ** 2 + h**2) for rid, (x, y, h) in at.items()}
+        self._loss = {rid: 10 * path_loss_exponent * np.log10(d) for rid, d in self._dist.items()}
+
+    def distances(self, levels: Mapping[str, tuple[float, float]], ref: float) -> dict[str, float]:
+        """Each hearing receiver's distance (m) from the floor cell that best explains every receiver's level
+        (receiver → filtered dBm, its variance) for a phone of reference `ref`; empty when fewer than two hear it.
+        The best cell, not an average over cells: an average weighs the many far cells of a floor against the few
+        near a receiver and pushes every phone out."""
+        heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._loss]
+        if len(heard) < 2:  # one receiver alone says as much from its level
+            return {}
+        misfit = sum((level - ref + self._loss[rid]) ** 2 / var for rid, level, var in heard)
+        best = int(np.argmin(misfit))
+        return {rid: float(self._dist[rid][best]) for rid, _, _ in heard}
 
     def reference(self, levels: Mapping[str, tuple[float, float]], prior_dbm: float, prior_var: float) -> float | None:
         """The reference level (dBm at 1 m) that best explains `levels` (receiver → filtered dBm, its variance) at

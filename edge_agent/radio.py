@@ -11,6 +11,10 @@ it into a distance:
 
     distance_m = 10 ** ((reference_dbm - (filtered_rssi - offset_db)) / (10 * path_loss_exponent))
 
+When the receivers' floor positions are configured (`x_m`, `y_m`, `height_m`), the distances come instead from the
+position on the floor that best explains every receiver's filtered level at once (`floor.Floor`), and a phone of
+a model with no known reference gets one learned from the same fit; without positions, from each level alone.
+
 A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
 so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
 receivers the zone follows the strongest filtered receiver, but switches only when another has been
@@ -26,9 +30,10 @@ from .config import BleSettings
 from .events import Sighting
 from .floor import Floor
 
-REFIT_S = 1.0  # how often an unknown phone's reference is measured again
-UNKNOWN_MODEL_SPREAD_DB = 20.0  # a weak pull towards reference_dbm: phone models differ by up to ~10 dB
-MAX_FITS = 60  # the running mean's memory, in measurements
+LOCATE_S = 0.25  # how often a phone is placed on the floor from all receivers' levels (~0.1 ms each)
+REFIT_S = 1.0  # how often the reference of a phone of unknown model is measured again
+UNKNOWN_MODEL_SPREAD_DB = 20.0  # a weak pull towards reference_dbm: models differ by up to ~10 dB
+MAX_FITS = 60  # the learned reference's memory, in measurements
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +63,11 @@ class _Phone:
     last: float = float("-inf")
     challenger: str | None = None  # a receiver stronger by switch_db, and since when
     challenger_since: float = 0.0
-    reference: float | None = None  # learned from the receivers' geometry when the model's is unknown (floor.py)
+    reference: float | None = None  # learned from the receivers' positions when the model's is unknown (floor.py)
     fits: int = 0
     next_fit: float = float("-inf")
+    located: dict[str, float] = field(default_factory=dict)  # receiver → distance (m), from every receiver at once
+    next_locate: float = float("-inf")
 
 
 def fit_path_loss_exponent(readings: list[tuple[float, float]], reference_dbm: float) -> float:
@@ -117,27 +124,36 @@ class RadioPlacer:
             link = phone.links[receiver] = _Link()
         self._filter(link, now, s.rssi - offset)
         horizon = now - self._cfg.window_s
-        if s.ref_dbm is None and now >= phone.next_fit and self._floor.receivers:
-            self._learn_reference(phone, now, horizon)
+        if self._floor.receivers and now >= phone.next_locate:
+            self._locate(phone, now, s.ref_dbm, horizon)
         ref = s.ref_dbm if s.ref_dbm is not None else phone.reference
         if link.count < self._cfg.min_samples:
             return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, ref, horizon))
         return self._follow(phone, s.mono, ref, horizon)
 
-    def _learn_reference(self, phone: _Phone, now: float, horizon: float) -> None:
+    def _locate(self, phone: _Phone, now: float, known_ref: float | None, horizon: float) -> None:
+        """Every receiver's level at once (floor.py): a reference for a phone of unknown model, and distances."""
         cfg = self._cfg
-        phone.next_fit = now + REFIT_S
+        phone.next_locate = now + LOCATE_S
         levels = {
             rid: (link.level, link.variance + cfg.noise_db**2)
             for rid, link in phone.links.items()
             if link.last >= horizon and link.count >= cfg.min_samples
         }
-        measured = self._floor.reference(levels, cfg.reference_dbm, UNKNOWN_MODEL_SPREAD_DB**2)
-        if measured is None:
-            return
-        phone.fits = min(phone.fits + 1, MAX_FITS)
-        current = cfg.reference_dbm if phone.reference is None else phone.reference
-        phone.reference = current + (measured - current) / phone.fits
+        if known_ref is None and now >= phone.next_fit:
+            phone.next_fit = now + REFIT_S
+            measured = self._floor.reference(levels, cfg.reference_dbm, UNKNOWN_MODEL_SPREAD_DB**2)
+            if measured is not None:  # a running mean, then a moving one over the last MAX_FITS
+                phone.fits = min(phone.fits + 1, MAX_FITS)
+                current = cfg.reference_dbm if phone.reference is None else phone.reference
+                phone.reference = current + (measured - current) / phone.fits
+        ref = known_ref if known_ref is not None else phone.reference
+        phone.located = self._floor.distances(levels, cfg.reference_dbm if ref is None else ref)
+
+    def _distance(self, phone: _Phone, rid: str, level: float, ref: float | None) -> float:
+        """From the phone's position on the floor if the receivers' positions are known, else from this level."""
+        located = phone.located.get(rid)
+        return self.distance_m(level, ref) if located is None else located
 
     def _filter(self, link: _Link, now: float, rssi: float) -> None:
         """One step of a Kalman filter on a level that drifts as a random walk, with outliers clipped."""
@@ -165,7 +181,7 @@ class RadioPlacer:
                 best, best_rssi = rid, link.filtered
         if best is None:
             return None
-        within_enter = self.distance_m(best_rssi, ref) <= self._enter_m[best]
+        within_enter = self._distance(phone, best, best_rssi, ref) <= self._enter_m[best]
         current = phone.receiver
         if current is None:
             if not within_enter:
@@ -189,7 +205,7 @@ class RadioPlacer:
         link = phone.links.get(receiver)
         if link is None or link.last < horizon or link.filtered == float("-inf"):
             return False
-        return self.distance_m(link.filtered, ref) <= self._exit_m[receiver]
+        return self._distance(phone, receiver, link.filtered, ref) <= self._exit_m[receiver]
 
     def left(self, subject_key: str, zone: str) -> None:
         """The tracker let the phone go from `zone`: it must cross the enter threshold to come back."""
