@@ -49,17 +49,17 @@ class Floor:
         best = int(np.argmin(misfit))
         return {rid: float(self._dist[rid][best]) for rid, _, _ in heard}
 
-    def reference(self, levels: Mapping[str, tuple[float, float]], prior_dbm: float, prior_var: float) -> float | None:
+    def reference(self, levels: Mapping[str, tuple[float, float]]) -> float | None:
         """The reference level (dBm at 1 m) that best explains `levels` (receiver → filtered dBm, its variance) at
-        the position where they fit best, pulled towards `prior_dbm` with variance `prior_var`; None with fewer
-        than three placed receivers hearing the phone (then any reference fits some position)."""
+        the cell where they fit best; None with fewer than three placed receivers hearing the phone (then any
+        reference fits some position). No pull towards a default: near a receiver the fit is loose, and a pull
+        there biases every measurement of a weak phone back towards the default (the running mean averages the
+        looseness out instead)."""
         heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._loss]
         if len(heard) < 3:
             return None
         weights = np.array([1.0 / var for _, _, var in heard])[:, None]
         at_one_m = np.stack([level + self._loss[rid] for rid, level, _ in heard])  # each receiver's reference per cell
-        prior_w = 1.0 / prior_var
-        total = weights.sum() + prior_w
-        ref = ((weights * at_one_m).sum(axis=0) + prior_w * prior_dbm) / total
-        misfit = (weights * (at_one_m - ref) ** 2).sum(axis=0) + prior_w * (ref - prior_dbm) ** 2
+        ref = (weights * at_one_m).sum(axis=0) / weights.sum()
+        misfit = (weights * (at_one_m - ref) ** 2).sum(axis=0)
         return float(ref[int(np.argmin(misfit))])

@@ -32,7 +32,6 @@ from .floor import Floor
 
 LOCATE_S = 0.25  # how often a phone is placed on the floor from all receivers' levels (~0.1 ms each)
 REFIT_S = 1.0  # how often the reference of a phone of unknown model is measured again
-UNKNOWN_MODEL_SPREAD_DB = 20.0  # a weak pull towards reference_dbm: models differ by up to ~10 dB
 MAX_FITS = 60  # the learned reference's memory, in measurements
 
 
@@ -142,8 +141,8 @@ class RadioPlacer:
         }
         if known_ref is None and now >= phone.next_fit:
             phone.next_fit = now + REFIT_S
-            measured = self._floor.reference(levels, cfg.reference_dbm, UNKNOWN_MODEL_SPREAD_DB**2)
-            if measured is not None:  # a running mean, then a moving one over the last MAX_FITS
+            measured = self._floor.reference(levels)
+            if measured is not None and -100.0 <= measured <= 0.0:  # a running mean, then a moving one
                 phone.fits = min(phone.fits + 1, MAX_FITS)
                 current = cfg.reference_dbm if phone.reference is None else phone.reference
                 phone.reference = current + (measured - current) / phone.fits
