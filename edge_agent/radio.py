@@ -94,6 +94,8 @@ class RadioPlacer:
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
         self.leave_s = cfg.leave_s
         self._floor = Floor(cfg.receivers, cfg.path_loss_exponent)
+        for phone in self._phones.values():  # placed on the old floor: from the next reading on, the new one
+            phone.located = {}
 
     def __len__(self) -> int:
         return len(self._phones)

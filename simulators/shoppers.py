@@ -284,8 +284,8 @@ async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, u
 
 
 def receiver_config(zone: Zone) -> dict[str, Any]:
-    """What an operator writes for a receiver over a zone: enter at 0.9× the distance from the receiver to the
-    zone's edge (README, "BLE presence"), leave 1 m further out."""
+    """What an operator writes for a receiver over a zone: enter at 0.95× the distance from the receiver to the
+    zone's edge (README, "BLE presence"), leave 1 m further out, and where it hangs on the floor plan."""
     enter = round(0.95 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
     return {
         "id": receiver_id(zone.id),

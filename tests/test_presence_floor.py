@@ -4,6 +4,9 @@ a phone model nobody measured, learned from them."""
 import math
 import random
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import BleSettings, PresenceSettings, Receiver
@@ -97,3 +100,22 @@ def test_a_phone_of_a_measured_model_keeps_its_reference():
             p.observe(heard(t, level(-59.0, rid, 1.0, 1.0) + rng.gauss(0, 3.0), receiver=rid, ref=-59.0))
     assert p.radio._phones["customer:alice"].reference is None
     assert {zone for _, zone in p.placed()} == {"a"}
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(st.sampled_from([*AT, "rx-z"]), st.tuples(st.floats(-127, 20), st.floats(0.1, 400)), max_size=4))
+def test_any_levels_give_a_place_on_the_floor_or_none(levels):
+    got = floor().distances(levels, -59.0)
+    heard = set(levels) & set(AT)
+    assert set(got) == (heard if len(heard) >= 2 else set())
+    assert all(HEIGHT <= d < 30.0 for d in got.values())  # on the grid: never nearer than the receiver's height
+    ref = floor().reference(levels)
+    assert (ref is None) == (len(heard) < 3) and (ref is None or math.isfinite(ref))
+
+
+def test_a_new_floor_without_positions_drops_the_old_placement():
+    p = tracker(placed=True)
+    stand(p, 1.0, 1.0, ref=-59.0, seconds=5)
+    assert p.radio._phones["customer:alice"].located
+    p.reconfigure(PresenceSettings(hold_down_s=10.0), BleSettings(receivers=receivers(placed=False)))
+    assert p.radio._phones["customer:alice"].located == {}
