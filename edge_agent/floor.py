@@ -21,6 +21,7 @@ import numpy as np
 from .config import Receiver
 
 GRID_STEP_M = 0.5
+MAX_CELLS = 40_000  # ~0.6 MB per receiver, and a placement in well under a millisecond
 MARGIN_M = 3.0  # shoppers stand a little beyond the outermost receivers too
 
 
@@ -31,11 +32,17 @@ class Floor:
         self._dist: dict[str, np.ndarray] = {}
         if at:
             xs, ys = [x for x, _, _ in at.values()], [y for _, y, _ in at.values()]
-            gx = np.arange(min(xs) - MARGIN_M, max(xs) + MARGIN_M + GRID_STEP_M / 2, GRID_STEP_M)
-            gy = np.arange(min(ys) - MARGIN_M, max(ys) + MARGIN_M + GRID_STEP_M / 2, GRID_STEP_M)
+            width, depth = max(xs) - min(xs) + 2 * MARGIN_M, max(ys) - min(ys) + 2 * MARGIN_M
+            step = max(GRID_STEP_M, (width * depth / MAX_CELLS) ** 0.5)  # a vast floor gets a coarser grid
+            gx = np.arange(min(xs) - MARGIN_M, max(xs) + MARGIN_M + step / 2, step)
+            gy = np.arange(min(ys) - MARGIN_M, max(ys) + MARGIN_M + step / 2, step)
             cx, cy = (a.ravel() for a in np.meshgrid(gx, gy))
             self._dist = {rid: np.sqrt((cx - x) ** 2 + (cy - y) ** 2 + h**2) for rid, (x, y, h) in at.items()}
         self._loss = {rid: 10 * path_loss_exponent * np.log10(d) for rid, d in self._dist.items()}
+
+    def __len__(self) -> int:
+        """How many cells the floor has."""
+        return len(next(iter(self._dist.values()), ()))
 
     def distances(self, levels: Mapping[str, tuple[float, float]], ref: float) -> dict[str, float]:
         """Each hearing receiver's distance (m) from the floor cell that best explains every receiver's level

@@ -119,3 +119,9 @@ def test_a_new_floor_without_positions_drops_the_old_placement():
     assert p.radio._phones["customer:alice"].located
     p.reconfigure(PresenceSettings(hold_down_s=10.0), BleSettings(receivers=receivers(placed=False)))
     assert p.radio._phones["customer:alice"].located == {}
+
+
+def test_a_vast_floor_gets_a_coarser_grid_not_more_memory():
+    vast = [Receiver(id="rx-a", zone="a", x_m=-900.0, y_m=-900.0), Receiver(id="rx-b", zone="b", x_m=900.0, y_m=900.0)]
+    assert len(floor()) == 29 * 27 and len(Floor(vast, N)) <= 41_000
+    assert len(Floor([Receiver(id="rx-a", zone="a")], N)) == 0  # no positions: no floor
