@@ -180,6 +180,11 @@ class Receiver(Section):
     )
     enter_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.enter_m")
     exit_m: Annotated[float, Field(gt=0, le=50)] | None = Field(default=None, description="default ble.exit_m")
+    x_m: Annotated[float, Field(ge=-1000, le=1000)] | None = Field(
+        default=None, description="where the receiver hangs on the store's floor plan, across (m)"
+    )
+    y_m: Annotated[float, Field(ge=-1000, le=1000)] | None = Field(default=None, description="and along (m)")
+    height_m: Annotated[float, Field(ge=0, le=20)] = Field(default=2.0, description="how high the receiver hangs")
     profile: str | None = Field(
         default=None, min_length=1, description="a scanner-node profile (firmware_configs/scanners/) for this node"
     )
@@ -610,7 +615,16 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
         problems.append(
             ConfigProblem(key="ble.exit_m", value=s.ble.exit_m, expected=f"at least ble.enter_m ({s.ble.enter_m})")
         )
+    placed = [rx.x_m is not None and rx.y_m is not None for rx in s.ble.receivers]
     for i, rx in enumerate(s.ble.receivers):
+        if (rx.x_m is None) != (rx.y_m is None) or (any(placed) and not placed[i]):
+            problems.append(
+                ConfigProblem(
+                    key=f"ble.receivers[{i}]",
+                    value={"x_m": rx.x_m, "y_m": rx.y_m},
+                    expected="both x_m and y_m, on every receiver or on none",
+                )
+            )
         enter, exit_ = rx.enter_m or s.ble.enter_m, rx.exit_m or s.ble.exit_m
         if exit_ < enter:
             problems.append(

@@ -11,6 +11,10 @@ it into a distance:
 
     distance_m = 10 ** ((reference_dbm - (filtered_rssi - offset_db)) / (10 * path_loss_exponent))
 
+When the receivers' floor positions are configured (`x_m`, `y_m`, `height_m`), the distances come instead from the
+position on the floor that best explains every receiver's filtered level at once (`floor.Floor`), and a phone of
+a model with no known reference gets one learned from the same fit; without positions, from each level alone.
+
 A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
 so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
 receivers the zone follows the strongest filtered receiver, but switches only when another has been
@@ -24,6 +28,11 @@ from dataclasses import dataclass, field
 
 from .config import BleSettings
 from .events import Sighting
+from .floor import Floor
+
+LOCATE_S = 0.25  # how often a phone is placed on the floor from all receivers' levels (~0.1 ms each)
+REFIT_S = 1.0  # how often the reference of a phone of unknown model is measured again
+MAX_FITS = 60  # the learned reference's memory, in measurements
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +62,11 @@ class _Phone:
     last: float = float("-inf")
     challenger: str | None = None  # a receiver stronger by switch_db, and since when
     challenger_since: float = 0.0
+    reference: float | None = None  # learned from the receivers' positions when the model's is unknown (floor.py)
+    fits: int = 0
+    next_fit: float = float("-inf")
+    located: dict[str, float] = field(default_factory=dict)  # receiver → distance (m), from every receiver at once
+    next_locate: float = float("-inf")
 
 
 def fit_path_loss_exponent(readings: list[tuple[float, float]], reference_dbm: float) -> float:
@@ -79,6 +93,9 @@ class RadioPlacer:
         self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
         self.leave_s = cfg.leave_s
+        self._floor = Floor(cfg.receivers, cfg.path_loss_exponent)
+        for phone in self._phones.values():  # placed on the old floor: from the next reading on, the new one
+            phone.located = {}
 
     def __len__(self) -> int:
         return len(self._phones)
@@ -108,9 +125,36 @@ class RadioPlacer:
             link = phone.links[receiver] = _Link()
         self._filter(link, now, s.rssi - offset)
         horizon = now - self._cfg.window_s
+        if self._floor.receivers and now >= phone.next_locate:
+            self._locate(phone, now, s.ref_dbm, horizon)
+        ref = s.ref_dbm if s.ref_dbm is not None else phone.reference
         if link.count < self._cfg.min_samples:
-            return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, s, horizon))
-        return self._follow(phone, s, horizon)
+            return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, ref, horizon))
+        return self._follow(phone, s.mono, ref, horizon)
+
+    def _locate(self, phone: _Phone, now: float, known_ref: float | None, horizon: float) -> None:
+        """Every receiver's level at once (floor.py): a reference for a phone of unknown model, and distances."""
+        cfg = self._cfg
+        phone.next_locate = now + LOCATE_S
+        levels = {
+            rid: (link.level, link.variance + cfg.noise_db**2)
+            for rid, link in phone.links.items()
+            if link.last >= horizon and link.count >= cfg.min_samples
+        }
+        if known_ref is None and now >= phone.next_fit:
+            phone.next_fit = now + REFIT_S
+            measured = self._floor.reference(levels)
+            if measured is not None and -100.0 <= measured <= 0.0:  # a running mean, then a moving one
+                phone.fits = min(phone.fits + 1, MAX_FITS)
+                current = cfg.reference_dbm if phone.reference is None else phone.reference
+                phone.reference = current + (measured - current) / phone.fits
+        ref = known_ref if known_ref is not None else phone.reference
+        phone.located = self._floor.distances(levels, cfg.reference_dbm if ref is None else ref)
+
+    def _distance(self, phone: _Phone, rid: str, level: float, ref: float | None) -> float:
+        """From the phone's position on the floor if the receivers' positions are known, else from this level."""
+        located = phone.located.get(rid)
+        return self.distance_m(level, ref) if located is None else located
 
     def _filter(self, link: _Link, now: float, rssi: float) -> None:
         """One step of a Kalman filter on a level that drifts as a random walk, with outliers clipped."""
@@ -131,14 +175,14 @@ class RadioPlacer:
         link.last = now
         link.filtered = link.level
 
-    def _follow(self, phone: _Phone, s: Sighting, horizon: float) -> Verdict | None:
+    def _follow(self, phone: _Phone, now: float, ref: float | None, horizon: float) -> Verdict | None:
         best, best_rssi = None, float("-inf")
         for rid, link in phone.links.items():
             if link.last >= horizon and link.filtered > best_rssi:
                 best, best_rssi = rid, link.filtered
         if best is None:
             return None
-        within_enter = self.distance_m(best_rssi, s.ref_dbm) <= self._enter_m[best]
+        within_enter = self._distance(phone, best, best_rssi, ref) <= self._enter_m[best]
         current = phone.receiver
         if current is None:
             if not within_enter:
@@ -150,19 +194,19 @@ class RadioPlacer:
         if best == current or not within_enter or best_rssi < cur_rssi + self._cfg.switch_db:
             phone.challenger = None
         elif phone.challenger != best:
-            phone.challenger, phone.challenger_since = best, s.mono
-        elif s.mono - phone.challenger_since >= self._cfg.switch_s or cur_rssi == float("-inf"):
+            phone.challenger, phone.challenger_since = best, now
+        elif now - phone.challenger_since >= self._cfg.switch_s or cur_rssi == float("-inf"):
             old_zone = phone.zone
             phone.receiver, phone.zone, phone.challenger = best, self._zone_of[best], None
             return Verdict(phone.zone, True, left=old_zone if old_zone != phone.zone else None)
-        return Verdict(phone.zone, self._inside(phone, s, horizon))
+        return Verdict(phone.zone, self._inside(phone, ref, horizon))
 
-    def _inside(self, phone: _Phone, s: Sighting, horizon: float) -> bool:
+    def _inside(self, phone: _Phone, ref: float | None, horizon: float) -> bool:
         receiver = phone.receiver or ""
         link = phone.links.get(receiver)
         if link is None or link.last < horizon or link.filtered == float("-inf"):
             return False
-        return self.distance_m(link.filtered, s.ref_dbm) <= self._exit_m[receiver]
+        return self._distance(phone, receiver, link.filtered, ref) <= self._exit_m[receiver]
 
     def left(self, subject_key: str, zone: str) -> None:
         """The tracker let the phone go from `zone`: it must cross the enter threshold to come back."""

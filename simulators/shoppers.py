@@ -284,10 +284,18 @@ async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, u
 
 
 def receiver_config(zone: Zone) -> dict[str, Any]:
-    """What an operator writes for a receiver over a zone: enter at 0.9× the distance from the receiver to the
-    zone's edge (README, "BLE presence"), leave 1 m further out."""
-    enter = round(0.9 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
-    return {"id": receiver_id(zone.id), "zone": zone.id, "enter_m": enter, "exit_m": enter + 1.0}
+    """What an operator writes for a receiver over a zone: enter at 0.95× the distance from the receiver to the
+    zone's edge (README, "BLE presence"), leave 1 m further out, and where it hangs on the floor plan."""
+    enter = round(0.95 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
+    return {
+        "id": receiver_id(zone.id),
+        "zone": zone.id,
+        "enter_m": enter,
+        "exit_m": enter + 1.0,
+        "x_m": zone.x,
+        "y_m": zone.y,
+        "height_m": RECEIVER_HEIGHT_M,
+    }
 
 
 def calibration_walk(plan: FloorPlan, seed: int) -> float:

@@ -137,6 +137,20 @@ def test_ble_receivers_must_sit_in_known_zones_with_sane_thresholds():
     assert "enter_m (3.0)" in problems["ble.receivers[1].exit_m"].expected
 
 
+def test_receiver_positions_are_given_whole_and_on_every_receiver_or_none():
+    assert [(r.x_m, r.y_m, r.height_m) for r in config.load(EXAMPLE).ble.receivers] == [
+        (4.0, 10.0, 2.0),
+        (16.0, 4.0, 2.0),
+    ]
+    problems = _problems(_example("y_m = 4.0\n", ""))
+    assert problems["ble.receivers[1]"].value == {"x_m": 16.0, "y_m": None}
+    assert "every receiver or on none" in problems["ble.receivers[1]"].expected
+    problems = _problems(_example("x_m = 16.0\ny_m = 4.0\n", ""))
+    assert "ble.receivers[1]" in problems and "ble.receivers[0]" not in problems
+    without = _example("x_m = 16.0\ny_m = 4.0\n", "").replace("x_m = 4.0 ", "# x_m").replace("y_m = 10.0 ", "# y_m")
+    assert all(r.x_m is None for r in config.parse(without).ble.receivers)
+
+
 def test_scanning_needs_a_receiver_for_this_host_and_remote_scanners_need_a_broker():
     text = _example("ble = false", "ble = true").replace('id = "edge-01"\nzone', 'id = "x"\nzone')
     with pytest.raises(config.ConfigError) as info:

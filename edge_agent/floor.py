@@ -1,0 +1,72 @@
+"""Where receivers hang → where a phone is, and the reference level of a phone whose model nobody measured.
+
+Each receiver's filtered level says how far the phone is from it; together, on a grid over the floor (0.5 m),
+they say where it is: the cell whose distances explain every level best (least squares in dB). A zone's
+distance is then measured from that cell, so a receiver farther away that hears the phone too tempers one whose
+reading a body happens to shadow.
+
+A phone of a model missing from `[ble.reference_by_model]` that does not advertise its TX power gets the store's
+`reference_dbm`, and one 4 dB weaker than that reads ~1.5× further away: it hardly ever gets close enough to
+enter a zone. With three or more receivers hearing it, its levels must all be `reference − 10·n·log10(distance)`
+for one position and one reference: the reference that fits best at the best-fitting cell is one measurement of
+the phone's own, and their running mean is what its distances are computed with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .config import Receiver
+
+GRID_STEP_M = 0.5
+MAX_CELLS = 40_000  # ~0.6 MB per receiver, and a placement in well under a millisecond
+MARGIN_M = 3.0  # shoppers stand a little beyond the outermost receivers too
+
+
+class Floor:
+    def __init__(self, receivers: Sequence[Receiver], path_loss_exponent: float):
+        at = {r.id: (r.x_m, r.y_m, r.height_m) for r in receivers if r.x_m is not None and r.y_m is not None}
+        self.receivers = frozenset(at)
+        self._dist: dict[str, np.ndarray] = {}
+        if at:
+            xs, ys = [x for x, _, _ in at.values()], [y for _, y, _ in at.values()]
+            width, depth = max(xs) - min(xs) + 2 * MARGIN_M, max(ys) - min(ys) + 2 * MARGIN_M
+            step = max(GRID_STEP_M, (width * depth / MAX_CELLS) ** 0.5)  # a vast floor gets a coarser grid
+            gx = np.arange(min(xs) - MARGIN_M, max(xs) + MARGIN_M + step / 2, step)
+            gy = np.arange(min(ys) - MARGIN_M, max(ys) + MARGIN_M + step / 2, step)
+            cx, cy = (a.ravel() for a in np.meshgrid(gx, gy))
+            self._dist = {rid: np.sqrt((cx - x) ** 2 + (cy - y) ** 2 + h**2) for rid, (x, y, h) in at.items()}
+        self._loss = {rid: 10 * path_loss_exponent * np.log10(d) for rid, d in self._dist.items()}
+
+    def __len__(self) -> int:
+        """How many cells the floor has."""
+        return len(next(iter(self._dist.values()), ()))
+
+    def distances(self, levels: Mapping[str, tuple[float, float]], ref: float) -> dict[str, float]:
+        """Each hearing receiver's distance (m) from the floor cell that best explains every receiver's level
+        (receiver → filtered dBm, its variance) for a phone of reference `ref`; empty when fewer than two hear it.
+        The best cell, not an average over cells: an average weighs the many far cells of a floor against the few
+        near a receiver and pushes every phone out."""
+        heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._loss]
+        if len(heard) < 2:  # one receiver alone says as much from its level
+            return {}
+        misfit = sum((level - ref + self._loss[rid]) ** 2 / var for rid, level, var in heard)
+        best = int(np.argmin(misfit))
+        return {rid: float(self._dist[rid][best]) for rid, _, _ in heard}
+
+    def reference(self, levels: Mapping[str, tuple[float, float]]) -> float | None:
+        """The reference level (dBm at 1 m) that best explains `levels` (receiver → filtered dBm, its variance) at
+        the cell where they fit best; None with fewer than three placed receivers hearing the phone (then any
+        reference fits some position). No pull towards a default: near a receiver the fit is loose, and a pull
+        there biases every measurement of a weak phone back towards the default (the running mean averages the
+        looseness out instead)."""
+        heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._loss]
+        if len(heard) < 3:
+            return None
+        weights = np.array([1.0 / var for _, _, var in heard])[:, None]
+        at_one_m = np.stack([level + self._loss[rid] for rid, level, _ in heard])  # each receiver's reference per cell
+        ref = (weights * at_one_m).sum(axis=0) / weights.sum()
+        misfit = (weights * (at_one_m - ref) ** 2).sum(axis=0)
+        return float(ref[int(np.argmin(misfit))])
