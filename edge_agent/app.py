@@ -150,7 +150,7 @@ class Agent:
             "signage": self.hub.run,
             "assets": self.assets.run,
             "attribution": self.attribution.run,
-            "store.checkpoint": WalCheckpointer(self.settings.database.path).run,
+            "store.checkpoint": WalCheckpointer(self.settings.database.path, faults=self.store.faults).run,
         }
         if self.watchdog.enabled:
             components["watchdog"] = self.watchdog.run
@@ -245,6 +245,11 @@ class Agent:
             "restarts": dict(self.restarts),
             "offers": len(self.catalog),
             "outbox_depth": self.store.outbox.depth(),
+            "storage": {
+                "failing": self.store.faults.failing,
+                "episodes": self.store.faults.episodes,
+                "write_failures": dict(self.store.faults.failures),
+            },
             "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
             "config": None if self.cloud is None else self.cloud.desired.reported(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
