@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import secrets
 import tempfile
@@ -40,6 +39,7 @@ import aiohttp
 import tomli_w
 
 from bench.agent_faults import AgentProcess, Journal, StateDisk, install_journal, port_open, tally
+from bench.harness import models_folder
 from edge_agent.demo.store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
 from simulators.bluez import PrivateBus, SimulatedBlueZ, dbus_available
 from simulators.broker import Mosquitto, free_port
@@ -70,12 +70,6 @@ QUICK = Plan(kills=8, broker_kills=2, disk_full_episodes=1, adapter_losses=1, ca
 FULL = Plan(kills=60, broker_kills=8, disk_full_episodes=3, adapter_losses=4, camera_losses=4)
 
 
-def models_dir() -> Path | None:
-    """The installed models, if any: vision runs only where they are."""
-    path = Path(os.environ.get("EDGE_AGENT_MODELS", "/work/shared/models"))
-    return path if (path / "yolox").is_dir() else None
-
-
 class FaultRun:
     """One store under load and the faults done to it; use `async with FaultRun(...) as run: await run.faults()`."""
 
@@ -83,7 +77,7 @@ class FaultRun:
         self.workdir = workdir
         self.plan = plan
         self.rng = random.Random(plan.seed)
-        self.models = models_dir() if vision else None
+        self.models = models_folder() if vision else None  # vision runs only where the models are
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ops_token = secrets.token_urlsafe(18)

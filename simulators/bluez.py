@@ -4,7 +4,8 @@
 built on dbus-fast (a bleak dependency): an object manager, one adapter (`Adapter1`: SetDiscoveryFilter,
 StartDiscovery, StopDiscovery, RemoveDevice), and devices whose adverts arrive as `InterfacesAdded` and then
 `PropertiesChanged` of `org.bluez.Device1` — exactly what bluetoothd emits while discovering. `restart()`
-drops the name and comes back like a restarted bluetoothd.
+drops the name and comes back like a restarted bluetoothd; `unplug_adapter()` / `plug_adapter()` take the
+adapter away and bring it back, as pulling out a USB dongle does.
 
 Point the agent at it with `DBUS_SYSTEM_BUS_ADDRESS=<bus.address>` (bleak talks to BlueZ on the system bus).
 """

@@ -4,7 +4,7 @@ Each transaction counts once (by transaction id). A line converts the customer's
 intended an offer for that product within the offer's attribution window, whatever its arm, so holdout
 and control customers convert too (that is the baseline) and uplift is measured arm against arm. A line
 with a claim code converts the claimed offer for certain. The purchase, its conversions and their outbox
-rows commit together.
+rows commit together; with the disk full the purchase is held and tried again until it can be stored.
 """
 
 from __future__ import annotations
