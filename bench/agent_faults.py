@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
-import resource
 import signal
 import socket
 import sqlite3
@@ -143,77 +141,44 @@ class AgentProcess:
 
 
 class StateDisk:
-    """The folder holding the agent's database, on a filesystem that can be filled to the last byte.
+    """The folder holding the agent's database, on a small tmpfs of its own that can be filled to the last byte:
+    `fill()` writes a file until the kernel answers ENOSPC, `free()` deletes it.
 
-    As root it is a small tmpfs mounted for the run: `fill()` writes a file until the kernel answers ENOSPC,
-    `free()` deletes it. Where mounting is not allowed it falls back to the agent's file-size limit
-    (RLIMIT_FSIZE, set on the running process with prlimit): writes past the database's current size then
-    fail, which SQLite reports as a full or failing disk. `kind` says which one this run used.
+    Mounting needs root. Without it `available` is False and the folder is a plain one; the run then says so
+    instead of faking a full disk (tests/test_storage_full.py covers SQLITE_FULL in-process without root).
     """
 
     def __init__(self, path: Path, size_mb: int = 64):
         self.path = path
         self.size_mb = size_mb
-        self.kind = "none"
+        self.available = False
+        self.why_not = ""
         self._filler = path / "filler.bin"
-        self._limited_pid: int | None = None
 
     def mount(self) -> StateDisk:
         self.path.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            done = subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", f"size={self.size_mb}m,mode=0700", "tmpfs", str(self.path)],
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode == 0:
-                self.kind = "tmpfs_enospc"
-                return self
-        self.kind = "rlimit_fsize"
+        if os.geteuid() != 0:
+            self.why_not = "mounting a tmpfs needs root"
+            return self
+        options = f"size={self.size_mb}m,mode=0700"
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(self.path)], capture_output=True, text=True
+        )
+        self.available = done.returncode == 0
+        self.why_not = "" if self.available else f"mount failed: {done.stderr.strip()}"
         return self
 
-    def fill(self, pid: int) -> None:
-        if self.kind == "tmpfs_enospc":
-            block = b"\0" * (1 << 20)
-            with self._filler.open("wb", buffering=0) as f:
+    def fill(self) -> None:
+        with self._filler.open("ab", buffering=0) as f:
+            for size in (1 << 20, 65536, 4096, 512, 1):  # down to the last byte
                 with contextlib.suppress(OSError):
-                    while True:
-                        f.write(block)
-                for size in (65536, 4096, 512, 1):  # the last few pages too
-                    with contextlib.suppress(OSError):
-                        while True:
-                            if f.write(b"\0" * size) != size:
-                                break
-        else:
-            size = sum(p.stat().st_size for p in self.path.glob("*.db*"))
-            limit = max(size, 1)
-            resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, limit))
-            self._limited_pid = pid
+                    while f.write(b"\0" * size) == size:
+                        pass
 
     def free(self) -> None:
-        if self.kind == "tmpfs_enospc":
-            self._filler.unlink(missing_ok=True)
-        elif self._limited_pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
-                resource.prlimit(self._limited_pid, resource.RLIMIT_FSIZE, unlimited)
-            self._limited_pid = None
-
-    def is_full(self) -> bool:
-        if self.kind != "tmpfs_enospc":
-            return self._limited_pid is not None
-        try:
-            with (self.path / "probe").open("wb") as f:
-                f.write(b"\0" * 4096)
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as exc:
-            return exc.errno == errno.ENOSPC
-        finally:
-            (self.path / "probe").unlink(missing_ok=True)
-        return False
+        self._filler.unlink(missing_ok=True)
 
     def unmount(self) -> None:
-        if self.kind == "tmpfs_enospc":
+        if self.available:
             subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
-            self.kind = "none"
+            self.available = False

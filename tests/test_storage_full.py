@@ -27,9 +27,8 @@ def test_only_a_full_or_failing_disk_counts_as_a_storage_error():
     assert not is_storage_error(sqlite3.IntegrityError("database or disk is full"))
 
     faults = StorageFaults()
-    with pytest.raises(StorageRefused) as refused:
-        with faults.writing("checkin", "the check-in"):
-            raise sqlite3.OperationalError("database or disk is full")
+    with pytest.raises(StorageRefused) as refused, faults.writing("checkin", "the check-in"):
+        raise sqlite3.OperationalError("database or disk is full")
     assert refused.value.code == "storage_full" and refused.value.reason.startswith("the check-in could not be stored")
     with pytest.raises(sqlite3.OperationalError, match="locked"), faults.writing("checkin"):
         raise sqlite3.OperationalError("database is locked")

@@ -41,6 +41,7 @@ class StorageFaults:
         self.failures: Counter[str] = Counter()
         self.episodes = 0
         self._since: float | None = None
+        self._refused_now = 0  # in this episode
 
     @property
     def failing(self) -> bool:
@@ -49,6 +50,7 @@ class StorageFaults:
     def failed(self, component: str, exc: BaseException) -> None:
         """Count a refused write; the first of an episode is logged (the rest would only flood the log)."""
         self.failures[component] += 1
+        self._refused_now += 1
         if self._since is None:
             self._since = time.monotonic()
             self.episodes += 1
@@ -58,11 +60,11 @@ class StorageFaults:
         """A write went through: an episode, if any, is over."""
         if self._since is not None:
             log.warning(
-                "storage: writing again after %.1f s; %d writes were refused",
+                "storage: writing again after %.1f s; %d writes were refused meanwhile",
                 time.monotonic() - self._since,
-                sum(self.failures.values()),
+                self._refused_now,
             )
-            self._since = None
+            self._since, self._refused_now = None, 0
 
     @contextmanager
     def writing(self, component: str, what: str | None = None) -> Iterator[None]:
