@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import random
 import secrets
 import tempfile
@@ -169,12 +170,8 @@ class FaultRun:
         }
         if self.models is not None:
             config["sources"]["vision"] = True
-            config["vision"] = {
-                "models_dir": str(self.models),
-                "intra_op_threads": 1,
-                "cameras": [{"id": "cam-entrance", "source": str(self.video), "zone": "entrance", "max_fps": 2.0}],
-            }
-            config["vision"]["cameras"][0]["loop"] = True
+            camera = {"id": "cam-entrance", "source": str(self.video), "zone": "entrance", "max_fps": 2.0, "loop": True}
+            config["vision"] = {"models_dir": str(self.models), "intra_op_threads": 1, "cameras": [camera]}
         return config
 
     # --- load -----------------------------------------------------------------------------------------
@@ -212,19 +209,20 @@ class FaultRun:
 
     # --- looking at the agent -------------------------------------------------------------------------
 
-    async def health(self) -> dict[str, Any] | None:
-        headers = {"Authorization": f"Bearer {self.ops_token}"}
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError, ValueError):
-            async with aiohttp.ClientSession() as http, http.get(f"{self.url}/healthz", headers=headers) as resp:
-                return await resp.json() if resp.status == 200 else None
-        return None
-
-    async def metrics(self) -> str:
+    async def _ops_get(self, path: str) -> str | None:
+        """What an operator's scrape of `path` gets; None while the agent does not answer."""
         headers = {"Authorization": f"Bearer {self.ops_token}"}
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with aiohttp.ClientSession() as http, http.get(f"{self.url}/metrics", headers=headers) as resp:
-                return await resp.text()
-        return ""
+            async with aiohttp.ClientSession() as http, http.get(f"{self.url}{path}", headers=headers) as resp:
+                return await resp.text() if resp.status == 200 else None
+        return None
+
+    async def health(self) -> dict[str, Any] | None:
+        text = await self._ops_get("/healthz")
+        return json.loads(text) if text else None
+
+    async def metrics(self) -> str:
+        return await self._ops_get("/metrics") or ""
 
     async def until(self, predicate: Callable[[], Any], timeout: float = RECOVERY_TIMEOUT_S) -> bool:
         """Whether `predicate()` (a plain or an async function) came true within `timeout`."""
