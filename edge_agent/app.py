@@ -48,6 +48,7 @@ from .sources.roster_age import RosterAge
 from .sources.store_peers import StorePeers
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
+from .store.faults import StorageRefused
 
 if TYPE_CHECKING:
     from .sources.vision.source import VisionSource
@@ -135,6 +136,7 @@ class Agent:
             lambda: metrics.render(self),
             auth=self.auth,
             assets=self.assets,
+            storage=self.store.faults,
             surfaces=[self.kiosk, self.associate, self.dashboard, Till(self.store, self.clock)],
         )
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
@@ -232,7 +234,8 @@ class Agent:
     async def _prune_nonces(self) -> None:
         assert self.checkin is not None
         while True:
-            self.checkin.prune()
+            with contextlib.suppress(StorageRefused), self.store.faults.writing("checkin.prune"):
+                self.checkin.prune()  # with the disk full, next time
             await asyncio.sleep(60)
 
     def health(self) -> dict[str, Any]:

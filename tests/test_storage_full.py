@@ -10,9 +10,12 @@ import sqlite3
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from edge_agent.events import Show
 from edge_agent.ops import metrics
+from edge_agent.signage import server
 from edge_agent.store.faults import StorageFaults, StorageRefused, is_storage_error
 from simulators.checkin_app import post_checkin
 
@@ -68,3 +71,37 @@ async def test_a_full_database_refuses_check_ins_with_503_and_the_agent_recovers
     assert agent.store.decisions.get(show.show_id) is not None  # decided, recorded and shown again
     assert db.execute("SELECT count(*) FROM decisions").fetchone()[0] > recorded_before
     assert not agent.health()["storage"]["failing"] and not agent.restarts
+
+
+class _FullDiskSurface:
+    """A surface whose write meets a full disk, and one whose write meets a bug."""
+
+    def routes(self, app: web.Application, auth) -> None:
+        async def full(_: web.Request) -> web.Response:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        async def bug(_: web.Request) -> web.Response:
+            raise sqlite3.OperationalError("no such table: nowhere")
+
+        app.router.add_post("/full", full)
+        app.router.add_post("/bug", bug)
+
+
+async def test_any_surface_that_meets_a_full_disk_answers_503_with_the_reason(running):
+    agent = await running()
+    app = server.build(
+        agent.settings,
+        agent.hub,
+        None,
+        agent.health,
+        lambda: b"",
+        auth=agent.auth,
+        assets=agent.assets,
+        surfaces=[_FullDiskSurface()],
+        storage=agent.store.faults,
+    )
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/full")
+        assert resp.status == 503 and (await resp.json())["error"] == "storage_full"
+        assert (await client.post("/bug")).status == 500  # not a full disk: not disguised as one
+    assert agent.store.faults.failures == {"http": 1} and agent.store.faults.failing
