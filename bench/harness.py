@@ -1,19 +1,29 @@
-"""What several benchmarks share: latency percentiles, a throw-away local server, and timing a check-in
-to the frame it puts on a screen."""
+"""What several benchmarks share: latency percentiles, a throw-away local server, timing a check-in to the
+frame it puts on a screen, and where the real models are."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from edge_agent.sources.vision.models import ENV_VAR
 from simulators.screen import ScreenPlayer
+
+
+def models_folder() -> Path | None:
+    """The installed models: `$EDGE_AGENT_MODELS`, else `../shared/models` beside the checkout; None if absent."""
+    env = os.environ.get(ENV_VAR)
+    folder = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "models"
+    return folder if folder.is_dir() else None
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:

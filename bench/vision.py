@@ -19,7 +19,6 @@ Needs the real models: `EDGE_AGENT_MODELS` or `../shared/models`.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.harness import models_folder
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings, VisionSettings, from_dict
@@ -43,9 +43,8 @@ from simulators.camera import ASSETS, photo, render, scene
 
 
 def _models_dir() -> Path:
-    env = os.environ.get(ENV_VAR)
-    folder = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "models"
-    if not folder.is_dir():
+    folder = models_folder()
+    if folder is None:
         raise SystemExit(f"bench vision needs the real models: set {ENV_VAR} (e.g. ../shared/models)")
     return folder
 

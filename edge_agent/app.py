@@ -48,6 +48,7 @@ from .sources.roster_age import RosterAge
 from .sources.store_peers import StorePeers
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
+from .store.faults import StorageRefused
 
 if TYPE_CHECKING:
     from .sources.vision.source import VisionSource
@@ -137,6 +138,7 @@ class Agent:
             auth=self.auth,
             assets=self.assets,
             refused=self.http_refused,
+            storage=self.store.faults,
             surfaces=[self.kiosk, self.associate, self.dashboard, Till(self.store, self.clock)],
         )
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
@@ -152,7 +154,7 @@ class Agent:
             "signage": self.hub.run,
             "assets": self.assets.run,
             "attribution": self.attribution.run,
-            "store.checkpoint": WalCheckpointer(self.settings.database.path).run,
+            "store.checkpoint": WalCheckpointer(self.settings.database.path, faults=self.store.faults).run,
         }
         if self.watchdog.enabled:
             components["watchdog"] = self.watchdog.run
@@ -234,7 +236,8 @@ class Agent:
     async def _prune_nonces(self) -> None:
         assert self.checkin is not None
         while True:
-            self.checkin.prune()
+            with contextlib.suppress(StorageRefused), self.store.faults.writing("checkin.prune"):
+                self.checkin.prune()  # with the disk full, next time
             await asyncio.sleep(60)
 
     def health(self) -> dict[str, Any]:
@@ -247,6 +250,11 @@ class Agent:
             "restarts": dict(self.restarts),
             "offers": len(self.catalog),
             "outbox_depth": self.store.outbox.depth(),
+            "storage": {
+                "failing": self.store.faults.failing,
+                "episodes": self.store.faults.episodes,
+                "write_failures": dict(self.store.faults.failures),
+            },
             "cloud": "off" if self.cloud is None else "up" if self.cloud.link.connected.is_set() else "down",
             "config": None if self.cloud is None else self.cloud.desired.reported(),
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},

@@ -4,7 +4,8 @@
 built on dbus-fast (a bleak dependency): an object manager, one adapter (`Adapter1`: SetDiscoveryFilter,
 StartDiscovery, StopDiscovery, RemoveDevice), and devices whose adverts arrive as `InterfacesAdded` and then
 `PropertiesChanged` of `org.bluez.Device1` — exactly what bluetoothd emits while discovering. `restart()`
-drops the name and comes back like a restarted bluetoothd.
+drops the name and comes back like a restarted bluetoothd; `unplug_adapter()` / `plug_adapter()` take the
+adapter away and bring it back, as pulling out a USB dongle does.
 
 Point the agent at it with `DBUS_SYSTEM_BUS_ADDRESS=<bus.address>` (bleak talks to BlueZ on the system bus).
 """
@@ -88,6 +89,7 @@ class SimulatedBlueZ:
         self.discovering = False
         self.filters: dict[str, Any] = {}
         self._devices: dict[str, dict[str, Any]] = {}  # object path → Device1 properties
+        self.adapter_present = True
         self.counts: Counter[str] = Counter()
 
     # --- lifecycle ---
@@ -104,6 +106,7 @@ class SimulatedBlueZ:
         self.discovering = False
         self._devices.clear()
         if bus is not None:
+            bus.remove_message_handler(self._on_message)  # no replies on a connection being closed
             bus.disconnect()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(bus.wait_for_disconnect(), 5)
@@ -114,6 +117,20 @@ class SimulatedBlueZ:
         await self.stop()
         await asyncio.sleep(down_s)
         await self.start()
+        self._emit_added(self.adapter_path, {ADAPTER: self._adapter_props()})
+
+    def unplug_adapter(self) -> None:
+        """Like pulling a USB dongle: bluetoothd stays, the adapter and its devices vanish, calls to it fail."""
+        self.adapter_present = False
+        self.discovering = False
+        for path in list(self._devices):
+            self._emit_removed(path, [DEVICE])
+        self._devices.clear()
+        self._emit_removed(self.adapter_path, [ADAPTER])
+
+    def plug_adapter(self) -> None:
+        """The dongle is back: the adapter appears again, not discovering until someone asks."""
+        self.adapter_present = True
         self._emit_added(self.adapter_path, {ADAPTER: self._adapter_props()})
 
     # --- adverts ---
@@ -184,6 +201,8 @@ class SimulatedBlueZ:
         }
 
     def _objects(self) -> dict[str, dict[str, dict[str, Variant]]]:
+        if not self.adapter_present:
+            return {}
         objects: dict[str, dict[str, dict[str, Variant]]] = {self.adapter_path: {ADAPTER: self._adapter_props()}}
         for path, props in self._devices.items():
             objects[path] = {DEVICE: props}
@@ -212,7 +231,7 @@ class SimulatedBlueZ:
         self.counts[f"call:{msg.member}"] += 1
         if msg.interface == OBJECT_MANAGER and msg.member == "GetManagedObjects":
             return Message.new_method_return(msg, "a{oa{sa{sv}}}", [self._objects()])
-        if msg.path == self.adapter_path and msg.interface == ADAPTER:
+        if msg.path == self.adapter_path and msg.interface == ADAPTER and self.adapter_present:
             if msg.member == "SetDiscoveryFilter":
                 self.filters = {k: v.value for k, v in msg.body[0].items()}
                 return Message.new_method_return(msg)
@@ -223,6 +242,11 @@ class SimulatedBlueZ:
                 self._devices.pop(msg.body[0], None)
                 self._emit_removed(msg.body[0], [DEVICE])
                 return Message.new_method_return(msg)
-        if msg.interface == PROPERTIES and msg.member == "GetAll" and msg.path == self.adapter_path:
+        if (
+            msg.interface == PROPERTIES
+            and msg.member == "GetAll"
+            and msg.path == self.adapter_path
+            and self.adapter_present
+        ):
             return Message.new_method_return(msg, "a{sv}", [self._adapter_props()])
         return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownObject", f"no {msg.member} on {msg.path}")

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from edge_agent import config
 from edge_agent.signage.proof import AckRejected, ProofOfPlay
 from edge_agent.sources.checkin_token import TokenError, verify
+from edge_agent.store.faults import StorageFaults
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()
 json_values = st.recursive(
@@ -86,6 +87,7 @@ class _NoDecisions:
     """A store with no decisions: every ack must be refused with a reason, none may crash."""
 
     decisions = _NoDecisionLog()
+    faults = StorageFaults()
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])

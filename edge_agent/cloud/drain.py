@@ -18,6 +18,7 @@ from collections import Counter, deque
 
 from ..config import MqttSettings
 from ..ops.progress import Progress
+from ..store.faults import StorageRefused
 from ..store.outbox import Outbox
 from .link import LinkError, MqttLink, retrieve
 from .topics import Topics
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 STREAM_QOS = {"events": 1, "ack": 1, "telemetry": 0}
 IDLE_RECHECK_S = 5.0
+STORAGE_RETRY_S = 1.0
 
 
 def encode_batch(store: str, device: str, stream: str, rows: list[tuple[int, str]]) -> bytes:
@@ -81,6 +83,12 @@ class OutboxDrain:
                     self._beat()  # alive: it noticed and starts again
                     self.counts[f"{stream}:restarts"] += 1
                     log.info("drain of %s starts again from the oldest unsent row: %s", stream, exc)
+                except StorageRefused:
+                    # Sent rows could not be deleted (a delete needs room in the WAL too): they stay, are sent
+                    # again and removed by the cloud as duplicates. Counted and logged by the store.
+                    self._beat()
+                    self.counts[f"{stream}:restarts"] += 1
+                    await asyncio.sleep(STORAGE_RETRY_S)
         finally:
             stop_listening()
 
@@ -105,7 +113,7 @@ class OutboxDrain:
                     # Delete what the broker has, once the new batches are on their way (the broker works on
                     # them meanwhile). Batches are acknowledged in order, so that is every row up to `acked`.
                     await asyncio.sleep(0)
-                    self._outbox.remove_through(stream, acked)
+                    self._remove_through(stream, acked)
                     acked = None
                 if not inflight:
                     wake.clear()  # nothing was written since the peek above: no await in between
@@ -122,7 +130,11 @@ class OutboxDrain:
                 self.counts[f"{stream}:batches"] += batches
                 self.counts[f"{stream}:events"] += events
         finally:
-            if acked is not None:
-                self._outbox.remove_through(stream, acked)
             for future, _ in inflight:
                 future.add_done_callback(retrieve)
+            if acked is not None:
+                self._remove_through(stream, acked)
+
+    def _remove_through(self, stream: str, seq: int) -> None:
+        with self._outbox.faults.writing("cloud.drain", "removing sent rows"):
+            self._outbox.remove_through(stream, seq)

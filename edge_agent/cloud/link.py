@@ -329,10 +329,16 @@ class MqttLink:
         self._on_loop(register)
 
     def _on_socket_close(self, _c: mqtt.Client, _u: Any, sock: Any) -> None:
+        # By the number it has now: called from another thread, the socket is closed (fileno -1) by the time
+        # the loop runs this, and the loop must still forget it.
+        fd = sock.fileno()
+
         def unregister() -> None:
             assert self._loop is not None
-            self._loop.remove_reader(sock)
-            self._loop.remove_writer(sock)
+            if fd < 0:
+                return
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
 
         self._on_loop(unregister)
 

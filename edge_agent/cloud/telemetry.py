@@ -8,12 +8,14 @@ snapshot lost on the way loses no information.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..clock import Clock
 from ..store import Store
+from ..store.faults import StorageRefused
 from ..store.outbox import DropClass
 
 
@@ -35,7 +37,9 @@ class Telemetry:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
-            self.record()
+            # A full disk: counted and logged by the store; the next snapshot replaces this one anyway.
+            with contextlib.suppress(StorageRefused), self._store.faults.writing("telemetry"):
+                self.record()
 
     def snapshot(self) -> dict[str, Any]:
         now = time.monotonic()

@@ -4,11 +4,12 @@ Each transaction counts once (by transaction id). A line converts the customer's
 intended an offer for that product within the offer's attribution window, whatever its arm, so holdout
 and control customers convert too (that is the baseline) and uplift is measured arm against arm. A line
 with a claim code converts the claimed offer for certain. The purchase, its conversions and their outbox
-rows commit together.
+rows commit together; with the disk full the purchase is held and tried again until it can be stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections import Counter
@@ -19,10 +20,13 @@ from ..store import Store
 from ..store.claims import normalise_code
 from ..store.conversions import ConversionRecord
 from ..store.decisions import DecisionRecord
+from ..store.faults import StorageRefused
 from .caps import CapLedger
 from .profile import ProfileBook
 
 log = logging.getLogger(__name__)
+
+STORAGE_RETRY_S = 1.0
 
 
 class Attribution:
@@ -36,11 +40,20 @@ class Attribution:
 
     async def run(self) -> None:
         async for purchase in self._purchases:
-            try:
-                self.on_purchase(purchase)
-            except Exception:
-                self.counts["errors"] += 1
-                log.exception("attributing transaction %s failed", purchase.txn_id)
+            while True:
+                try:
+                    with self._store.faults.writing("attribution", "the purchase"):
+                        self.on_purchase(purchase)
+                except StorageRefused:
+                    # The till cannot send a receipt again: hold it (later ones wait in the subscription's
+                    # queue, in order) and try again until the disk has room. Counted and logged by the store.
+                    self.counts["storage_retries"] += 1
+                    await asyncio.sleep(STORAGE_RETRY_S)
+                    continue
+                except Exception:
+                    self.counts["errors"] += 1
+                    log.exception("attributing transaction %s failed", purchase.txn_id)
+                break
 
     def on_purchase(self, p: Purchase) -> list[ConversionRecord]:
         with self._store.db.atomic():

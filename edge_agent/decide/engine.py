@@ -43,6 +43,7 @@ from ..events import (
 from ..ops.progress import Progress
 from ..store import Store
 from ..store.decisions import DecisionRecord
+from ..store.faults import StorageRefused
 from ..store.offers import LONGEST_WINDOW_S
 from ..store.roster import RosterEntry
 from .caps import CapLedger
@@ -272,6 +273,16 @@ class OfferEngine:
         return out
 
     def _decide(self, tp: Touchpoint, customer_ref: str | None, origin_mono: float, dwell_s: float = 0.0) -> None:
+        """Decide and show; with the disk full the decision cannot be logged, so the touchpoint keeps its content."""
+        try:
+            with self._store.faults.writing("decide", "the decision"):
+                self._decide_and_show(tp, customer_ref, origin_mono, dwell_s)
+        except StorageRefused:
+            self.counts["errors"] += 1  # counted and logged (once per episode) by the store
+
+    def _decide_and_show(
+        self, tp: Touchpoint, customer_ref: str | None, origin_mono: float, dwell_s: float = 0.0
+    ) -> None:
         entry: RosterEntry | None = self._store.roster.get(customer_ref) if customer_ref else None
         wall = self._clock.wall()
         showing = self._showing[tp.id]
@@ -280,15 +291,15 @@ class OfferEngine:
         self.counts["decisions"] += 1
         customer = personalised(entry)
         ref = customer.customer_ref if customer else None
-        showing.customer_ref = entry.customer_ref if entry else None
         if choice.shown is None:
-            showing.offer_id = None
+            showing.customer_ref, showing.offer_id = (entry.customer_ref if entry else None), None
             self._bus.publish(Idle(touchpoint=tp.id, mono=self._clock.mono()))
             return
         chosen = slate.offers[choice.shown]
-        showing.offer_id = chosen.offer_id
         display = self._priced(slate, choice.shown, wall.at)
         decision_id = self._log(tp, slate, choice, choice.shown, choice.intended, choice.propensity, ref, wall, dwell_s)
+        # Only once it is logged is it what the touchpoint shows (a refused write leaves the screen as it was).
+        showing.customer_ref, showing.offer_id = (entry.customer_ref if entry else None), chosen.offer_id
         self.caps.shown(tp.id, ref, chosen.offer_id, wall.at.timestamp())
         self._bus.publish(
             Show(

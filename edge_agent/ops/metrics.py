@@ -65,6 +65,14 @@ class AgentCollector(Collector):
             players.add_metric([tp.id], a.hub.players(tp.id))
         yield players
         yield GaugeMetricFamily("edge_outbox_depth", "Messages waiting to go up", value=a.store.outbox.depth())
+        faults = a.store.faults
+        refused = CounterMetricFamily(
+            "edge_storage_write_failures", "Writes refused: the database's disk full or failing", labels=["component"]
+        )
+        for component, n in faults.failures.items():
+            refused.add_metric([component], n)
+        yield refused
+        yield GaugeMetricFamily("edge_storage_failing", "1 while writes fail for lack of disk", int(faults.failing))
         drops = CounterMetricFamily(
             "edge_outbox_dropped", "Messages the outbox bound dropped, by drop class and kind", labels=["class", "kind"]
         )

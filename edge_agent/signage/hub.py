@@ -24,6 +24,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..events import Idle, Show
 from ..ops.progress import Progress
+from ..store.faults import StorageRefused
 from . import playlists
 from .assets import AssetCache
 from .proof import AckRejected, ProofOfPlay
@@ -188,4 +189,8 @@ class ScreenHub:
         except AckRejected as exc:
             self.counts["bad_acks"] += 1
             return {"type": "error", "show_id": message.get("show_id"), "reason": f"{exc.code}: {exc.reason}"}
+        except StorageRefused as exc:
+            # No show_id: the screen keeps the acknowledgement and sends it again after its next reconnect.
+            self.counts["acks_refused_storage"] += 1
+            return {"type": "error", "reason": f"{exc.code}: {exc.reason}"}
         return {"type": "acked", "show_id": message["show_id"]}

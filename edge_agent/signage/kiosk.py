@@ -24,6 +24,7 @@ from ..events import ConsentChanged
 from ..sources.kiosk_id import IdentifyRefused, KioskIdentifier
 from ..store import Store
 from ..store.consents import CHANNELS
+from ..store.faults import StorageRefused
 from .assets import AssetCache
 from .auth import Auth
 from .http import error, json_body, page, private_json
@@ -184,6 +185,8 @@ class Kiosk:
                     )
                 except AckRejected as exc:
                     return error(400, exc.code, exc.reason)
+                except StorageRefused as exc:
+                    return error(503, exc.code, exc.reason)
             return private_json({"recorded": recorded})
 
         async def consent(request: web.Request) -> web.Response:

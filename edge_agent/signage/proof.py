@@ -30,9 +30,12 @@ class ProofOfPlay:
         self.rejected: Counter[str] = Counter()
 
     def acknowledge(self, touchpoint: str, message: dict[str, Any]) -> bool:
-        """Record the impression; True if new, False if this show was already acknowledged."""
+        """Record the impression; True if new, False if this show was already acknowledged.
+
+        Raises AckRejected for a bad acknowledgement, StorageRefused when the disk is full."""
         try:
-            return self._acknowledge(touchpoint, message)
+            with self._store.faults.writing("proof", "the impression"):
+                return self._acknowledge(touchpoint, message)
         except AckRejected as exc:
             self.rejected[exc.code] += 1
             raise

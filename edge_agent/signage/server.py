@@ -4,6 +4,7 @@ authenticated surfaces (kiosk, associate tablet, dashboard, till), each of which
 from __future__ import annotations
 
 import html
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -13,6 +14,7 @@ from aiohttp import web
 from ..config import Settings
 from ..ops.metrics import CONTENT_TYPE
 from ..sources.checkin import CheckinRejected, CheckinSource
+from ..store.faults import StorageFaults, StorageRefused, is_storage_error
 from .assets import AssetCache
 from .auth import Auth
 from .http import PAGE_HEADERS, error, json_body, page, refusals, static
@@ -34,8 +36,10 @@ def build(
     assets: AssetCache,
     refused: Counter[str],
     surfaces: Iterable[Surface] = (),
+    storage: StorageFaults | None = None,
 ) -> web.Application:
     limit = settings.http.max_request_bytes
+    storage = storage or StorageFaults()
 
     @web.middleware
     async def refuse_large(request: web.Request, handler: Callable) -> web.StreamResponse:
@@ -44,7 +48,21 @@ def build(
             return error(413, "too_large", f"the request body is over http.max_request_bytes ({limit} bytes)")
         return await handler(request)
 
-    app = web.Application(client_max_size=limit, middlewares=[refusals(refused), refuse_large])
+    @web.middleware
+    async def refuse_when_full(request: web.Request, handler: Callable) -> web.StreamResponse:
+        """A surface whose write fails for a full or failing disk answers 503 with the reason, never a 500."""
+        try:
+            return await handler(request)
+        except StorageRefused as exc:
+            return error(503, exc.code, exc.reason)
+        except sqlite3.OperationalError as exc:
+            if not is_storage_error(exc):
+                raise
+            storage.failed("http", exc)
+            full = StorageRefused("the request")
+            return error(503, full.code, full.reason)
+
+    app = web.Application(client_max_size=limit, middlewares=[refusals(refused), refuse_large, refuse_when_full])
     touchpoints = {tp.id: tp for tp in settings.touchpoints}
 
     async def index(_: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ restarted BlueZ is logged in one clear line and retried with backoff; the rest o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from ..config import Settings
 from ..events import Channel, ConsentChanged, Customer, Erased, Sighting
 from ..ops.progress import Progress
 from ..store import Store
+from ..store.faults import StorageRefused
 from . import frames
 from .roster_age import RosterAge
 from .tokens import TokenResolver, days_around, interval_of
@@ -213,7 +215,8 @@ class BleSource:
             return False
         if new_interval:
             yesterday = days_around(now, before=1, after=0)[0]
-            self._store.roster.prune_day_keys(yesterday)
+            with contextlib.suppress(StorageRefused), self._store.faults.writing("ble.prune"):
+                self._store.roster.prune_day_keys(yesterday)  # with the disk full, at the next interval
         keys = self._store.roster.ble_day_keys(TokenResolver.days_needed(now))
         models = self._store.roster.ble_phone_models()
         read = self._store.roster.fingerprint()

@@ -16,6 +16,7 @@ from ..config import Settings
 from ..errors import Refused
 from ..events import Channel, Customer, Sighting
 from ..store import Store
+from ..store.faults import StorageRefused
 from .checkin_token import TokenError, public_key_from_b64, verify
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ _STATUS = {
     "unknown_touchpoint": 403,
     "no_consent": 403,
     "replayed": 409,
+    "storage_full": 503,
 }
 
 
@@ -60,11 +62,12 @@ class CheckinSource:
 
     def accept(self, token: object) -> CheckinAccepted:
         try:
-            result = self._accept(token)
-        except (TokenError, CheckinRejected) as exc:
+            with self._store.faults.writing("checkin", "the check-in"):
+                result = self._accept(token)
+        except (TokenError, CheckinRejected, StorageRefused) as exc:
             self.rejected[exc.code] += 1
             log.info("check-in refused: %s", exc.code)
-            if isinstance(exc, TokenError):
+            if not isinstance(exc, CheckinRejected):
                 raise CheckinRejected(exc.code, exc.reason) from None
             raise
         self.accepted += 1

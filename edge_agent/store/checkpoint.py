@@ -13,13 +13,16 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from .faults import StorageFaults, is_storage_error
+
 BACKSTOP_PAGES = 10_000  # ~40 MB of WAL before the writer checkpoints by itself
 
 
 class WalCheckpointer:
-    def __init__(self, path: Path, interval_s: float = 1.0):
+    def __init__(self, path: Path, interval_s: float = 1.0, faults: StorageFaults | None = None):
         self._path = path
         self._interval_s = interval_s
+        self._faults = faults or StorageFaults()
         self.runs = 0
 
     def checkpoint(self) -> tuple[int, int, int]:
@@ -35,4 +38,11 @@ class WalCheckpointer:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
-            await asyncio.to_thread(self.checkpoint)
+            try:
+                await asyncio.to_thread(self.checkpoint)
+            except sqlite3.OperationalError as exc:
+                if not is_storage_error(exc):
+                    raise
+                # The copy into a database file that must grow failed: the WAL keeps the pages; next time.
+                # (A checkpoint that succeeds may have written nothing, so it does not end the episode.)
+                self._faults.failed("store.checkpoint", exc)

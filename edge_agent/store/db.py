@@ -15,6 +15,7 @@ from .claims import ClaimLedger
 from .consents import ConsentLedger
 from .conversions import ConversionLog
 from .decisions import DecisionLog
+from .faults import StorageFaults
 from .impressions import ImpressionLog
 from .migrate import migrate
 from .nonces import NonceLedger
@@ -30,7 +31,8 @@ class Store:
 
     def __init__(self, db: Database, clock_synced: Callable[[], bool]):
         self.db = db
-        self.outbox = Outbox(db, clock_synced=clock_synced)
+        self.faults = StorageFaults()  # writes refused because the disk is full or failing
+        self.outbox = Outbox(db, clock_synced=clock_synced, faults=self.faults)
         self.offers = OfferCache(db)
         self.roster = Roster(db)
         self.decisions = DecisionLog(db, self.outbox)

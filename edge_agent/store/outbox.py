@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .faults import StorageFaults
+
 log = logging.getLogger(__name__)
 
 
@@ -46,8 +48,15 @@ class OutboxRow:
 
 
 class Outbox:
-    def __init__(self, db: Database, max_rows: int = 200_000, clock_synced: Callable[[], bool] = lambda: False):
+    def __init__(
+        self,
+        db: Database,
+        max_rows: int = 200_000,
+        clock_synced: Callable[[], bool] = lambda: False,
+        faults: StorageFaults | None = None,
+    ):
         self._db = db
+        self.faults = faults or StorageFaults()  # the store's, shared: the drain's deletes can fail on a full disk
         self._clock_synced = clock_synced  # stamped on every message: can the cloud trust its time?
         self.max_rows = max_rows
         self._estimate = self.depth()  # rows added since the last count; reaching the bound triggers a count
