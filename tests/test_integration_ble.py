@@ -38,12 +38,12 @@ def bus(monkeypatch):
         yield private
 
 
-def ble_settings(tmp_path, issuer):
+def ble_settings(tmp_path, issuer, stall_s=1.5):
     data = config_dict(tmp_path, issuer)
     data["sources"] = {"checkin": True, "ble": True}
     data["ble"] = {
         "receivers": [{"id": "edge-test", "zone": "entrance"}],
-        "stall_s": 1.5,
+        "stall_s": stall_s,
         "window_s": 3.0,
     }
     return from_dict(data)
@@ -175,3 +175,35 @@ async def test_missing_adapter_and_bluez_restart_are_survived(agent, bus, caplog
         feeder.cancel()
         await sim.stop()
     assert agent.restarts["ble"] == 0
+
+
+async def test_a_pulled_adapter_and_a_restarted_bluez_are_noticed_from_d_bus_not_the_stall_timer(
+    tmp_path, issuer, bus, caplog
+):
+    caplog.set_level(logging.INFO)
+    agent = Agent(ble_settings(tmp_path, issuer, stall_s=600.0))  # the stall timer cannot be what recovers
+    seed(agent, roster=roster(time.time()))
+    sim = SimulatedBlueZ(bus.address)
+    await sim.start()
+    await agent.start()
+    feeder = asyncio.create_task(advertise_forever(sim, [ALICE]))
+    resolved = lambda: agent.ble.resolver.counts["resolved"]  # noqa: E731
+    try:
+        await wait_for(lambda: agent.ble.scanning and resolved() >= 3, what="scanning")
+        sim.unplug_adapter()
+        await wait_for(lambda: "the adapter was removed; restarting the scan" in caplog.text, what="the loss")
+        # Failed restarts after 0, 1, 3, 7 and 15 s: the back-off is now 16 s, and coming back must not wait for it.
+        await wait_for(lambda: agent.ble.scan_failures >= 5, timeout=45, what="failed restarts while unplugged")
+        sim.plug_adapter()
+        before = resolved()
+        await wait_for(lambda: resolved() >= before + 3, timeout=12, what="adverts soon after the adapter is back")
+        await sim.restart()
+        await wait_for(lambda: agent.ble.adapter_losses >= 2, what="the BlueZ restart noticed")
+        before = resolved()
+        await wait_for(lambda: resolved() >= before + 3, what="adverts after the BlueZ restart")
+    finally:
+        feeder.cancel()
+        await agent.stop()
+        await sim.stop()
+    assert agent.restarts["ble"] == 0
+    assert "no advert on hci0" not in caplog.text  # the stall timer never fired

@@ -14,7 +14,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..bus import Bus
 from ..clock import Clock
@@ -26,6 +26,9 @@ from ..store.faults import StorageRefused
 from . import frames
 from .roster_age import RosterAge
 from .tokens import TokenResolver, days_around, interval_of
+
+if TYPE_CHECKING:
+    from .bluez_watch import AdapterWatch
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,7 @@ class BleSource:
         self.last_advert = float("-inf")
         self.scanning = False
         self.scan_failures = 0
+        self.adapter_losses = 0  # BlueZ said the adapter went away while scanning
         self._progress = progress
         if progress is not None:  # a vital part: adverts waiting and none handled for too long stalls the agent
             progress.watch("ble", max_silence_s=settings.ops.stall_after_s, pending=lambda: len(self._queue))
@@ -236,6 +240,8 @@ class BleSource:
     async def _scan_forever(self) -> None:
         from bleak import BleakScanner
 
+        from .bluez_watch import AdapterWatch
+
         # bleak's debug lines print every device's address and advert: they must never reach a log
         bleak_log = logging.getLogger("bleak")
         bleak_log.setLevel(max(bleak_log.getEffectiveLevel(), logging.INFO))
@@ -247,31 +253,39 @@ class BleSource:
                 scanning_mode="active",
                 bluez={"adapter": self._cfg.adapter, "filters": {"DuplicateData": True}},
             )
-            try:
-                await scanner.start()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.scan_failures += 1
-                log.warning(
-                    "BLE adapter %s unavailable (%s: %s); retrying in %.0f s, other sources keep running",
-                    self._cfg.adapter,
-                    type(exc).__name__,
-                    exc,
-                    delay,
+            async with AdapterWatch(self._cfg.adapter) as watch:
+                try:
+                    await scanner.start()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.scan_failures += 1
+                    log.warning(
+                        "BLE adapter %s unavailable (%s: %s); retrying when it is back or in %.0f s, "
+                        "other sources keep running",
+                        self._cfg.adapter,
+                        type(exc).__name__,
+                        exc,
+                        delay,
+                    )
+                    await _wait(watch.back, delay)  # or at once when BlueZ says it is back
+                    delay = min(delay * 2, 30.0)
+                    continue
+                self.scanning, delay = True, 1.0
+                started = self._clock.mono()
+                quiet = last_stall is not None and self.last_advert <= last_stall
+                (log.debug if quiet else log.info)(
+                    "BLE scanning on %s as receiver %s", self._cfg.adapter, self.receiver_id
                 )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                try:
+                    lost = await self._until_lost(started, watch)
+                finally:
+                    self.scanning = False
+                    await _stop_quietly(scanner)
+            if lost:
+                self.adapter_losses += 1
+                log.warning("BLE adapter %s: %s; restarting the scan", self._cfg.adapter, watch.reason)
                 continue
-            self.scanning, delay = True, 1.0
-            started = self._clock.mono()
-            quiet = last_stall is not None and self.last_advert <= last_stall
-            (log.debug if quiet else log.info)("BLE scanning on %s as receiver %s", self._cfg.adapter, self.receiver_id)
-            try:
-                await self._watch_for_stall(started)
-            finally:
-                self.scanning = False
-                await _stop_quietly(scanner)
             quiet = last_stall is not None and self.last_advert <= last_stall
             last_stall = self._clock.mono()
             (log.debug if quiet else log.warning)(  # an empty store at night says so once, not every minute
@@ -280,9 +294,12 @@ class BleSource:
                 self._cfg.stall_s,
             )
 
-    async def _watch_for_stall(self, started: float) -> None:
+    async def _until_lost(self, started: float, watch: AdapterWatch) -> bool:
+        """Wait until BlueZ says the adapter went away (True) or no advert came for `stall_s` (False)."""
         while self._clock.mono() - max(self.last_advert, started) < self._cfg.stall_s:
-            await asyncio.sleep(min(1.0, self._cfg.stall_s / 4))
+            if await _wait(watch.gone, min(1.0, self._cfg.stall_s / 4)):
+                return True
+        return False
 
     def health(self) -> dict[str, Any]:
         return {
@@ -292,12 +309,22 @@ class BleSource:
             "queue": len(self._queue),
             "dropped": self.dropped,
             "scan_failures": self.scan_failures,
+            "adapter_losses": self.adapter_losses,
             "adverts": dict(self.resolver.counts),
             "beacons": {
                 k: {"receiver": b.receiver, "rssi": b.rssi, "measured_power": b.measured_power}
                 for k, b in self.resolver.beacons.items()
             },
         }
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
+    """Whether `event` was set within `timeout_s`. (`asyncio.timeout`, not `wait_for`: on Python 3.11
+    `wait_for` in a loop can swallow the task's cancellation, and the agent could not stop.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    return event.is_set()
 
 
 async def _stop_quietly(scanner: Any) -> None:
