@@ -209,7 +209,7 @@ async def store_day(workdir: Path, day: Day, command: list[str] | None = None) -
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
             await bluez.stop()  # before the agent stops listening, so nothing is left queued on the bus
         day_s = time.monotonic() - started
         memory = sampler.summary(warmup_s=day.warmup_s)
@@ -245,6 +245,7 @@ async def store_day(workdir: Path, day: Day, command: list[str] | None = None) -
         "ble_dropped": health["ble"]["dropped"],
         "rss_growth_mb_1m_adverts": memory["rss_growth_mb"] if adverts >= 1_000_000 else None,
         "telemetry_received": len(cloud.telemetry),
+        "simulators_failed": [repr(o) for o in outcomes if isinstance(o, Exception)],
         "day_s": round(day_s, 1),
         "shoppers_on_floor": day.shoppers,
     }

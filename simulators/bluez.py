@@ -177,7 +177,8 @@ class SimulatedBlueZ:
 
     def _expire(self, now: float) -> None:
         """Remove the devices not heard for `temporary_timeout_s`, as bluetoothd does with temporary devices."""
-        for path, heard in list(self._heard.items()):
+        while self._heard:
+            path, heard = next(iter(self._heard.items()))
             if now - heard < self.temporary_timeout_s:
                 return
             del self._heard[path]
