@@ -83,7 +83,7 @@ class Day:
 
 
 QUICK = Day(seconds=30, shoppers=150, checkin_gap_s=0.3, warmup_s=8, vision_s=15)
-FULL = Day(seconds=540, shoppers=4000, checkin_gap_s=0.25, warmup_s=60, vision_s=60)
+FULL = Day(seconds=840, shoppers=3750, checkin_gap_s=0.25, warmup_s=60, vision_s=60)
 
 
 def soak_config(workdir: Path, port: int, issuer: CheckinIssuer, token: str, broker: Mosquitto, cloud: CloudSim):
