@@ -3,9 +3,11 @@
 `PrivateBus` starts its own `dbus-daemon` (never the machine's); `SimulatedBlueZ` owns `org.bluez` on it,
 built on dbus-fast (a bleak dependency): an object manager, one adapter (`Adapter1`: SetDiscoveryFilter,
 StartDiscovery, StopDiscovery, RemoveDevice), and devices whose adverts arrive as `InterfacesAdded` and then
-`PropertiesChanged` of `org.bluez.Device1` — exactly what bluetoothd emits while discovering. `restart()`
-drops the name and comes back like a restarted bluetoothd; `unplug_adapter()` / `plug_adapter()` take the
-adapter away and bring it back, as pulling out a USB dongle does.
+`PropertiesChanged` of `org.bluez.Device1` — exactly what bluetoothd emits while discovering. Like bluetoothd
+(`TemporaryTimeout` in main.conf, 30 s), a device not heard for `temporary_timeout_s` is removed
+(`InterfacesRemoved`), so a long day of passing phones does not pile up in the scanner. `restart()` drops the
+name and comes back like a restarted bluetoothd; `unplug_adapter()` / `plug_adapter()` take the adapter away
+and bring it back, as pulling out a USB dongle does.
 
 Point the agent at it with `DBUS_SYSTEM_BUS_ADDRESS=<bus.address>` (bleak talks to BlueZ on the system bus).
 """
@@ -18,6 +20,7 @@ import hashlib
 import shutil
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -82,7 +85,7 @@ def fake_address(device_id: str) -> str:
 
 
 class SimulatedBlueZ:
-    def __init__(self, bus_address: str, adapter: str = "hci0"):
+    def __init__(self, bus_address: str, adapter: str = "hci0", temporary_timeout_s: float = 30.0):
         self._address = bus_address
         self.adapter_path = f"/org/bluez/{adapter}"
         self._bus: MessageBus | None = None
@@ -90,6 +93,8 @@ class SimulatedBlueZ:
         self.filters: dict[str, Any] = {}
         self._devices: dict[str, dict[str, Any]] = {}  # object path → Device1 properties
         self.adapter_present = True
+        self._heard: dict[str, float] = {}  # object path → when last heard (monotonic), oldest first
+        self.temporary_timeout_s = temporary_timeout_s
         self.counts: Counter[str] = Counter()
 
     # --- lifecycle ---
@@ -105,6 +110,7 @@ class SimulatedBlueZ:
         bus, self._bus = self._bus, None
         self.discovering = False
         self._devices.clear()
+        self._heard.clear()
         if bus is not None:
             bus.remove_message_handler(self._on_message)  # no replies on a connection being closed
             bus.disconnect()
@@ -126,6 +132,7 @@ class SimulatedBlueZ:
         for path in list(self._devices):
             self._emit_removed(path, [DEVICE])
         self._devices.clear()
+        self._heard.clear()
         self._emit_removed(self.adapter_path, [ADAPTER])
 
     def plug_adapter(self) -> None:
@@ -158,6 +165,7 @@ class SimulatedBlueZ:
             changed["ServiceData"] = Variant("a{sv}", {k: Variant("ay", bytes(v)) for k, v in service_data.items()})
         if tx_power is not None:
             changed["TxPower"] = Variant("n", int(tx_power))
+        self._expire(time.monotonic())
         props = self._devices.get(path)
         if props is None:
             props = {
@@ -180,8 +188,21 @@ class SimulatedBlueZ:
         else:
             props.update(changed)
             self._send(Message.new_signal(path, PROPERTIES, "PropertiesChanged", "sa{sv}as", [DEVICE, changed, []]))
+        self._heard.pop(path, None)
+        self._heard[path] = time.monotonic()
         self.counts["adverts"] += 1
         return True
+
+    def _expire(self, now: float) -> None:
+        """Remove the devices not heard for `temporary_timeout_s`, as bluetoothd does with temporary devices."""
+        while self._heard:
+            path, heard = next(iter(self._heard.items()))
+            if now - heard < self.temporary_timeout_s:
+                return
+            del self._heard[path]
+            self._devices.pop(path, None)
+            self._emit_removed(path, [DEVICE])
+            self.counts["expired"] += 1
 
     # --- D-Bus plumbing ---
 
@@ -240,6 +261,7 @@ class SimulatedBlueZ:
                 return Message.new_method_return(msg)
             if msg.member == "RemoveDevice":
                 self._devices.pop(msg.body[0], None)
+                self._heard.pop(msg.body[0], None)
                 self._emit_removed(msg.body[0], [DEVICE])
                 return Message.new_method_return(msg)
         if (

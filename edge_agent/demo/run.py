@@ -91,7 +91,7 @@ async def _run(
     print(f"  {'Associate':<16} {agent.url}/associate\n  {'Dashboard':<16} {agent.url}/dashboard", flush=True)
     print(f"  staff sign-in token: {staff_token}   (kiosk: loyalty number 40000003)", flush=True)
     shoppers = Shoppers(agent.url, issuer, [c.customer_ref for c in roster], [t["id"] for t in TOUCHPOINTS])
-    buyers = Buyers(till, partial(_decided_after, agent), {o.offer_id: o.sku for o in bundle.offers if o.sku})
+    buyers = Buyers(till, partial(decided_after, agent.store.db), {o.offer_id: o.sku for o in bundle.offers if o.sku})
     sims = [shoppers.run(), buyers.run()]
     if radio is not None:
         print(f"  BLE: {len(ble_people)} opted-in phones among {len(radio[2])} on the floor", flush=True)
@@ -123,9 +123,10 @@ async def _run(
     return summary
 
 
-def _decided_after(agent: Agent, rowid: int) -> list[tuple[int, str, str, str]]:
-    """Decisions for identified customers since the last look: what the simulated shoppers react to."""
-    return agent.store.db.execute(
+def decided_after(db: Any, rowid: int) -> list[tuple[int, str, str, str]]:
+    """Decisions for identified customers since the last look: what the simulated shoppers react to. `db` is
+    the agent's database (sqlite-utils) or a connection of its own to the same file."""
+    return db.execute(
         "SELECT rowid, customer_ref, intended_offer_id, offer_id FROM decisions"
         " WHERE rowid > ? AND customer_ref IS NOT NULL AND intended_offer_id IS NOT NULL ORDER BY rowid",
         [rowid],
