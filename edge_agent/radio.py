@@ -13,7 +13,8 @@ it into a distance:
 
 When the receivers' floor positions are configured (`x_m`, `y_m`, `height_m`), the distances come instead from the
 position on the floor that best explains every receiver's filtered level at once (`floor.Floor`), and a phone of
-a model with no known reference gets one learned from the same fit; without positions, from each level alone.
+a model with no known reference gets one learned from the same fit (each level first corrected for the readings its
+receiver missed below its floor, `censored.py`); without positions, from each level alone.
 
 A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
 so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
@@ -26,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .censored import MIN_READINGS, true_level
 from .config import BleSettings
 from .events import Sighting
 from .floor import Floor
@@ -83,13 +85,17 @@ class RadioPlacer:
         self._max = max_subjects
         self._phones: dict[str, _Phone] = {}
         self.unknown_receiver = 0
+        self._weakest: dict[str, tuple[float, int]] = {}  # receiver → weakest reading (dBm, offset removed), count
+        self._offset: dict[str, float] = {}
         self.reconfigure(cfg)
 
     def reconfigure(self, cfg: BleSettings) -> None:
         """New thresholds and filter settings (a fleet desired config); what is known about phones stays."""
         self._cfg = cfg
         self._zone_of = {r.id: r.zone for r in cfg.receivers}
-        self._offset = {r.id: r.offset_db for r in cfg.receivers}
+        offset = {r.id: r.offset_db for r in cfg.receivers}
+        self._weakest = {rid: w for rid, w in self._weakest.items() if offset.get(rid) == self._offset.get(rid)}
+        self._offset = offset
         self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
         self.leave_s = cfg.leave_s
@@ -123,7 +129,10 @@ class RadioPlacer:
         link = phone.links.get(receiver)
         if link is None:
             link = phone.links[receiver] = _Link()
-        self._filter(link, now, s.rssi - offset)
+        rssi = s.rssi - offset
+        weakest, readings = self._weakest.get(receiver, (rssi, 0))
+        self._weakest[receiver] = (min(weakest, rssi), readings + 1)
+        self._filter(link, now, rssi)
         horizon = now - self._cfg.window_s
         if self._floor.receivers and now >= phone.next_locate:
             self._locate(phone, now, s.ref_dbm, horizon)
@@ -143,13 +152,21 @@ class RadioPlacer:
         }
         if known_ref is None and now >= phone.next_fit:
             phone.next_fit = now + REFIT_S
-            measured = self._floor.reference(levels)
+            measured = self._floor.reference({rid: self._uncensored(rid, *lv) for rid, lv in levels.items()})
             if measured is not None and -100.0 <= measured <= 0.0:  # a running mean, then a moving one
                 phone.fits = min(phone.fits + 1, MAX_FITS)
                 current = cfg.reference_dbm if phone.reference is None else phone.reference
                 phone.reference = current + (measured - current) / phone.fits
         ref = known_ref if known_ref is not None else phone.reference
         phone.located = self._floor.distances(levels, cfg.reference_dbm if ref is None else ref)
+
+    def _uncensored(self, receiver: str, level: float, variance: float) -> tuple[float, float]:
+        """The level and its variance corrected for the readings the receiver missed below its floor (censored.py)."""
+        weakest, readings = self._weakest[receiver]
+        if readings < MIN_READINGS:
+            return level, variance
+        level, slope = true_level(level, weakest, self._cfg.noise_db)
+        return level, variance * slope * slope
 
     def _distance(self, phone: _Phone, rid: str, level: float, ref: float | None) -> float:
         """From the phone's position on the floor if the receivers' positions are known, else from this level."""
