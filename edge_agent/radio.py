@@ -76,6 +76,7 @@ class RadioPlacer:
         self._max = max_subjects
         self._phones: dict[str, _Phone] = {}
         self.unknown_receiver = 0
+        self.dropped: list[tuple[str, str]] = []  # (subject key, zone) of phones let go; the tracker empties it
         self._weakest: dict[str, tuple[float, int]] = {}  # receiver → weakest reading (dBm, offset removed), count
         self._offset: dict[str, float] = {}
         self.reconfigure(cfg)
@@ -113,7 +114,10 @@ class RadioPlacer:
         phone = self._phones.get(key)
         if phone is None:
             if len(self._phones) >= self._max:
-                del self._phones[min(self._phones, key=lambda k: self._phones[k].last)]
+                victim = min(self._phones, key=lambda k: self._phones[k].last)
+                zone = self._phones.pop(victim).zone
+                if zone is not None:  # forgotten while in a zone: it must leave it, or it could enter a second one
+                    self.dropped.append((victim, zone))
             phone = self._phones[key] = _Phone()
         now = s.mono
         phone.last = now
