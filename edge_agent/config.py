@@ -214,7 +214,16 @@ class BleSettings(Section):
         default=4.0, description="spread of single RSSI readings of a phone held still (filter)"
     )
     drift_db: Annotated[float, Field(gt=0, le=20)] = Field(
-        default=2.0, description="how fast a phone's true level can move, in dB per square root of a second (filter)"
+        default=6.0, description="how fast a walking phone's level can move, in dB per square root of a second (filter)"
+    )
+    shadow_db: Annotated[float, Field(ge=0, le=20)] = Field(
+        default=2.7, description="how far body shadowing moves a standing phone's level (filter)"
+    )
+    stand_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=60.0, description="how long a shopper typically stands before walking on (filter)"
+    )
+    walk_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=10.0, description="how long a shopper typically walks before stopping (filter)"
     )
     gate_sigma: Annotated[float, Field(gt=0, le=10)] = Field(
         default=2.5, description="a reading further than this many standard deviations is clipped (filter)"
@@ -223,7 +232,7 @@ class BleSettings(Section):
     switch_s: Annotated[float, Field(ge=0, le=60)] = Field(
         default=2.0, description="how long another receiver must stay switch_db stronger to take the phone over"
     )
-    leave_s: Seconds = Field(default=0.5, description="hold-down once readings say the phone is out of range")
+    leave_s: Seconds = Field(default=0.1, description="hold-down once readings say the phone is out of range")
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
     stall_s: Seconds = Field(default=60.0, description="no advert for this long: the scan is restarted")
     remote_scanners: bool = Field(default=False, description="take sightings of scanner nodes from [mqtt]")

@@ -123,9 +123,13 @@ class PresenceTracker:
         if s.receiver is None or s.rssi is None:
             return self._seen(s, s.zone, s.mono + self.hold_for(s.channel))
         verdict = self.radio.place(s)
-        if verdict is None:
-            return []
         out = []
+        while self.radio.dropped:
+            state = self._table.pop(self.radio.dropped.pop(), None)
+            if state is not None:
+                out.append(self._event(state, PresenceKind.EXIT, s.mono, s.wall))
+        if verdict is None:
+            return out
         if verdict.left is not None:
             state = self._table.pop((s.subject.key, verdict.left), None)
             if state is not None:

@@ -1,10 +1,9 @@
 """Radio sightings → which zone a phone is in: calibrated distance, robust filtering, hysteresis.
 
-Per phone and receiver the RSSI is tracked by a one-dimensional Kalman filter: the level is a random walk
-that drifts by `drift_db` per √s (the phone moves, a body turns), each reading has `noise_db` of noise, and a
-reading further than `gate_sigma` standard deviations from the prediction is clipped to that bound, so one
-reflection or a body-blocked advert moves it only a little. The filter weighs readings by how stale the estimate is,
-whatever the advert rate (an iPhone's 0.1 s or an Android's 0.5 s), in O(1) time and memory. The receiver's
+Per phone and receiver the RSSI is tracked by a pair of Kalman filters, one for a phone standing still (a long
+average through body shadowing) and one for a phone walking (quick), weighed by how well each predicts the readings
+(`rssi_filter.Level`); readings far off a prediction are clipped, and readings are weighed by how stale the estimate
+is, whatever the advert rate (an iPhone's 0.1 s or an Android's 0.5 s), in O(1) time and memory. The receiver's
 offset corrects its antenna; the transmitter's reference power at 1 m (from the advert, else
 `reference_dbm`) and the path-loss exponent (fitted from a calibration walk, `fit_path_loss_exponent`) turn
 it into a distance:
@@ -13,7 +12,8 @@ it into a distance:
 
 When the receivers' floor positions are configured (`x_m`, `y_m`, `height_m`), the distances come instead from the
 position on the floor that best explains every receiver's filtered level at once (`floor.Floor`), and a phone of
-a model with no known reference gets one learned from the same fit; without positions, from each level alone.
+a model with no known reference gets one learned from the same fit (each level first corrected for the readings its
+receiver missed below its floor, `censored.py`); without positions, from each level alone.
 
 A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
 so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
@@ -26,9 +26,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from .censored import MIN_READINGS, true_level
 from .config import BleSettings
 from .events import Sighting
 from .floor import Floor
+from .rssi_filter import Level
 
 LOCATE_S = 0.25  # how often a phone is placed on the floor from all receivers' levels (~0.1 ms each)
 REFIT_S = 1.0  # how often the reference of a phone of unknown model is measured again
@@ -46,17 +48,8 @@ class Verdict:
 
 
 @dataclass(slots=True)
-class _Link:
-    level: float = 0.0  # the Kalman estimate of the RSSI (dBm, offset removed) and its variance
-    variance: float = 0.0
-    count: int = 0
-    filtered: float = float("-inf")
-    last: float = float("-inf")
-
-
-@dataclass(slots=True)
 class _Phone:
-    links: dict[str, _Link] = field(default_factory=dict)
+    links: dict[str, Level] = field(default_factory=dict)
     receiver: str | None = None  # the receiver the zone follows
     zone: str | None = None
     last: float = float("-inf")
@@ -83,13 +76,18 @@ class RadioPlacer:
         self._max = max_subjects
         self._phones: dict[str, _Phone] = {}
         self.unknown_receiver = 0
+        self.dropped: list[tuple[str, str]] = []  # (subject key, zone) of phones let go; the tracker empties it
+        self._weakest: dict[str, tuple[float, int]] = {}  # receiver → weakest reading (dBm, offset removed), count
+        self._offset: dict[str, float] = {}
         self.reconfigure(cfg)
 
     def reconfigure(self, cfg: BleSettings) -> None:
         """New thresholds and filter settings (a fleet desired config); what is known about phones stays."""
         self._cfg = cfg
         self._zone_of = {r.id: r.zone for r in cfg.receivers}
-        self._offset = {r.id: r.offset_db for r in cfg.receivers}
+        offset = {r.id: r.offset_db for r in cfg.receivers}
+        self._weakest = {rid: w for rid, w in self._weakest.items() if offset.get(rid) == self._offset.get(rid)}
+        self._offset = offset
         self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
         self.leave_s = cfg.leave_s
@@ -116,14 +114,20 @@ class RadioPlacer:
         phone = self._phones.get(key)
         if phone is None:
             if len(self._phones) >= self._max:
-                del self._phones[min(self._phones, key=lambda k: self._phones[k].last)]
+                victim = min(self._phones, key=lambda k: self._phones[k].last)
+                zone = self._phones.pop(victim).zone
+                if zone is not None:  # forgotten while in a zone: it must leave it, or it could enter a second one
+                    self.dropped.append((victim, zone))
             phone = self._phones[key] = _Phone()
         now = s.mono
         phone.last = now
         link = phone.links.get(receiver)
         if link is None:
-            link = phone.links[receiver] = _Link()
-        self._filter(link, now, s.rssi - offset)
+            link = phone.links[receiver] = Level()
+        rssi = s.rssi - offset
+        weakest, readings = self._weakest.get(receiver, (rssi, 0))
+        self._weakest[receiver] = (min(weakest, rssi), readings + 1)
+        link.update(now, rssi, self._cfg)
         horizon = now - self._cfg.window_s
         if self._floor.receivers and now >= phone.next_locate:
             self._locate(phone, now, s.ref_dbm, horizon)
@@ -143,7 +147,7 @@ class RadioPlacer:
         }
         if known_ref is None and now >= phone.next_fit:
             phone.next_fit = now + REFIT_S
-            measured = self._floor.reference(levels)
+            measured = self._floor.reference({rid: self._uncensored(rid, *lv) for rid, lv in levels.items()})
             if measured is not None and -100.0 <= measured <= 0.0:  # a running mean, then a moving one
                 phone.fits = min(phone.fits + 1, MAX_FITS)
                 current = cfg.reference_dbm if phone.reference is None else phone.reference
@@ -151,35 +155,24 @@ class RadioPlacer:
         ref = known_ref if known_ref is not None else phone.reference
         phone.located = self._floor.distances(levels, cfg.reference_dbm if ref is None else ref)
 
+    def _uncensored(self, receiver: str, level: float, variance: float) -> tuple[float, float]:
+        """The level and its variance corrected for the readings the receiver missed below its floor (censored.py)."""
+        weakest, readings = self._weakest[receiver]
+        if readings < MIN_READINGS:
+            return level, variance
+        level, slope = true_level(level, weakest, self._cfg.noise_db)
+        return level, variance * slope * slope
+
     def _distance(self, phone: _Phone, rid: str, level: float, ref: float | None) -> float:
         """From the phone's position on the floor if the receivers' positions are known, else from this level."""
         located = phone.located.get(rid)
         return self.distance_m(level, ref) if located is None else located
 
-    def _filter(self, link: _Link, now: float, rssi: float) -> None:
-        """One step of a Kalman filter on a level that drifts as a random walk, with outliers clipped."""
-        cfg = self._cfg
-        noise = cfg.noise_db * cfg.noise_db
-        if link.count == 0 or now - link.last > cfg.window_s:
-            link.level, link.variance, link.count = rssi, noise, 1
-        else:
-            prior = link.variance + cfg.drift_db * cfg.drift_db * (now - link.last)
-            spread = prior + noise
-            innovation = rssi - link.level
-            bound = cfg.gate_sigma * spread**0.5
-            innovation = max(-bound, min(bound, innovation))
-            gain = prior / spread
-            link.level += gain * innovation
-            link.variance = (1.0 - gain) * prior
-            link.count += 1
-        link.last = now
-        link.filtered = link.level
-
     def _follow(self, phone: _Phone, now: float, ref: float | None, horizon: float) -> Verdict | None:
         best, best_rssi = None, float("-inf")
         for rid, link in phone.links.items():
-            if link.last >= horizon and link.filtered > best_rssi:
-                best, best_rssi = rid, link.filtered
+            if link.last >= horizon and link.level > best_rssi:
+                best, best_rssi = rid, link.level
         if best is None:
             return None
         within_enter = self._distance(phone, best, best_rssi, ref) <= self._enter_m[best]
@@ -190,7 +183,7 @@ class RadioPlacer:
             phone.receiver, phone.zone = best, self._zone_of[best]
             return Verdict(phone.zone, True)
         cur = phone.links.get(current)
-        cur_rssi = cur.filtered if cur is not None and cur.last >= horizon else float("-inf")
+        cur_rssi = cur.level if cur is not None and cur.last >= horizon else float("-inf")
         if best == current or not within_enter or best_rssi < cur_rssi + self._cfg.switch_db:
             phone.challenger = None
         elif phone.challenger != best:
@@ -204,9 +197,9 @@ class RadioPlacer:
     def _inside(self, phone: _Phone, ref: float | None, horizon: float) -> bool:
         receiver = phone.receiver or ""
         link = phone.links.get(receiver)
-        if link is None or link.last < horizon or link.filtered == float("-inf"):
+        if link is None or link.last < horizon or link.level == float("-inf"):
             return False
-        return self._distance(phone, receiver, link.filtered, ref) <= self._exit_m[receiver]
+        return self._distance(phone, receiver, link.level, ref) <= self._exit_m[receiver]
 
     def left(self, subject_key: str, zone: str) -> None:
         """The tracker let the phone go from `zone`: it must cross the enter threshold to come back."""

@@ -284,14 +284,14 @@ async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, u
 
 
 def receiver_config(zone: Zone) -> dict[str, Any]:
-    """What an operator writes for a receiver over a zone: enter at 0.95× the distance from the receiver to the
-    zone's edge (README, "BLE presence"), leave 1 m further out, and where it hangs on the floor plan."""
-    enter = round(0.95 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
+    """What an operator writes for a receiver over a zone: enter at 1.05× the distance from the receiver to the
+    zone's edge (README, "BLE presence"), leave 0.3 m further out, and where it hangs on the floor plan."""
+    enter = round(1.05 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
     return {
         "id": receiver_id(zone.id),
         "zone": zone.id,
         "enter_m": enter,
-        "exit_m": enter + 1.0,
+        "exit_m": round(enter + 0.3, 1),
         "x_m": zone.x,
         "y_m": zone.y,
         "height_m": RECEIVER_HEIGHT_M,

@@ -223,3 +223,18 @@ def test_the_path_loss_exponent_is_fitted_from_a_calibration_walk():
         assert abs(fit_path_loss_exponent(readings, -58.0) - exponent) < 0.1
     with pytest.raises(ValueError, match="at least 10 readings beyond 1 m"):
         fit_path_loss_exponent([(0.5, -50.0)] * 20, -58.0)
+
+
+def test_a_phone_the_full_radio_table_lets_go_leaves_its_zone_and_cannot_be_in_two():
+    p = tracker(max_subjects=3)
+    for who in ("a", "c"):
+        for _ in range(3):
+            p.observe(heard(0.0, rssi_at(1.0), "rx-entrance", who))
+    assert p.placed() == {("customer:a", "entrance"), ("customer:c", "entrance")}
+    events = []
+    for who in ("d", "b", "a"):  # room is made for d and b: the phones heard longest ago are let go
+        events += p.observe(heard(1.0, rssi_at(20.0), "rx-entrance", who))
+    assert ("exit", "entrance") in {(e.kind.value, e.zone) for e in events if e.subject.key == "customer:c"}
+    for _ in range(3):  # c, heard again at the bakery, is in the bakery only
+        p.observe(heard(2.0, rssi_at(1.0), "rx-bakery", "c"))
+    assert [zone for key, zone in p.placed() if key == "customer:c"] == ["bakery"]

@@ -1,0 +1,43 @@
+"""A receiver hears nothing below its sensitivity: the mean of what it did hear is too loud near that floor.
+
+A phone far from a receiver, whose readings scatter by σ around a true level μ only a few σ above the receiver's
+floor S, is heard only when a reading happens to land above S; the filtered level tracks the mean of those, which
+for a normal spread is μ + σ·φ(a)/Φ(a) with a = (μ − S)/σ (a truncated normal). Left as it is, every far receiver
+says the phone is closer than it is — the floor fit is pulled towards it, and the reference level learned for a
+phone model nobody measured comes out several dB too loud (in a big store with receivers 20 m apart, three of them
+hear a phone only in the aisles, near their floor). Inverting that mean gives μ back.
+
+The floor itself is learned: the weakest reading a receiver reports, once it has reported enough of them. Only the
+learned reference is corrected: correcting the levels a phone is placed from as well was measured to trade
+precision for recall (`hypermarket`), and elsewhere no receiver hears a placed phone near its floor.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+
+MIN_READINGS = 500  # readings a receiver must report before its weakest one is taken as its floor
+_A = [-3.0 + 0.05 * i for i in range(161)]  # (μ − S)/σ from −3 to 5: below −3 the phone is as good as unheard
+
+
+def _heard_mean(a: float) -> float:
+    """(mean of readings above the floor − S)/σ for a true level a σ above the floor."""
+    cdf = 0.5 * (1.0 + math.erf(a / math.sqrt(2.0)))
+    return a + math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi) / cdf
+
+
+_Z = [_heard_mean(a) for a in _A]  # increasing in a
+
+
+def true_level(heard_mean: float, floor: float, spread: float) -> tuple[float, float]:
+    """The level μ whose readings, with spread σ and only those above `floor` heard, average `heard_mean`; and
+    dμ/d(heard mean), by which an error of the heard mean grows (near the floor a little of it is a lot of μ)."""
+    z = (heard_mean - floor) / spread
+    if z >= _Z[-1]:
+        return heard_mean, 1.0  # far above the floor: (almost) nothing is missed
+    i = max(1, bisect_left(_Z, z))
+    z0, z1 = _Z[i - 1], _Z[i]
+    slope = (_A[i] - _A[i - 1]) / (z1 - z0)
+    level = floor + spread * max(_A[0], _A[i - 1] + slope * (z - z0))
+    return min(level, heard_mean), slope
