@@ -1,4 +1,4 @@
-"""The pieces of a fault run: the agent as a process that can be SIGKILLed, a journal of every event it
+"""The pieces of a fault run (the agent's process is `bench.agent_process.AgentProcess`): a journal of every event it
 records, a state disk that can be made full, and the count of what the cloud lost or holds twice.
 
 The journal is a trigger on the agent's `outbox` table, added before the agent first starts: it copies
@@ -8,14 +8,10 @@ agent committed, even after the drain has deleted their outbox rows.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -81,63 +77,6 @@ def tally(recorded: dict[str, str], received: dict[str, dict[str, Any]], raw_dup
         "duplicates_after_dedup": sum(n - 1 for n in facts.values() if n > 1),
         "duplicates_before_dedup": raw_duplicates,
     }
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class AgentProcess:
-    """`python -m edge_agent run` from this checkout, in its own process group, restartable after a SIGKILL."""
-
-    def __init__(self, config_path: Path, port: int, env: dict[str, str] | None = None):
-        self.config_path = config_path
-        self.port = port
-        self.log_path = config_path.parent / "agent.log"
-        self._env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.kills = 0
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            log.write(f"--- start {self.starts + 1}\n".encode())
-            log.flush()
-            command = [sys.executable, "-m", "edge_agent", "run", "--config", str(self.config_path)]
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self._env, stdout=log, stderr=log)
-        self.starts += 1
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no last words; whatever was not committed is gone."""
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-            self.kills += 1
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        return self.process.returncode
-
-    async def serving(self, timeout: float = 60.0) -> None:
-        """Wait until the HTTP port answers; starts the agent again if it exited meanwhile (as systemd would)."""
-        async with asyncio.timeout(timeout):
-            while not port_open(self.port):
-                if not self.alive():
-                    self.start()
-                await asyncio.sleep(0.05)
 
 
 class StateDisk:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -133,23 +134,27 @@ AGENT = [sys.executable, "-m", "edge_agent"]
 
 
 class AgentProcess:
-    """`python -m edge_agent run --config CONFIG` from this repository, its log in `log`. `command` replaces
-    `python -m edge_agent` (e.g. an interpreter with `-X tracemalloc` to find where memory goes)."""
+    """`python -m edge_agent run --config CONFIG` from this repository, its log in `log`, restartable after a
+    SIGKILL (`starts`, `kills`). `command` replaces `python -m edge_agent` (e.g. an interpreter with
+    `-X tracemalloc` to find where memory goes)."""
 
     def __init__(
         self,
         config: Path,
         url: str,
-        ops_token: str,
+        ops_token: str = "",
         *,
         log: Path,
         env: dict[str, str] | None = None,
         command: list[str] | None = None,
     ):
         self.config, self.url, self.ops_token, self.log = config, url, ops_token, log
+        self.port = int(url.rsplit(":", 1)[1])
         self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.command = command or AGENT
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.kills = 0
 
     @property
     def pid(self) -> int:
@@ -159,9 +164,11 @@ class AgentProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    async def start(self, timeout: float = 60.0) -> AgentProcess:
-        """Start the agent and return once `/healthz` answers; raises with the log's tail if it does not."""
+    def spawn(self) -> None:
+        """Start the process and return at once (`serving` waits for it)."""
         with self.log.open("ab") as out:
+            out.write(f"--- start {self.starts + 1}\n".encode())
+            out.flush()
             self.proc = subprocess.Popen(
                 [*self.command, "run", "--config", str(self.config)],
                 cwd=REPO,
@@ -169,6 +176,11 @@ class AgentProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        self.starts += 1
+
+    async def start(self, timeout: float = 60.0) -> AgentProcess:
+        """Start the agent and return once `/healthz` answers; raises with the log's tail if it does not."""
+        self.spawn()
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -182,11 +194,32 @@ class AgentProcess:
             self.stop()
             raise RuntimeError(f"the agent did not answer /healthz within {timeout} s:\n{self.log_tail()}") from None
 
+    def listening(self) -> bool:
+        """Whether the agent's HTTP port accepts a connection."""
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    async def serving(self, timeout: float = 60.0) -> None:
+        """Wait until the HTTP port answers; starts the agent again if it exited meanwhile (as systemd would)."""
+        async with asyncio.timeout(timeout):
+            while not self.listening():
+                if not self.alive():
+                    self.spawn()
+                await asyncio.sleep(0.05)
+
     async def health(self) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {self.ops_token}"}
         async with aiohttp.ClientSession() as http, http.get(f"{self.url}/healthz", headers=headers) as resp:
             resp.raise_for_status()
             return await resp.json()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last words; whatever was not committed is gone."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.kills += 1
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, as systemd stops it; SIGKILL if it does not exit within `timeout`. The exit code."""

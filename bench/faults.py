@@ -41,7 +41,8 @@ from typing import Any
 import aiohttp
 import tomli_w
 
-from bench.agent_faults import AgentProcess, Journal, StateDisk, install_journal, port_open, tally
+from bench.agent_faults import Journal, StateDisk, install_journal, tally
+from bench.agent_process import AgentProcess
 from bench.harness import models_folder
 from edge_agent.demo.store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
 from simulators.bluez import PrivateBus, SimulatedBlueZ, dbus_available
@@ -139,9 +140,9 @@ class FaultRun:
         stack.callback(self.journal.close)
         self.till = SimulatedTill(self.workdir / "ttyTILL")
         stack.callback(self.till.close)
-        self.agent = AgentProcess(config_path, self.port, env)
+        self.agent = AgentProcess(config_path, f"http://127.0.0.1:{self.port}", log=self.workdir / "agent.log", env=env)
         stack.callback(self.agent.stop)
-        self.agent.start()
+        self.agent.spawn()
         await self.agent.serving()
         await self.cloud.wait_for(lambda: self.cloud.status.get(DEVICE) == "online", timeout=60)
         now = time.time()
@@ -275,27 +276,27 @@ class FaultRun:
 
     async def kill_agent(self) -> None:
         """SIGKILL at a random moment (sometimes while it is still starting), then start it again at once."""
-        self.counts["kills_before_serving"] += not port_open(self.port)
+        self.counts["kills_before_serving"] += not self.agent.listening()
         self.agent.kill()
-        self.agent.start()
+        self.agent.spawn()
 
     async def kill_broker(self) -> None:
         self.broker.kill()
         self.counts["broker_kills"] += 1
         await asyncio.sleep(self.rng.uniform(0.5, 3.0))
         await asyncio.to_thread(self.broker.start)
-        pid = self.agent.process.pid if self.agent.process else None
+        pid = self.agent.proc.pid if self.agent.proc else None
 
         async def reconnected() -> bool:
             return self.cloud.status.get(DEVICE) == "online" and self.cloud.link.connected.is_set()
 
         ok = await self.until(reconnected)
-        self._recovered("broker", ok and self.agent.alive() and pid == self.agent.process.pid, "agent not back")
+        self._recovered("broker", ok and self.agent.alive() and pid == self.agent.proc.pid, "agent not back")
 
     async def fill_disk(self) -> None:
         """The database's disk full for a few seconds under load: refused with a reason, nothing lost, no crash."""
-        assert self.agent.process is not None
-        pid = self.agent.process.pid
+        assert self.agent.proc is not None
+        pid = self.agent.proc.pid
         self.disk.fill()
         self.counts["disk_full_episodes"] += 1
 
@@ -310,9 +311,9 @@ class FaultRun:
             # Killed while the disk is full, it must start again on the full disk, not crash in a loop.
             self.agent.kill()
             starts = self.agent.starts
-            self.agent.start()
+            self.agent.spawn()
             await self.agent.serving()
-            pid = self.agent.process.pid
+            pid = self.agent.proc.pid
             self.counts["starts_on_full_disk"] += 1
             self.counts["failed_starts_on_full_disk"] += self.agent.starts - starts - 1
             was_refused = was_refused and await self.until(refused, 30.0)
@@ -320,7 +321,7 @@ class FaultRun:
         self.storage_metrics = [
             line for line in (await self.metrics()).splitlines() if "storage" in line and not line.startswith("#")
         ]
-        survived = self.agent.alive() and self.agent.process.pid == pid
+        survived = self.agent.alive() and self.agent.proc.pid == pid
         during = len(self.journal.recorded())
         self.disk.free()
 

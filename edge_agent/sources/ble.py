@@ -248,6 +248,7 @@ class BleSource:
         delay = 1.0
         last_stall: float | None = None
         while True:
+            _raise_if_cancelled()
             scanner = BleakScanner(
                 detection_callback=self._on_detect,
                 scanning_mode="active",
@@ -259,6 +260,7 @@ class BleSource:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    _raise_if_cancelled()
                     self.scan_failures += 1
                     log.warning(
                         "BLE adapter %s unavailable (%s: %s); retrying when it is back or in %.0f s, "
@@ -316,6 +318,14 @@ class BleSource:
                 for k, b in self.resolver.beacons.items()
             },
         }
+
+
+def _raise_if_cancelled() -> None:
+    """D-Bus calls of bleak and dbus-fast can swallow a cancellation that lands as their reply arrives; the
+    scan loop must still end when the agent stops."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _wait(event: asyncio.Event, timeout_s: float) -> bool:

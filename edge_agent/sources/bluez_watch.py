@@ -39,16 +39,17 @@ class AdapterWatch:
 
     async def __aenter__(self) -> AdapterWatch:
         try:
-            bus = await asyncio.wait_for(MessageBus(bus_type=BusType.SYSTEM).connect(), 5.0)
+            async with asyncio.timeout(5.0):
+                bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
         except Exception as exc:  # no system bus here: the stall timer still guards the scan
             log.debug("BLE: cannot watch BlueZ on D-Bus (%s: %s)", type(exc).__name__, exc)
             return self
         self._bus = bus
         bus.add_message_handler(self._on_message)
         try:
-            for rule in RULES:
-                await asyncio.wait_for(
-                    bus.call(
+            async with asyncio.timeout(5.0):
+                for rule in RULES:
+                    await bus.call(
                         Message(
                             destination="org.freedesktop.DBus",
                             path="/org/freedesktop/DBus",
@@ -57,9 +58,7 @@ class AdapterWatch:
                             signature="s",
                             body=[rule],
                         )
-                    ),
-                    5.0,
-                )
+                    )
         except Exception as exc:
             log.debug("BLE: cannot subscribe to BlueZ signals (%s: %s)", type(exc).__name__, exc)
             self._close()
