@@ -38,6 +38,7 @@ from typing import Any
 import tomli_w
 
 from bench.agent_process import AgentProcess, ProcSampler, import_costs
+from edge_agent.demo.cloud import mqtt_section
 from edge_agent.demo.floor import ble_roster
 from edge_agent.demo.run import decided_after
 from edge_agent.demo.store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
@@ -86,18 +87,12 @@ QUICK = Day(seconds=30, shoppers=150, checkin_gap_s=0.3, warmup_s=8, vision_s=15
 FULL = Day(seconds=840, shoppers=3750, checkin_gap_s=0.25, warmup_s=60, vision_s=60)
 
 
-def soak_config(workdir: Path, port: int, issuer: CheckinIssuer, token: str, broker: Mosquitto, cloud: CloudSim):
-    """The demo store on a broker, its timers shortened so a day's churn fits in the run."""
+def soak_config(workdir: Path, port: int, issuer: CheckinIssuer, token: str, cloud: CloudSim):
+    """The demo store synced by `cloud`, its timers shortened so a day's churn fits in the run."""
     config = demo_config(workdir, port, issuer.public_key_b64, token, ble=True)
     config["presence"] = {"hold_down_s": 5.0, "checkin_hold_s": 10.0, "dwell_interval_s": 5.0}
     config["signage"]["rotate_s"] = 2.0
-    config["mqtt"] = {
-        "host": broker.host,
-        "port": broker.port,
-        "bundle_public_keys": [cloud.public_key_b64],
-        "telemetry_interval_s": 2.0,
-        "reconnect_max_s": 2.0,
-    }
+    config["mqtt"] = mqtt_section(cloud, telemetry_interval_s=2.0, reconnect_max_s=2.0)
     return config
 
 
@@ -167,7 +162,7 @@ async def store_day(workdir: Path, day: Day, command: list[str] | None = None) -
         stack.push_async_callback(bluez.stop)
         till = SimulatedTill(workdir / "ttyTILL")
         stack.callback(till.close)
-        config = soak_config(workdir, port, issuer, token, broker, cloud)
+        config = soak_config(workdir, port, issuer, token, cloud)
         agent = AgentProcess(
             write_config(workdir, config),
             f"http://127.0.0.1:{port}",

@@ -49,6 +49,17 @@ async def start_cloud(stack: contextlib.AsyncExitStack, workdir: Path, broker: s
     return cloud
 
 
+def mqtt_section(cloud: Any, telemetry_interval_s: float = 10.0, reconnect_max_s: float = 5.0) -> dict[str, Any]:
+    """The `[mqtt]` config of a store synced by the cloud simulator `cloud` (its broker, its signing key)."""
+    return {
+        "host": cloud.host,
+        "port": cloud.port,
+        "bundle_public_keys": [cloud.public_key_b64],
+        "telemetry_interval_s": telemetry_interval_s,
+        "reconnect_max_s": reconnect_max_s,
+    }
+
+
 async def sync_from_cloud(agent: Agent, cloud: Any, bundle: OfferBundle, roster: list[RosterEntry]) -> bool:
     """Offers and roster as signed bundles through the broker; False if they did not arrive in time."""
     from simulators.cloud import roster_bundle

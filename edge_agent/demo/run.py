@@ -21,7 +21,7 @@ from ..app import Agent
 from ..config import Settings, from_dict
 from ..store.bundles import OfferBundle, apply_offers
 from ..store.roster import RosterEntry
-from .cloud import start_cloud, sync_from_cloud
+from .cloud import mqtt_section, start_cloud, sync_from_cloud
 from .floor import ble_floor, ble_roster
 from .store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
 
@@ -43,13 +43,7 @@ async def run_demo(
         config = demo_config(workdir, port, issuer.public_key_b64, staff_token, ble=radio is not None)
         cloud = await start_cloud(stack, workdir, broker)
         if cloud is not None:
-            config["mqtt"] = {
-                "host": cloud.host,
-                "port": cloud.port,
-                "bundle_public_keys": [cloud.public_key_b64],
-                "telemetry_interval_s": 10.0,
-                "reconnect_max_s": 5.0,
-            }
+            config["mqtt"] = mqtt_section(cloud)
         (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
         (workdir / "till-profile.toml").write_text(tomli_w.dumps(PROFILE), encoding="utf-8")
         till = SimulatedTill(workdir / "ttyTILL")
