@@ -14,14 +14,17 @@ from typing import Any
 
 import aiohttp
 import cv2
+import numpy
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings, from_dict
+from edge_agent.devices import CameraCapture
 from edge_agent.events import Anonymous, Channel, Crowd, Customer, Show, Sighting
 from edge_agent.ops import metrics
+from edge_agent.sources.vision import camera as camera_module
 from edge_agent.sources.vision.camera import Camera, CameraState
 from edge_agent.sources.vision.motion import MotionGate
 from edge_agent.sources.vision.pipeline import VisionModels
@@ -300,3 +303,141 @@ async def test_a_recognised_customer_is_greeted_with_their_offer(
     await wait_for(lambda: any(s.customer_ref == "alice" for s in shows.of(Show)), "a show for alice")
     personal = [s for s in shows.of(Show) if s.customer_ref is not None]
     assert {s.customer_ref for s in personal} == {"alice"} and {s.offer["offer_id"] for s in personal} == {"coffee"}
+
+
+def sideways(src: Path, dst: Path) -> None:
+    """The same video as a camera mounted on its side records it: every frame turned a quarter to the left."""
+    capture = cv2.VideoCapture(str(src))
+    fps, frames = capture.get(cv2.CAP_PROP_FPS), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE))
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(dst), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def frame_at(path: Path, index: int) -> Any:
+    capture = cv2.VideoCapture(str(path))
+    for _ in range(index):
+        ok, frame = capture.read()
+        assert ok
+    return frame
+
+
+async def test_a_camera_profile_turns_every_frame_upright_before_anything_looks_at_it(tmp_path: Path) -> None:
+    render(tmp_path / "upright.avi", scene(2.0), seconds=2.0, size=(320, 240))
+    sideways(tmp_path / "upright.avi", tmp_path / "sideways.avi")
+    camera = Camera(
+        str(tmp_path / "sideways.avi"), gate=MotionGate(), notify=lambda: None, capture=CameraCapture(rotate=90)
+    )
+    camera.start()
+    try:
+        await wait_for(lambda: camera.frames_read >= 3, "three frames")
+        frame = camera.take()
+        assert frame is not None
+        recorded = frame_at(tmp_path / "sideways.avi", frame.index)
+        assert recorded.shape[:2] == (320, 240) and frame.image.shape[:2] == (240, 320)
+        assert (frame.image == cv2.rotate(recorded, cv2.ROTATE_90_CLOCKWISE)).all()
+        assert camera.delivers is None, "a file is not asked for a capture mode"
+    finally:
+        await asyncio.to_thread(camera.stop)
+
+
+class Driver:
+    """A V4L2 driver as OpenCV sees it: takes every setting, then delivers the one mode it has."""
+
+    def __init__(self, source: int) -> None:
+        self.has = {cv2.CAP_PROP_FRAME_WIDTH: 640.0, cv2.CAP_PROP_FRAME_HEIGHT: 480.0, cv2.CAP_PROP_FPS: 15.0}
+        self.asked: dict[int, float] = {}
+        self.frames = 3
+        opened.append(self)
+
+    def isOpened(self) -> bool:
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        self.asked[prop] = value
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.has.get(prop, 0.0)
+
+    def read(self) -> tuple[bool, Any]:
+        self.frames -= 1
+        return (True, numpy.zeros((480, 640, 3), numpy.uint8)) if self.frames >= 0 else (False, None)
+
+    def release(self) -> None:
+        pass
+
+
+opened: list[Driver] = []
+
+
+async def test_a_live_camera_is_asked_for_the_profiles_mode_and_what_it_delivers_is_reported(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(camera_module.cv2, "VideoCapture", Driver)
+    opened.clear()
+    want = CameraCapture(width=1280, height=720, fps=30, fourcc="MJPG")
+    camera = Camera(0, gate=MotionGate(), notify=lambda: None, capture=want, retry_max_s=60)
+    camera.start()
+    try:
+        await wait_for(lambda: camera.frames_read >= 3 and camera.state is CameraState.DOWN, "the frames")
+    finally:
+        await asyncio.to_thread(camera.stop)
+    asked = opened[0].asked
+    assert asked[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter.fourcc(*"MJPG")
+    assert (asked[cv2.CAP_PROP_FRAME_WIDTH], asked[cv2.CAP_PROP_FRAME_HEIGHT], asked[cv2.CAP_PROP_FPS]) == (
+        1280,
+        720,
+        30,
+    )
+    assert asked[cv2.CAP_PROP_BUFFERSIZE] == 1
+    assert camera.delivers == (640, 480, 15.0)
+    assert "asked for 1280x720 at 30 fps (MJPG), it delivers 640x480 at 15 fps" in caplog.text
+
+
+async def test_vision_counts_people_seen_by_a_sideways_camera_and_names_a_broken_profile(
+    models: VisionModels, tmp_path: Path, issuer, models_path
+) -> None:
+    render(tmp_path / "upright.avi", scene(6.0), seconds=6.0)
+    sideways(tmp_path / "upright.avi", tmp_path / "sideways.avi")
+    (tmp_path / "on-its-side.toml").write_text('kind = "camera"\nname = "on its side"\n[capture]\nrotate = 90\n')
+    (tmp_path / "broken.toml").write_text('kind = "camera"\nname = "broken"\n[capture]\nrotate = 45\n')
+    cameras = [
+        {
+            "id": "side",
+            "source": str(tmp_path / "sideways.avi"),
+            "zone": "bakery",
+            "profile": str(tmp_path / "on-its-side.toml"),
+        },
+        {
+            "id": "bad",
+            "source": str(tmp_path / "upright.avi"),
+            "zone": "entrance",
+            "profile": str(tmp_path / "broken.toml"),
+        },
+    ]
+    settings = vision_config(tmp_path, issuer, models_path, cameras)
+    store = open_store(settings.database.path)
+    bus = Bus()
+    seen = Collector(bus, Crowd)
+    source = VisionSource(settings, store, bus, Clock(), models=models)
+    task = asyncio.create_task(source.run())
+    try:
+        side = lambda: source.health()["cameras"].get("side", {})  # noqa: E731
+        await wait_for(lambda: side().get("state") == "ended", "the sideways video to end")
+        assert max(c.people for c in seen.of(Crowd) if c.zone == "bakery") == 2
+        error = source.health()["error"]
+        assert "bad" in error and "broken.toml" in error and "capture.rotate" in error
+        assert "bad" not in source.health()["cameras"], "the camera with the broken profile does not run"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        store.close()

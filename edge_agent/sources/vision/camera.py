@@ -5,6 +5,11 @@ motion gate, and keeps one slot: the newest frame and whether anything moved sin
 one. The loop is woken with `call_soon_threadsafe`; it never waits on the camera, and a slow consumer
 never builds a backlog. A camera that fails to open or stops delivering is reported and retried with
 backoff; a file that ends is finished (or replayed from the start when `loop` is set).
+
+The camera's profile (`firmware_configs/cameras/`) says how to capture: a live camera is asked for its
+`capture` size, frame rate and pixel format when it opens (a driver may give something else: what it gave is
+logged and kept in `delivers`), and every frame is turned upright by `rotate` before anything looks at it, a
+recording from that camera included: a detector trained on upright people misses a sideways one.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
+from ...devices import CameraCapture
 from .motion import MotionGate
 
 log = logging.getLogger(__name__)
+
+UPRIGHT = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 
 class CameraState(StrEnum):
@@ -50,8 +58,12 @@ class Camera:
         max_fps: float = 10.0,
         loop: bool = False,
         retry_max_s: float = 30.0,
+        capture: CameraCapture | None = None,
     ):
         self.source = source
+        self._capture = capture
+        self._upright = UPRIGHT.get(capture.rotate) if capture is not None else None
+        self.delivers: tuple[int, int, float] | None = None  # what a live camera gave: width, height, fps
         self._gate = gate
         self._notify = notify
         self._min_interval = 1.0 / max_fps
@@ -116,7 +128,32 @@ class Camera:
             return None
         if not self._is_file():
             capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # a live camera: keep the driver's queue short
+            if self._capture is not None:
+                self._ask(capture, self._capture)
         return capture
+
+    def _ask(self, capture: cv2.VideoCapture, want: CameraCapture) -> None:
+        """Ask a live camera for the profile's mode, then read back what it agreed to (drivers round or refuse)."""
+        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*want.fourcc))
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, want.width)
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, want.height)
+        capture.set(cv2.CAP_PROP_FPS, want.fps)
+        got = (
+            int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            float(capture.get(cv2.CAP_PROP_FPS)),
+        )
+        if got != self.delivers and got != (want.width, want.height, float(want.fps)):
+            log.warning(
+                "camera %s: asked for %dx%d at %g fps (%s), it delivers %dx%d at %g fps",
+                self._describe(),
+                want.width,
+                want.height,
+                want.fps,
+                want.fourcc,
+                *got,
+            )
+        self.delivers = got
 
     def _read_all(self, capture: cv2.VideoCapture) -> bool:
         """Read until the source ends or fails; returns whether it delivered any frame."""
@@ -136,6 +173,8 @@ class Camera:
             index += 1
             if self._is_file() and index % skip:
                 continue  # a file faster than max_fps: drop frames the way a live camera would
+            if self._upright is not None:
+                image = cv2.rotate(image, self._upright)
             if self.state is not CameraState.RUNNING:
                 self.state = CameraState.RUNNING
                 log.info("camera %s: running", self._describe())

@@ -26,9 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from ... import profiles
 from ...bus import Bus
 from ...clock import Clock
 from ...config import CameraSettings, Settings
+from ...devices import CameraProfile
 from ...events import Anonymous, Channel, ConsentChanged, Crowd, Customer, Erased, Sighting
 from ...store import Store
 from ..roster_age import RosterAge
@@ -119,12 +121,19 @@ class VisionSource:
     async def _run_camera(self, cam: CameraSettings, executor: ThreadPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
+        try:  # checked at start; read again here, so a file broken since then is named, not half-applied
+            profile = profiles.load(cam.profile, CameraProfile, "cameras") if cam.profile is not None else None
+        except profiles.ProfileError as exc:
+            self.error = f"vision.cameras {cam.id!r} off: {exc}"
+            log.error("%s", self.error)
+            return
         camera = Camera(
             cam.source,
             gate=MotionGate(threshold=self._cfg.motion_threshold),
             notify=lambda: loop.call_soon_threadsafe(wake.set),
             max_fps=cam.max_fps,
             loop=cam.loop,
+            capture=profile.capture if profile is not None else None,
         )
         run = _CameraRun(cam, camera, Tracker(hold_s=self._cfg.track_hold_s), wake)
         self._runs[cam.id] = run
@@ -268,6 +277,7 @@ class VisionSource:
                     "frames_moved": run.camera.frames_moved,
                     "frames_inferred": run.inferred,
                     "failures": run.camera.failures,
+                    "delivers": run.camera.delivers,
                 }
                 for cam_id, run in self._runs.items()
             },
