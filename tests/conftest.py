@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,18 @@ async def cloud(broker: Mosquitto) -> AsyncIterator[CloudSim]:
     sim = await CloudSim(broker.host, broker.port, STORE).start()
     yield sim
     await sim.close()
+
+
+@contextlib.asynccontextmanager
+async def running_task(work: Coroutine[Any, Any, Any], *close: Callable[[], Any]) -> AsyncIterator[asyncio.Task]:
+    """`work` runs as a task for the block; then it is cancelled (it must end by that, not by an error of its own)
+    and each of `close` is called, whether the block passed or not."""
+    task = asyncio.create_task(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for done in close:
+            done()

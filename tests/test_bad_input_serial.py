@@ -21,6 +21,7 @@ from edge_agent.store import open_store
 from simulators.till import SimulatedTill
 
 from .bad_input import examples
+from .conftest import running_task
 from .test_pos import PROFILE, wait_for
 
 FIELDS = ["1001", "1002", "alice", "coffee", "2", "350", "", " ", "AB3DE7FK", "-1", "1e3", "bad id!", "x" * 70, "٣"]
@@ -88,8 +89,7 @@ async def test_garbage_over_a_real_pty_is_counted_line_by_line_and_the_next_rece
     bus = Bus()
     purchases = bus.subscribe(Purchase, "test")
     pos = source(store, str(till.path), bus)
-    task = asyncio.create_task(pos.run())
-    try:
+    async with running_task(pos.run(), till.close, store.close):
         await wait_for(pos.connected.is_set)
         for line in fed:
             till.write_line(line)
@@ -106,9 +106,3 @@ async def test_garbage_over_a_real_pty_is_counted_line_by_line_and_the_next_rece
             except LineRejected as exc:
                 expected[exc.code] += 1
         assert pos.rejected == expected  # the pty delivered every line, each rejected for the same reason
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        till.close()
-        store.close()

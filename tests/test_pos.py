@@ -17,7 +17,7 @@ from edge_agent.store import open_store
 from simulators.till import PROFILE as TILL_PROFILE
 from simulators.till import SimulatedTill
 
-from .conftest import config_dict, customer, offer, seed
+from .conftest import config_dict, customer, offer, running_task, seed
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "firmware_configs" / "pos" / "generic-pipe.toml"
@@ -123,8 +123,7 @@ async def test_the_reader_on_a_pty_survives_garbage_and_a_vanishing_port(tmp_pat
         bus,
         Clock(),
     )
-    task = asyncio.create_task(source.run())
-    try:
+    async with running_task(source.run(), till.close, store.close):
         await wait_for(source.connected.is_set)
         till.write_line(b"\x00\xff\xfenoise")
         till.write_line("ITM|orphan|1|1|")
@@ -153,12 +152,6 @@ async def test_the_reader_on_a_pty_survives_garbage_and_a_vanishing_port(tmp_pat
         till.receipt("5003", [("bread", 1, 200, None)], loyalty_id="alice")
         after = await asyncio.wait_for(purchases.get(), 20)
         assert after.txn_id == "till-7:5003"
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        till.close()
-        store.close()
 
 
 async def test_a_till_purchase_converts_a_shown_offer_in_the_running_agent(tmp_path, issuer, running):

@@ -30,13 +30,13 @@ from edge_agent.sources.vision.motion import MotionGate
 from edge_agent.sources.vision.pipeline import VisionModels
 from edge_agent.sources.vision.source import VisionSource
 from edge_agent.sources.vision.track import Tracker
-from edge_agent.store import open_store
+from edge_agent.store import Store, open_store
 from edge_agent.store.faces import encode_embedding
 from edge_agent.store.roster import RosterEntry
 from simulators.camera import Walker, render, scene
 from simulators.checkin_app import CheckinIssuer
 
-from ..conftest import OPS, config_dict, seed
+from ..conftest import OPS, config_dict, running_task, seed
 from .conftest import embedding_of
 
 TIMEOUT = 60.0
@@ -160,6 +160,13 @@ def roster(models: VisionModels, astronaut, hopper) -> list[RosterEntry]:
     ]
 
 
+def source_of(settings: Settings, models: VisionModels) -> tuple[VisionSource, Bus, Store]:
+    """A vision source on the real models, with its own bus and store, not yet running."""
+    store = open_store(settings.database.path)
+    bus = Bus()
+    return VisionSource(settings, store, bus, Clock(), models=models), bus, store
+
+
 def face_scene(path: Path) -> None:
     """Both faces, large enough to recognise, walking in and standing; played in a loop."""
     walkers = [
@@ -178,11 +185,9 @@ def face_source(tmp_path: Path, issuer: CheckinIssuer, models_path: Path, models
             {"id": "kiosk-cam", "source": str(tmp_path / "faces.avi"), "zone": "entrance", "touchpoint": "kiosk-a"}
             | {"loop": True}
         ]
-        settings = vision_config(tmp_path, issuer, models_path, cameras, faces=faces)
-        store = open_store(settings.database.path)
+        source, bus, store = source_of(vision_config(tmp_path, issuer, models_path, cameras, faces=faces), models)
         store.roster.upsert(roster(models, astronaut, hopper), datetime.now(UTC).isoformat())
-        bus = Bus()
-        return VisionSource(settings, store, bus, Clock(), models=models), bus, store
+        return source, bus, store
 
     return make
 
@@ -190,8 +195,7 @@ def face_source(tmp_path: Path, issuer: CheckinIssuer, models_path: Path, models
 async def test_identification_recognises_only_consenting_customers_and_stops_at_erasure(face_source) -> None:
     source, bus, store = face_source(identify=True)
     seen = Collector(bus, Sighting)
-    task = asyncio.create_task(source.run())
-    try:
+    async with running_task(source.run(), store.close):
         faces = lambda: [s for s in seen.of(Sighting) if s.channel is Channel.FACE]  # noqa: E731
         await wait_for(lambda: faces(), "alice to be recognised")
         assert {s.subject for s in faces()} == {Customer("alice")}
@@ -205,19 +209,13 @@ async def test_identification_recognises_only_consenting_customers_and_stops_at_
         unmatched = source.counts["faces_unmatched"]
         await wait_for(lambda: source.counts["faces_unmatched"] >= unmatched + 4, "more faces after the erasure")
         assert not [s for s in faces() if s.mono > erased_at], "an erased customer is never recognised"
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        store.close()
 
 
 async def test_a_kiosk_checkin_is_verified_by_face_only_with_face_consent(face_source) -> None:
     source, bus, store = face_source(identify=False)
     seen = Collector(bus, Sighting)
-    task = asyncio.create_task(source.run())
     clock = Clock()
-    try:
+    async with running_task(source.run(), store.close):
         await wait_for(lambda: source.counts["frames_inferred"] >= 3, "the camera to run")
         faces = lambda: [s for s in seen.of(Sighting) if s.channel is Channel.FACE]  # noqa: E731
         assert faces() == [] and source.counts["faces_seen"] == 0, "with identification off, no face is even looked at"
@@ -232,33 +230,19 @@ async def test_a_kiosk_checkin_is_verified_by_face_only_with_face_consent(face_s
         checkin("alice")
         await wait_for(lambda: faces(), "alice's check-in to be verified")
         assert {s.subject for s in faces()} == {Customer("alice")} and source.counts["faces_verified"] >= 1
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        store.close()
 
 
 async def test_a_still_scene_runs_no_inference(models: VisionModels, tmp_path: Path, issuer, models_path) -> None:
     render(tmp_path / "still.avi", [], seconds=3.0)
     cameras = [{"id": "cam", "source": str(tmp_path / "still.avi"), "zone": "bakery"}]
-    settings = vision_config(tmp_path, issuer, models_path, cameras)
-    store = open_store(settings.database.path)
-    bus = Bus()
+    source, bus, store = source_of(vision_config(tmp_path, issuer, models_path, cameras), models)
     seen = Collector(bus, Crowd)
-    source = VisionSource(settings, store, bus, Clock(), models=models)
-    task = asyncio.create_task(source.run())
-    try:
+    async with running_task(source.run(), store.close):
         await wait_for(lambda: source.health()["cameras"].get("cam", {}).get("state") == "ended", "the video to end")
         camera = source.health()["cameras"]["cam"]
         assert camera["frames_read"] >= 25
         assert camera["frames_inferred"] <= 1, "only the first frame (nothing to compare with) is analysed"
         assert [c.people for c in seen.of(Crowd)][-1] == 0
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        store.close()
 
 
 async def test_a_camera_that_is_missing_is_reported_and_retried_until_it_appears(tmp_path: Path) -> None:
@@ -423,21 +407,12 @@ async def test_vision_counts_people_seen_by_a_sideways_camera_and_names_a_broken
             "profile": str(tmp_path / "broken.toml"),
         },
     ]
-    settings = vision_config(tmp_path, issuer, models_path, cameras)
-    store = open_store(settings.database.path)
-    bus = Bus()
+    source, bus, store = source_of(vision_config(tmp_path, issuer, models_path, cameras), models)
     seen = Collector(bus, Crowd)
-    source = VisionSource(settings, store, bus, Clock(), models=models)
-    task = asyncio.create_task(source.run())
-    try:
+    async with running_task(source.run(), store.close):
         side = lambda: source.health()["cameras"].get("side", {})  # noqa: E731
         await wait_for(lambda: side().get("state") == "ended", "the sideways video to end")
         assert max(c.people for c in seen.of(Crowd) if c.zone == "bakery") == 2
         error = source.health()["error"]
         assert "bad" in error and "broken.toml" in error and "capture.rotate" in error
         assert "bad" not in source.health()["cameras"], "the camera with the broken profile does not run"
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        store.close()
