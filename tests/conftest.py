@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from hypothesis import settings as hypothesis_settings
 
 from edge_agent.app import Agent
@@ -143,3 +144,12 @@ async def running_task(work: Coroutine[Any, Any, Any], *close: Callable[[], Any]
             await task
         for done in close:
             done()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """One headless Chromium for a whole module of page tests (tests/browser.py)."""
+    from .browser import chromium  # Playwright is loaded only by the modules that open pages
+
+    async with chromium() as opened:
+        yield opened

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +93,13 @@ def seeded(settings: Settings) -> Agent:
     agent = Agent(settings)
     seed(agent, offers=OFFERS, roster=ROSTER)
     return agent
+
+
+@asynccontextmanager
+async def started(agent: Agent) -> AsyncIterator[Agent]:
+    """The agent serving for the block, stopped after it whether the block passed or not."""
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()

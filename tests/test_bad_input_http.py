@@ -26,6 +26,7 @@ from .surfaces import (
     PHONE_SALT,
     TILL_TOKEN,
     seeded,
+    started,
     surfaces_settings,
 )
 
@@ -51,10 +52,8 @@ async def agent(tmp_path, issuer):
     kiosk = {"phone_salt": PHONE_SALT, "max_failures_per_minute": 1000}  # the kiosk must not lock the test out
     roles = {"kiosk": KIOSK_TOKEN, "associate": ASSOCIATE_TOKEN, "dashboard": DASHBOARD_TOKEN, "till": TILL_TOKEN}
     auth = {f"{role}_tokens": [token] for role, token in {**roles, "ops": OPS_TOKEN}.items()}
-    agent = seeded(surfaces_settings(tmp_path, issuer, kiosk=kiosk, auth=auth))
-    await agent.start()
-    yield agent
-    await agent.stop()
+    async with started(seeded(surfaces_settings(tmp_path, issuer, kiosk=kiosk, auth=auth))) as running:
+        yield running
 
 
 def routes(agent) -> list[tuple[str, str]]:

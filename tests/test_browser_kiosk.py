@@ -13,24 +13,16 @@ from playwright.async_api import Browser, Page, expect
 from edge_agent.store.outbox import DropClass
 from simulators.checkin_app import post_checkin
 
-from .browser import artifact, chromium
-from .surfaces import ALICE_LOYALTY, ALICE_PHONE, KIOSK_TOKEN, TILL_TOKEN, seeded, surfaces_settings
+from .browser import artifact
+from .surfaces import ALICE_LOYALTY, ALICE_PHONE, KIOSK_TOKEN, TILL_TOKEN, seeded, started, surfaces_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def browser():
-    async with chromium() as b:
-        yield b
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def agent(tmp_path, issuer):
-    agent = seeded(surfaces_settings(tmp_path, issuer))
-    await agent.start()
-    yield agent
-    await agent.stop()
+    async with started(seeded(surfaces_settings(tmp_path, issuer))) as running:
+        yield running
 
 
 async def login(browser: Browser, url: str, path: str, token: str, shot: str | None = None) -> Page:

@@ -12,25 +12,17 @@ from edge_agent.signage.associate import tag
 from simulators.checkin_app import post_checkin
 from simulators.screen import ScreenPlayer
 
-from .browser import artifact, chromium
-from .surfaces import ASSOCIATE_TOKEN, DASHBOARD_TOKEN, seeded, surfaces_settings
+from .browser import artifact
+from .surfaces import ASSOCIATE_TOKEN, DASHBOARD_TOKEN, seeded, started, surfaces_settings
 from .test_browser_kiosk import login
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def browser():
-    async with chromium() as b:
-        yield b
-
-
 @pytest_asyncio.fixture(loop_scope="module")
 async def agent(tmp_path, issuer):
-    agent = seeded(surfaces_settings(tmp_path, issuer))
-    await agent.start()
-    yield agent
-    await agent.stop()
+    async with started(seeded(surfaces_settings(tmp_path, issuer))) as running:
+        yield running
 
 
 async def checkin(agent, issuer, *who: tuple[str, str]) -> None:

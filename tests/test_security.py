@@ -22,7 +22,7 @@ from edge_agent.ops.logs import JsonFormatter, TextFormatter
 from edge_agent.signage.hub import MAX_MESSAGE_BYTES
 
 from .conftest import OPS, OPS_TOKEN
-from .surfaces import DASHBOARD_TOKEN, KIOSK_TOKEN, seeded, surfaces_settings
+from .surfaces import DASHBOARD_TOKEN, KIOSK_TOKEN, seeded, started, surfaces_settings
 
 # What answers without a token: the screens' pages, their WebSocket and files, sign-in and the app's check-in.
 OPEN = {
@@ -43,10 +43,8 @@ async def agent(tmp_path, issuer):
     settings = surfaces_settings(tmp_path, issuer)
     auth = settings.surfaces.auth.model_copy(update={"ops_tokens": [OPS_TOKEN]})
     settings = settings.model_copy(update={"surfaces": settings.surfaces.model_copy(update={"auth": auth})})
-    agent = seeded(settings)
-    await agent.start()
-    yield agent
-    await agent.stop()
+    async with started(seeded(settings)) as running:
+        yield running
 
 
 def _routes(agent) -> list[tuple[str, str, str]]:
