@@ -5,6 +5,11 @@ payload's schema) in an executor thread and applied atomically; anything refused
 state in place, is counted, logged with its reason and acknowledged up as rejected on the `ack` stream.
 A message is acknowledged to the broker only once it has been handled, so a crash in between means the
 broker sends it again.
+
+A full or failing disk is not a verdict on the message: a bundle or an erasure the database cannot take is kept,
+unacknowledged, and tried again every `STORAGE_RETRY_S` until it goes through; the messages after it wait behind
+it, so a roster delta never overtakes the bundle it builds on. An erasure clears every room's memory at once,
+and its rows and receipt follow once the disk has room.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +42,7 @@ from ..store.bundles import (
 )
 from ..store.decisions import DecisionRecord
 from ..store.erasure import erase_customer
+from ..store.faults import StorageRefused, is_storage_error
 from ..store.outbox import DropClass
 from .commands import COMMAND, Erase, Ping, Reload, ShowOffer
 from .desired import DesiredConfig
@@ -49,6 +55,8 @@ log = logging.getLogger(__name__)
 ACK_STREAM = "ack"
 MAX_SMALL_MESSAGE = 64 * 1024  # commands and context
 REMEMBERED_COMMANDS = 1000
+STORAGE_RETRY_S = 2.0
+MAX_WAITING = 1000  # messages held behind one a full disk refused; the broker keeps the rest
 
 
 class ContextPayload(BaseModel):
@@ -93,18 +101,42 @@ class Downlink:
         self._desired = desired
         self._topics = Topics(settings.mqtt.topic_prefix, settings.store.id, settings.store.device_id)
         self._seen_commands: OrderedDict[str, None] = OrderedDict()
+        self._waiting: deque[Incoming] = deque()  # in arrival order; the first one was refused by a full disk
+        self._cleared: set[str] = set()  # erasures whose memory is cleared and whose rows wait for room
         self.counts: Counter[str] = Counter()
 
     async def run(self) -> None:
         while True:
-            message = await self._link.inbox.get()
+            try:
+                async with asyncio.timeout(STORAGE_RETRY_S if self._waiting else None):
+                    message = await self._link.inbox.get()
+            except TimeoutError:
+                await self._handle_waiting()
+                continue
+            if len(self._waiting) >= MAX_WAITING:
+                self.counts["storage_waiting_dropped"] += 1  # unacknowledged: the broker sends it again
+                continue
+            self._waiting.append(message)
+            await self._handle_waiting()
+
+    async def _handle_waiting(self) -> None:
+        """Handle the waiting messages in order, up to one the disk refuses again."""
+        while self._waiting:
+            message = self._waiting[0]
             try:
                 await self.handle(message)
-            except Exception:
+            except StorageRefused:
+                self.counts["storage_refused"] += 1  # counted and logged by the store
+                return
+            except Exception as exc:
+                if is_storage_error(exc):
+                    self._store.faults.failed("cloud.downlink", exc)
+                    self.counts["storage_refused"] += 1
+                    return
                 self.counts["errors"] += 1
                 log.exception("handling a message on %s failed; the last good state stays", message.topic)
-            finally:
-                self._link.ack(message)
+            self._waiting.popleft()
+            self._link.ack(message)
 
     async def handle(self, message: Incoming) -> None:
         kind = self._topics.classify(message.topic)
@@ -184,13 +216,16 @@ class Downlink:
             self.counts["cmd:duplicate"] += 1
             self._ack("command_result", {"command_id": command.command_id, "status": "duplicate"})
             return
-        self._seen_commands[command.command_id] = None
-        if len(self._seen_commands) > REMEMBERED_COMMANDS:
-            self._seen_commands.popitem(last=False)
         if isinstance(command, ShowOffer) and (problem := self._show_problem(command)) is not None:
             self._reject_command(command.command_id, problem)
-            return
-        self.counts[f"cmd:{command.type}"] += 1
+        else:
+            self._carry_out(command)
+            self.counts[f"cmd:{command.type}"] += 1
+        self._seen_commands[command.command_id] = None  # only once carried out: a full disk's refusal is retried
+        if len(self._seen_commands) > REMEMBERED_COMMANDS:
+            self._seen_commands.popitem(last=False)
+
+    def _carry_out(self, command: Erase | Reload | ShowOffer | Ping) -> None:
         if isinstance(command, Erase):
             self._erase(command)
         elif isinstance(command, Reload):
@@ -208,17 +243,20 @@ class Downlink:
         self._ack("command_result", {"command_id": command_id, "status": "rejected", "reason": reason})
 
     def _erase(self, command: Erase) -> None:
-        """Rows and receipt in one transaction, then every room's memory, all before the drain can run: the
-        receipt goes up only once nothing of the customer is left on disk or in memory."""
-        wall = self._clock.wall()
+        """Every room's memory, then rows and receipt in one transaction, all before the drain can run: the receipt
+        goes up only once nothing of the customer is left in memory or on disk. Memory goes at once, even when a
+        full disk makes the rows and receipt wait for a retry."""
+        if command.command_id not in self._cleared:
+            self._forget([command.customer_ref])
+            self._cleared.add(command.command_id)
         deleted = erase_customer(
             self._store.db,
             self._store.outbox,
             command.customer_ref,
             receipt={"command_id": command.command_id, "status": "done", "consent_epoch": command.consent_epoch},
-            now=wall.iso(),
+            now=self._clock.wall().iso(),
         )
-        self._forget([command.customer_ref])
+        self._cleared.discard(command.command_id)
         log.info("erased a customer on command %s: %d rows", command.command_id, sum(deleted.values()))
 
     def _forget(self, refs: list[str]) -> None:
