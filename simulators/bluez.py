@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -59,6 +60,15 @@ class PrivateBus:
         self.address = line
         return line
 
+    def pause(self) -> None:
+        """Stop the daemon reading and routing (SIGSTOP), as a starved process on a busy machine does."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
@@ -75,6 +85,31 @@ class PrivateBus:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+class _PatientSocket:
+    """A socket whose `send` says "nothing written" when the kernel's buffer is full, instead of raising."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+
+    def send(self, data: bytes | memoryview) -> int:
+        try:
+            return self._sock.send(data)
+        except BlockingIOError:
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _wait_when_full(bus: MessageBus) -> None:
+    """dbus-fast (5.2) writes a new message at once when its queue is empty, even while the previous one still
+    waits for room in the socket; on a full socket that write raises EAGAIN and dbus-fast drops the connection.
+    Told "nothing written" instead, it waits for the socket as after any partial write."""
+    writer = bus._writer  # the writer holds the socket it sends on
+    if writer is not None:
+        writer.sock = _PatientSocket(writer.sock)
 
 
 def fake_address(device_id: str) -> str:
@@ -102,9 +137,14 @@ class SimulatedBlueZ:
     async def start(self) -> None:
         bus = MessageBus(bus_address=self._address, bus_type=BusType.SYSTEM)
         await bus.connect()
+        _wait_when_full(bus)
         bus.add_message_handler(self._on_message)
         await bus.request_name("org.bluez")
         self._bus = bus
+
+    @property
+    def connected(self) -> bool:
+        return self._bus is not None and self._bus.connected
 
     async def stop(self) -> None:
         bus, self._bus = self._bus, None

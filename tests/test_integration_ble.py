@@ -8,11 +8,13 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
 
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Presence, PresenceKind
-from simulators.bluez import PrivateBus, SimulatedBlueZ, dbus_available, fake_address
+from simulators.bluez import ADAPTER, PrivateBus, SimulatedBlueZ, dbus_available, fake_address
 from simulators.phone import phone_for
 from tests.conftest import config_dict, seed
 
@@ -207,3 +209,41 @@ async def test_a_pulled_adapter_and_a_restarted_bluez_are_noticed_from_d_bus_not
         await sim.stop()
     assert agent.restarts["ble"] == 0
     assert "no advert on hci0" not in caplog.text  # the stall timer never fired
+
+
+async def test_the_simulated_bluez_rides_out_a_dbus_daemon_that_stops_reading(bus):
+    """A busy machine can leave dbus-daemon unscheduled while adverts keep coming: the simulator's socket fills,
+    and it must wait for room, not drop its connection (which would end every scan in the test or demo)."""
+    sim = SimulatedBlueZ(bus.address)
+    await sim.start()
+    listener = await MessageBus(bus_address=bus.address).connect()
+    heard: list[str] = []
+    listener.add_message_handler(lambda m: heard.append(m.path) if m.member == "PropertiesChanged" else None)
+    reply = await listener.call(
+        Message(
+            destination="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            member="AddMatch",
+            signature="s",
+            body=["type='signal',sender='org.bluez',member='PropertiesChanged'"],
+        )
+    )
+    assert reply is not None and reply.message_type is MessageType.METHOD_RETURN
+    start = Message(destination="org.bluez", path=sim.adapter_path, interface=ADAPTER, member="StartDiscovery")
+    assert (await listener.call(start)).message_type is MessageType.METHOD_RETURN
+    try:
+        sim.advertise("phone", -60, {0xFFFF: b"\x00"})  # the device appears: its later adverts change properties
+        bus.pause()
+        try:
+            for i in range(4000):  # far more than a socket's buffer holds
+                sim.advertise("phone", -60, {0xFFFF: i.to_bytes(2, "big") + bytes(60)})
+            await asyncio.sleep(0.5)
+        finally:
+            bus.resume()
+        phone = f"{sim.adapter_path}/dev_{fake_address('phone').replace(':', '_')}"
+        await wait_for(lambda: heard.count(phone) == 4000, what="every advert after the daemon woke up", timeout=60)
+        assert sim.connected and sim.counts["adverts"] == 4001
+    finally:
+        listener.disconnect()
+        await sim.stop()
