@@ -1,7 +1,7 @@
-"""A full disk when the cloud sends something: an erasure or a bundle waits and goes through once there is room,
-in the order it came, and is acknowledged to the broker only then. Real Mosquitto and the cloud simulator; the
-database is capped with `PRAGMA max_page_count` and its free space filled, so SQLite refuses exactly as on a
-full disk (SQLITE_FULL)."""
+"""A full disk when the cloud sends something: a bundle or an erasure waits and goes through once there is room,
+in the order it came, and is acknowledged to the broker only then; an erasure clears memory at once. Real
+Mosquitto and the cloud simulator; the database is capped with `PRAGMA max_page_count` and its free space
+filled, so SQLite refuses exactly as on a full disk (SQLITE_FULL)."""
 
 from __future__ import annotations
 
@@ -55,14 +55,17 @@ async def test_an_erasure_and_bundles_refused_by_a_full_disk_go_through_in_order
     erased: list[str] = []
     agent.bus.on(Erased, "test", lambda e: erased.append(e.customer_ref))
     db = agent.store.db
+    await cloud.wait_for(lambda: not db.execute("SELECT count(*) FROM outbox").fetchone()[0])  # sent: space it frees
     fill(db)
 
-    erase = await cloud.command(DEVICE, "erase", customer_ref="alice", consent_epoch=2)
     await cloud.publish_offers(offer_bundle(1, [offer("welcome")]))
+    await cloud.wait_for(lambda: agent.cloud.downlink.counts["storage_refused"] >= 1)
+    erase = await cloud.command(DEVICE, "erase", customer_ref="alice", consent_epoch=2)
     delta = {"version": 2, "base_version": 1, "issued_at": "2026-11-24T10:00:00+00:00", "remove": ["bob"]}
     await cloud.publish_delta(delta)
     await cloud.wait_for(lambda: agent.cloud.downlink.counts["storage_refused"] >= 2)
-    assert erased == ["alice"], "her memory is cleared at once, whatever the disk says"
+    await cloud.wait_for(lambda: erased)
+    assert erased == ["alice"], "her memory is cleared at once, though the erasure waits behind the offers"
     assert customers(agent) == {"alice", "bob"} and agent.store.bundle_versions.current("roster") == 1
     assert cloud.ack_for(erase) is None and len(cloud.of_kind("bundle_result")) == 1
     assert agent.health()["storage"]["failing"]

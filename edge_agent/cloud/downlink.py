@@ -103,6 +103,7 @@ class Downlink:
         self._seen_commands: OrderedDict[str, None] = OrderedDict()
         self._waiting: deque[Incoming] = deque()  # in arrival order; the first one was refused by a full disk
         self._cleared: set[str] = set()  # erasures whose memory is cleared and whose rows wait for room
+        self._unreported: set[tuple[str, int]] = set()  # bundles applied whose result a full disk refused
         self.counts: Counter[str] = Counter()
 
     async def run(self) -> None:
@@ -117,7 +118,18 @@ class Downlink:
                 self.counts["storage_waiting_dropped"] += 1  # unacknowledged: the broker sends it again
                 continue
             self._waiting.append(message)
+            if len(self._waiting) > 1 and (erase := self._erasure_in(message)) is not None:
+                self._clear_memory(erase)  # waiting behind a refused message, but its memory goes now
             await self._handle_waiting()
+
+    def _erasure_in(self, message: Incoming) -> Erase | None:
+        if self._topics.classify(message.topic) is not Down.CMD or len(message.payload) > MAX_SMALL_MESSAGE:
+            return None
+        try:
+            command = COMMAND.validate_python(json_input.loads(message.payload))
+        except (ValueError, UnicodeDecodeError, ValidationError):
+            return None  # refused with its reason when its turn comes
+        return command if isinstance(command, Erase) else None
 
     async def _handle_waiting(self) -> None:
         """Handle the waiting messages in order, up to one the disk refuses again."""
@@ -168,6 +180,8 @@ class Downlink:
         versions = self._store.bundle_versions
         in_force = versions.current("offers" if kind == "offers" else "roster")
         if topic is not Down.ROSTER_DELTA and bundle.version == in_force:
+            if (kind, bundle.version) in self._unreported:  # applied, but a full disk refused the result
+                self._report_applied(kind, bundle.version)
             self.counts[f"{kind}:unchanged"] += 1  # the retained copy again, after a reconnect
             return
         now = self._clock.wall().iso()
@@ -186,7 +200,12 @@ class Downlink:
         self._forget(gone or [])
         self.counts[f"{kind}:applied"] += 1
         log.info("applied %s bundle version %d", kind, bundle.version)
-        self._ack("bundle_result", {"bundle": kind, "version": bundle.version, "status": "applied"})
+        self._unreported.add((kind, bundle.version))
+        self._report_applied(kind, bundle.version)
+
+    def _report_applied(self, kind: str, version: int) -> None:
+        self._ack("bundle_result", {"bundle": kind, "version": version, "status": "applied"})
+        self._unreported.discard((kind, version))
 
     def _bundle_rejected(self, kind: str, version: int | None, code: str, reason: str) -> None:
         self.counts[f"{kind}:rejected:{code}"] += 1
@@ -246,9 +265,7 @@ class Downlink:
         """Every room's memory, then rows and receipt in one transaction, all before the drain can run: the receipt
         goes up only once nothing of the customer is left in memory or on disk. Memory goes at once, even when a
         full disk makes the rows and receipt wait for a retry."""
-        if command.command_id not in self._cleared:
-            self._forget([command.customer_ref])
-            self._cleared.add(command.command_id)
+        self._clear_memory(command)
         deleted = erase_customer(
             self._store.db,
             self._store.outbox,
@@ -258,6 +275,11 @@ class Downlink:
         )
         self._cleared.discard(command.command_id)
         log.info("erased a customer on command %s: %d rows", command.command_id, sum(deleted.values()))
+
+    def _clear_memory(self, command: Erase) -> None:
+        if command.command_id not in self._cleared:
+            self._forget([command.customer_ref])
+            self._cleared.add(command.command_id)
 
     def _forget(self, refs: list[str]) -> None:
         """Erased or dropped from the roster: the bus's handlers clear every room's memory before this returns."""
