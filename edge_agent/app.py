@@ -185,6 +185,8 @@ class Agent:
             await self.cloud.stop()  # retained status `stopped` and a clean disconnect, while the loop still runs
         if self.peers is not None and tasks:
             await self.peers.stop()
+        if self.remote_scanners is not None and tasks:
+            await self.remote_scanners.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -275,6 +277,7 @@ class Agent:
             "roster": self.roster_age.health(),
             **({"vision": self.vision.health()} if self.vision is not None else {}),
             **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
+            **({"remote_scanners": self.remote_scanners.health()} if self.remote_scanners is not None else {}),
         }
 
     def sign_status(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 
 import paho.mqtt.client as mqtt
@@ -18,6 +19,7 @@ from edge_agent.events import Presence
 from edge_agent.ops import metrics
 from edge_agent.sources import frames
 from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of, topic_filter
+from simulators.broker import Mosquitto
 from simulators.phone import phone_for
 from tests.conftest import STORE, config_dict, seed
 
@@ -79,8 +81,10 @@ def test_bad_adverts_are_left_out_one_by_one_and_addresses_are_refused():
     assert "address" in batch.refused[0] and "AA:BB" not in " ".join(batch.refused)
 
 
-def publisher(port):
+def publisher(port, username=None, password=None):
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="esp32-bakery")
+    if username is not None:
+        client.username_pw_set(username, password)
     client.connect("127.0.0.1", port)
     client.loop_start()
     return client
@@ -139,6 +143,51 @@ async def test_remote_sightings_over_a_real_broker_feed_presence_and_survive_a_b
         pub.loop_stop()
         pub.disconnect()
         await agent.stop()
+
+
+async def test_a_broker_that_wants_credentials_gets_the_mqtt_sections(tmp_path, issuer):
+    """Scanner nodes on a store broker with passwords: the agent subscribes with `[mqtt]` username and password."""
+    passwords = tmp_path / "passwd"
+    for user, password in (("store-agent", "agent-secret-1"), ("esp32-bakery", "node-secret-1")):
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *(["-c"] if user == "store-agent" else []), str(passwords), user, password],
+            check=True,
+            capture_output=True,
+        )
+    passwords.chmod(0o644)  # mosquitto reads it as the test's user
+    secured = Mosquitto(tmp_path / "mosquitto", settings=f"allow_anonymous false\npassword_file {passwords}\n").start()
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("agent-secret-1\n", encoding="utf-8")
+    secret.chmod(0o600)
+    data = config_dict(tmp_path, issuer)
+    data["mqtt"] = {
+        "host": "127.0.0.1",
+        "port": secured.port,
+        "username": "store-agent",
+        "password_file": str(secret),
+        "bundle_public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
+    }
+    data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
+    agent = Agent(from_dict(data))
+    seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True})])
+    sub = agent.bus.subscribe(Presence, "test", maxsize=1000)
+    await agent.start()
+    pub = publisher(secured.port, "esp32-bakery", "node-secret-1")
+    try:
+        await wait_for(lambda: agent.remote_scanners.connected and pub.is_connected(), what="both connected")
+        deadline = time.monotonic() + 20
+        while sub.queue.empty() and time.monotonic() < deadline:  # until the subscription is in place
+            pub.publish(TOPIC, message())
+            await asyncio.sleep(0.3)
+        presence = await asyncio.wait_for(sub.get(), 5)
+        assert (presence.subject.key, presence.zone, presence.kind.value) == ("customer:alice", "bakery", "enter")
+        health = agent.health()["remote_scanners"]
+        assert health["connected"] is True and health["adverts"] >= 1 and health["messages"] >= 1
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        await agent.stop()
+        secured.stop()
 
 
 @given(st.binary(max_size=2000))

@@ -247,6 +247,15 @@ class MqttLink:
         if message.qos > 0 and self.connected.is_set() and message.session == self.counts["connects"]:
             self._client.ack(message.mid, message.qos)
 
+    async def deliver(self, handle: Callable[[str, bytes], None]) -> None:
+        """Hand every incoming message to `handle` (which must not raise), acknowledging each once handled."""
+        while True:
+            message = await self.inbox.get()
+            try:
+                handle(message.topic, message.payload)
+            finally:
+                self.ack(message)
+
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
         for future in pending.values():

@@ -47,7 +47,7 @@ class StorePeers:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.link.run(), name="peers.link")
             tg.create_task(self._share(), name="peers.share")
-            tg.create_task(self._receive(), name="peers.receive")
+            tg.create_task(self.link.deliver(self.handle), name="peers.receive")
 
     async def stop(self) -> None:
         await self.link.close()
@@ -67,14 +67,6 @@ class StorePeers:
             except LinkError as exc:
                 self.counts["publish_failed"] += 1
                 log.info("shared presence not sent: %s", exc)
-
-    async def _receive(self) -> None:
-        while True:
-            message = await self.link.inbox.get()
-            try:
-                self.handle(message.topic, message.payload)
-            finally:
-                self.link.ack(message)
 
     def handle(self, topic: str, payload: bytes) -> None:
         """One peer's message: parse, keep only consented customers, publish as Sightings; never raises."""
