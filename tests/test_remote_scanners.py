@@ -90,6 +90,22 @@ def publisher(port, username=None, password=None):
     return client
 
 
+def scanner_agent(tmp_path, issuer, port, **mqtt):
+    """An agent taking scanner node esp32-bakery's adverts from the broker at `port`, Alice consenting to BLE, and
+    a subscription to its presence events."""
+    data = config_dict(tmp_path, issuer)
+    data["mqtt"] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "bundle_public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
+        **mqtt,
+    }
+    data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
+    agent = Agent(from_dict(data))
+    seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True})])
+    return agent, agent.bus.subscribe(Presence, "test", maxsize=1000)
+
+
 async def wait_for(condition, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -99,17 +115,7 @@ async def wait_for(condition, timeout=20.0, what="condition"):
 
 
 async def test_remote_sightings_over_a_real_broker_feed_presence_and_survive_a_broker_restart(tmp_path, issuer, broker):
-    data = config_dict(tmp_path, issuer)
-    data["mqtt"] = {
-        "host": "127.0.0.1",
-        "port": broker.port,
-        "keepalive_s": 5,
-        "bundle_public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
-    }
-    data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
-    agent = Agent(from_dict(data))
-    seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True})])
-    sub = agent.bus.subscribe(Presence, "test", maxsize=1000)
+    agent, sub = scanner_agent(tmp_path, issuer, broker.port, keepalive_s=5)
     await agent.start()
     pub = publisher(broker.port)
     remote = agent.remote_scanners
@@ -159,18 +165,7 @@ async def test_a_broker_that_wants_credentials_gets_the_mqtt_sections(tmp_path, 
     secret = tmp_path / "mqtt-password"
     secret.write_text("agent-secret-1\n", encoding="utf-8")
     secret.chmod(0o600)
-    data = config_dict(tmp_path, issuer)
-    data["mqtt"] = {
-        "host": "127.0.0.1",
-        "port": secured.port,
-        "username": "store-agent",
-        "password_file": str(secret),
-        "bundle_public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
-    }
-    data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
-    agent = Agent(from_dict(data))
-    seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True})])
-    sub = agent.bus.subscribe(Presence, "test", maxsize=1000)
+    agent, sub = scanner_agent(tmp_path, issuer, secured.port, username="store-agent", password_file=str(secret))
     await agent.start()
     pub = publisher(secured.port, "esp32-bakery", "node-secret-1")
     try:
