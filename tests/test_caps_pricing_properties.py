@@ -1,5 +1,6 @@
 """Properties: caps count exactly the decisions inside each rolling window; prices never leave the bounds."""
 
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -56,6 +57,25 @@ def test_a_cap_blocks_exactly_when_its_window_is_full(cap_list, shown):
 
     expected = any(count(c) >= c.max for c in cap_list)  # the strictest wins: any full window blocks
     assert ledger.blocked(tuple(cap_list), "s1", "alice", "o1", now) == expected
+
+
+def test_a_month_of_customers_costs_under_a_kilobyte_each():
+    """The ledger keeps every customer shown an offer within the longest cap window (a month): 20 000 customers
+    shown four offers each must stay a few MB, not tens."""
+    refs = [f"customer-{i:06d}" for i in range(20_000)]  # the roster's strings, not the ledger's cost
+    offers = [f"offer-{i:03d}" for i in range(40)]
+    ledger = CapLedger()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i, ref in enumerate(refs):
+            for k in range(4):
+                ledger.shown(f"screen-{k}", ref, offers[(i + 7 * k) % 40], 1_000.0 + i + k / 10)
+        per_customer = (tracemalloc.get_traced_memory()[0] - before) / len(refs)
+    finally:
+        tracemalloc.stop()
+    assert per_customer < 1_000, f"{per_customer:.0f} bytes a customer"
+    assert ledger.blocked((Cap(scope="customer", max=4, window_s=86_400.0),), "screen-0", refs[-1], offers[0], 30_000.0)
 
 
 @given(

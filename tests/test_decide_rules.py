@@ -320,6 +320,23 @@ def test_caps_survive_a_restart(settings):
     assert last(store, again).offer_id == "other"
 
 
+def test_shows_are_kept_as_far_back_as_a_cap_looks_and_read_again_for_a_cap_that_looks_further(settings):
+    hourly = (Cap(scope="customer_offer", max=1, window_s=3_600),)
+    offers = [_offer("top", priority=5, caps=hourly), _offer("other")]
+    engine, store, shows, clock = make(settings, offers, [customer("alice")])
+    enter(engine, clock, "alice")
+    assert last(store, shows).offer_id == "top"
+    clock.advance(2 * 3_600)
+    engine.caps.prune(clock.wall().at.timestamp())
+    assert engine.caps.customer_offers("alice") == set()  # older than any cap in force looks: not kept
+    daily = (Cap(scope="customer_offer", max=1, window_s=86_400),)
+    bundle = OfferBundle(version=2, issued_at=T0, offers=[_offer("top", priority=5, caps=daily), _offer("other")])
+    apply_offers(store.db, store.bundle_versions, store.offers, bundle, clock.wall().at.isoformat())
+    engine._catalog.reload()
+    enter(engine, clock, "alice")  # the show two hours ago counts against the new daily cap: read from the log
+    assert last(store, shows).offer_id == "other"
+
+
 def test_offers_for_lists_priced_offers_by_consent(settings):
     offers = [_offer("mine", audience="personalised", priority=3), _offer("a", priority=1), _offer("b")]
     engine, store, _shows, _clock = make(settings, offers, [customer("alice"), customer("bob", personalisation=False)])

@@ -1,10 +1,17 @@
 """Frequency caps and cool-downs over rolling windows, counted in memory from the decisions made (and
-rebuilt from the decision log on start), so checking them costs no database read."""
+rebuilt from the decision log on start), so checking them costs no database read.
+
+Shows are kept as far back as the longest cap in force looks (`keep_s`, set by the engine from the offers and
+default caps; at most a month), so the history holds every customer shown an offer in that time: each customer's
+is one list of (when, offer) in the order shown, about 90 bytes a show (a deque per customer and offer took
+~4 KB a customer, tens of MB in a busy month). A screen's is per offer: screens are few. Conversions are kept a
+month, for cool-downs.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import KeysView
+from bisect import bisect_left
+from collections.abc import Collection, KeysView
 
 from ..store.offers import LONGEST_WINDOW_S, Cap
 
@@ -14,46 +21,48 @@ _NONE: KeysView[str] = {}.keys()
 
 class CapLedger:
     def __init__(self) -> None:
-        self._customer_offer: dict[str, dict[str, deque[float]]] = defaultdict(lambda: defaultdict(deque))
-        self._customer: dict[str, deque[float]] = defaultdict(deque)
-        self._screen: dict[str, dict[str, deque[float]]] = defaultdict(lambda: defaultdict(deque))
-        self._converted: dict[str, dict[str, float]] = defaultdict(dict)
+        self._customer: dict[str, list[tuple[float, str]]] = {}  # customer → (when, offer) shown, oldest first
+        self._screen: dict[str, dict[str, list[float]]] = {}  # touchpoint → offer → when shown, oldest first
+        self._converted: dict[str, dict[str, float]] = {}
+        self.keep_s = _KEEP_S  # how far back shows are kept
 
     def shown(self, touchpoint: str, customer_ref: str | None, offer_id: str, at: float) -> None:
-        self._screen[touchpoint][offer_id].append(at)
+        self._screen.setdefault(touchpoint, {}).setdefault(offer_id, []).append(at)
         if customer_ref is not None:
-            self._customer_offer[customer_ref][offer_id].append(at)
-            self._customer[customer_ref].append(at)
+            self._customer.setdefault(customer_ref, []).append((at, offer_id))
 
     def forget(self, customer_ref: str) -> None:
         """Erasure: drop everything counted about this customer."""
-        self._customer_offer.pop(customer_ref, None)
         self._customer.pop(customer_ref, None)
         self._converted.pop(customer_ref, None)
 
+    def forget_shows(self) -> None:
+        """Every show, before the history is read again from the decision log."""
+        self._customer.clear()
+        self._screen.clear()
+
     def prune(self, now: float) -> int:
-        """Drop history older than the longest window, so memory follows recent traffic; returns keys dropped."""
-        cutoff = now - _KEEP_S
+        """Drop shows older than `keep_s` and conversions older than a month, so memory follows recent traffic;
+        returns keys dropped."""
+        cutoff = now - self.keep_s
         dropped = 0
-        for table in (self._customer_offer, self._screen):
-            for owner in list(table):
-                per_offer = table[owner]
-                for offer_id in list(per_offer):
-                    times = per_offer[offer_id]
-                    while times and times[0] < cutoff:
-                        times.popleft()
-                    if not times:
-                        del per_offer[offer_id]
-                        dropped += 1
-                if not per_offer:
-                    del table[owner]
+        for touchpoint in list(self._screen):
+            per_offer = self._screen[touchpoint]
+            for offer_id in list(per_offer):
+                times = per_offer[offer_id]
+                del times[: bisect_left(times, cutoff)]
+                if not times:
+                    del per_offer[offer_id]
+                    dropped += 1
+            if not per_offer:
+                del self._screen[touchpoint]
         for ref in list(self._customer):
-            times = self._customer[ref]
-            while times and times[0] < cutoff:
-                times.popleft()
-            if not times:
+            shows = self._customer[ref]
+            del shows[: bisect_left(shows, cutoff, key=_when)]
+            if not shows:
                 del self._customer[ref]
                 dropped += 1
+        cutoff = now - _KEEP_S
         for ref in list(self._converted):
             self._converted[ref] = {o: t for o, t in self._converted[ref].items() if t >= cutoff}
             if not self._converted[ref]:
@@ -61,25 +70,26 @@ class CapLedger:
         return dropped
 
     def converted(self, customer_ref: str, offer_id: str, at: float) -> None:
-        self._converted[customer_ref][offer_id] = max(at, self._converted[customer_ref].get(offer_id, at))
+        cooling = self._converted.setdefault(customer_ref, {})
+        cooling[offer_id] = max(at, cooling.get(offer_id, at))
 
     def customer_count(self, customer_ref: str, window_s: float, now: float) -> int:
-        return _count(self._customer.get(customer_ref), window_s, now)
+        return _count_shows(self._customer.get(customer_ref, ()), None, now - window_s)
 
     def blocked(
         self, caps: tuple[Cap, ...], touchpoint: str, customer_ref: str | None, offer_id: str, now: float
     ) -> bool:
         """True if any cap would be exceeded by showing the offer once more: the strictest cap wins."""
         for cap in caps:
+            cutoff = now - cap.window_s
             if cap.scope == "screen":
-                seen = self._screen.get(touchpoint, {}).get(offer_id)
+                seen = _count_times(self._screen.get(touchpoint, {}).get(offer_id, ()), cutoff)
             elif customer_ref is None:
                 continue
-            elif cap.scope == "customer":
-                seen = self._customer.get(customer_ref)
             else:
-                seen = self._customer_offer.get(customer_ref, {}).get(offer_id)
-            if _count(seen, cap.window_s, now) >= cap.max:
+                only = None if cap.scope == "customer" else offer_id
+                seen = _count_shows(self._customer.get(customer_ref, ()), only, cutoff)
+            if seen >= cap.max:
                 return True
         return False
 
@@ -87,24 +97,30 @@ class CapLedger:
         """Offers shown on this screen within the remembered history (a live view)."""
         return self._screen[touchpoint].keys() if touchpoint in self._screen else _NONE
 
-    def customer_offers(self, customer_ref: str) -> KeysView[str]:
-        """Offers shown to this customer within the remembered history (a live view)."""
-        return self._customer_offer[customer_ref].keys() if customer_ref in self._customer_offer else _NONE
+    def customer_offers(self, customer_ref: str) -> Collection[str]:
+        """Offers shown to this customer within the remembered history."""
+        return {offer_id for _, offer_id in self._customer.get(customer_ref, ())}
 
     def cooling(self, customer_ref: str) -> dict[str, float]:
         """offer_id → when this customer last converted on it."""
         return self._converted.get(customer_ref, {})
 
 
-def _count(times: deque[float] | None, window_s: float, now: float) -> int:
-    if not times:
-        return 0
-    while times and times[0] < now - _KEEP_S:
-        times.popleft()
-    cutoff = now - window_s
+def _when(show: tuple[float, str]) -> float:
+    return show[0]
+
+
+def _count_times(times: list[float] | tuple[()], cutoff: float) -> int:
+    """How many of the times (oldest first) are at or after `cutoff`."""
+    return len(times) - bisect_left(times, cutoff)
+
+
+def _count_shows(shows: list[tuple[float, str]] | tuple[()], offer_id: str | None, cutoff: float) -> int:
+    """How many shows (oldest first) at or after `cutoff`, of `offer_id` or of any offer."""
     n = 0
-    for t in reversed(times):
-        if t < cutoff:
+    for at, shown in reversed(shows):
+        if at < cutoff:
             break
-        n += 1
+        if offer_id is None or shown == offer_id:
+            n += 1
     return n

@@ -91,6 +91,7 @@ class OfferCatalog:
         self.scorer: Scorer = LinearScorer(self.policy.policy)
         self.rejected_models = 0
         self.version = 0
+        self.generation = 0  # one more at every reload
         self.sku_category: dict[str, str] = {}
         self.reload()
 
@@ -109,6 +110,7 @@ class OfferCatalog:
         self.version = self._store.bundle_versions.current("offers")
         self.sku_category = {o.sku: o.category for o in self._offers if o.sku and o.category}
         self._slates = {}
+        self.generation += 1
 
     def longest_cap_s(self) -> float:
         """The longest frequency-cap window of the offers and default caps in force (0 without caps)."""

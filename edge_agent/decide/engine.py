@@ -112,6 +112,8 @@ class OfferEngine:
         )
         self.profiles = ProfileBook(store, d.profile_days)
         self.caps = CapLedger()
+        self.caps.keep_s = 0.0  # nothing read from the log yet
+        self._caps_generation = 0  # the catalogue's generation the cap history follows
         self._touchpoints = {tp.id: tp for tp in settings.touchpoints}
         self._showing = {tp.id: _Showing() for tp in settings.touchpoints}
         self._present: dict[str, dict[str, float]] = {z.id: {} for z in settings.zones}
@@ -129,15 +131,25 @@ class OfferEngine:
     def _restore(self) -> None:
         """Rebuild caps and cool-downs from the log, so a restart does not reset anyone's counts."""
         now = self._clock.wall().at
-        window = self._catalog.longest_cap_s()  # only as far back as a cap in force can look
-        if window > 0:
-            since = (now - timedelta(seconds=window)).isoformat(timespec="milliseconds")
-            for touchpoint, ref, offer_id, at in self._store.decisions.shown_since(since):
-                self.caps.shown(touchpoint, ref, offer_id, datetime.fromisoformat(at).timestamp())
+        self._follow_caps()
         for ref, offer_id, at in self._store.conversions.latest(
             (now - timedelta(seconds=LONGEST_WINDOW_S)).timestamp()
         ):
             self.caps.converted(ref, offer_id, at)
+
+    def _follow_caps(self) -> None:
+        """Keep shows only as far back as a cap in force looks (memory follows the caps the marketer set); when new
+        offers bring a cap that looks further back than what is kept, read the shows again from the decision log."""
+        if self._caps_generation == self._catalog.generation:
+            return
+        self._caps_generation = self._catalog.generation
+        window = self._catalog.longest_cap_s()
+        if window > self.caps.keep_s:
+            self.caps.forget_shows()
+            since = (self._clock.wall().at - timedelta(seconds=window)).isoformat(timespec="milliseconds")
+            for touchpoint, ref, offer_id, at in self._store.decisions.shown_since(since) if window > 0 else ():
+                self.caps.shown(touchpoint, ref, offer_id, datetime.fromisoformat(at).timestamp())
+        self.caps.keep_s = window
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tg:
@@ -385,6 +397,7 @@ class OfferEngine:
         current: str | None = None,
         explore: bool = True,
     ) -> Choice:
+        self._follow_caps()
         policy = self._catalog.policy
         slate = self._catalog.slate(tp)
         now_unix = now.timestamp()
