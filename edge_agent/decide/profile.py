@@ -15,12 +15,15 @@ DAY = 86_400.0
 RECENT_DAYS = 30
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Profile:
     last_bought: dict[str, float] = field(default_factory=dict)  # sku → unix time
     cycle_days: dict[str, float] = field(default_factory=dict)  # sku → the customer's own cycle
     affinity: dict[str, float] = field(default_factory=dict)  # category → share of their purchases
     recent: frozenset[str] = frozenset()  # skus bought in the last RECENT_DAYS
+
+
+NO_PURCHASES = Profile()
 
 
 def replenishment(last_unix: float | None, cycle_days: float | None, now_unix: float) -> str:
@@ -62,6 +65,8 @@ class ProfileBook:
 
     def _build(self, customer_ref: str, now_unix: float, sku_category: dict[str, str]) -> Profile:
         history = self._store.purchases.history(customer_ref, now_unix - self._history_s)
+        if not history:
+            return NO_PURCHASES  # most cached customers: one shared profile, not ~600 bytes each
         days: dict[str, list[float]] = defaultdict(list)
         categories: dict[str, float] = defaultdict(float)
         for b in history:
