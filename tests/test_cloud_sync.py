@@ -11,10 +11,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import tomli_w
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.config import from_dict
 from edge_agent.events import ContextUpdate, Show
@@ -312,3 +316,25 @@ async def test_mqtt_5_with_a_persistent_session_queues_commands_while_the_agent_
     again = await running(settings, seeded=False)
     assert (await cloud.wait_for(lambda: cloud.ack_for(ping)))["status"] == "ok"
     assert [o.offer_id for o in again.store.offers.all()] == ["v5"]
+
+
+async def test_a_cloud_simulator_whose_loop_stalls_loses_nothing_at_the_broker(broker, cloud):
+    """What the agent handed over (PUBACKed) reaches the cloud simulator even when its loop stalls for a while:
+    the benchmarks load one process with the simulators, and a stock Mosquitto drops all but 1 000 queued
+    messages for a subscriber that falls behind."""
+    agent = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="stand-in-agent")
+    agent.connect(broker.host, broker.port)
+    agent.loop_start()
+    try:
+        sent = []
+        for i in range(2_500):  # the simulator's loop does not run meanwhile: this loop never awaits
+            event = {"uuid": str(uuid.uuid4()), "kind": "decision", "decision_id": f"d-{i}"}
+            body = {"store": STORE, "device": "edge-1", "stream": "events", "first_seq": i, "events": [event]}
+            sent.append(agent.publish(f"retail/v1/{STORE}/edge-1/events", json.dumps(body), qos=1))
+        for info in sent:
+            info.wait_for_publish(30)
+        time.sleep(1.0)  # still stalled, with everything at the broker
+        await cloud.wait_for(lambda: len(cloud.of_kind("decision")) == len(sent), timeout=60)
+    finally:
+        agent.loop_stop()
+        agent.disconnect()
