@@ -61,8 +61,9 @@ class Mosquitto:
             f"user {getpass.getuser()}\nper_listener_settings false\n{persistence}"
             # Mosquitto holds at most 1 000 QoS 1 messages for a subscriber that falls behind and drops the rest
             # (logged at notice): a cloud simulator whose loop stalls under a benchmark's load would lose what the
-            # agent had already handed over. The cloud's broker keeps them.
-            "max_queued_messages 0\n"
+            # agent had already handed over. The cloud's broker keeps them (0, "no limit", makes Mosquitto 2.0.11
+            # drop clients an ACL refuses).
+            "max_queued_messages 1000000\n"
             "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
             f"listener {self.port} {self.host}\n{settings}",
             encoding="utf-8",
