@@ -20,11 +20,11 @@ _NONE: KeysView[str] = {}.keys()
 
 
 class CapLedger:
-    def __init__(self) -> None:
+    def __init__(self, keep_s: float = _KEEP_S) -> None:
         self._customer: dict[str, list[tuple[float, str]]] = {}  # customer → (when, offer) shown, oldest first
         self._screen: dict[str, dict[str, list[float]]] = {}  # touchpoint → offer → when shown, oldest first
         self._converted: dict[str, dict[str, float]] = {}
-        self.keep_s = _KEEP_S  # how far back shows are kept
+        self.keep_s = keep_s  # how far back shows are kept
 
     def shown(self, touchpoint: str, customer_ref: str | None, offer_id: str, at: float) -> None:
         self._screen.setdefault(touchpoint, {}).setdefault(offer_id, []).append(at)

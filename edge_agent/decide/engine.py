@@ -111,8 +111,7 @@ class OfferEngine:
             long_dwell_s=d.long_dwell_s,
         )
         self.profiles = ProfileBook(store, d.profile_days)
-        self.caps = CapLedger()
-        self.caps.keep_s = 0.0  # nothing read from the log yet
+        self.caps = CapLedger(keep_s=0.0)  # nothing read from the log yet
         self._caps_generation = 0  # the catalogue's generation the cap history follows
         self._touchpoints = {tp.id: tp for tp in settings.touchpoints}
         self._showing = {tp.id: _Showing() for tp in settings.touchpoints}
@@ -147,7 +146,7 @@ class OfferEngine:
         if window > self.caps.keep_s:
             self.caps.forget_shows()
             since = (self._clock.wall().at - timedelta(seconds=window)).isoformat(timespec="milliseconds")
-            for touchpoint, ref, offer_id, at in self._store.decisions.shown_since(since) if window > 0 else ():
+            for touchpoint, ref, offer_id, at in self._store.decisions.shown_since(since):
                 self.caps.shown(touchpoint, ref, offer_id, datetime.fromisoformat(at).timestamp())
         self.caps.keep_s = window
 
