@@ -123,10 +123,10 @@ class Downlink:
             await self._handle_waiting()
 
     def _erasure_in(self, message: Incoming) -> Erase | None:
-        if self._topics.classify(message.topic) is not Down.CMD or len(message.payload) > MAX_SMALL_MESSAGE:
+        if self._topics.classify(message.topic) is not Down.CMD:
             return None
         try:
-            command = COMMAND.validate_python(json_input.loads(message.payload))
+            command = COMMAND.validate_python(json_input.loads(_small(message.payload)))
         except (ValueError, UnicodeDecodeError, ValidationError):
             return None  # refused with its reason when its turn comes
         return command if isinstance(command, Erase) else None
@@ -220,9 +220,7 @@ class Downlink:
     def _command(self, data: bytes) -> None:
         command_id = None
         try:
-            if len(data) > MAX_SMALL_MESSAGE:
-                raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
-            raw = json_input.loads(data)
+            raw = json_input.loads(_small(data))
             if isinstance(raw, dict) and isinstance(raw.get("command_id"), str):
                 command_id = raw["command_id"][:128]
             command = COMMAND.validate_python(raw)
@@ -332,9 +330,7 @@ class Downlink:
 
     def _context(self, data: bytes) -> None:
         try:
-            if len(data) > MAX_SMALL_MESSAGE:
-                raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
-            context = ContextPayload.model_validate_json(data)
+            context = ContextPayload.model_validate_json(_small(data))
         except (ValueError, ValidationError) as exc:
             reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
             self.counts["context:rejected"] += 1
@@ -352,3 +348,10 @@ class Downlink:
             self._store.outbox.add(
                 stream=ACK_STREAM, kind=kind, payload=payload, created_at=wall.iso(), drop_class=DropClass.EVENT
             )
+
+
+def _small(data: bytes) -> bytes:
+    """A command or context message, refused (ValueError) when larger than either should ever be."""
+    if len(data) > MAX_SMALL_MESSAGE:
+        raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
+    return data
