@@ -82,7 +82,7 @@ class CloudSim:
     async def start(self, timeout: float = 15.0) -> CloudSim:
         self._tasks = [
             asyncio.create_task(self.link.run(), name="cloud-sim.link"),
-            asyncio.create_task(self._collect(), name="cloud-sim.collect"),
+            asyncio.create_task(self.link.deliver(self._received), name="cloud-sim.collect"),
         ]
         async with asyncio.timeout(timeout):
             await self.link.connected.wait()
@@ -130,14 +130,11 @@ class CloudSim:
 
     # --- up ------------------------------------------------------------------------------------------
 
-    async def _collect(self) -> None:
-        while True:
-            message = await self.link.inbox.get()
-            try:
-                self._take(message.topic, message.payload)
-            finally:
-                self.link.ack(message)
-                self._changed.set()
+    def _received(self, topic: str, payload: bytes) -> None:
+        try:
+            self._take(topic, payload)
+        finally:
+            self._changed.set()
 
     def _take(self, topic: str, payload: bytes) -> None:
         device, stream = topic.removeprefix(self.base + "/").split("/", 1)
