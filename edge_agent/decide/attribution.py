@@ -18,7 +18,6 @@ from ..bus import Bus
 from ..events import Conversion, Purchase, PurchaseLine
 from ..store import Store
 from ..store.claims import normalise_code
-from ..store.conversions import ConversionRecord
 from ..store.decisions import DecisionRecord
 from ..store.faults import StorageRefused
 from .caps import CapLedger
@@ -55,7 +54,7 @@ class Attribution:
                     log.exception("attributing transaction %s failed", purchase.txn_id)
                 break
 
-    def on_purchase(self, p: Purchase) -> list[ConversionRecord]:
+    def on_purchase(self, p: Purchase) -> list[Conversion]:
         with self._store.db.atomic():
             if not self._store.purchases.record(p):
                 self.counts["duplicate_transactions"] += 1
@@ -72,30 +71,17 @@ class Attribution:
             self._profiles.invalidate(p.customer_ref)
         for c in out:
             self.counts[f"conversions_{c.via}"] += 1
-            self._caps.converted(c.customer_ref, c.offer_id, c.at_unix)
-            self._bus.publish(
-                Conversion(
-                    conversion_id=c.conversion_id,
-                    decision_id=c.decision_id,
-                    impression_id=c.impression_id,
-                    customer_ref=c.customer_ref,
-                    offer_id=c.offer_id,
-                    arm=c.arm,
-                    txn_id=c.txn_id,
-                    sku=c.sku,
-                    via=c.via,
-                    wall=p.wall,
-                )
-            )
+            self._caps.converted(c.customer_ref, c.offer_id, c.wall.at.timestamp())
+            self._bus.publish(c)
         return out
 
-    def _in_window(self, p: Purchase, line: PurchaseLine) -> ConversionRecord | None:
+    def _in_window(self, p: Purchase, line: PurchaseLine) -> Conversion | None:
         if p.customer_ref is None:
             return None
         d = self._store.decisions.latest_unconverted(p.customer_ref, line.sku, p.wall.iso())
         return self._conversion(p, line, d, "window") if d is not None else None
 
-    def _claimed(self, p: Purchase, line: PurchaseLine) -> ConversionRecord | None:
+    def _claimed(self, p: Purchase, line: PurchaseLine) -> Conversion | None:
         assert line.claim_code is not None
         code = normalise_code(line.claim_code)
         claim = self._store.claims.get(code) if code else None
@@ -114,10 +100,10 @@ class Attribution:
 
     def _conversion(
         self, p: Purchase, line: PurchaseLine, d: DecisionRecord, via: str, offer_id: str | None = None
-    ) -> ConversionRecord:
+    ) -> Conversion:
         offer_id = offer_id or d.intended_offer_id
         assert d.customer_ref is not None and offer_id is not None
-        return ConversionRecord(
+        return Conversion(
             conversion_id=uuid.uuid4().hex,
             decision_id=d.decision_id,
             impression_id=self._store.impressions.for_decision(d.decision_id),
@@ -127,6 +113,5 @@ class Attribution:
             txn_id=p.txn_id,
             sku=line.sku,
             via=via,
-            at=p.wall.iso(),
-            at_unix=p.wall.at.timestamp(),
+            wall=p.wall,
         )

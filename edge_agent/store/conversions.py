@@ -3,26 +3,12 @@ dropped from the outbox; a decision converts at most once."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from sqlite_utils import Database
 
+from ..events import Conversion
 from .outbox import DropClass, Outbox
-
-
-@dataclass(frozen=True)
-class ConversionRecord:
-    conversion_id: str
-    decision_id: str
-    impression_id: str | None
-    customer_ref: str
-    offer_id: str
-    arm: str
-    txn_id: str
-    sku: str
-    via: str
-    at: str
-    at_unix: float
 
 
 class ConversionLog:
@@ -30,9 +16,10 @@ class ConversionLog:
         self._db = db
         self._outbox = outbox
 
-    def record(self, c: ConversionRecord) -> bool:
+    def record(self, c: Conversion) -> bool:
         """False if the decision had already converted."""
-        row = asdict(c)
+        payload = {k: v for k, v in asdict(c).items() if k != "wall"}
+        row = {**payload, "at": c.wall.iso(), "at_unix": c.wall.at.timestamp()}
         with self._db.atomic():
             cur = self._db.execute(
                 f"INSERT OR IGNORE INTO conversions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -43,8 +30,8 @@ class ConversionLog:
             self._outbox.add(
                 stream="events",
                 kind="conversion",
-                payload={k: v for k, v in row.items() if k not in ("at", "at_unix")},
-                created_at=c.at,
+                payload=payload,
+                created_at=row["at"],
                 drop_class=DropClass.NEVER,
                 customer_ref=c.customer_ref,
             )
