@@ -223,6 +223,8 @@ class Agent:
         """A fleet desired config (cloud/desired.py): the live keys take effect without a restart."""
         self.settings = live
         self.presence.reconfigure(live.presence, live.ble)
+        if self.ble is not None:
+            self.ble.reconfigure(live)
         self.engine.reconfigure(live)
         self.hub.reconfigure(live)
         self.progress.retune(("signage", "ble"), live.ops.stall_after_s)

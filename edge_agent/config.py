@@ -190,6 +190,15 @@ class Receiver(Section):
     )
 
 
+class BeaconPosition(Section):
+    """Where one of the store's fixed beacons hangs: with the receivers' positions, what each should hear."""
+
+    beacon: str = Field(min_length=1, description="an id of ble.beacons or a beacon profile of ble.beacon_profiles")
+    x_m: Annotated[float, Field(ge=-1000, le=1000)] = Field(description="on the store's floor plan, across (m)")
+    y_m: Annotated[float, Field(ge=-1000, le=1000)] = Field(description="and along (m)")
+    height_m: Annotated[float, Field(ge=0, le=20)] = Field(default=2.0, description="how high the beacon hangs")
+
+
 class BleSettings(Section):
     company_id: Annotated[int, Field(ge=0, le=0xFFFF)] = Field(
         default=0xFFFF, description="manufacturer id under which the app advertises its token"
@@ -242,6 +251,9 @@ class BleSettings(Section):
     )
     beacon_profiles: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="beacon profiles (firmware_configs/beacons/) whose ids join ble.beacons"
+    )
+    beacon_positions: list[BeaconPosition] = Field(
+        default_factory=list, description="where fixed beacons hang: GET /healthz then suggests each receiver's offset"
     )
 
 
@@ -488,7 +500,11 @@ def _profile_paths(s: Settings, base_dir: Path) -> Settings:
         return [i.model_copy(update={"profile": at(i.profile)}) if i.profile is not None else i for i in items]
 
     ble = s.ble.model_copy(
-        update={"beacon_profiles": [at(p) for p in s.ble.beacon_profiles], "receivers": each(s.ble.receivers)}
+        update={
+            "beacon_profiles": [at(p) for p in s.ble.beacon_profiles],
+            "beacon_positions": [p.model_copy(update={"beacon": at(p.beacon)}) for p in s.ble.beacon_positions],
+            "receivers": each(s.ble.receivers),
+        }
     )
     return s.model_copy(
         update={
@@ -639,6 +655,28 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
             problems.append(
                 ConfigProblem(key=f"ble.receivers[{i}].exit_m", value=exit_, expected=f"at least its enter_m ({enter})")
             )
+    named = [*s.ble.beacons, *s.ble.beacon_profiles]
+    for i, at in enumerate(s.ble.beacon_positions):
+        if at.beacon not in named:
+            problems.append(
+                ConfigProblem(
+                    key=f"ble.beacon_positions[{i}].beacon",
+                    value=at.beacon,
+                    expected="an id of ble.beacons or a name of ble.beacon_profiles",
+                )
+            )
+        if at.beacon in [p.beacon for p in s.ble.beacon_positions[:i]]:
+            problems.append(
+                ConfigProblem(key=f"ble.beacon_positions[{i}].beacon", value=at.beacon, expected="a beacon placed once")
+            )
+    if s.ble.beacon_positions and not any(placed):
+        problems.append(
+            ConfigProblem(
+                key="ble.beacon_positions",
+                value=len(s.ble.beacon_positions),
+                expected="receivers with floor positions (x_m, y_m): what they should hear is worked out from both",
+            )
+        )
     local = s.ble.receiver_id or s.store.device_id
     if s.sources.ble and local not in receiver_ids:
         problems.append(

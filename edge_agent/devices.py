@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from . import profiles
-from .config import Settings
+from .config import BeaconPosition, Settings
 from .signage.sign_profile import SignProfile
 from .signage.sign_profile import load as load_sign
 from .sources.pos_protocol import PosProfile
@@ -235,13 +235,28 @@ def beacon_ids(settings: Settings) -> list[str]:
     return ids
 
 
+def _positions_by_id(settings: Settings) -> list[BeaconPosition]:
+    """A beacon profile placed on the floor places every id it advertises under (one device, one place)."""
+    out = []
+    for at in settings.ble.beacon_positions:
+        if at.beacon in settings.ble.beacon_profiles:
+            ids = profiles.load(at.beacon, BeaconProfile, "beacons").ids()
+            out += [at.model_copy(update={"beacon": i}) for i in ids]
+        else:
+            out.append(at)
+    return out
+
+
 def with_profiles(settings: Settings) -> Settings:
-    """The settings with what the profiles say applied: beacon ids into `ble.beacons`, node offsets."""
+    """The settings with what the profiles say applied: beacon ids into `ble.beacons` (and their positions),
+    node offsets."""
     receivers = [
         rx.model_copy(update={"offset_db": profiles.load(rx.profile, ScannerProfile, "scanners").offset_db})
         if rx.profile is not None and "offset_db" not in rx.model_fields_set
         else rx
         for rx in settings.ble.receivers
     ]
-    ble = settings.ble.model_copy(update={"beacons": beacon_ids(settings), "receivers": receivers})
+    ble = settings.ble.model_copy(
+        update={"beacons": beacon_ids(settings), "beacon_positions": _positions_by_id(settings), "receivers": receivers}
+    )
     return settings.model_copy(update={"ble": ble})

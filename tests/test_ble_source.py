@@ -100,7 +100,9 @@ async def test_beacons_are_read_for_calibration_and_other_adverts_ignored(tmp_pa
     assert src.resolver.handle(Advert("edge-test", 1.0, -70.0, {0xFFFF: b"\x53\x01" + bytes(16)})) is None
     assert dict(src.resolver.counts) == {"beacon": 1, "other": 2, "unknown_token": 1}
     [beacon] = src.health()["beacons"].values()
-    assert beacon == {"receiver": "edge-test", "rssi": -70.0, "measured_power": -59}
+    assert beacon == {
+        "edge-test": {"rssi": -70.0, "mean_dbm": -70.0, "readings": 1, "measured_power": -59, "age_s": 99.0}
+    }
 
 
 async def test_withdrawing_ble_at_the_kiosk_deletes_the_keys_and_stops_resolution(tmp_path, issuer):

@@ -176,7 +176,8 @@ async def test_the_agent_uses_what_the_profiles_say(tmp_path, issuer):
     assert src.resolver.handle(Advert("esp32-bakery", 1.0, -72.0, {}, {EDDYSTONE_UUID: eddystone})) is None
     assert src.resolver.counts["beacon"] == 2
     assert set(src.health()["beacons"]) == set(beacon.ids())
-    assert src.health()["beacons"][beacon.ids()[0]]["measured_power"] == beacon.radio.measured_power_dbm
+    heard = src.health()["beacons"][beacon.ids()[0]]["esp32-bakery"]
+    assert heard["measured_power"] == beacon.radio.measured_power_dbm
     store.close()
 
     # the node publishes where the agent subscribes, under the id its receiver entry has

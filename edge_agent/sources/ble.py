@@ -24,6 +24,7 @@ from ..ops.progress import Progress
 from ..store import Store
 from ..store.faults import StorageRefused
 from . import frames
+from .beacon_levels import BeaconLevels
 from .roster_age import RosterAge
 from .tokens import TokenResolver, days_around, interval_of
 
@@ -48,14 +49,6 @@ class Advert:
     tx_power: int | None = None
 
 
-@dataclass(slots=True)
-class BeaconReading:
-    receiver: str
-    rssi: float
-    measured_power: int
-    mono: float
-
-
 class AdvertResolver:
     """Advert → Sighting, synchronous and without I/O: the hot path the benchmark measures."""
 
@@ -69,7 +62,7 @@ class AdvertResolver:
         self._reference: dict[str, float] = {}
         self.tokens = TokenResolver()
         self.counts: Counter[str] = Counter()
-        self.beacons: dict[str, BeaconReading] = {}
+        self.beacons = BeaconLevels(settings.ble, settings.ble.receiver_id or settings.store.device_id)
 
     def handle(self, advert: Advert) -> Sighting | None:
         token = frames.token_in(advert.manufacturer_data, self._company_id)
@@ -105,7 +98,7 @@ class AdvertResolver:
             self.counts["other"] += 1
             return None
         self.counts["beacon"] += 1
-        self.beacons[beacon.beacon_id] = BeaconReading(advert.receiver, advert.rssi, beacon.measured_power, advert.mono)
+        self.beacons.record(beacon.beacon_id, advert.receiver, advert.rssi, beacon.measured_power, advert.mono)
         return None
 
     def forget(self, customer_ref: str) -> None:
@@ -151,6 +144,10 @@ class BleSource:
         self._progress = progress
         if progress is not None:  # a vital part: adverts waiting and none handled for too long stalls the agent
             progress.watch("ble", max_silence_s=settings.ops.stall_after_s, pending=lambda: len(self._queue))
+
+    def reconfigure(self, live: Settings) -> None:
+        """A fleet desired config: the beacons' offsets are worked out with its path-loss exponent from now on."""
+        self.resolver.beacons.reconfigure(live.ble)
 
     def forget(self, customer_ref: str) -> None:
         """Erased or BLE withdrawn: their tokens stop resolving at once, not at the next roster poll."""
@@ -313,10 +310,7 @@ class BleSource:
             "scan_failures": self.scan_failures,
             "adapter_losses": self.adapter_losses,
             "adverts": dict(self.resolver.counts),
-            "beacons": {
-                k: {"receiver": b.receiver, "rssi": b.rssi, "measured_power": b.measured_power}
-                for k, b in self.resolver.beacons.items()
-            },
+            **self.resolver.beacons.health(self._clock.mono()),
         }
 
 

@@ -1,0 +1,148 @@
+"""The store's fixed beacons as each receiver hears them, and the receiver offsets they imply.
+
+Two receivers hanging side by side read the same phone a few dB apart (antenna, case, mounting), and every dB
+is ~10 % of distance. `[[ble.receivers]] offset_db` corrects that, relative to this host's own receiver: the one
+the phone models' 1 m references are measured with. A fixed beacon of known position and measured power says
+what each receiver should hear; what it does hear, averaged, gives that receiver's offset:
+
+    mean_rssi(beacon, receiver) = measured_power + beacon_error − 10·n·log10(distance) + offset(receiver)
+
+One equation per beacon and receiver that heard it long enough; the unknowns are every receiver's offset and
+every beacon's own error (its advertised measured power is only as good as whoever measured it). Least squares
+with this host's receiver held at its configured offset solves them for every receiver linked to it through
+beacons heard in common; one beacon heard by the host and a node is enough for that node.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import BleSettings
+
+MEAN_READINGS = 600  # the mean's memory: ~3.5 min of a beacon advertising every 350 ms
+MIN_READINGS = 30  # readings of a beacon before a receiver's mean counts towards the offsets
+
+
+@dataclass(slots=True)
+class Heard:
+    """One receiver's hearing of one beacon: the last reading and a running mean (then a moving one)."""
+
+    rssi: float
+    mean: float
+    readings: int
+    mono: float
+    measured_power: int
+
+    def add(self, rssi: float, measured_power: int, mono: float) -> None:
+        self.readings += 1
+        self.mean += (rssi - self.mean) / min(self.readings, MEAN_READINGS)
+        self.rssi, self.measured_power, self.mono = rssi, measured_power, mono
+
+
+class BeaconLevels:
+    """Per store beacon and receiver, what was heard; bounded by the configured beacons and receivers."""
+
+    def __init__(self, ble: BleSettings, reference_receiver: str):
+        self.heard: dict[str, dict[str, Heard]] = {}
+        self._reference = reference_receiver
+        self.reconfigure(ble)
+
+    def reconfigure(self, ble: BleSettings) -> None:
+        self._exponent = ble.path_loss_exponent
+        self._offsets = {r.id: r.offset_db for r in ble.receivers}
+        self._receivers = {r.id: (r.x_m, r.y_m, r.height_m) for r in ble.receivers if r.x_m is not None}
+        self._beacons = {p.beacon: (p.x_m, p.y_m, p.height_m) for p in ble.beacon_positions}
+
+    def record(self, beacon: str, receiver: str, rssi: float, measured_power: int, mono: float) -> None:
+        """One reading (raw: before the receiver's offset); O(1)."""
+        by_receiver = self.heard.setdefault(beacon, {})
+        heard = by_receiver.get(receiver)
+        if heard is None:
+            by_receiver[receiver] = Heard(rssi, rssi, 1, mono, measured_power)
+        else:
+            heard.add(rssi, measured_power, mono)
+
+    def deviations(self) -> dict[tuple[str, str], float]:
+        """(beacon, receiver) → mean reading less what the beacon's measured power and the distance predict, for
+        placed beacons heard by placed receivers at least MIN_READINGS times."""
+        out = {}
+        for beacon, by_receiver in self.heard.items():
+            at = self._beacons.get(beacon)
+            for receiver, heard in by_receiver.items():
+                rx = self._receivers.get(receiver)
+                if at is None or rx is None or heard.readings < MIN_READINGS:
+                    continue
+                distance = max(0.5, math.dist(at, rx))
+                out[beacon, receiver] = heard.mean - (heard.measured_power - 10 * self._exponent * math.log10(distance))
+        return out
+
+    def offsets(self) -> dict[str, float]:
+        """Every receiver's offset (dB) that the beacons imply, for those linked to this host's receiver through
+        beacons heard in common (this host's receiver keeps its configured offset)."""
+        deviations = self.deviations()
+        linked = _linked(self._reference, deviations)
+        if self._reference not in linked:
+            return {}
+        receivers = sorted(linked - {self._reference})
+        beacons = sorted({b for b, r in deviations if r in linked})
+        column = {name: i for i, name in enumerate([*receivers, *beacons])}
+        rows, values = [], []
+        for (beacon, receiver), deviation in deviations.items():
+            if receiver not in linked:
+                continue
+            row = np.zeros(len(column))
+            row[column[beacon]] = 1.0
+            if receiver == self._reference:
+                deviation -= self._offsets.get(receiver, 0.0)
+            else:
+                row[column[receiver]] = 1.0
+            rows.append(row)
+            values.append(deviation)
+        solved = np.linalg.lstsq(np.array(rows), np.array(values), rcond=None)[0]
+        out = {r: round(float(solved[column[r]]), 1) for r in receivers}
+        out[self._reference] = self._offsets.get(self._reference, 0.0)
+        return out
+
+    def health(self, now: float) -> dict[str, Any]:
+        """`beacons`: per beacon and receiver, the last and mean readings; `receiver_offsets`: per receiver that
+        heard a placed beacon, its configured offset and the one the beacons suggest (null: not linked to this
+        host's receiver by a beacon both heard MIN_READINGS times)."""
+        beacons = {
+            beacon: {
+                receiver: {
+                    "rssi": h.rssi,
+                    "mean_dbm": round(h.mean, 1),
+                    "readings": h.readings,
+                    "measured_power": h.measured_power,
+                    "age_s": round(now - h.mono, 1),
+                }
+                for receiver, h in by_receiver.items()
+            }
+            for beacon, by_receiver in self.heard.items()
+        }
+        suggested = self.offsets()
+        heard_placed = {r for b, by_receiver in self.heard.items() if b in self._beacons for r in by_receiver}
+        offsets = {
+            r: {"configured_db": self._offsets[r], "suggested_db": suggested.get(r)}
+            for r in sorted(heard_placed & self._receivers.keys())
+        }
+        return {"beacons": beacons, "receiver_offsets": offsets}
+
+
+def _linked(start: str, deviations: dict[tuple[str, str], float]) -> set[str]:
+    """The receivers reachable from `start` through beacons heard in common."""
+    by_beacon: dict[str, set[str]] = {}
+    for beacon, receiver in deviations:
+        by_beacon.setdefault(beacon, set()).add(receiver)
+    seen, todo = {start}, [start]
+    while todo:
+        receiver = todo.pop()
+        for members in by_beacon.values():
+            if receiver in members:
+                todo += [r for r in members - seen]
+                seen |= members
+    return seen if any(start in members for members in by_beacon.values()) else set()
