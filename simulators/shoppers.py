@@ -10,7 +10,9 @@ packets. The ground truth is each shopper's zone, second by second.
     python -m simulators.shoppers --eval --seed 1 --shoppers 40 --minutes 20 [--scenario default]
 
 runs the agent's own parse → resolve → filter → zone path on the adverts and prints JSON precision, recall
-(opted-in shopper × zone × second against the truth) and the median enter latency.
+(opted-in shopper × zone × second against the truth) and the median enter latency. `--receiver-gain-db G` makes
+every receiver but this host's read up to G dB off; `--beacon-offsets` then configures the offsets the store's
+fixed beacons suggest (`edge_agent.sources.beacon_levels`).
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from typing import Any
 
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
-from edge_agent.config import Settings, from_dict
+from edge_agent.config import BeaconPosition, Settings, from_dict
 from edge_agent.events import WallTime
 from edge_agent.presence import PresenceTracker
 from edge_agent.radio import fit_path_loss_exponent
+from edge_agent.sources.beacon_levels import BeaconLevels
 from edge_agent.sources.ble import Advert, AdvertResolver
 from edge_agent.sources.tokens import INTERVAL_S
 from simulators.bluez import SimulatedBlueZ
@@ -226,12 +229,14 @@ class Radio:
         rng: random.Random,
         noise_db: float = 4.0,
         start_unix: float = START_UNIX,
+        gains: dict[str, float] | None = None,
     ):
         self.plan = plan
         self.start_unix = start_unix
         self.shoppers = shoppers
         self.rng = rng
         self.noise_db = noise_db
+        self.gains = gains or {}  # receiver → dB it reads above the true level (antenna, case, mounting)
         self._shadow: dict[tuple[int, str], float] = {}
 
     def adverts(self, until: float) -> Iterator[Heard]:
@@ -262,7 +267,7 @@ class Radio:
         shadow = 0.9 * self._shadow.get(key, 0.0) + self.rng.gauss(0, 1.2)  # slow: a body, a shelf
         self._shadow[key] = shadow
         rssi = model.ref_dbm - 10 * self.plan.path_loss_exponent * math.log10(d) + shadow
-        rssi += self.rng.gauss(0, self.noise_db)
+        rssi += self.rng.gauss(0, self.noise_db) + self.gains.get(receiver_id(zone.id), 0.0)
         if rssi < SENSITIVITY_DBM or self.rng.random() < 0.1:
             return None
         return round(rssi)
@@ -283,19 +288,54 @@ async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, u
     return sent
 
 
-def receiver_config(zone: Zone) -> dict[str, Any]:
+def receiver_config(zone: Zone, offset_db: float = 0.0) -> dict[str, Any]:
     """What an operator writes for a receiver over a zone: enter at 1.05× the distance from the receiver to the
-    zone's edge (README, "BLE presence"), leave 0.3 m further out, and where it hangs on the floor plan."""
+    zone's edge (README, "BLE presence"), leave 0.3 m further out, where it hangs on the floor plan, its offset."""
     enter = round(1.05 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
     return {
         "id": receiver_id(zone.id),
         "zone": zone.id,
+        "offset_db": offset_db,
         "enter_m": enter,
         "exit_m": round(enter + 0.3, 1),
         "x_m": zone.x,
         "y_m": zone.y,
         "height_m": RECEIVER_HEIGHT_M,
     }
+
+
+def receiver_gains(plan: FloorPlan, spread_db: float, seed: int) -> dict[str, float]:
+    """Receivers that read up to `spread_db` above or below the true level; the first zone's is this host's, the
+    reference the phone models' 1 m levels were measured with (0)."""
+    rng = random.Random(f"gains-{seed}")
+    return {receiver_id(z.id): 0.0 if i == 0 else rng.uniform(-spread_db, spread_db) for i, z in enumerate(plan.zones)}
+
+
+def beacon_offsets(plan: FloorPlan, gains: dict[str, float], seed: int, minutes: float = 30.0) -> dict[str, float]:
+    """What an operator does once per store (README, "Receiver offsets from fixed beacons"): a fixed beacon
+    halfway between neighbouring receivers (the shortest links that connect them all), heard for half an hour by
+    every receiver through the same radio as the shoppers (gains, shadowing, noise, loss), and the offsets the
+    agent's `BeaconLevels` suggests."""
+    beacon = Model("beacon", -59.0, None, (0.35, 0.35))
+    placed = [
+        (f"ibeacon:00000000-0000-0000-0000-000000000000:1:{k}", (a.x + b.x) / 2, (a.y + b.y) / 2)
+        for k, (a, b) in enumerate(_neighbours(plan.zones))
+    ]
+    ble = agent_settings(plan, seed=seed).ble.model_copy(
+        update={
+            "beacons": [b for b, _, _ in placed],
+            "beacon_positions": [BeaconPosition(beacon=b, x_m=x, y_m=y, height_m=0.0) for b, x, y in placed],
+        }
+    )
+    levels = BeaconLevels(ble, receiver_id(plan.zones[0].id))
+    radio = Radio(plan, [], random.Random(f"beacons-{seed}"), gains=gains)
+    for n in range(int(minutes * 60 / 0.35)):
+        for k, (beacon_id, x, y) in enumerate(placed):
+            for zone in plan.zones:
+                rssi = radio._rssi(-1 - k, beacon, zone, (x, y))
+                if rssi is not None:
+                    levels.record(beacon_id, receiver_id(zone.id), rssi, int(beacon.ref_dbm), n * 0.35)
+    return levels.offsets()
 
 
 def calibration_walk(plan: FloorPlan, seed: int) -> float:
@@ -313,18 +353,37 @@ def calibration_walk(plan: FloorPlan, seed: int) -> float:
     return round(fit_path_loss_exponent(readings, model.ref_dbm), 2)
 
 
-def agent_settings(plan: FloorPlan, overrides: dict[str, dict[str, Any]] | None = None, seed: int = 0) -> Settings:
-    """The agent's configuration for a floor plan: one receiver per zone, the path-loss exponent from the
-    operator's calibration walk, every other tuning knob at its default unless overridden
-    (`{"ble": {"enter_m": 4.0}}`)."""
-    overrides = overrides or {}
+def _neighbours(zones: tuple[Zone, ...]) -> list[tuple[Zone, Zone]]:
+    """The shortest links that connect every zone (a minimum spanning tree, Prim's)."""
+    linked, links = [zones[0]], []
+    while len(linked) < len(zones):
+        a, b = min(((a, b) for a in linked for b in zones if b not in linked), key=lambda ab: math.dist(*_xy(ab)))
+        linked.append(b)
+        links.append((a, b))
+    return links
+
+
+def _xy(pair: tuple[Zone, Zone]) -> tuple[tuple[float, float], tuple[float, float]]:
+    return (pair[0].x, pair[0].y), (pair[1].x, pair[1].y)
+
+
+def agent_settings(
+    plan: FloorPlan,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    seed: int = 0,
+    offsets: dict[str, float] | None = None,
+) -> Settings:
+    """The agent's configuration for a floor plan: one receiver per zone (with `offsets`, receiver → dB, if
+    given), the path-loss exponent from the operator's calibration walk, every other tuning knob at its default
+    unless overridden (`{"ble": {"enter_m": 4.0}}`)."""
+    overrides, offsets = overrides or {}, offsets or {}
     return from_dict(
         {
             "store": {"id": "sim-store", "chain_id": CHAIN, "device_id": "edge-sim"},
             "zones": [{"id": z.id} for z in plan.zones],
             "sources": {"checkin": False, "ble": False},
             "ble": {
-                "receivers": [receiver_config(z) for z in plan.zones],
+                "receivers": [receiver_config(z, offsets.get(receiver_id(z.id), 0.0)) for z in plan.zones],
                 "reference_by_model": {m.name: m.ref_dbm for m in CALIBRATED},
                 "path_loss_exponent": calibration_walk(plan, seed),
                 **overrides.get("ble", {}),
@@ -353,12 +412,22 @@ class SimClock(Clock):
 
 
 def evaluate(
-    scenario: str, seed: int, n: int, minutes: float, overrides: dict[str, dict[str, Any]] | None = None
+    scenario: str,
+    seed: int,
+    n: int,
+    minutes: float,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    gain_db: float = 0.0,
+    calibrate_offsets: bool = False,
 ) -> dict[str, Any]:
+    """Scores the agent's presence logic; with `gain_db`, receivers read up to that many dB off the true level,
+    and with `calibrate_offsets` the agent is given the offsets the store's fixed beacons suggest."""
     plan = SCENARIOS[scenario]
     rng = random.Random(seed)
     shoppers = make_shoppers(plan, rng, n, minutes)
-    settings = agent_settings(plan, overrides, seed)
+    gains = receiver_gains(plan, gain_db, seed) if gain_db else {}
+    offsets = beacon_offsets(plan, gains, seed) if calibrate_offsets else {}
+    settings = agent_settings(plan, overrides, seed, offsets)
     clock = SimClock()
     resolver = AdvertResolver(settings, clock)
     tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)
@@ -370,7 +439,7 @@ def evaluate(
     opted_in = {s.phone.customer_ref for s in shoppers if s.opted_in}
     models = {s.phone.customer_ref: s.model.name for s in shoppers if s.opted_in}
     span = minutes * 60.0
-    adverts = Radio(plan, shoppers, rng).adverts(span)
+    adverts = Radio(plan, shoppers, rng, gains=gains).adverts(span)
     pending = next(adverts, None)
     tp = fp = fn = 0
     first_seen: dict[tuple[str, str], float] = {}
@@ -429,6 +498,12 @@ def evaluate(
         "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
         "median_enter_latency_s": round(statistics.median(latencies), 2) if latencies else None,
         "visits_entered": len(latencies),
+        **({"receiver_gain_db": gain_db} if gain_db else {}),
+        **(
+            {"offset_error_db": round(max(abs(offsets.get(r, 0.0) - g) for r, g in (gains or {"": 0.0}).items()), 2)}
+            if calibrate_offsets
+            else {}
+        ),
     }
 
 
@@ -439,10 +514,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--shoppers", type=int, default=40)
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument(
+        "--receiver-gain-db", type=float, default=0.0, help="receivers read up to this many dB off (this host's: 0)"
+    )
+    parser.add_argument(
+        "--beacon-offsets", action="store_true", help="configure the offsets the store's fixed beacons suggest"
+    )
     args = parser.parse_args(argv)
     if not args.eval:
         parser.error("only --eval is available from the command line (the demo and tests use the module)")
-    print(json.dumps(evaluate(args.scenario, args.seed, args.shoppers, args.minutes)), file=sys.stdout)
+    result = evaluate(
+        args.scenario,
+        args.seed,
+        args.shoppers,
+        args.minutes,
+        gain_db=args.receiver_gain_db,
+        calibrate_offsets=args.beacon_offsets,
+    )
+    print(json.dumps(result), file=sys.stdout)
     return 0
 
 

@@ -112,6 +112,22 @@ def test_a_receiver_no_beacon_links_to_the_host_gets_no_suggestion():
     assert BeaconLevels(ble(), "edge-test").offsets() == {}  # nothing heard yet
 
 
+def test_a_beacon_heard_near_the_receivers_floor_is_corrected_for_the_readings_it_missed():
+    """A weak beacon (RSSI −75 at 1 m, −88.5 dBm at both receivers): the host hears it 1.3 σ above a −95 dBm
+    floor, the bakery node, 4 dB weaker, 0.5 σ: only readings above the floor arrive, so the plain means differ by
+    ~2.3 dB, not 4."""
+    levels = BeaconLevels(ble(), "edge-test")
+    rng = random.Random(5)
+    for receiver, offset in (("edge-test", 0.0), ("esp32-bakery", -4.0)):
+        for i in range(3000):
+            rssi = expected(BEACON_A, receiver, measured_power=-75) + offset + rng.gauss(0, math.hypot(4.0, 2.7))
+            if rssi >= -95.0:
+                levels.record(BEACON_A, receiver, round(rssi), -75, float(i))
+    plain = levels.heard[BEACON_A]["esp32-bakery"].mean - levels.heard[BEACON_A]["edge-test"].mean
+    assert plain > -3.0  # what the uncorrected means would suggest
+    assert abs(levels.offsets()["esp32-bakery"] - (-4.0)) <= 0.4
+
+
 def test_the_mean_forgets_slowly_so_a_moved_receiver_is_followed():
     levels = BeaconLevels(ble(), "edge-test")
     for i in range(MEAN_READINGS):

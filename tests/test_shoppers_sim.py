@@ -44,6 +44,29 @@ def test_the_calibration_walk_recovers_each_floors_path_loss():
             assert abs(shoppers.calibration_walk(plan, seed) - plan.path_loss_exponent) <= 0.15
 
 
+def test_the_stores_fixed_beacons_give_every_receivers_offset():
+    """Receivers reading up to 4 dB off (this host's: 0), beacons halfway between neighbouring receivers heard
+    for half an hour through the noisy radio: the offsets `BeaconLevels` suggests are each receiver's gain."""
+    for name, plan in shoppers.SCENARIOS.items():
+        gains = shoppers.receiver_gains(plan, 4.0, 1)
+        offsets = shoppers.beacon_offsets(plan, gains, 1)
+        assert set(offsets) == set(gains)
+        for receiver, gain in gains.items():
+            assert abs(offsets[receiver] - gain) <= 1.0, (name, receiver, gain, offsets[receiver])
+
+
+def test_offsets_from_beacons_give_back_the_accuracy_receivers_of_different_gain_lose(capsys):
+    baseline = shoppers.evaluate("default", 2, 40, 20)
+    assert shoppers.main(["--eval", "--seed", "2", "--receiver-gain-db", "4"]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert shoppers.main(["--eval", "--seed", "2", "--receiver-gain-db", "4", "--beacon-offsets"]) == 0
+    calibrated = json.loads(capsys.readouterr().out)
+    assert off["recall"] < baseline["recall"] - 0.1  # a node reading weak keeps shoppers out of its zone
+    assert calibrated["offset_error_db"] <= 1.0
+    for score in ("precision", "recall"):
+        assert calibrated[score] >= baseline[score] - 0.02
+
+
 def test_ground_truth_is_physical():
     import random
 

@@ -10,7 +10,9 @@ what each receiver should hear; what it does hear, averaged, gives that receiver
 One equation per beacon and receiver that heard it long enough; the unknowns are every receiver's offset and
 every beacon's own error (its advertised measured power is only as good as whoever measured it). Least squares
 with this host's receiver held at its configured offset solves them for every receiver linked to it through
-beacons heard in common; one beacon heard by the host and a node is enough for that node.
+beacons heard in common; one beacon heard by the host and a node is enough for that node. Far pairs weigh less
+(the path-loss exponent is known only so well), and a mean near a receiver's floor is corrected for the
+readings it missed (censored.py).
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import censored
 from ..config import BleSettings
 
-MEAN_READINGS = 600  # the mean's memory: ~3.5 min of a beacon advertising every 350 ms
+MEAN_READINGS = 6000  # the mean's memory: ~35 min of a beacon advertising every 350 ms
 MIN_READINGS = 30  # readings of a beacon before a receiver's mean counts towards the offsets
+EXPONENT_ERROR = 0.1  # how well a calibration walk knows the path-loss exponent
+MEAN_ERROR_DB = 0.3  # how well a receiver's mean reading of a beacon is known
 
 
 @dataclass(slots=True)
@@ -48,17 +53,21 @@ class BeaconLevels:
 
     def __init__(self, ble: BleSettings, reference_receiver: str):
         self.heard: dict[str, dict[str, Heard]] = {}
+        self._weakest: dict[str, tuple[float, int]] = {}  # receiver → weakest reading, readings: its floor
         self._reference = reference_receiver
         self.reconfigure(ble)
 
     def reconfigure(self, ble: BleSettings) -> None:
         self._exponent = ble.path_loss_exponent
+        self._spread = math.hypot(ble.noise_db, ble.shadow_db)  # of single readings of a still transmitter
         self._offsets = {r.id: r.offset_db for r in ble.receivers}
         self._receivers = {r.id: (r.x_m, r.y_m, r.height_m) for r in ble.receivers if r.x_m is not None}
         self._beacons = {p.beacon: (p.x_m, p.y_m, p.height_m) for p in ble.beacon_positions}
 
     def record(self, beacon: str, receiver: str, rssi: float, measured_power: int, mono: float) -> None:
         """One reading (raw: before the receiver's offset); O(1)."""
+        weakest, readings = self._weakest.get(receiver, (rssi, 0))
+        self._weakest[receiver] = (min(weakest, rssi), readings + 1)
         by_receiver = self.heard.setdefault(beacon, {})
         heard = by_receiver.get(receiver)
         if heard is None:
@@ -66,9 +75,13 @@ class BeaconLevels:
         else:
             heard.add(rssi, measured_power, mono)
 
-    def deviations(self) -> dict[tuple[str, str], float]:
-        """(beacon, receiver) → mean reading less what the beacon's measured power and the distance predict, for
-        placed beacons heard by placed receivers at least MIN_READINGS times."""
+    def deviations(self) -> dict[tuple[str, str], tuple[float, float]]:
+        """(beacon, receiver) → (mean reading less what the beacon's measured power and the distance predict, the
+        weight of that in the fit), for placed beacons heard by placed receivers at least MIN_READINGS times.
+
+        The weight is 1 / the variance the path-loss model adds at that distance (an exponent known to
+        ±EXPONENT_ERROR is ±1 dB at 10 m, ±1.6 dB at 40 m): a beacon halfway between two receivers compares them
+        whatever the exponent, and a far receiver's reading of it counts for little."""
         out = {}
         for beacon, by_receiver in self.heard.items():
             at = self._beacons.get(beacon)
@@ -76,9 +89,15 @@ class BeaconLevels:
                 rx = self._receivers.get(receiver)
                 if at is None or rx is None or heard.readings < MIN_READINGS:
                     continue
-                distance = max(0.5, math.dist(at, rx))
-                out[beacon, receiver] = heard.mean - (heard.measured_power - 10 * self._exponent * math.log10(distance))
+                loss = 10 * math.log10(max(1.0, math.dist(at, rx)))
+                deviation = self._uncensored(receiver, heard.mean) - (heard.measured_power - self._exponent * loss)
+                out[beacon, receiver] = deviation, 1.0 / (MEAN_ERROR_DB**2 + (EXPONENT_ERROR * loss) ** 2)
         return out
+
+    def _uncensored(self, receiver: str, mean: float) -> float:
+        """The mean corrected for the readings the receiver missed below its floor (censored.py)."""
+        weakest, readings = self._weakest[receiver]
+        return mean if readings < censored.MIN_READINGS else censored.true_level(mean, weakest, self._spread)[0]
 
     def offsets(self) -> dict[str, float]:
         """Every receiver's offset (dB) that the beacons imply, for those linked to this host's receiver through
@@ -91,7 +110,7 @@ class BeaconLevels:
         beacons = sorted({b for b, r in deviations if r in linked})
         column = {name: i for i, name in enumerate([*receivers, *beacons])}
         rows, values = [], []
-        for (beacon, receiver), deviation in deviations.items():
+        for (beacon, receiver), (deviation, weight) in deviations.items():
             if receiver not in linked:
                 continue
             row = np.zeros(len(column))
@@ -100,8 +119,8 @@ class BeaconLevels:
                 deviation -= self._offsets.get(receiver, 0.0)
             else:
                 row[column[receiver]] = 1.0
-            rows.append(row)
-            values.append(deviation)
+            rows.append(row * math.sqrt(weight))
+            values.append(deviation * math.sqrt(weight))
         solved = np.linalg.lstsq(np.array(rows), np.array(values), rcond=None)[0]
         out = {r: round(float(solved[column[r]]), 1) for r in receivers}
         out[self._reference] = self._offsets.get(self._reference, 0.0)
