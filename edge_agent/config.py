@@ -243,7 +243,9 @@ class BleSettings(Section):
     )
     leave_s: Seconds = Field(default=0.1, description="hold-down once readings say the phone is out of range")
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
-    stall_s: Seconds = Field(default=60.0, description="no advert for this long: the scan is restarted")
+    stall_s: Seconds = Field(
+        default=60.0, description="no advert for this long: the scan is restarted, a scanner node reported silent"
+    )
     remote_scanners: bool = Field(default=False, description="take sightings of scanner nodes from [mqtt]")
     beacons: list[Annotated[str, Field(pattern=r"^(ibeacon|eddystone|eddystone-url):\S{1,120}$")]] = Field(
         default_factory=list,

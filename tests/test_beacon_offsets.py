@@ -20,14 +20,13 @@ from edge_agent.config import ConfigError, from_dict
 from edge_agent.sources.beacon_levels import MEAN_READINGS, MIN_READINGS, BeaconLevels
 from simulators.bluez import PrivateBus, SimulatedBlueZ, dbus_available
 from tests.conftest import OPS, STORE, config_dict
-from tests.test_remote_scanners import publisher, wait_for
+from tests.test_remote_scanners import KEY, publisher, wait_for
 
 BEACON_A = "ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:10"
 BEACON_B = "ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:11"
 BEACON_C = "ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:12"
 RECEIVERS = {"edge-test": (0.0, 0.0), "esp32-bakery": (8.0, 0.0), "esp32-dairy": (16.0, 0.0), "esp32-deli": (30.0, 0)}
 PLACED = {BEACON_A: (4.0, 1.0), BEACON_B: (10.0, 1.0), BEACON_C: (30.0, 3.0)}
-KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
 NO_ISSUER = SimpleNamespace(public_key_b64=KEY)  # the config needs a check-in key; these tests check in nobody
 
 

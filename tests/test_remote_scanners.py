@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import time
 
@@ -25,6 +26,7 @@ from tests.conftest import STORE, config_dict, seed
 
 ALICE = phone_for("alice", "chain-test")
 TOPIC = f"retail/v1/{STORE}/scanners/esp32-bakery/adverts"
+KEY = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="  # a bundle key the tests never sign with
 
 
 def message(scanner="esp32-bakery", adverts=None):
@@ -97,7 +99,7 @@ def scanner_agent(tmp_path, issuer, port, **mqtt):
     data["mqtt"] = {
         "host": "127.0.0.1",
         "port": port,
-        "bundle_public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
+        "bundle_public_keys": [KEY],
         **mqtt,
     }
     data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
@@ -183,6 +185,48 @@ async def test_a_broker_that_wants_credentials_gets_the_mqtt_sections(tmp_path, 
         pub.disconnect()
         await agent.stop()
         secured.stop()
+
+
+async def test_a_node_that_falls_silent_is_reported_and_welcomed_back(tmp_path, issuer, broker, caplog):
+    caplog.set_level(logging.INFO, logger="edge_agent.sources.remote_scanners")
+    data = config_dict(tmp_path, issuer)
+    data["mqtt"] = {"host": "127.0.0.1", "port": broker.port, "bundle_public_keys": [KEY]}
+    data["ble"] = {
+        "remote_scanners": True,
+        "stall_s": 1.5,
+        "receivers": [{"id": "esp32-bakery", "zone": "bakery"}, {"id": "esp32-dairy", "zone": "entrance"}],
+    }
+    agent = Agent(from_dict(data))
+    await agent.start()
+    pub = publisher(broker.port)
+    remote = agent.remote_scanners
+    try:
+        await wait_for(lambda: remote.connected, what="subscriber connected")
+        while remote.counts["messages"] == 0:
+            pub.publish(TOPIC, message(adverts=[]))
+            await asyncio.sleep(0.2)
+        nodes = remote.health()["nodes"]
+        assert nodes["esp32-bakery"]["silent"] is False and nodes["esp32-bakery"]["last_heard_s_ago"] < 1.5
+        # the dairy node never said anything: silent once stall_s has passed since the start
+        await wait_for(lambda: "esp32-dairy" in remote.silent, what="the dairy node reported silent")
+        assert remote.health()["nodes"]["esp32-dairy"] == {"last_heard_s_ago": None, "silent": True}
+        # the bakery node stops: reported once, in the log, /healthz and the metrics
+        await wait_for(lambda: "esp32-bakery" in remote.silent, what="the bakery node reported silent")
+        await asyncio.sleep(1.0)
+        silences = [r for r in caplog.records if "scanner node esp32-bakery: nothing heard" in r.getMessage()]
+        assert len(silences) == 1
+        scraped = metrics.render(agent).decode()
+        assert 'edge_ble_node_silent{scanner="esp32-bakery"} 1.0' in scraped
+        # and back
+        pub.publish(TOPIC, message(adverts=[]))
+        await wait_for(lambda: "esp32-bakery" not in remote.silent, what="the bakery node back")
+        assert any("scanner node esp32-bakery heard again after" in r.getMessage() for r in caplog.records)
+        assert 'edge_ble_node_silent{scanner="esp32-bakery"} 0.0' in metrics.render(agent).decode()
+        assert "edge-test" not in remote.health()["nodes"]  # this host's own adapter is no node
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        await agent.stop()
 
 
 @given(st.binary(max_size=2000))

@@ -48,6 +48,13 @@ class AgentCollector(Collector):
             yield adverts
             yield CounterMetricFamily("edge_ble_dropped", "BLE adverts lost to a full queue", value=a.ble.dropped)
             yield GaugeMetricFamily("edge_ble_scanning", "1 while the local adapter scans", value=int(a.ble.scanning))
+        if a.remote_scanners is not None:
+            silent = GaugeMetricFamily(
+                "edge_ble_node_silent", "1 while a scanner node has sent nothing for ble.stall_s", labels=["scanner"]
+            )
+            for node in a.remote_scanners.last_heard:
+                silent.add_metric([node], int(node in a.remote_scanners.silent))
+            yield silent
         yield CounterMetricFamily("edge_decisions", "Offer decisions made", value=a.engine.counts["decisions"])
         yield CounterMetricFamily("edge_decision_errors", "Decisions that failed", value=a.engine.counts["errors"])
         yield CounterMetricFamily("edge_shows", "Show frames sent to touchpoints", value=a.hub.counts["shown"])

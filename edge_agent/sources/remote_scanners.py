@@ -4,6 +4,11 @@ The connection is an `MqttLink` of its own (the `[mqtt]` section's broker, TLS a
 adverts are only worth having live). Each message is parsed (`remote_adverts`) and its adverts enqueued exactly
 like the local adapter's; a refused message or advert is counted by reason and logged without its content.
 A lost broker is retried with backoff while everything else keeps running.
+
+Every other receiver of `[[ble.receivers]]` is a node the agent expects to hear: one that sends nothing good for
+`ble.stall_s` (powered off, off the Wi-Fi, publishing to another broker or topic) is reported silent — one log
+line when it falls silent and one when it is back, `/healthz` and a metric per node — while presence carries on
+with the receivers that do report.
 """
 
 from __future__ import annotations
@@ -26,8 +31,13 @@ class RemoteScanners:
         mqtt = settings.mqtt
         assert mqtt is not None
         self._known = {r.id for r in settings.ble.receivers}
+        local = settings.ble.receiver_id or settings.store.device_id
+        self._silent_s = settings.ble.stall_s
         self._source = source
         self._clock = clock
+        self._started = clock.mono()
+        self.last_heard: dict[str, float | None] = {r: None for r in sorted(self._known - {local})}
+        self.silent: set[str] = set()
         self.link = MqttLink(
             mqtt,
             f"{mqtt.client_id or settings.store.device_id}-scanners",
@@ -44,13 +54,44 @@ class RemoteScanners:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.link.run(), name="scanners.link")
             tg.create_task(self.link.deliver(self.handle), name="scanners.receive")
+            tg.create_task(self._watch(), name="scanners.watch")
 
     async def stop(self) -> None:
         await self.link.close()
 
     def health(self) -> dict[str, object]:
-        """For /healthz: whether the broker is reached, and what came from the nodes and what was refused."""
-        return {"connected": self.connected, **self.counts, "dropped_inbox_full": self.link.counts["inbox_full"]}
+        """For /healthz: whether the broker is reached, what came from the nodes and what was refused, and when
+        each node was last heard."""
+        now = self._clock.mono()
+        nodes = {
+            node: {"last_heard_s_ago": None if at is None else round(now - at, 1), "silent": node in self.silent}
+            for node, at in self.last_heard.items()
+        }
+        return {
+            "connected": self.connected,
+            **self.counts,
+            "dropped_inbox_full": self.link.counts["inbox_full"],
+            "nodes": nodes,
+        }
+
+    def check_silence(self) -> None:
+        """Flag the nodes not heard for `stall_s` (since the start for one never heard), once each."""
+        now = self._clock.mono()
+        for node, at in self.last_heard.items():
+            quiet_s = now - (self._started if at is None else at)
+            if node not in self.silent and quiet_s >= self._silent_s:
+                self.silent.add(node)
+                log.warning(
+                    "scanner node %s: nothing heard for %.0f s (powered off, off the network, or publishing to "
+                    "another broker or topic?); presence goes on with the other receivers",
+                    node,
+                    quiet_s,
+                )
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self._silent_s / 4))
+            self.check_silence()
 
     def handle(self, topic: str, payload: bytes) -> None:
         """One message: parse, check the scanner is ours, enqueue; never raises."""
@@ -68,6 +109,17 @@ class RemoteScanners:
             self._source.enqueue(advert)
         self.counts["adverts"] += len(batch.adverts)
         self.counts["messages"] += 1
+        if batch.scanner in self.last_heard:
+            self._heard(batch.scanner)
+
+    def _heard(self, node: str) -> None:
+        """A good message from a node: it is alive (and that is logged if it had been silent)."""
+        now = self._clock.mono()
+        if node in self.silent:
+            self.silent.discard(node)
+            since = self.last_heard[node]
+            log.info("scanner node %s heard again%s", node, "" if since is None else f" after {now - since:.0f} s")
+        self.last_heard[node] = now
 
     def _refuse(self, code: str, reason: str, topic: str) -> None:
         self.counts[f"refused:{code}"] += 1
