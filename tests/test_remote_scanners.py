@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.app import Agent
+from edge_agent.clock import Clock
 from edge_agent.config import from_dict
 from edge_agent.events import Presence
 from edge_agent.ops import metrics
 from edge_agent.sources import frames
 from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of, topic_filter
+from edge_agent.sources.remote_scanners import RemoteScanners
 from simulators.broker import Mosquitto
 from simulators.phone import phone_for
 from tests.conftest import STORE, config_dict, seed
@@ -187,6 +189,37 @@ async def test_a_broker_that_wants_credentials_gets_the_mqtt_sections(tmp_path, 
         secured.stop()
 
 
+class StepClock(Clock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.t = 0.0
+
+    def mono(self) -> float:
+        return self.t
+
+
+def test_nodes_are_not_called_silent_while_the_broker_is_away(tmp_path, issuer):
+    data = config_dict(tmp_path, issuer)
+    data["mqtt"] = {"host": "127.0.0.1", "port": 1, "bundle_public_keys": [KEY]}
+    data["ble"] = {
+        "remote_scanners": True,
+        "stall_s": 10.0,
+        "receivers": [{"id": "esp32-bakery", "zone": "bakery", "profile": "esp32-bakery"}],
+    }
+    clock = StepClock()
+    remote = RemoteScanners(from_dict(data), source=None, clock=clock)
+    for clock.t in (0.0, 30.0, 60.0):  # a minute without the broker: the link's news, not the node's
+        remote.check_silence()
+    assert remote.silent == set()
+    remote.link.connected.set()  # the broker reached at 60 s
+    for clock.t in (60.0, 69.0):
+        remote.check_silence()
+    assert remote.silent == set()
+    clock.t = 70.0  # stall_s with the broker and nothing from the node
+    remote.check_silence()
+    assert remote.silent == {"esp32-bakery"}
+
+
 async def test_a_node_that_falls_silent_is_reported_and_welcomed_back(tmp_path, issuer, broker, caplog):
     caplog.set_level(logging.INFO, logger="edge_agent.sources.remote_scanners")
     data = config_dict(tmp_path, issuer)
@@ -194,35 +227,38 @@ async def test_a_node_that_falls_silent_is_reported_and_welcomed_back(tmp_path, 
     data["ble"] = {
         "remote_scanners": True,
         "stall_s": 1.5,
-        "receivers": [{"id": "esp32-bakery", "zone": "bakery"}, {"id": "esp32-dairy", "zone": "entrance"}],
+        "receivers": [
+            {"id": "esp32-bakery", "zone": "bakery", "profile": "esp32-bakery"},  # a node: expected from the start
+            {"id": "esp32-dairy", "zone": "entrance"},  # a node once it has reported
+            {"id": "edge-peer", "zone": "entrance"},  # another host's receiver (shared presence): never a node
+        ],
     }
     agent = Agent(from_dict(data))
     await agent.start()
     pub = publisher(broker.port)
     remote = agent.remote_scanners
+    dairy = f"retail/v1/{STORE}/scanners/esp32-dairy/adverts"
     try:
         await wait_for(lambda: remote.connected, what="subscriber connected")
-        while remote.counts["messages"] == 0:
-            pub.publish(TOPIC, message(adverts=[]))
-            await asyncio.sleep(0.2)
-        nodes = remote.health()["nodes"]
-        assert nodes["esp32-bakery"]["silent"] is False and nodes["esp32-bakery"]["last_heard_s_ago"] < 1.5
-        # the dairy node never said anything: silent once stall_s has passed since the start
-        await wait_for(lambda: "esp32-dairy" in remote.silent, what="the dairy node reported silent")
-        assert remote.health()["nodes"]["esp32-dairy"] == {"last_heard_s_ago": None, "silent": True}
-        # the bakery node stops: reported once, in the log, /healthz and the metrics
+        assert remote.health()["nodes"] == {"esp32-bakery": {"last_heard_s_ago": None, "silent": False}}
+        # the bakery node never reports: silent once the broker has been reached for stall_s
         await wait_for(lambda: "esp32-bakery" in remote.silent, what="the bakery node reported silent")
+        assert 'edge_ble_node_silent{scanner="esp32-bakery"} 1.0' in metrics.render(agent).decode()
+        # the dairy node reports once, then stops
+        while remote.counts["messages"] == 0:
+            pub.publish(dairy, message("esp32-dairy", adverts=[]))
+            await asyncio.sleep(0.2)
+        assert remote.health()["nodes"]["esp32-dairy"]["silent"] is False
+        await wait_for(lambda: "esp32-dairy" in remote.silent, what="the dairy node reported silent")
         await asyncio.sleep(1.0)
-        silences = [r for r in caplog.records if "scanner node esp32-bakery: nothing heard" in r.getMessage()]
-        assert len(silences) == 1
-        scraped = metrics.render(agent).decode()
-        assert 'edge_ble_node_silent{scanner="esp32-bakery"} 1.0' in scraped
-        # and back
+        silences = [r for r in caplog.records if "scanner node esp32-dairy: nothing heard" in r.getMessage()]
+        assert len(silences) == 1  # once, not at every check
+        # the bakery node comes up
         pub.publish(TOPIC, message(adverts=[]))
-        await wait_for(lambda: "esp32-bakery" not in remote.silent, what="the bakery node back")
-        assert any("scanner node esp32-bakery heard again after" in r.getMessage() for r in caplog.records)
+        await wait_for(lambda: "esp32-bakery" not in remote.silent, what="the bakery node heard")
+        assert any("scanner node esp32-bakery heard again" in r.getMessage() for r in caplog.records)
         assert 'edge_ble_node_silent{scanner="esp32-bakery"} 0.0' in metrics.render(agent).decode()
-        assert "edge-test" not in remote.health()["nodes"]  # this host's own adapter is no node
+        assert set(remote.health()["nodes"]) == {"esp32-bakery", "esp32-dairy"}
     finally:
         pub.loop_stop()
         pub.disconnect()

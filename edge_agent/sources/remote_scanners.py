@@ -5,10 +5,11 @@ adverts are only worth having live). Each message is parsed (`remote_adverts`) a
 like the local adapter's; a refused message or advert is counted by reason and logged without its content.
 A lost broker is retried with backoff while everything else keeps running.
 
-Every other receiver of `[[ble.receivers]]` is a node the agent expects to hear: one that sends nothing good for
-`ble.stall_s` (powered off, off the Wi-Fi, publishing to another broker or topic) is reported silent — one log
-line when it falls silent and one when it is back, `/healthz` and a metric per node — while presence carries on
-with the receivers that do report.
+A scanner node is expected to keep reporting: one that sends nothing good for `ble.stall_s` (powered off, off
+the Wi-Fi, publishing to another broker or topic) is reported silent — one log line when it falls silent and one
+when it is back, `/healthz` and a metric per node — while presence carries on with the receivers that do report.
+The nodes are the receivers with a scanner-node `profile`, expected from the start, and any other that has
+reported here once (a receiver of another host sharing presence never reports here, and is no node).
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ class RemoteScanners:
         mqtt = settings.mqtt
         assert mqtt is not None
         self._known = {r.id for r in settings.ble.receivers}
-        local = settings.ble.receiver_id or settings.store.device_id
+        self._local = settings.ble.receiver_id or settings.store.device_id
         self._silent_s = settings.ble.stall_s
         self._source = source
         self._clock = clock
-        self._started = clock.mono()
-        self.last_heard: dict[str, float | None] = {r: None for r in sorted(self._known - {local})}
+        self._reached: float | None = None  # since when the broker is reached without a break, as last checked
+        self.last_heard: dict[str, float | None] = {
+            r.id: None for r in settings.ble.receivers if r.profile is not None and r.id != self._local
+        }
         self.silent: set[str] = set()
         self.link = MqttLink(
             mqtt,
@@ -75,10 +78,16 @@ class RemoteScanners:
         }
 
     def check_silence(self) -> None:
-        """Flag the nodes not heard for `stall_s` (since the start for one never heard), once each."""
+        """Flag, once each, the nodes not heard for `stall_s` while the broker was reached (with the broker away,
+        the broker is the news: the link logs it)."""
         now = self._clock.mono()
+        if not self.connected:
+            self._reached = None
+            return
+        if self._reached is None:
+            self._reached = now
         for node, at in self.last_heard.items():
-            quiet_s = now - (self._started if at is None else at)
+            quiet_s = now - max(self._reached, self._reached if at is None else at)
             if node not in self.silent and quiet_s >= self._silent_s:
                 self.silent.add(node)
                 log.warning(
@@ -109,7 +118,7 @@ class RemoteScanners:
             self._source.enqueue(advert)
         self.counts["adverts"] += len(batch.adverts)
         self.counts["messages"] += 1
-        if batch.scanner in self.last_heard:
+        if batch.scanner != self._local:
             self._heard(batch.scanner)
 
     def _heard(self, node: str) -> None:
@@ -117,7 +126,7 @@ class RemoteScanners:
         now = self._clock.mono()
         if node in self.silent:
             self.silent.discard(node)
-            since = self.last_heard[node]
+            since = self.last_heard.get(node)
             log.info("scanner node %s heard again%s", node, "" if since is None else f" after {now - since:.0f} s")
         self.last_heard[node] = now
 
