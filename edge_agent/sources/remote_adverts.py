@@ -1,4 +1,4 @@
-"""The message a remote scanner node (an ESP32, another agent) publishes with what it heard. Pure, no I/O.
+"""The message a remote scanner node (an ESP32, or any device that speaks it) sends with what it heard. Pure.
 
 Topic `{mqtt.topic_prefix}/{store}/scanners/{scanner}/adverts` (prefix `retail/v1` by default), QoS 0,
 UTF-8 JSON, at most 64 KiB:
