@@ -7,12 +7,13 @@ iPhone in the foreground every 0.1–0.3 s without it, and a locked iPhone goes 
 log-distance path loss per phone model, slow body shadowing, per-advert noise, receiver sensitivity and lost
 packets. The ground truth is each shopper's zone, second by second.
 
-    python -m simulators.shoppers --eval --seed 1 --shoppers 40 --minutes 20 [--scenario default]
+    python -m simulators.shoppers --eval --seed 1 --shoppers 40 --minutes 20 [--scenario default] [--truth FILE]
 
 runs the agent's own parse → resolve → filter → zone path on the adverts and prints JSON precision, recall
-(opted-in shopper × zone × second against the truth) and the median enter latency. `--receiver-gain-db G` makes
-every receiver but this host's read up to G dB off; `--beacon-offsets` then configures the offsets the store's
-fixed beacons suggest (`edge_agent.sources.beacon_levels`).
+(opted-in shopper × zone × second against the truth) and the median enter latency; `--truth FILE` writes the
+ground truth as JSON lines (every zone visit with its times, every silent spell of a pocketed phone).
+`--receiver-gain-db G` makes every receiver but this host's read up to G dB off; `--beacon-offsets` then
+configures the offsets the store's fixed beacons suggest (`edge_agent.sources.beacon_levels`).
 """
 
 from __future__ import annotations
@@ -507,6 +508,24 @@ def evaluate(
     }
 
 
+def ground_truth(plan: FloorPlan, shoppers: list[Shopper], step: float = 0.1) -> Iterator[dict[str, Any]]:
+    """Who was in which zone when (to `step` seconds), and when each pocketed iPhone was silent: one record per
+    zone visit (`kind` "visit": shopper, opted_in, phone, zone, enter_s, exit_s) and per silence."""
+    for s in shoppers:
+        who = {"shopper": s.phone.customer_ref, "opted_in": s.opted_in, "phone": s.model.name}
+        zone, since = None, s.arrive
+        for k in range(math.ceil((s.leave - s.arrive) / step) + 2):
+            t = round(s.arrive + k * step, 6)
+            pos = s.position(t)
+            now = plan.zone_at(*pos) if pos is not None else None
+            if now != zone:
+                if zone is not None:
+                    yield {"kind": "visit", **who, "zone": zone, "enter_s": round(since, 2), "exit_s": round(t, 2)}
+                zone, since = now, t
+        for start, end in s.silent:
+            yield {"kind": "silent", **who, "from_s": round(start, 3), "to_s": round(end, 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulators.shoppers", description=__doc__)
     parser.add_argument("--eval", action="store_true", help="score the agent's presence logic on a simulated day")
@@ -520,9 +539,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--beacon-offsets", action="store_true", help="configure the offsets the store's fixed beacons suggest"
     )
+    parser.add_argument(
+        "--truth", metavar="FILE", help="write the ground truth (zone visits, silent phones) as JSON lines"
+    )
     args = parser.parse_args(argv)
+    if not args.eval and not args.truth:
+        parser.error("give --eval, --truth FILE or both")
+    if args.truth:
+        plan = SCENARIOS[args.scenario]
+        people = make_shoppers(plan, random.Random(args.seed), args.shoppers, args.minutes)  # as evaluate makes them
+        with open(args.truth, "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(record) + "\n" for record in ground_truth(plan, people))
     if not args.eval:
-        parser.error("only --eval is available from the command line (the demo and tests use the module)")
+        return 0
     result = evaluate(
         args.scenario,
         args.seed,

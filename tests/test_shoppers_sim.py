@@ -1,6 +1,7 @@
 """The shopper simulator against the agent's presence logic (the figures themselves are in the README)."""
 
 import json
+import random
 
 import pytest
 
@@ -67,9 +68,35 @@ def test_offsets_from_beacons_give_back_the_accuracy_receivers_of_different_gain
         assert calibrated[score] >= baseline[score] - 0.02
 
 
-def test_ground_truth_is_physical():
-    import random
+def test_the_ground_truth_log_holds_every_zone_visit(tmp_path):
+    out = tmp_path / "truth.jsonl"
+    assert shoppers.main(["--truth", str(out), "--seed", "2", "--shoppers", "12", "--minutes", "6"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    plan = shoppers.SCENARIOS["default"]
+    people = {s.phone.customer_ref: s for s in shoppers.make_shoppers(plan, random.Random(2), 12, 6)}
+    visits = [r for r in records if r["kind"] == "visit"]
+    assert {r["shopper"] for r in visits} == set(people)  # everyone walks through the entrance at least
+    for r in visits:
+        s = people[r["shopper"]]
+        assert (r["opted_in"], r["phone"]) == (s.opted_in, s.model.name)
+        middle = (r["enter_s"] + r["exit_s"]) / 2
+        assert plan.zone_at(*s.position(middle)) == r["zone"]
+        assert plan.zone_at(*s.position(r["enter_s"] - 0.15)) != r["zone"]  # it starts where they walked in
+    # every second of the evaluation's truth is inside one logged visit, and the other way round (the log's
+    # times are to its 0.1 s step: a second within a step of a logged crossing is left out)
+    for ref, s in people.items():
+        crossings = [t for r in visits if r["shopper"] == ref for t in (r["enter_s"], r["exit_s"])]
+        for t in range(int(s.arrive) + 1, int(s.leave)):
+            if any(abs(t - c) <= 0.1 for c in crossings):
+                continue
+            zone = plan.zone_at(*s.position(t))
+            inside = [r for r in visits if r["shopper"] == ref and r["enter_s"] <= t < r["exit_s"]]
+            assert [r["zone"] for r in inside] == ([zone] if zone else []), (ref, t)
+    silences = [r for r in records if r["kind"] == "silent"]
+    assert len(silences) == sum(len(s.silent) for s in people.values())
 
+
+def test_ground_truth_is_physical():
     plan = shoppers.SCENARIOS["default"]
     people = shoppers.make_shoppers(plan, random.Random(1), 5, 10)
     for s in people:
