@@ -229,6 +229,7 @@ async def test_healthz_suggests_the_nodes_offset_from_a_beacon_heard_by_the_blue
                 await asyncio.sleep(0.05)
             async with aiohttp.ClientSession() as http:
                 health = await (await http.get(f"{agent.url}/healthz", headers=OPS)).json()
+                scraped = await (await http.get(f"{agent.url}/metrics", headers=OPS)).text()
         finally:
             node.loop_stop()
             node.disconnect()
@@ -241,3 +242,5 @@ async def test_healthz_suggests_the_nodes_offset_from_a_beacon_heard_by_the_blue
         "edge-test": {"configured_db": 0.0, "suggested_db": 0.0},
         "esp32-bakery": {"configured_db": 0.0, "suggested_db": 3.0},  # the beacon is as far from both
     }
+    assert f'edge_ble_beacon_mean_dbm{{beacon="{BEACON_A}",receiver="esp32-bakery"}} -67.0' in scraped
+    assert 'edge_ble_offset_suggested_db{receiver="esp32-bakery"} 3.0' in scraped

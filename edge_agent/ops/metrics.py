@@ -48,6 +48,20 @@ class AgentCollector(Collector):
             yield adverts
             yield CounterMetricFamily("edge_ble_dropped", "BLE adverts lost to a full queue", value=a.ble.dropped)
             yield GaugeMetricFamily("edge_ble_scanning", "1 while the local adapter scans", value=int(a.ble.scanning))
+            beacons = a.ble.resolver.beacons
+            heard = GaugeMetricFamily(
+                "edge_ble_beacon_mean_dbm", "Mean RSSI of a store beacon at a receiver", labels=["beacon", "receiver"]
+            )
+            for beacon, by_receiver in beacons.heard.items():
+                for receiver, h in by_receiver.items():
+                    heard.add_metric([beacon, receiver], h.mean)
+            yield heard
+            suggested = GaugeMetricFamily(
+                "edge_ble_offset_suggested_db", "Receiver offset the placed beacons suggest", labels=["receiver"]
+            )
+            for receiver, offset in beacons.offsets().items():
+                suggested.add_metric([receiver], offset)
+            yield suggested
         if a.remote_scanners is not None:
             silent = GaugeMetricFamily(
                 "edge_ble_node_silent", "1 while a scanner node has sent nothing for ble.stall_s", labels=["scanner"]
