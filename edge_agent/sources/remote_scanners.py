@@ -87,7 +87,7 @@ class RemoteScanners:
         if self._reached is None:
             self._reached = now
         for node, at in self.last_heard.items():
-            quiet_s = now - max(self._reached, self._reached if at is None else at)
+            quiet_s = now - (self._reached if at is None else max(at, self._reached))
             if node not in self.silent and quiet_s >= self._silent_s:
                 self.silent.add(node)
                 log.warning(
