@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.app import Agent
-from edge_agent.clock import Clock
 from edge_agent.config import from_dict
 from edge_agent.events import Presence
 from edge_agent.ops import metrics
@@ -24,6 +23,7 @@ from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_
 from edge_agent.sources.remote_scanners import RemoteScanners
 from simulators.broker import Mosquitto
 from simulators.phone import phone_for
+from simulators.shoppers import SimClock
 from tests.conftest import STORE, config_dict, seed
 
 ALICE = phone_for("alice", "chain-test")
@@ -189,15 +189,6 @@ async def test_a_broker_that_wants_credentials_gets_the_mqtt_sections(tmp_path, 
         secured.stop()
 
 
-class StepClock(Clock):
-    def __init__(self) -> None:
-        super().__init__()
-        self.t = 0.0
-
-    def mono(self) -> float:
-        return self.t
-
-
 def test_nodes_are_not_called_silent_while_the_broker_is_away(tmp_path, issuer):
     data = config_dict(tmp_path, issuer)
     data["mqtt"] = {"host": "127.0.0.1", "port": 1, "bundle_public_keys": [KEY]}
@@ -206,7 +197,7 @@ def test_nodes_are_not_called_silent_while_the_broker_is_away(tmp_path, issuer):
         "stall_s": 10.0,
         "receivers": [{"id": "esp32-bakery", "zone": "bakery", "profile": "esp32-bakery"}],
     }
-    clock = StepClock()
+    clock = SimClock()  # its `t` is the monotonic time
     remote = RemoteScanners(from_dict(data), source=None, clock=clock)
     for clock.t in (0.0, 30.0, 60.0):  # a minute without the broker: the link's news, not the node's
         remote.check_silence()
