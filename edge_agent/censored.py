@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Collection
 
 MIN_READINGS = 500  # readings a receiver must report before its weakest one is taken as its floor
 _A = [-3.0 + 0.05 * i for i in range(161)]  # (μ − S)/σ from −3 to 5: below −3 the phone is as good as unheard
@@ -41,3 +42,23 @@ def true_level(heard_mean: float, floor: float, spread: float) -> tuple[float, f
     slope = (_A[i] - _A[i - 1]) / (z1 - z0)
     level = floor + spread * max(_A[0], _A[i - 1] + slope * (z - z0))
     return min(level, heard_mean), slope
+
+
+class Floors:
+    """Each receiver's floor, learned: the weakest reading it reported, once it has reported MIN_READINGS."""
+
+    def __init__(self) -> None:
+        self._weakest: dict[str, tuple[float, int]] = {}  # receiver → weakest reading (dBm), readings
+
+    def note(self, receiver: str, rssi: float) -> None:
+        weakest, readings = self._weakest.get(receiver, (rssi, 0))
+        self._weakest[receiver] = (min(weakest, rssi), readings + 1)
+
+    def keep(self, receivers: Collection[str]) -> None:
+        """Forget the other receivers' floors (their readings now mean something else, e.g. a new offset)."""
+        self._weakest = {rid: w for rid, w in self._weakest.items() if rid in receivers}
+
+    def true_level(self, receiver: str, heard_mean: float, spread: float) -> tuple[float, float]:
+        """`true_level` at the receiver's floor; the mean as it is, slope 1, while the floor is not yet known."""
+        weakest, readings = self._weakest.get(receiver, (heard_mean, 0))
+        return (heard_mean, 1.0) if readings < MIN_READINGS else true_level(heard_mean, weakest, spread)

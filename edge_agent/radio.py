@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .censored import MIN_READINGS, true_level
+from .censored import Floors
 from .config import BleSettings
 from .events import Sighting
 from .floor import Floor
@@ -77,7 +77,7 @@ class RadioPlacer:
         self._phones: dict[str, _Phone] = {}
         self.unknown_receiver = 0
         self.dropped: list[tuple[str, str]] = []  # (subject key, zone) of phones let go; the tracker empties it
-        self._weakest: dict[str, tuple[float, int]] = {}  # receiver → weakest reading (dBm, offset removed), count
+        self._floors = Floors()  # of the readings with the receiver's offset removed
         self._offset: dict[str, float] = {}
         self.reconfigure(cfg)
 
@@ -86,7 +86,7 @@ class RadioPlacer:
         self._cfg = cfg
         self._zone_of = {r.id: r.zone for r in cfg.receivers}
         offset = {r.id: r.offset_db for r in cfg.receivers}
-        self._weakest = {rid: w for rid, w in self._weakest.items() if offset.get(rid) == self._offset.get(rid)}
+        self._floors.keep({rid for rid, db in offset.items() if db == self._offset.get(rid)})
         self._offset = offset
         self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
@@ -125,8 +125,7 @@ class RadioPlacer:
         if link is None:
             link = phone.links[receiver] = Level()
         rssi = s.rssi - offset
-        weakest, readings = self._weakest.get(receiver, (rssi, 0))
-        self._weakest[receiver] = (min(weakest, rssi), readings + 1)
+        self._floors.note(receiver, rssi)
         link.update(now, rssi, self._cfg)
         horizon = now - self._cfg.window_s
         if self._floor.receivers and now >= phone.next_locate:
@@ -157,10 +156,7 @@ class RadioPlacer:
 
     def _uncensored(self, receiver: str, level: float, variance: float) -> tuple[float, float]:
         """The level and its variance corrected for the readings the receiver missed below its floor (censored.py)."""
-        weakest, readings = self._weakest[receiver]
-        if readings < MIN_READINGS:
-            return level, variance
-        level, slope = true_level(level, weakest, self._cfg.noise_db)
+        level, slope = self._floors.true_level(receiver, level, self._cfg.noise_db)
         return level, variance * slope * slope
 
     def _distance(self, phone: _Phone, rid: str, level: float, ref: float | None) -> float:

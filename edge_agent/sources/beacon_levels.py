@@ -18,6 +18,7 @@ readings it missed (censored.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +54,7 @@ class BeaconLevels:
 
     def __init__(self, ble: BleSettings, reference_receiver: str):
         self.heard: dict[str, dict[str, Heard]] = {}
-        self._weakest: dict[str, tuple[float, int]] = {}  # receiver → weakest reading, readings: its floor
+        self._floors = censored.Floors()  # of the raw beacon readings
         self._reference = reference_receiver
         self.reconfigure(ble)
 
@@ -66,8 +67,7 @@ class BeaconLevels:
 
     def record(self, beacon: str, receiver: str, rssi: float, measured_power: int, mono: float) -> None:
         """One reading (raw: before the receiver's offset); O(1)."""
-        weakest, readings = self._weakest.get(receiver, (rssi, 0))
-        self._weakest[receiver] = (min(weakest, rssi), readings + 1)
+        self._floors.note(receiver, rssi)
         by_receiver = self.heard.setdefault(beacon, {})
         heard = by_receiver.get(receiver)
         if heard is None:
@@ -90,14 +90,10 @@ class BeaconLevels:
                 if at is None or rx is None or heard.readings < MIN_READINGS:
                     continue
                 loss = 10 * math.log10(max(1.0, math.dist(at, rx)))
-                deviation = self._uncensored(receiver, heard.mean) - (heard.measured_power - self._exponent * loss)
+                level = self._floors.true_level(receiver, heard.mean, self._spread)[0]  # censored.py
+                deviation = level - (heard.measured_power - self._exponent * loss)
                 out[beacon, receiver] = deviation, 1.0 / (MEAN_ERROR_DB**2 + (EXPONENT_ERROR * loss) ** 2)
         return out
-
-    def _uncensored(self, receiver: str, mean: float) -> float:
-        """The mean corrected for the readings the receiver missed below its floor (censored.py)."""
-        weakest, readings = self._weakest[receiver]
-        return mean if readings < censored.MIN_READINGS else censored.true_level(mean, weakest, self._spread)[0]
 
     def offsets(self) -> dict[str, float]:
         """Every receiver's offset (dB) that the beacons imply, for those linked to this host's receiver through
@@ -152,11 +148,14 @@ class BeaconLevels:
         return {"beacons": beacons, "receiver_offsets": offsets}
 
 
-def _linked(start: str, deviations: dict[tuple[str, str], float]) -> set[str]:
-    """The receivers reachable from `start` through beacons heard in common."""
+def _linked(start: str, pairs: Collection[tuple[str, str]]) -> set[str]:
+    """The receivers reachable from `start` through beacons heard in common ((beacon, receiver) pairs); empty if
+    `start` heard none."""
     by_beacon: dict[str, set[str]] = {}
-    for beacon, receiver in deviations:
+    for beacon, receiver in pairs:
         by_beacon.setdefault(beacon, set()).add(receiver)
+    if not any(start in members for members in by_beacon.values()):
+        return set()
     seen, todo = {start}, [start]
     while todo:
         receiver = todo.pop()
@@ -164,4 +163,4 @@ def _linked(start: str, deviations: dict[tuple[str, str], float]) -> set[str]:
             if receiver in members:
                 todo += [r for r in members - seen]
                 seen |= members
-    return seen if any(start in members for members in by_beacon.values()) else set()
+    return seen
