@@ -358,14 +358,13 @@ def _neighbours(zones: tuple[Zone, ...]) -> list[tuple[Zone, Zone]]:
     """The shortest links that connect every zone (a minimum spanning tree, Prim's)."""
     linked, links = [zones[0]], []
     while len(linked) < len(zones):
-        a, b = min(((a, b) for a in linked for b in zones if b not in linked), key=lambda ab: math.dist(*_xy(ab)))
+        a, b = min(
+            ((a, b) for a in linked for b in zones if b not in linked),
+            key=lambda ab: math.dist((ab[0].x, ab[0].y), (ab[1].x, ab[1].y)),
+        )
         linked.append(b)
         links.append((a, b))
     return links
-
-
-def _xy(pair: tuple[Zone, Zone]) -> tuple[tuple[float, float], tuple[float, float]]:
-    return (pair[0].x, pair[0].y), (pair[1].x, pair[1].y)
 
 
 def agent_settings(
@@ -501,7 +500,7 @@ def evaluate(
         "visits_entered": len(latencies),
         **({"receiver_gain_db": gain_db} if gain_db else {}),
         **(
-            {"offset_error_db": round(max(abs(offsets.get(r, 0.0) - g) for r, g in (gains or {"": 0.0}).items()), 2)}
+            {"offset_error_db": round(max((abs(offsets.get(r, 0.0) - g) for r, g in gains.items()), default=0.0), 2)}
             if calibrate_offsets
             else {}
         ),
