@@ -31,8 +31,8 @@ from edge_agent.bus import Bus
 from edge_agent.config import from_dict
 from edge_agent.demo import demo_offers
 from edge_agent.presence import PresenceTracker
-from edge_agent.sources.ble import Advert, AdvertResolver, BleSource
-from edge_agent.sources.tokens import INTERVAL_S, TEST_COMPANY_ID, TokenResolver, days_around
+from edge_agent.sources.ble.scanner import Advert, AdvertResolver, BleSource
+from edge_agent.sources.ble.tokens import INTERVAL_S, TEST_COMPANY_ID, TokenResolver, days_around
 from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
 from simulators.phone import phone_for

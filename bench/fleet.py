@@ -26,7 +26,7 @@ from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings
 from edge_agent.events import Channel, Customer, Sighting
-from edge_agent.sources.store_peers import StorePeers
+from edge_agent.sources.peers.source import StorePeers
 from edge_agent.store import open_store
 from edge_agent.store.roster import RosterEntry
 from simulators.broker import Mosquitto

@@ -24,9 +24,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.cloud.drain import OutboxDrain, encode_batch
-from edge_agent.cloud.link import MqttLink
 from edge_agent.cloud.topics import Topics
 from edge_agent.config import MqttSettings
+from edge_agent.mqtt import MqttLink
 from edge_agent.store import Store, open_store
 from edge_agent.store.decisions import DecisionRecord
 from simulators.broker import Mosquitto

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _fit_path_loss(path: Path, reference_dbm: float) -> int:
-    from .radio import fit_path_loss_exponent
+    from .radio.placer import fit_path_loss_exponent
 
     readings = []
     for number, line in enumerate(path.read_text().splitlines(), 1):

@@ -17,8 +17,8 @@ from . import profiles
 from .config import BeaconPosition, Settings
 from .signage.sign_profile import SignProfile
 from .signage.sign_profile import load as load_sign
-from .sources.pos_protocol import PosProfile
-from .sources.remote_adverts import MAX_ADVERTS, topic_filter
+from .sources.ble.node_format import MAX_ADVERTS, topic_filter
+from .sources.pos.protocol import PosProfile
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Name = Annotated[str, Field(min_length=1, max_length=64)]

@@ -18,7 +18,7 @@ from .clock import Clock
 from .config import BleSettings, PresenceSettings
 from .events import Channel, ConsentChanged, Customer, Erased, Presence, PresenceKind, Sighting, Subject, WallTime
 from .ops.progress import Progress
-from .radio import RadioPlacer
+from .radio.placer import RadioPlacer
 
 
 @dataclass

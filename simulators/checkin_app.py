@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.sources.checkin_token import CheckinClaims, issue, public_key_b64
+from edge_agent.sources.checkin.token import CheckinClaims, issue, public_key_b64
 
 
 class CheckinIssuer:

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from edge_agent.cloud.envelope import seal
-from edge_agent.cloud.link import MqttLink
 from edge_agent.config import MqttSettings
-from edge_agent.sources.checkin_token import public_key_b64
+from edge_agent.mqtt import MqttLink
+from edge_agent.sources.checkin.token import public_key_b64
 
 
 def to_json(bundle: BaseModel | dict[str, Any]) -> bytes:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from edge_agent.sources import tokens
+from edge_agent.sources.ble import tokens
 from edge_agent.store.roster import RosterEntry
 
 

@@ -13,7 +13,7 @@ runs the agent's own parse → resolve → filter → zone path on the adverts a
 (opted-in shopper × zone × second against the truth) and the median enter latency; `--truth FILE` writes the
 ground truth as JSON lines (every zone visit with its times, every silent spell of a pocketed phone).
 `--receiver-gain-db G` makes every receiver but this host's read up to G dB off; `--beacon-offsets` then
-configures the offsets the store's fixed beacons suggest (`edge_agent.sources.beacon_levels`).
+configures the offsets the store's fixed beacons suggest (`edge_agent.radio.beacon_offsets`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from edge_agent.clock import Clock
 from edge_agent.config import BeaconPosition, Settings, from_dict
 from edge_agent.events import WallTime
 from edge_agent.presence import PresenceTracker
-from edge_agent.radio import fit_path_loss_exponent
-from edge_agent.sources.beacon_levels import BeaconLevels
-from edge_agent.sources.ble import Advert, AdvertResolver
-from edge_agent.sources.tokens import INTERVAL_S
+from edge_agent.radio.beacon_offsets import BeaconLevels
+from edge_agent.radio.placer import fit_path_loss_exponent
+from edge_agent.sources.ble.scanner import Advert, AdvertResolver
+from edge_agent.sources.ble.tokens import INTERVAL_S
 from simulators.bluez import SimulatedBlueZ
 from simulators.phone import Phone, phone_for
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_agent.sources.checkin import CheckinRejected
-from edge_agent.sources.checkin_token import CheckinClaims, issue
-from edge_agent.sources.kiosk_id import IdentifyRefused, KioskIdentifier
+from edge_agent.sources.checkin.kiosk_id import IdentifyRefused, KioskIdentifier
+from edge_agent.sources.checkin.source import CheckinRejected
+from edge_agent.sources.checkin.token import CheckinClaims, issue
 
 from .bad_input import json_values
 from .conftest import STORE

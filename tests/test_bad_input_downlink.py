@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from edge_agent.app import Agent
 from edge_agent.cloud.envelope import KINDS, seal
-from edge_agent.cloud.link import Incoming
 from edge_agent.cloud.topics import Topics
 from edge_agent.config import from_dict
-from edge_agent.sources.checkin_token import public_key_b64
+from edge_agent.mqtt import Incoming
+from edge_agent.sources.checkin.token import public_key_b64
 from simulators.broker import free_port
 from simulators.cloud import offer_bundle, roster_bundle
 

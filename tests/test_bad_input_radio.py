@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Customer, Sighting
-from edge_agent.sources import frames
-from edge_agent.sources.ble import Advert
-from edge_agent.sources.tokens import advert_payload
+from edge_agent.sources.ble import frames
+from edge_agent.sources.ble.scanner import Advert
+from edge_agent.sources.ble.tokens import advert_payload
 
 from .bad_input import encoded, json_values, objects, payloads
 from .conftest import STORE, config_dict, customer, seed

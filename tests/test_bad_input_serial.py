@@ -15,8 +15,8 @@ from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import PosSettings
 from edge_agent.events import Purchase
-from edge_agent.sources.pos import PosSource
-from edge_agent.sources.pos_protocol import LineRejected, ReceiptParser, load_profile
+from edge_agent.sources.pos.protocol import LineRejected, ReceiptParser, load_profile
+from edge_agent.sources.pos.source import PosSource
 from edge_agent.store import open_store
 from simulators.till import SimulatedTill
 

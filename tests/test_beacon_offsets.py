@@ -17,7 +17,7 @@ import pytest
 from edge_agent import devices
 from edge_agent.app import Agent
 from edge_agent.config import ConfigError, from_dict
-from edge_agent.sources.beacon_levels import MEAN_READINGS, MIN_READINGS, BeaconLevels
+from edge_agent.radio.beacon_offsets import MEAN_READINGS, MIN_READINGS, BeaconLevels
 from simulators.bluez import PrivateBus, SimulatedBlueZ, dbus_available
 from tests.conftest import OPS, STORE, config_dict
 from tests.test_remote_scanners import KEY, publisher, wait_for

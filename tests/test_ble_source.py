@@ -8,7 +8,7 @@ from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import from_dict
 from edge_agent.events import Sighting
-from edge_agent.sources.ble import Advert, BleSource
+from edge_agent.sources.ble.scanner import Advert, BleSource
 from edge_agent.store import open_store
 from simulators.phone import phone_for
 from tests.conftest import config_dict

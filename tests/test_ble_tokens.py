@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.sources import frames, tokens
+from edge_agent.sources.ble import frames, tokens
 from simulators.phone import phone_for, vector
 
 SECRET = bytes(range(32))

@@ -5,7 +5,7 @@ import pytest
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.events import Channel, Customer, Sighting
-from edge_agent.sources.checkin import CheckinRejected, CheckinSource
+from edge_agent.sources.checkin.source import CheckinRejected, CheckinSource
 from edge_agent.store import open_store
 from simulators.checkin_app import CheckinIssuer
 

@@ -4,7 +4,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.sources.checkin_token import CheckinClaims, TokenError, issue, verify
+from edge_agent.sources.checkin.token import CheckinClaims, TokenError, issue, verify
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 CLAIMS = CheckinClaims("alice", "kiosk-a", "store-test", 1_800_000_000, 1_800_000_300, "jti-1")

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from edge_agent.cloud.link import MqttLink, backoff_delay
 from edge_agent.config import MqttSettings
+from edge_agent.mqtt import MqttLink, backoff_delay
 
 from .test_cloud_tls import ThrowawayCA
 

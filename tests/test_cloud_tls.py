@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edge_agent.cloud.link import MqttLink
 from edge_agent.config import MqttSettings, from_dict
+from edge_agent.mqtt import MqttLink
 from simulators.broker import Mosquitto
 from simulators.cloud import CloudSim, roster_bundle
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from edge_agent.bus import Bus
 from edge_agent.config import from_dict
 from edge_agent.events import ConsentChanged
-from edge_agent.sources.ble import Advert, BleSource
+from edge_agent.sources.ble.scanner import Advert, BleSource
 from edge_agent.sources.roster_age import RosterAge
 from edge_agent.store import open_store
 from edge_agent.store.bundles import RosterBundle, apply_roster

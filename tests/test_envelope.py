@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.cloud.envelope import BundleRejected, b64url, open_envelope, parse_payload, public_keys, seal
-from edge_agent.sources.checkin_token import public_key_b64
+from edge_agent.sources.checkin.token import public_key_b64
 from edge_agent.store.bundles import OfferBundle
 from simulators.cloud import offer_bundle
 

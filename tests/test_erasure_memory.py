@@ -11,7 +11,7 @@ from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import from_dict
 from edge_agent.events import ConsentChanged, Erased, Idle, Presence, PresenceKind, Show
-from edge_agent.sources.ble import Advert
+from edge_agent.sources.ble.scanner import Advert
 from edge_agent.sources.vision.source import VisionSource
 from edge_agent.store import open_store
 from edge_agent.store.faces import encode_embedding

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.cloud.link import MqttLink
 from edge_agent.config import MqttSettings, from_dict
 from edge_agent.events import Anonymous, Channel, Customer, Sighting
+from edge_agent.mqtt import MqttLink
 from simulators.broker import Mosquitto
 from simulators.cloud import CloudSim
 

@@ -16,7 +16,7 @@ from edge_agent.cloud.desired import merge
 from edge_agent.cloud.envelope import BundleRejected, seal
 from edge_agent.config import from_dict
 from edge_agent.events import Channel
-from edge_agent.sources.checkin_token import public_key_b64
+from edge_agent.sources.checkin.token import public_key_b64
 from simulators.cloud import to_json
 
 from .conftest import config_dict

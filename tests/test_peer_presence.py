@@ -10,7 +10,7 @@ from edge_agent.app import Agent
 from edge_agent.clock import Clock
 from edge_agent.config import ConfigError, from_dict
 from edge_agent.events import Anonymous, Channel, Customer, Sighting
-from edge_agent.sources.peer_presence import PeerMessageError, device_of, encode, parse, sightings
+from edge_agent.sources.peers.message import PeerMessageError, device_of, encode, parse, sightings
 
 from .conftest import config_dict, seed
 

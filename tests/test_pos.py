@@ -11,8 +11,8 @@ from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import PosSettings, from_dict
 from edge_agent.events import Customer, Presence, PresenceKind, Purchase
-from edge_agent.sources.pos import PosSource
-from edge_agent.sources.pos_protocol import LineRejected, PosProfile, ProfileError, ReceiptParser, load_profile
+from edge_agent.sources.pos.protocol import LineRejected, PosProfile, ProfileError, ReceiptParser, load_profile
+from edge_agent.sources.pos.source import PosSource
 from edge_agent.store import open_store
 from simulators.till import PROFILE as TILL_PROFILE
 from simulators.till import SimulatedTill

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import BleSettings, PresenceSettings, Receiver
-from edge_agent.floor import Floor
 from edge_agent.presence import PresenceTracker
+from edge_agent.radio.floor import Floor
 from tests.test_presence_radio import WALL, heard
 
 N = 2.0

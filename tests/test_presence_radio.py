@@ -14,7 +14,7 @@ from edge_agent.clock import Clock
 from edge_agent.config import BleSettings, PresenceSettings
 from edge_agent.events import Channel, Customer, PresenceKind, Sighting, WallTime
 from edge_agent.presence import PresenceTracker
-from edge_agent.radio import fit_path_loss_exponent
+from edge_agent.radio.placer import fit_path_loss_exponent
 
 WALL = WallTime(datetime(2026, 11, 24, 10, tzinfo=UTC), True)
 RADIO = BleSettings(

@@ -16,9 +16,9 @@ from edge_agent import devices, profiles
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import from_dict
-from edge_agent.sources import remote_adverts
-from edge_agent.sources.ble import Advert, BleSource
-from edge_agent.sources.frames import EDDYSTONE_UUID
+from edge_agent.sources.ble import node_format as remote_adverts
+from edge_agent.sources.ble.frames import EDDYSTONE_UUID
+from edge_agent.sources.ble.scanner import Advert, BleSource
 from edge_agent.store import open_store
 
 from .conftest import STORE, config_dict

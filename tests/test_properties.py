@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from edge_agent import config
 from edge_agent.signage.proof import AckRejected, ProofOfPlay
-from edge_agent.sources.checkin_token import TokenError, verify
+from edge_agent.sources.checkin.token import TokenError, verify
 from edge_agent.store.faults import StorageFaults
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(32)).public_key()

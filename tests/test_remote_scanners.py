@@ -18,9 +18,9 @@ from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Presence
 from edge_agent.ops import metrics
-from edge_agent.sources import frames
-from edge_agent.sources.remote_adverts import RemoteAdvertError, parse, scanner_of, topic_filter
-from edge_agent.sources.remote_scanners import RemoteScanners
+from edge_agent.sources.ble import frames
+from edge_agent.sources.ble.node_format import RemoteAdvertError, parse, scanner_of, topic_filter
+from edge_agent.sources.ble.nodes import RemoteScanners
 from simulators.broker import Mosquitto
 from simulators.phone import phone_for
 from simulators.shoppers import SimClock
@@ -212,7 +212,7 @@ def test_nodes_are_not_called_silent_while_the_broker_is_away(tmp_path, issuer):
 
 
 async def test_a_node_that_falls_silent_is_reported_and_welcomed_back(tmp_path, issuer, broker, caplog):
-    caplog.set_level(logging.INFO, logger="edge_agent.sources.remote_scanners")
+    caplog.set_level(logging.INFO, logger="edge_agent.sources.ble.nodes")
     data = config_dict(tmp_path, issuer)
     data["mqtt"] = {"host": "127.0.0.1", "port": broker.port, "bundle_public_keys": [KEY]}
     data["ble"] = {

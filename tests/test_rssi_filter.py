@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge_agent.config import BleSettings
-from edge_agent.rssi_filter import Level
+from edge_agent.radio.level_filter import Level
 
 CFG = BleSettings()
 

@@ -15,9 +15,9 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 
 from edge_agent.cli import main
-from edge_agent.cloud.link import LinkConfigError, MqttLink
 from edge_agent.cloud.tools import ToolError, load_key, new_key_pair
 from edge_agent.config import MqttSettings
+from edge_agent.mqtt import LinkConfigError, MqttLink
 from edge_agent.ops.logs import JsonFormatter, TextFormatter
 from edge_agent.signage.hub import MAX_MESSAGE_BYTES
 

@@ -34,11 +34,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from .. import json_input
 from ..clock import Clock
 from ..config import ConfigError, Settings, SourcesSettings, StoreSettings, Zone, from_dict
+from ..mqtt import MqttLink, retrieve
 from ..store import Store
 from ..store.bundles import StaleBundle
 from ..store.outbox import DropClass
 from .envelope import BundleRejected, open_envelope
-from .link import MqttLink, retrieve
 from .topics import Topics
 
 log = logging.getLogger(__name__)

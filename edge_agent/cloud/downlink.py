@@ -30,6 +30,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..decide.catalog import OfferCatalog
 from ..events import ContextUpdate, Erased, Show
+from ..mqtt import Incoming, MqttLink
 from ..store import Store
 from ..store.bundles import (
     OfferBundle,
@@ -47,7 +48,6 @@ from ..store.outbox import DropClass
 from .commands import COMMAND, Erase, Ping, Reload, ShowOffer
 from .desired import DesiredConfig
 from .envelope import BundleRejected, describe, open_envelope, parse_payload, public_keys
-from .link import Incoming, MqttLink
 from .topics import Down, Topics
 
 log = logging.getLogger(__name__)

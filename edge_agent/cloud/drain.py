@@ -17,10 +17,10 @@ import logging
 from collections import Counter, deque
 
 from ..config import MqttSettings
+from ..mqtt import LinkError, MqttLink, retrieve
 from ..ops.progress import Progress
 from ..store.faults import StorageRefused
 from ..store.outbox import Outbox
-from .link import LinkError, MqttLink, retrieve
 from .topics import Topics
 
 log = logging.getLogger(__name__)

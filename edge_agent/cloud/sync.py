@@ -10,13 +10,13 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..decide.catalog import OfferCatalog
+from ..mqtt import MqttLink
 from ..ops.progress import Progress
 from ..store import Store
 from .desired import DesiredConfig
 from .downlink import Downlink
 from .drain import OutboxDrain
 from .envelope import public_keys
-from .link import MqttLink
 from .telemetry import Telemetry
 from .topics import Topics
 

@@ -15,12 +15,12 @@ from pydantic import BaseModel
 
 from .. import json_input
 from ..config import MqttSettings
+from ..mqtt import LinkError, MqttLink
 from ..secret_files import SecretFileError, read_private
-from ..sources.checkin_token import public_key_b64
+from ..sources.checkin.token import public_key_b64
 from ..store.bundles import OfferBundle, RosterBundle, RosterDelta
 from .desired import check_document
 from .envelope import BundleRejected, parse_payload, seal
-from .link import LinkError, MqttLink
 from .topics import Down, Topics
 
 MODELS: dict[str, type[BaseModel]] = {"offers": OfferBundle, "roster": RosterBundle, "roster_delta": RosterDelta}

@@ -21,7 +21,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..decide.engine import OfferEngine
 from ..events import ConsentChanged
-from ..sources.kiosk_id import IdentifyRefused, KioskIdentifier
+from ..sources.checkin.kiosk_id import IdentifyRefused, KioskIdentifier
 from ..store import Store
 from ..store.consents import CHANNELS
 from ..store.faults import StorageRefused

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..config import Settings
 from ..ops.metrics import CONTENT_TYPE
-from ..sources.checkin import CheckinRejected, CheckinSource
+from ..sources.checkin.source import CheckinRejected, CheckinSource
 from ..store.faults import StorageFaults, StorageRefused, is_storage_error
 from .assets import AssetCache
 from .auth import Auth

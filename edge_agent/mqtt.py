@@ -27,8 +27,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from ..config import MqttSettings
-from ..secret_files import SecretFileError, read_private
+from .config import MqttSettings
+from .secret_files import SecretFileError, read_private
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Presence shared between the touchpoint hosts of one store, through the store's own MQTT broker.
 
-Each host publishes what its own sources saw (peer_presence.py: consented customers by customer_ref,
+Each host publishes what its own sources saw (message.py: consented customers by customer_ref,
 anonymous counts) and turns the other hosts' messages into Sightings on its bus, so the same presence
 tracker places everyone, whichever host saw them. A shared customer is taken only if this host's roster
 has them with consent for the channel that saw them; anything refused is counted by reason and logged
@@ -14,13 +14,13 @@ import asyncio
 import logging
 from collections import Counter
 
-from ..bus import Bus
-from ..clock import Clock
-from ..cloud.link import LinkError, MqttLink
-from ..config import Settings
-from ..events import Customer, Sighting
-from ..store import Store
-from .peer_presence import PeerMessageError, device_of, encode, parse, sightings
+from ...bus import Bus
+from ...clock import Clock
+from ...config import Settings
+from ...events import Customer, Sighting
+from ...mqtt import LinkError, MqttLink
+from ...store import Store
+from .message import PeerMessageError, device_of, encode, parse, sightings
 
 log = logging.getLogger(__name__)
 

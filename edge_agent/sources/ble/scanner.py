@@ -16,20 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..bus import Bus
-from ..clock import Clock
-from ..config import Settings
-from ..events import Channel, ConsentChanged, Customer, Erased, Sighting
-from ..ops.progress import Progress
-from ..store import Store
-from ..store.faults import StorageRefused
+from ...bus import Bus
+from ...clock import Clock
+from ...config import Settings
+from ...events import Channel, ConsentChanged, Customer, Erased, Sighting
+from ...ops.progress import Progress
+from ...radio.beacon_offsets import BeaconLevels
+from ...store import Store
+from ...store.faults import StorageRefused
+from ..roster_age import RosterAge
 from . import frames
-from .beacon_levels import BeaconLevels
-from .roster_age import RosterAge
 from .tokens import TokenResolver, days_around, interval_of
 
 if TYPE_CHECKING:
-    from .bluez_watch import AdapterWatch
+    from .adapter_watch import AdapterWatch
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class BleSource:
     async def _scan_forever(self) -> None:
         from bleak import BleakScanner
 
-        from .bluez_watch import AdapterWatch
+        from .adapter_watch import AdapterWatch
 
         # bleak's debug lines print every device's address and advert: they must never reach a log
         bleak_log = logging.getLogger("bleak")

@@ -15,9 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .. import profiles
-from ..errors import Refused
-from ..profiles import ProfileError as ProfileError  # re-exported: callers catch it from here
+from ... import profiles
+from ...errors import Refused
+from ...profiles import ProfileError as ProfileError  # re-exported: callers catch it from here
 
 Tag = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[^\s]+$")]
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")

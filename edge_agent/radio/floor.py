@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .config import Receiver
+from ..config import Receiver
 
 GRID_STEP_M = 0.5
 MAX_CELLS = 40_000  # ~0.6 MB per receiver, and a placement in well under a millisecond

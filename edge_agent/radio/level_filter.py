@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import BleSettings
+from ..config import BleSettings
 
 STILL_DRIFT_DB2 = 0.05  # how far a standing phone's level may still creep (a turn, a step), dB² per second
 _FLOOR_P = 0.001  # neither model is ever ruled out: a phone that stood for minutes can start walking at once

@@ -10,14 +10,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 
-from ..bus import Bus
-from ..clock import Clock
-from ..config import Settings
-from ..errors import Refused
-from ..events import Channel, Customer, Sighting
-from ..store import Store
-from ..store.faults import StorageRefused
-from .checkin_token import TokenError, public_key_from_b64, verify
+from ...bus import Bus
+from ...clock import Clock
+from ...config import Settings
+from ...errors import Refused
+from ...events import Channel, Customer, Sighting
+from ...store import Store
+from ...store.faults import StorageRefused
+from .token import TokenError, public_key_from_b64, verify
 
 log = logging.getLogger(__name__)
 

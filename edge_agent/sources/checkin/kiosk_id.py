@@ -12,14 +12,14 @@ import logging
 import re
 from collections import Counter, deque
 
-from ..bus import Bus
-from ..clock import Clock
-from ..config import Settings
-from ..errors import Refused
-from ..events import Channel, Customer, Sighting
-from ..store import Store
-from ..store.roster import phone_hash
-from .checkin import CheckinRejected, CheckinSource
+from ...bus import Bus
+from ...clock import Clock
+from ...config import Settings
+from ...errors import Refused
+from ...events import Channel, Customer, Sighting
+from ...store import Store
+from ...store.roster import phone_hash
+from .source import CheckinRejected, CheckinSource
 
 log = logging.getLogger(__name__)
 METHODS = ("qr", "loyalty", "phone")

@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Refused
-from .ble import Advert
-from .node_message import open_message
+from ...errors import Refused
+from ..node_message import open_message
+from .scanner import Advert
 
 VERSION = 1
 MAX_BYTES = 64 * 1024

@@ -18,11 +18,11 @@ import asyncio
 import logging
 from collections import Counter
 
-from ..clock import Clock
-from ..cloud.link import MqttLink
-from ..config import Settings
-from .ble import BleSource
-from .remote_adverts import RemoteAdvertError, parse, scanner_of, topic_filter
+from ...clock import Clock
+from ...config import Settings
+from ...mqtt import MqttLink
+from .node_format import RemoteAdvertError, parse, scanner_of, topic_filter
+from .scanner import BleSource
 
 log = logging.getLogger(__name__)
 

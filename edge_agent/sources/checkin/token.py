@@ -22,8 +22,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .. import json_input
-from ..errors import Refused
+from ... import json_input
+from ...errors import Refused
 
 PREFIX = "SEA1"
 CONTEXT = b"SEA-CHECKIN-1."

@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Refused
-from ..events import Anonymous, Channel, Customer, Sighting
-from .node_message import NODE_ID, open_message
+from ...errors import Refused
+from ...events import Anonymous, Channel, Customer, Sighting
+from ..node_message import NODE_ID, open_message
 
 VERSION = 1
 MAX_BYTES = 64 * 1024

@@ -11,8 +11,8 @@ One equation per beacon and receiver that heard it long enough; the unknowns are
 every beacon's own error (its advertised measured power is only as good as whoever measured it). Least squares
 with this host's receiver held at its configured offset solves them for every receiver linked to it through
 beacons heard in common; one beacon heard by the host and a node is enough for that node. Far pairs weigh less
-(the path-loss exponent is known only so well), and a mean near a receiver's floor is corrected for the
-readings it missed (censored.py).
+(the path-loss exponent is known only so well), and a mean near a receiver's sensitivity is corrected for the
+readings it missed (sensitivity.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import censored
 from ..config import BleSettings
+from .sensitivity import Sensitivity
 
 MEAN_READINGS = 6000  # the mean's memory: ~35 min of a beacon advertising every 350 ms
 MIN_READINGS = 30  # readings of a beacon before a receiver's mean counts towards the offsets
@@ -54,7 +54,7 @@ class BeaconLevels:
 
     def __init__(self, ble: BleSettings, reference_receiver: str):
         self.heard: dict[str, dict[str, Heard]] = {}
-        self._floors = censored.Floors()  # of the raw beacon readings
+        self._sensitivity = Sensitivity()  # of the raw beacon readings
         self._reference = reference_receiver
         self.reconfigure(ble)
 
@@ -67,7 +67,7 @@ class BeaconLevels:
 
     def record(self, beacon: str, receiver: str, rssi: float, measured_power: int, mono: float) -> None:
         """One reading (raw: before the receiver's offset); O(1)."""
-        self._floors.note(receiver, rssi)
+        self._sensitivity.note(receiver, rssi)
         by_receiver = self.heard.setdefault(beacon, {})
         heard = by_receiver.get(receiver)
         if heard is None:
@@ -90,7 +90,7 @@ class BeaconLevels:
                 if at is None or rx is None or heard.readings < MIN_READINGS:
                     continue
                 loss = 10 * math.log10(max(1.0, math.dist(at, rx)))
-                level = self._floors.true_level(receiver, heard.mean, self._spread)[0]  # censored.py
+                level = self._sensitivity.true_level(receiver, heard.mean, self._spread)[0]  # sensitivity.py
                 deviation = level - (heard.measured_power - self._exponent * loss)
                 out[beacon, receiver] = deviation, 1.0 / (MEAN_ERROR_DB**2 + (EXPONENT_ERROR * loss) ** 2)
         return out

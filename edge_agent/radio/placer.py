@@ -2,7 +2,7 @@
 
 Per phone and receiver the RSSI is tracked by a pair of Kalman filters, one for a phone standing still (a long
 average through body shadowing) and one for a phone walking (quick), weighed by how well each predicts the readings
-(`rssi_filter.Level`); readings far off a prediction are clipped, and readings are weighed by how stale the estimate
+(`level_filter.Level`); readings far off a prediction are clipped, and readings are weighed by how stale the estimate
 is, whatever the advert rate (an iPhone's 0.1 s or an Android's 0.5 s), in O(1) time and memory. The receiver's
 offset corrects its antenna; the transmitter's reference power at 1 m (from the advert, else
 `reference_dbm`) and the path-loss exponent (fitted from a calibration walk, `fit_path_loss_exponent`) turn
@@ -13,7 +13,7 @@ it into a distance:
 When the receivers' floor positions are configured (`x_m`, `y_m`, `height_m`), the distances come instead from the
 position on the floor that best explains every receiver's filtered level at once (`floor.Floor`), and a phone of
 a model with no known reference gets one learned from the same fit (each level first corrected for the readings its
-receiver missed below its floor, `censored.py`); without positions, from each level alone.
+receiver missed below its sensitivity, `sensitivity.py`); without positions, from each level alone.
 
 A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
 so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
@@ -26,11 +26,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .censored import Floors
-from .config import BleSettings
-from .events import Sighting
+from ..config import BleSettings
+from ..events import Sighting
 from .floor import Floor
-from .rssi_filter import Level
+from .level_filter import Level
+from .sensitivity import Sensitivity
 
 LOCATE_S = 0.25  # how often a phone is placed on the floor from all receivers' levels (~0.1 ms each)
 REFIT_S = 1.0  # how often the reference of a phone of unknown model is measured again
@@ -77,7 +77,7 @@ class RadioPlacer:
         self._phones: dict[str, _Phone] = {}
         self.unknown_receiver = 0
         self.dropped: list[tuple[str, str]] = []  # (subject key, zone) of phones let go; the tracker empties it
-        self._floors = Floors()  # of the readings with the receiver's offset removed
+        self._sensitivity = Sensitivity()  # of the readings with the receiver's offset removed
         self._offset: dict[str, float] = {}
         self.reconfigure(cfg)
 
@@ -86,7 +86,7 @@ class RadioPlacer:
         self._cfg = cfg
         self._zone_of = {r.id: r.zone for r in cfg.receivers}
         offset = {r.id: r.offset_db for r in cfg.receivers}
-        self._floors.keep({rid for rid, db in offset.items() if db == self._offset.get(rid)})
+        self._sensitivity.keep({rid for rid, db in offset.items() if db == self._offset.get(rid)})
         self._offset = offset
         self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
         self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
@@ -125,7 +125,7 @@ class RadioPlacer:
         if link is None:
             link = phone.links[receiver] = Level()
         rssi = s.rssi - offset
-        self._floors.note(receiver, rssi)
+        self._sensitivity.note(receiver, rssi)
         link.update(now, rssi, self._cfg)
         horizon = now - self._cfg.window_s
         if self._floor.receivers and now >= phone.next_locate:
@@ -155,8 +155,8 @@ class RadioPlacer:
         phone.located = self._floor.distances(levels, cfg.reference_dbm if ref is None else ref)
 
     def _uncensored(self, receiver: str, level: float, variance: float) -> tuple[float, float]:
-        """The level and its variance corrected for the readings the receiver missed below its floor (censored.py)."""
-        level, slope = self._floors.true_level(receiver, level, self._cfg.noise_db)
+        """The level and its variance corrected for the readings the receiver missed (sensitivity.py)."""
+        level, slope = self._sensitivity.true_level(receiver, level, self._cfg.noise_db)
         return level, variance * slope * slope
 
     def _distance(self, phone: _Phone, rid: str, level: float, ref: float | None) -> float:

@@ -22,12 +22,12 @@ from typing import Any
 
 import serial
 
-from ..bus import Bus
-from ..clock import Clock
-from ..config import PosSettings
-from ..events import Purchase, PurchaseLine
-from ..store import Store
-from .pos_protocol import LineRejected, PosProfile, Receipt, ReceiptParser
+from ...bus import Bus
+from ...clock import Clock
+from ...config import PosSettings
+from ...events import Purchase, PurchaseLine
+from ...store import Store
+from .protocol import LineRejected, PosProfile, Receipt, ReceiptParser
 
 log = logging.getLogger(__name__)
 
