@@ -110,7 +110,6 @@ class Agent:
                 settings,
                 self.store,
                 self.bus,
-                self.catalog,
                 self.clock,
                 self.health,
                 self.reconfigure,

@@ -1,11 +1,12 @@
 """A small typed publish/subscribe bus on bounded asyncio queues.
 
-Publishing never blocks and never raises: a subscriber that falls behind loses its oldest events (the
-freshest facts matter most to a screen), and every loss is counted per event type and subscriber so
-telemetry can report it.
+Publishing never blocks: a subscriber that falls behind loses its oldest events (the freshest facts matter
+most to a screen), and every loss is counted per event type and subscriber so telemetry can report it.
 
 A fact that must take effect before its publisher goes on (an erasure is acknowledged to the cloud only once
-every room has forgotten the customer) goes to handlers registered with `on`, called inside `publish`.
+every room has forgotten the customer) goes to handlers registered with `on`, called inside `publish`. A
+handler's failure is counted and logged and stops no other room, unless it was registered with `raises`:
+then the publisher sees it (a show the cloud commanded is acknowledged only once its decision is logged).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Subscription(Generic[T]):
 class Bus:
     def __init__(self, default_maxsize: int = 1024):
         self._subs: dict[type, list[Subscription]] = defaultdict(list)
-        self._handlers: dict[type, list[tuple[str, Callable[[Any], None]]]] = defaultdict(list)
+        self._handlers: dict[type, list[tuple[str, Callable[[Any], None], bool]]] = defaultdict(list)
         self._default_maxsize = default_maxsize
         self.published: Counter[str] = Counter()
         self.dropped: Counter[tuple[str, str]] = Counter()
@@ -55,9 +56,10 @@ class Bus:
         self._subs[event_type].append(sub)
         return sub
 
-    def on(self, event_type: type[T], name: str, handler: Callable[[T], None]) -> None:
-        """Call `handler` with every such event before `publish` returns (it must not block)."""
-        self._handlers[event_type].append((name, handler))
+    def on(self, event_type: type[T], name: str, handler: Callable[[T], None], *, raises: bool = False) -> None:
+        """Call `handler` with every such event before `publish` returns (it must not block); with `raises`, its
+        failure is counted and raised out of `publish`, after the other handlers and subscribers have the event."""
+        self._handlers[event_type].append((name, handler, raises))
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.event_type, [])
@@ -67,18 +69,24 @@ class Bus:
     def publish(self, event: object) -> None:
         kind = type(event)
         self.published[kind.__name__] += 1
-        for name, handler in self._handlers.get(kind, ()):
+        raised: Exception | None = None
+        for name, handler, raises in self._handlers.get(kind, ()):
             try:
                 handler(event)
-            except Exception:  # one room's failure never stops the others hearing it
+            except Exception as exc:  # one room's failure never stops the others hearing it
                 self.failed[(kind.__name__, name)] += 1
-                log.exception("%s handler %s failed", kind.__name__, name)
+                if raises:
+                    raised = raised or exc
+                else:
+                    log.exception("%s handler %s failed", kind.__name__, name)
         for sub in self._subs.get(kind, ()):
             queue = sub.queue
             if queue.full():
                 queue.get_nowait()
                 self.dropped[(kind.__name__, sub.name)] += 1
             queue.put_nowait(event)
+        if raised is not None:
+            raise raised
 
     def depths(self) -> dict[str, int]:
         return {f"{t.__name__}:{s.name}": s.queue.qsize() for t, subs in self._subs.items() for s in subs}

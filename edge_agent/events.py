@@ -103,6 +103,24 @@ class Show:
 
 
 @dataclass(frozen=True, slots=True)
+class ShowRequested:
+    """The cloud asked for an offer on a touchpoint (a `show` command, already checked): `decide/` logs it as a
+    decision of its own under `show_id` and shows it, before the command is acknowledged."""
+
+    touchpoint: str
+    offer_id: str
+    command_id: str
+    show_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OffersChanged:
+    """The offers or the decision policy in the store changed (a bundle applied, a reload asked for)."""
+
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class Idle:
     """Nothing to show at a touchpoint: it falls back to its idle playlist."""
 

@@ -1,5 +1,7 @@
 from dataclasses import dataclass
 
+import pytest
+
 from edge_agent.bus import Bus
 
 
@@ -59,3 +61,20 @@ def test_handlers_run_before_publish_returns_and_one_failing_never_stops_the_oth
     bus.publish(7)
     assert seen == [7] and sub.queue.get_nowait() == 7
     assert bus.failed == {("int", "broken"): 1}
+
+
+def test_a_handler_registered_with_raises_fails_its_publisher_after_everyone_has_the_event():
+    from edge_agent.bus import Bus
+
+    bus, seen = Bus(), []
+    sub = bus.subscribe(int, "queue")
+
+    def refused(_event: int) -> None:
+        raise OSError("disk full")
+
+    bus.on(int, "refused", refused, raises=True)
+    bus.on(int, "list", seen.append)
+    with pytest.raises(OSError, match="disk full"):
+        bus.publish(7)
+    assert seen == [7] and sub.queue.get_nowait() == 7
+    assert bus.failed == {("int", "refused"): 1}

@@ -5,11 +5,12 @@ import numpy as np
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Touchpoint
-from edge_agent.decide.catalog import OfferCatalog, Slate, targets
+from edge_agent.decide.catalog import OfferCatalog, targets
 from edge_agent.decide.eligibility import eligible, personalised
 from edge_agent.decide.engine import OfferEngine
 from edge_agent.decide.profile import Profile
 from edge_agent.decide.scoring import Features
+from edge_agent.decide.slate import Slate
 from edge_agent.events import Customer, Idle, Presence, PresenceKind, Show, WallTime
 from edge_agent.store import open_store
 

@@ -28,8 +28,7 @@ from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..decide.catalog import OfferCatalog
-from ..events import ContextUpdate, Erased, Show
+from ..events import ContextUpdate, Erased, OffersChanged, ShowRequested
 from ..mqtt import Incoming, MqttLink
 from ..store import Store
 from ..store.bundles import (
@@ -41,7 +40,6 @@ from ..store.bundles import (
     apply_roster,
     apply_roster_delta,
 )
-from ..store.decisions import DecisionRecord
 from ..store.erasure import erase_customer
 from ..store.faults import StorageRefused, is_storage_error
 from ..store.outbox import DropClass
@@ -84,7 +82,6 @@ class Downlink:
         settings: Settings,
         store: Store,
         bus: Bus,
-        catalog: OfferCatalog,
         clock: Clock,
         link: MqttLink,
         desired: DesiredConfig,
@@ -95,7 +92,6 @@ class Downlink:
         self._keys = public_keys(settings.mqtt.bundle_public_keys)
         self._store = store
         self._bus = bus
-        self._catalog = catalog
         self._clock = clock
         self._link = link
         self._desired = desired
@@ -196,7 +192,7 @@ class Downlink:
             self._bundle_rejected(kind, bundle.version, "unapplicable", f"the database refused it ({exc})")
             return
         if kind == "offers":
-            self._catalog.reload()
+            self._bus.publish(OffersChanged(bundle.version))
         self._forget(gone or [])
         self.counts[f"{kind}:applied"] += 1
         log.info("applied %s bundle version %d", kind, bundle.version)
@@ -246,8 +242,8 @@ class Downlink:
         if isinstance(command, Erase):
             self._erase(command)
         elif isinstance(command, Reload):
-            self._catalog.reload()
-            result = {"command_id": command.command_id, "status": "ok", "offers": len(self._catalog)}
+            self._bus.publish(OffersChanged(self._store.bundle_versions.current("offers")))
+            result = {"command_id": command.command_id, "status": "ok", "offers": self._store.offers.count()}
             self._ack("command_result", result)
         elif isinstance(command, ShowOffer):
             self._show(command)
@@ -294,37 +290,10 @@ class Downlink:
         return None
 
     def _show(self, command: ShowOffer) -> None:
-        zone = self._settings.zone_of(command.touchpoint)
-        offer = self._store.offers.get(command.offer_id)
-        assert offer is not None and zone is not None  # checked by _show_problem
-        wall = self._clock.wall()
-        decision_id = uuid.uuid4().hex
-        self._store.decisions.record(
-            DecisionRecord(
-                decision_id=decision_id,
-                at=wall.iso(),
-                ntp_synced=wall.ntp_synced,
-                touchpoint=command.touchpoint,
-                zone=zone,
-                customer_ref=None,
-                offer_id=offer.offer_id,
-                eligible=[offer.offer_id],
-                scores={offer.offer_id: 1.0},
-                policy=f"cloud-command:{command.command_id}",
-            )
-        )
-        mono = self._clock.mono()
-        self._bus.publish(
-            Show(
-                touchpoint=command.touchpoint,
-                show_id=decision_id,
-                offer=offer.display(),
-                customer_ref=None,
-                mono=mono,
-                origin_mono=mono,
-            )
-        )
-        self._ack("command_result", {"command_id": command.command_id, "status": "ok", "show_id": decision_id})
+        """`decide/` logs the show as a decision and shows it before this returns; a refused write raises."""
+        show_id = uuid.uuid4().hex
+        self._bus.publish(ShowRequested(command.touchpoint, command.offer_id, command.command_id, show_id))
+        self._ack("command_result", {"command_id": command.command_id, "status": "ok", "show_id": show_id})
 
     # --- context -------------------------------------------------------------------------------------
 

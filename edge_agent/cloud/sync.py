@@ -9,7 +9,6 @@ from typing import Any
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..decide.catalog import OfferCatalog
 from ..mqtt import MqttLink
 from ..ops.progress import Progress
 from ..store import Store
@@ -32,7 +31,6 @@ class CloudSync:
         settings: Settings,
         store: Store,
         bus: Bus,
-        catalog: OfferCatalog,
         clock: Clock,
         health: Callable[[], dict[str, Any]],
         apply_config: Callable[[Settings], None],
@@ -49,7 +47,7 @@ class CloudSync:
         keys = public_keys(mqtt.bundle_public_keys)
         self.desired = DesiredConfig(settings, store, clock, self.link, self.topics, keys, apply_config)
         self.link.on_connected = self.desired.publish_reported
-        self.downlink = Downlink(settings, store, bus, catalog, clock, self.link, self.desired)
+        self.downlink = Downlink(settings, store, bus, clock, self.link, self.desired)
         self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics, progress, settings.ops.stall_after_s)
         self.telemetry = Telemetry(
             mqtt.telemetry_interval_s,

@@ -4,12 +4,14 @@ the profile and is applied with it (scoring.Features.suppressed)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from ..store.offers import Cap
 from ..store.roster import RosterEntry
 from .caps import CapLedger
-from .catalog import Slate
+from .slate import Slate
 
 PERSONALISATION = "personalisation"  # consent to use the shopper's profile and show personalised offers
 
@@ -39,7 +41,7 @@ def apply_caps(
     """Clear the offers a cap or a cool-down rules out. Only an offer already shown here (to this customer
     or on this screen) can have reached a cap, so the cost follows the history, not the catalogue."""
     defaults = tuple(c for c in default_caps if c.scope != "customer")
-    screen_seen = ledger.screen_offers(touchpoint)
+    screen_seen: Collection[str] = ledger.screen_offers(touchpoint)
     if not any(c.scope == "screen" for c in defaults):
         screen_seen = [o for o in slate.screen_capped if o in screen_seen]
     check = {slate.position[o] for o in screen_seen if o in slate.position}
@@ -55,9 +57,9 @@ def apply_caps(
                 mask[i] = False
     if customer_ref is not None:
         for offer_id, at in ledger.cooling(customer_ref).items():
-            i = slate.position.get(offer_id)
-            if i is not None and now_unix - at < slate.offers[i].cooldown_s:
-                mask[i] = False
+            pos = slate.position.get(offer_id)
+            if pos is not None and now_unix - at < slate.offers[pos].cooldown_s:
+                mask[pos] = False
 
 
 def customer_capped(ledger: CapLedger, default_caps: tuple[Cap, ...], customer_ref: str, now_unix: float) -> bool:

@@ -5,11 +5,10 @@ leave, the touchpoint turns to the next customer still there, or to anonymous co
 through the best contextual offers every `signage.rotate_s`.
 
 A decision: business rules shrink the slate (validity, stock, targeting, consent, caps, cool-downs,
-replenishment suppression), experiment assignment splits customers (global holdout, per-offer control),
-the bundle's policy scores what is left and draws the intended offer with known probabilities. Holdout and
-control customers are shown the best contextual offer instead, and their decision says what was intended,
-so conversions can be compared arm against arm. Every decision is written (with its outbox row) before
-the screen is told, so proof of play always refers to a stored decision.
+replenishment suppression), then the pure choice (choice.py) scores what is left, splits customers into arms
+and draws the intended offer with known probabilities. Every decision is written (record.py, with its outbox
+row) before the screen is told, so proof of play always refers to a stored decision. The engine is the only
+writer of decision records: a show the cloud commands reaches it as `ShowRequested`.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings, Touchpoint
@@ -35,54 +32,36 @@ from ..events import (
     Customer,
     Erased,
     Idle,
+    OffersChanged,
     Presence,
     PresenceKind,
     Show,
+    ShowRequested,
     WallTime,
 )
 from ..ops.progress import Progress
 from ..store import Store
-from ..store.decisions import DecisionRecord
 from ..store.faults import StorageRefused
 from ..store.offers import LONGEST_WINDOW_S
 from ..store.roster import RosterEntry
+from . import record
 from .caps import CapLedger
-from .catalog import OfferCatalog, Slate
+from .catalog import OfferCatalog
+from .choice import Choice, choose
 from .context import ContextState
 from .eligibility import PERSONALISATION, apply_caps, customer_capped, eligible, personalised
-from .experiments import assign, in_holdout
-from .exploration import draw, probabilities
 from .pricing import price
 from .profile import ProfileBook
-from .scoring import CONTEXTUAL, Features
+from .scoring import Features
+from .slate import Slate
 
 log = logging.getLogger(__name__)
-LOGGED_RANKING = 50  # eligible offers ranked and logged per decision; the whole set goes as a bitmap
 
 
 @dataclass
 class _Showing:
     customer_ref: str | None = None
     offer_id: str | None = None
-
-
-@dataclass
-class Choice:
-    """What one decision chose and why; `shown` is None when nothing is eligible."""
-
-    shown: int | None
-    intended: int | None
-    arm: str
-    ordered: list[int]  # the best eligible, best first (at most LOGGED_RANKING)
-    candidates: list[int]
-    scores: np.ndarray
-    probs: list[float]
-    propensity: float | None
-    features: Features
-    tags: frozenset[str]
-    mask: np.ndarray
-    experiment: str | None = None
-    presentable: list[int] | None = None  # what may be shown, best first (None: the ranking itself)
 
 
 class OfferEngine:
@@ -121,6 +100,8 @@ class OfferEngine:
         self._contexts = bus.subscribe(ContextUpdate, "engine", maxsize=16)
         self._crowds = bus.subscribe(Crowd, "engine", maxsize=1_000)
         bus.on(Erased, "engine", lambda e: self.forget(e.customer_ref))
+        bus.on(OffersChanged, "engine", lambda _: catalog.reload())
+        bus.on(ShowRequested, "engine", self.show_requested, raises=True)  # acknowledged only once logged
         self.counts: Counter[str] = Counter()
         self._progress = progress
         if progress is not None:  # a vital part: presence waiting and no decision for too long stalls the agent
@@ -232,6 +213,28 @@ class OfferEngine:
             for tp in self._settings.touchpoints_in(p.zone):
                 self._decide(tp, ref, p.mono, p.dwell_s)
 
+    def show_requested(self, request: ShowRequested) -> None:
+        """A show the cloud commanded: logged as a decision of its own (for anyone), then shown."""
+        offer = self._store.offers.get(request.offer_id)
+        zone = self._settings.zone_of(request.touchpoint)
+        if offer is None or zone is None:  # the downlink checked both before asking
+            raise LookupError(f"no offer {request.offer_id!r} or no touchpoint {request.touchpoint!r} here")
+        wall = self._clock.wall()
+        self._store.decisions.record(
+            record.commanded(request.show_id, request.touchpoint, zone, offer, request.command_id, wall)
+        )
+        mono = self._clock.mono()
+        self._bus.publish(
+            Show(
+                touchpoint=request.touchpoint,
+                show_id=request.show_id,
+                offer=offer.display(),
+                customer_ref=None,
+                mono=mono,
+                origin_mono=mono,
+            )
+        )
+
     def reconfigure(self, settings: Settings) -> None:
         """A fleet desired config: crowd and dwell thresholds now, `signage.rotate_s` from the next rotation."""
         self._settings = settings
@@ -329,7 +332,7 @@ class OfferEngine:
         slate: Slate,
         choice: Choice,
         shown: int,
-        intended_i: int | None,
+        intended: int | None,
         propensity: float | None,
         ref: str | None,
         wall: WallTime,
@@ -339,37 +342,22 @@ class OfferEngine:
         """Write one decision (with its outbox row) and return its id, before anything is displayed."""
         decision_id = uuid.uuid4().hex
         chosen = slate.offers[shown]
-        display_price = price(chosen, wall.at, self._catalog.policy.pricing_bounds).price_cents
-        ids = [slate.offers[i].offer_id for i in choice.candidates]
-        intended = slate.offers[intended_i] if intended_i is not None else None
         self._store.decisions.record(
-            DecisionRecord(
-                decision_id=decision_id,
-                at=wall.iso(),
-                ntp_synced=wall.ntp_synced,
-                touchpoint=tp.id,
-                zone=tp.zone,
-                customer_ref=ref,
-                offer_id=chosen.offer_id,
-                eligible=[slate.offers[i].offer_id for i in choice.ordered],
-                eligible_count=int(choice.mask.sum()),
+            record.chosen(
+                decision_id,
+                tp,
+                slate,
+                choice,
+                shown,
+                intended,
+                propensity,
+                ref,
+                wall,
+                price_cents=price(chosen, wall.at, self._catalog.policy.pricing_bounds).price_cents,
                 eligible_set=self._catalog.eligible_set(slate, choice.mask),
-                scores={oid: round(float(choice.scores[i]), 6) for oid, i in zip(ids, choice.candidates, strict=True)},
                 policy=self._catalog.scorer.version,
-                arm=choice.arm,
-                intended_offer_id=intended.offer_id if intended else None,
-                experiment=choice.experiment,
-                probabilities={oid: round(p, 6) for oid, p in zip(ids, choice.probs, strict=True)},
-                propensity=propensity,
-                features={
-                    "context": sorted(choice.tags),
-                    "dwell_s": round(dwell_s, 1),
-                    "candidates": {oid: choice.features.of(i) for oid, i in zip(ids, choice.candidates, strict=True)},
-                    **({"listing": True} if listing else {}),  # a kiosk list: counts no cap, also after a restart
-                },
-                price_cents=display_price,
-                sku=intended.sku if intended else None,
-                attribution_window_h=intended.attribution_window_h if intended else None,
+                dwell_s=dwell_s,
+                listing=listing,
             )
         )
         return decision_id
@@ -396,6 +384,7 @@ class OfferEngine:
         current: str | None = None,
         explore: bool = True,
     ) -> Choice:
+        """The rules shrink the slate, the customer's profile joins the features, then the pure choice."""
         self._follow_caps()
         policy = self._catalog.policy
         slate = self._catalog.slate(tp)
@@ -403,82 +392,26 @@ class OfferEngine:
         customer = personalised(entry)
         ref = customer.customer_ref if customer else None
         capped = ref is not None and customer_capped(self.caps, policy.default_caps, ref, now_unix)
-        personal = ref is not None and not capped
-        holdout = personal and in_holdout(policy.holdout, ref)
+        personal = customer is not None and not capped
         tags = self.context.tags(tp.zone, now, mono, dwell_s)
         features = Features(slate, tags)
         mask = eligible(slate, now_unix, personal=personal)
         apply_caps(mask, slate, self.caps, policy.default_caps, tp.id, ref, now_unix)
-        if personal:
-            profile = self.profiles.get(ref, now_unix, self._catalog.sku_category)
+        if customer is not None and personal:
+            profile = self.profiles.get(customer.customer_ref, now_unix, self._catalog.sku_category)
             features.add_profile(customer.segments, profile, policy.bought_together, now_unix)
             if features.suppressed:
                 mask[features.suppressed] = False
-        scorer = self._catalog.scorer
-        rows = np.flatnonzero(mask)
-        scores = scorer.score(features, rows)
-        ordered = _best_first(rows, scores, LOGGED_RANKING)
-        if not ordered:
-            return Choice(None, None, "", [], [], scores, [], None, features, tags, mask)
-        if not personal:
-            shown = _next_after(slate, ordered, current) if explore else ordered[0]
-            arm = "capped" if capped else "anonymous"
-            return Choice(shown, shown, arm, ordered, [shown], scores, [1.0], 1.0, features, tags, mask)
-        exploration = policy.policy.exploration
-        candidates = ordered[: exploration.candidates]
-        probs = probabilities([float(scores[i]) for i in candidates], exploration)
-        j = draw(probs, self._rng) if explore else 0
-        intended = candidates[j]
-
-        def in_control(i: int) -> bool:
-            exp = slate.offers[i].experiment
-            return exp is not None and assign(exp, ref) == exp.variations[0]
-
-        experiment = slate.offers[intended].experiment
-        variation = assign(experiment, ref) if experiment is not None else None
-        arm, shown_from = "default", ordered
-        if holdout:
-            arm = "holdout"
-            open_to_all = np.flatnonzero(mask & ~slate.personalised)
-            contextual = scorer.score(features, open_to_all, only=CONTEXTUAL)
-            shown_from = _best_first(open_to_all, contextual, LOGGED_RANKING)
-        elif variation is not None:
-            arm = variation
-        presentable = [i for i in shown_from if not in_control(i)]
-        shown = intended if arm != "holdout" and not in_control(intended) else next(iter(presentable), None)
-        return Choice(
-            shown,
-            intended,
-            arm,
-            ordered,
-            candidates,
-            scores,
-            probs,
-            probs[j],
+        return choose(
+            slate,
             features,
             tags,
             mask,
-            experiment=experiment.key if variation is not None and not holdout else None,
-            presentable=presentable,
+            self._catalog.scorer,
+            policy,
+            ref if personal else None,
+            capped=capped,
+            rng=self._rng,
+            explore=explore,
+            current=current,
         )
-
-
-def _best_first(indices: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
-    """The k highest scores, best first; ties by offer id (slates are in id order, and the sort is stable).
-    A partition first, so ten thousand eligible offers cost no full sort."""
-    if len(indices) == 0:
-        return []
-    negative = -scores[indices]
-    if len(indices) > k:
-        kth = np.partition(negative, k - 1)[k - 1]
-        keep = negative <= kth  # ties at the boundary stay, so the id order among them is kept
-        indices, negative = indices[keep], negative[keep]
-    return indices[np.argsort(negative, kind="stable")[:k]].tolist()
-
-
-def _next_after(slate: Slate, ordered: list[int], current: str | None) -> int:
-    """Anonymous content rotates through the contextual ranking, best first."""
-    i = slate.position.get(current) if current is not None else None
-    if i is None or i not in ordered:
-        return ordered[0]
-    return ordered[(ordered.index(i) + 1) % len(ordered)]

@@ -18,7 +18,7 @@ from ..store.offers import Offer
 from .profile import Profile, replenishment
 
 if TYPE_CHECKING:
-    from .catalog import Slate
+    from .slate import Slate
 
 
 class Features:
