@@ -84,7 +84,7 @@ class StateDisk:
     `fill()` writes a file until the kernel answers ENOSPC, `free()` deletes it.
 
     Mounting needs root. Without it `available` is False and the folder is a plain one; the run then says so
-    instead of faking a full disk (tests/test_storage_full.py covers SQLITE_FULL in-process without root).
+    instead of faking a full disk (tests/store/test_storage_full.py covers SQLITE_FULL in-process without root).
     """
 
     def __init__(self, path: Path, size_mb: int = 64):

@@ -9,7 +9,7 @@ random moments:
 - the agent is killed with SIGKILL and started again (`kills`);
 - the broker is killed (`kill -9`) and started again after a random outage (`broker_kills`);
 - the tmpfs holding the agent's database is filled to ENOSPC, then freed (`disk_full_episodes`; mounting needs
-  root: without it `disk` says the episodes were not run, and tests/test_storage_full.py covers a full database);
+  root: without it `disk` says the episodes were not run, and tests/store/test_storage_full.py covers a full database);
 - the BLE adapter is unplugged, or BlueZ restarted, and comes back (`adapter_losses`);
 - the camera's video file goes away and comes back (`camera_losses`).
 

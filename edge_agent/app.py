@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from .bus import Bus
 from .clock import Clock
@@ -133,7 +134,7 @@ class Agent:
             self.hub,
             self.checkin,
             self.health,
-            lambda: metrics.render(self),
+            lambda: metrics.render(self.metrics),
             auth=self.auth,
             assets=self.assets,
             refused=self.http_refused,
@@ -280,6 +281,30 @@ class Agent:
             **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
             **({"remote_scanners": self.remote_scanners.health()} if self.remote_scanners is not None else {}),
         }
+
+    def metrics(self) -> Iterator[Metric]:
+        """What every component counts (each its own `metrics()`), read at scrape time."""
+        yield from self.bus.metrics()
+        for part in (self.checkin, self.ble, self.remote_scanners):
+            if part is not None:
+                yield from part.metrics()
+        yield from self.engine.metrics()
+        yield from self.hub.metrics()
+        yield from self.proof.metrics()
+        http = CounterMetricFamily("edge_http_refused", "HTTP requests refused (4xx), by code", labels=["code"])
+        for code, n in self.http_refused.items():
+            http.add_metric([code], n)
+        yield http
+        yield from self.store.metrics()
+        for other in (self.cloud, self.vision):
+            if other is not None:
+                yield from other.metrics()
+        yield from self.catalog.metrics()
+        yield from self.progress.metrics()
+        restarts = CounterMetricFamily("edge_component_restarts", "Component crashes restarted", labels=["component"])
+        for name, n in self.restarts.items():
+            restarts.add_metric([name], n)
+        yield restarts
 
     def sign_status(self) -> dict[str, Any]:
         return {driver.id: driver.status() for driver in self.signs}

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ class Subscription(Generic[T]):
 
 class Bus:
     def __init__(self, default_maxsize: int = 1024):
-        self._subs: dict[type, list[Subscription]] = defaultdict(list)
+        self._subs: dict[type, list[Subscription[Any]]] = defaultdict(list)
         self._handlers: dict[type, list[tuple[str, Callable[[Any], None], bool]]] = defaultdict(list)
         self._default_maxsize = default_maxsize
         self.published: Counter[str] = Counter()
@@ -61,7 +63,7 @@ class Bus:
         failure is counted and raised out of `publish`, after the other handlers and subscribers have the event."""
         self._handlers[event_type].append((name, handler, raises))
 
-    def unsubscribe(self, sub: Subscription) -> None:
+    def unsubscribe(self, sub: Subscription[Any]) -> None:
         subs = self._subs.get(sub.event_type, [])
         if sub in subs:
             subs.remove(sub)
@@ -90,3 +92,15 @@ class Bus:
 
     def depths(self) -> dict[str, int]:
         return {f"{t.__name__}:{s.name}": s.queue.qsize() for t, subs in self._subs.items() for s in subs}
+
+    def metrics(self) -> Iterator[Metric]:
+        published = CounterMetricFamily("edge_bus_published", "Events published on the bus", labels=["event"])
+        for event, n in self.published.items():
+            published.add_metric([event], n)
+        yield published
+        dropped = CounterMetricFamily(
+            "edge_bus_dropped", "Events a slow subscriber lost (oldest first)", labels=["event", "subscriber"]
+        )
+        for (event, sub), n in self.dropped.items():
+            dropped.add_metric([event, sub], n)
+        yield dropped

@@ -125,7 +125,7 @@ def _fit_path_loss(path: Path, reference_dbm: float) -> int:
     return 0
 
 
-def _vision_commands(commands: argparse._SubParsersAction) -> None:
+def _vision_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def where(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", type=Path, help="take vision.models_dir and thresholds from this config file")
         p.add_argument("--models", type=Path, help="the models folder (default: config, then $EDGE_AGENT_MODELS)")
@@ -282,14 +282,16 @@ def _bundle_tools(args: argparse.Namespace) -> int:
             out.write_bytes(envelope)
             print(f"signed {kind} bundle written to {out}")
         else:
-            return _publish(args, tools)
+            return _publish(args)
     except tools.ToolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-def _publish(args: argparse.Namespace, tools) -> int:
+def _publish(args: argparse.Namespace) -> int:
+    from .cloud import tools
+
     settings = _load(args.config)
     if settings is None:
         return 2

@@ -101,7 +101,7 @@ FilePath = Annotated[Path, Field(strict=False)]
 
 
 class MqttSettings(Section):
-    """The store's link to the cloud (see README, "Cloud sync"); relative file paths are from the config file."""
+    """The store's link to the cloud (docs/protocols/mqtt.md); relative file paths are from the config file."""
 
     host: str = Field(min_length=1)
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
@@ -281,7 +281,7 @@ class OpsSettings(Section):
 
 
 class FleetSettings(Section):
-    """Several touchpoint hosts in one store (README, "Fleet")."""
+    """Several touchpoint hosts in one store (docs/fleet.md)."""
 
     share_presence: bool = Field(
         default=False,
@@ -295,6 +295,7 @@ class FleetSettings(Section):
 Clock24 = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 Secret = Annotated[str, Field(min_length=16, max_length=256)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_EVERY_DAY: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class PlaylistItem(IdleItem):
@@ -306,7 +307,7 @@ class Playlist(Section):
 
     id: Ident
     touchpoints: list[Ident] = Field(default_factory=list, description="empty: every screen")
-    days: list[Weekday] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+    days: list[Weekday] = Field(default_factory=lambda: list(_EVERY_DAY))
     start: Clock24 = "00:00"
     end: Clock24 = "24:00"
     items: list[PlaylistItem] = Field(min_length=1)
@@ -325,12 +326,16 @@ class AuthSettings(Section):
     session_s: Annotated[float, Field(gt=0, le=30 * 86_400)] = 12 * 3600
 
 
+KioskLanguage = Literal["en", "fa", "he"]
+_KIOSK_LANGUAGES: tuple[KioskLanguage, ...] = ("en", "fa", "he")
+
+
 class KioskSettings(Section):
     phone_salt: str = Field(default="", max_length=256, description="the chain's salt of the roster's phone hashes")
     session_s: Annotated[float, Field(ge=15, le=1800)] = 120
     claim_valid_s: Annotated[float, Field(ge=60, le=90 * 86_400)] = 7 * 86_400
     max_failures_per_minute: Annotated[int, Field(ge=1, le=1000)] = 5
-    languages: list[Literal["en", "fa", "he"]] = Field(default_factory=lambda: ["en", "fa", "he"], min_length=1)
+    languages: list[KioskLanguage] = Field(default_factory=lambda: list(_KIOSK_LANGUAGES), min_length=1)
 
 
 class AssetSettings(Section):
@@ -549,10 +554,12 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
             )
     tp_ids = {t.id for t in s.touchpoints}
     for i, playlist in enumerate(s.surfaces.playlists):
-        for j, tp in enumerate(playlist.touchpoints):
-            if tp not in tp_ids:
+        for j, tp_id in enumerate(playlist.touchpoints):
+            if tp_id not in tp_ids:
                 problems.append(
-                    ConfigProblem(key=f"surfaces.playlists[{i}].touchpoints[{j}]", value=tp, expected="a touchpoint id")
+                    ConfigProblem(
+                        key=f"surfaces.playlists[{i}].touchpoints[{j}]", value=tp_id, expected="a touchpoint id"
+                    )
                 )
         if playlist.start >= playlist.end:
             problems.append(

@@ -24,6 +24,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -63,7 +64,7 @@ class Incoming:
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
     """Exponential backoff with 'equal jitter': between half and all of min(high, low * 2^attempt)."""
-    ceiling = min(high, low * 2 ** min(attempt, 32))
+    ceiling: float = min(high, low * 2 ** min(attempt, 32))
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -196,7 +197,7 @@ class MqttLink:
         """DNS, TCP, TLS and sending CONNECT: the only part that may block, so it runs in a thread."""
         s = self._settings
         if s.protocol == "5":
-            props = Properties(mqtt.PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
             props.SessionExpiryInterval = SESSION_EXPIRY_S if self._persistent else 0
             self._client.connect(s.host, s.port, s.keepalive_s, clean_start=not self._persistent, properties=props)
         else:
@@ -321,7 +322,7 @@ class MqttLink:
             self.counts["subscribe_refused"] += len(refused)
             log.error("the broker refused these subscriptions (check its ACL): %s", ", ".join(refused))
 
-    def _on_loop(self, fn: Callable[[], None]) -> None:
+    def _on_loop(self, fn: Callable[[], object]) -> None:
         assert self._loop is not None
         if threading.get_ident() == self._loop_thread:
             fn()

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from .errors import Refused
 
-FIRMWARE_DIR = Path(os.environ.get("EDGE_AGENT_FIRMWARE", Path(__file__).resolve().parents[1] / "firmware_configs"))
 Model = TypeVar("Model", bound=BaseModel)
+Name = Annotated[str, Field(min_length=1, max_length=64)]  # a profile's name, as an operator reads it
 
 
 class ProfileError(Refused):
@@ -27,10 +27,16 @@ class ProfileError(Refused):
         super().__init__("invalid_profile", reason)
 
 
+def firmware_dir() -> Path:
+    """Where profiles named without a path live: `$EDGE_AGENT_FIRMWARE` (the systemd unit sets it), read when asked,
+    else the repository's `firmware_configs/`."""
+    return Path(os.environ.get("EDGE_AGENT_FIRMWARE", Path(__file__).resolve().parents[1] / "firmware_configs"))
+
+
 def resolve(name: str | Path, folder: str) -> Path:
     """A profile given by file path (`.toml`), or by bare name in `firmware_configs/<folder>/`."""
     path = Path(name)
-    return path if path.suffix == ".toml" else FIRMWARE_DIR / folder / f"{name}.toml"
+    return path if path.suffix == ".toml" else firmware_dir() / folder / f"{name}.toml"
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -108,8 +108,9 @@ def _wait_when_full(bus: MessageBus) -> None:
     waits for room in the socket; on a full socket that write raises EAGAIN and dbus-fast drops the connection.
     Told "nothing written" instead, it waits for the socket as after any partial write."""
     writer = bus._writer  # the writer holds the socket it sends on
-    if writer is not None:
-        writer.sock = _PatientSocket(writer.sock)
+    if writer is not None and writer.sock is not None:
+        # a stand-in, not a socket: the writer only calls send/sendmsg, and the rest goes to the real socket
+        writer.sock = _PatientSocket(writer.sock)  # type: ignore[assignment]
 
 
 def fake_address(device_id: str) -> str:
@@ -155,7 +156,8 @@ class SimulatedBlueZ:
             bus.remove_message_handler(self._on_message)  # no replies on a connection being closed
             bus.disconnect()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(bus.wait_for_disconnect(), 5)
+                # dbus-fast leaves wait_for_disconnect unannotated (it returns None)
+                await asyncio.wait_for(bus.wait_for_disconnect(), 5)  # type: ignore[no-untyped-call]
 
     async def restart(self, down_s: float = 0.5) -> None:
         """Like `systemctl restart bluetooth`: the name goes away, devices are forgotten, the adapter is back."""

@@ -105,7 +105,7 @@ def render(
         image = person(w.photo)
         scale = w.height * height / image.shape[0]
         sprites[w] = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)))
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f"OpenCV cannot write {path}")
     frames = round(seconds * fps)

@@ -12,11 +12,13 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_agent.sources.checkin.token import CheckinClaims, issue, public_key_b64
+from edge_agent.keys import public_key_b64
+from edge_agent.sources.checkin.token import CheckinClaims, issue
 
 
 class CheckinIssuer:
@@ -44,7 +46,7 @@ class CheckinIssuer:
         return issue(self.key, claims)
 
 
-async def post_checkin(session: aiohttp.ClientSession, base_url: str, token: str) -> tuple[int, dict]:
+async def post_checkin(session: aiohttp.ClientSession, base_url: str, token: str) -> tuple[int, dict[str, Any]]:
     async with session.post(f"{base_url}/api/checkin", json={"token": token}) as resp:
         return resp.status, await resp.json()
 

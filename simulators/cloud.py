@@ -14,15 +14,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
 from edge_agent.cloud.envelope import seal
 from edge_agent.config import MqttSettings
+from edge_agent.keys import public_key_b64
 from edge_agent.mqtt import MqttLink
-from edge_agent.sources.checkin.token import public_key_b64
+
+
+class TlsFiles(TypedDict, total=False):
+    """The TLS files of the simulated cloud's MQTT connection, as `MqttSettings` names them."""
+
+    tls_ca_file: Path
+    tls_cert_file: Path
+    tls_key_file: Path
 
 
 def to_json(bundle: BaseModel | dict[str, Any]) -> bytes:
@@ -41,7 +49,7 @@ class CloudSim:
         key: Ed25519PrivateKey | None = None,
         prefix: str = "retail/v1",
         client_id: str | None = None,
-        tls: dict[str, Path] | None = None,
+        tls: TlsFiles | None = None,
     ):
         self.store = store
         self.host, self.port = host, port
@@ -204,7 +212,7 @@ def offer_bundle(version: int, offers: list[BaseModel], issued_at: datetime | No
     }
 
 
-def roster_bundle(version: int, customers: list[BaseModel], issued_at: datetime | None = None) -> dict[str, Any]:
+def roster_bundle(version: int, customers: Iterable[BaseModel], issued_at: datetime | None = None) -> dict[str, Any]:
     return {
         "version": version,
         "issued_at": (issued_at or datetime.now(UTC)).isoformat(),

@@ -2,7 +2,7 @@
 
 A retailer's app does what `Phone.advert` does: derive today's key, encrypt the interval number, advertise
 it as manufacturer data. `python -m simulators.phone --secret HEX --chain acme --at UNIX` prints every
-intermediate value as JSON, which is how the README's test vectors were made.
+intermediate value as JSON, which is how the published test vectors (docs/protocols/ble-token.md) were made.
 """
 
 from __future__ import annotations
@@ -12,9 +12,20 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 from edge_agent.sources.ble import tokens
 from edge_agent.store.roster import RosterEntry
+
+
+class RosterFields(TypedDict, total=False):
+    """The rest of a roster entry, as `RosterEntry` takes it."""
+
+    consent_epoch: int
+    segments: tuple[str, ...]
+    loyalty_id: str | None
+    phone_hash: str | None
+    phone_model: str | None
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,9 @@ class Phone:
             for day in tokens.days_around(unix_seconds, before, after)
         }
 
-    def roster_entry(self, unix_seconds: float, consents: dict[str, bool], **fields: object) -> RosterEntry:
+    def roster_entry(
+        self, unix_seconds: float, consents: dict[str, bool], **fields: Unpack[RosterFields]
+    ) -> RosterEntry:
         return RosterEntry(
             customer_ref=self.customer_ref, consents=consents, day_keys=self.day_keys(unix_seconds), **fields
         )

@@ -11,6 +11,7 @@ import os
 import select
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 from edge_agent.signage.sign_profile import SignProfile
 
@@ -36,7 +37,7 @@ class SimulatedSign:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+    def wait_for(self, predicate: Callable[[SimulatedSign], bool], timeout: float = 10.0) -> bool:
         with self.changed:
             return self.changed.wait_for(lambda: predicate(self), timeout)
 

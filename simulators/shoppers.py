@@ -291,7 +291,7 @@ async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, u
 
 def receiver_config(zone: Zone, offset_db: float = 0.0) -> dict[str, Any]:
     """What an operator writes for a receiver over a zone: enter at 1.05× the distance from the receiver to the
-    zone's edge (README, "BLE presence"), leave 0.3 m further out, where it hangs on the floor plan, its offset."""
+    zone's edge (docs/ble-presence.md), leave 0.3 m further out, where it hangs on the floor plan, its offset."""
     enter = round(1.05 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
     return {
         "id": receiver_id(zone.id),
@@ -313,7 +313,7 @@ def receiver_gains(plan: FloorPlan, spread_db: float, seed: int) -> dict[str, fl
 
 
 def beacon_offsets(plan: FloorPlan, gains: dict[str, float], seed: int, minutes: float = 30.0) -> dict[str, float]:
-    """What an operator does once per store (README, "Receiver offsets from fixed beacons"): a fixed beacon
+    """What an operator does once per store (docs/ble-presence.md, "Receiver offsets"): a fixed beacon
     halfway between neighbouring receivers (the shortest links that connect them all), heard for half an hour by
     every receiver through the same radio as the shoppers (gains, shadowing, noise, loss), and the offsets the
     agent's `BeaconLevels` suggests."""

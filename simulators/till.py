@@ -11,6 +11,7 @@ import random
 import tty
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 
 class SimulatedTill:
@@ -58,7 +59,7 @@ class SimulatedTill:
 
 
 # The protocol this till speaks, as a profile (firmware_configs/pos/generic-pipe.toml is the same, in TOML).
-PROFILE: dict = {
+PROFILE: dict[str, Any] = {
     "name": "generic-pipe",
     "description": "Pipe-separated receipt records (TXN / ITM / END), 9600 8N1, ASCII",
     "serial": {

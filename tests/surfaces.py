@@ -12,7 +12,7 @@ from edge_agent.config import Settings, from_dict
 from edge_agent.store.roster import RosterEntry, phone_hash
 from simulators.checkin_app import CheckinIssuer
 
-from .conftest import config_dict, offer, seed
+from .factories import config_dict, offer, seed
 
 KIOSK_TOKEN = "kiosk-token-0123456789"
 ASSOCIATE_TOKEN = "associate-token-0123456789"

@@ -18,28 +18,29 @@ from edge_agent.clock import Clock
 from edge_agent.config import from_dict
 from edge_agent.sources.ble import node_format as remote_adverts
 from edge_agent.sources.ble.frames import EDDYSTONE_UUID
+from edge_agent.sources.ble.profiles import BeaconProfile, ScannerProfile
 from edge_agent.sources.ble.scanner import Advert, BleSource
 from edge_agent.store import open_store
+from tests.factories import STORE, config_dict
 
-from .conftest import STORE, config_dict
-
-SHIPPED = sorted(profiles.FIRMWARE_DIR.glob("*/*.toml"))
+SHIPPED = sorted(profiles.firmware_dir().glob("*/*.toml"))
+KIND_OF_FOLDER = {folder: kind for kind, (folder, _) in devices.KINDS.items()}
 
 
 def test_every_kind_ships_an_example_and_every_shipped_profile_is_valid():
-    kinds = {type(devices.load_any(path)) for path in SHIPPED}
+    kinds = {type(devices.load(KIND_OF_FOLDER[path.parent.name], path)) for path in SHIPPED}
     assert kinds == {model for _, model in devices.KINDS.values()}
 
 
 @pytest.mark.parametrize("kind", sorted(devices.KINDS))
 def test_the_published_schema_matches_the_model(kind):
     folder, model = devices.KINDS[kind]
-    published = json.loads((profiles.FIRMWARE_DIR / folder / "profile.schema.json").read_text())
+    published = json.loads((profiles.firmware_dir() / folder / "profile.schema.json").read_text())
     assert published == model.model_json_schema()
 
 
 def _shipped(folder: str) -> dict:
-    return tomllib.loads(next((profiles.FIRMWARE_DIR / folder).glob("*.toml")).read_text())
+    return tomllib.loads(next((profiles.firmware_dir() / folder).glob("*.toml")).read_text())
 
 
 @pytest.mark.parametrize(
@@ -71,23 +72,23 @@ def test_a_bad_profile_is_refused_with_file_key_and_reason(tmp_path, folder, cha
             data[name] = value
     bad = tmp_path / "bad.toml"
     bad.write_text(tomli_w.dumps(data))
-    model = devices.KINDS[folder.removesuffix("s") if folder != "pos" else "pos"][1]
     with pytest.raises(profiles.ProfileError) as err:
-        profiles.load(bad, model, folder) if folder != "signs" else devices.load_any(bad)
+        devices.load(KIND_OF_FOLDER[folder], bad)
     message = str(err.value)
     assert message.startswith(f"{bad}: ") and f"{key}:" in message and reason in message, message
 
 
-def test_an_unknown_kind_and_broken_toml_are_refused(tmp_path):
+@pytest.mark.parametrize("kind", sorted(devices.KINDS))
+def test_another_kind_and_broken_toml_are_refused(tmp_path, kind):
     odd = tmp_path / "odd.toml"
     odd.write_text('kind = "toaster"\nname = "x"\n')
-    with pytest.raises(profiles.ProfileError, match=r"odd\.toml: kind: got 'toaster', expected one of 'beacon'"):
-        devices.load_any(odd)
+    with pytest.raises(profiles.ProfileError, match=rf"odd\.toml: kind: got 'toaster', expected '{kind}'"):
+        devices.load(kind, odd)
     odd.write_text("kind = \n")
     with pytest.raises(profiles.ProfileError, match=r"odd\.toml: not valid TOML"):
-        devices.load_any(odd)
+        devices.load(kind, odd)
     with pytest.raises(profiles.ProfileError, match=r"nowhere\.toml: cannot read the profile"):
-        devices.load_any(tmp_path / "nowhere.toml")
+        devices.load(kind, tmp_path / "nowhere.toml")
 
 
 def _store(tmp_path, issuer, *, beacon="entrance-ibeacon", node="esp32-bakery", camera="usb-uvc-720p", **ble):
@@ -165,7 +166,7 @@ async def test_the_agent_uses_what_the_profiles_say(tmp_path, issuer):
     assert node.offset_db == 2.5  # from the profile, as the receiver entry did not set its own
 
     # both frames of the profile's beacon, heard by the scanner, are read as the store's own beacon
-    beacon = profiles.load("entrance-ibeacon", devices.BeaconProfile, "beacons")
+    beacon = profiles.load("entrance-ibeacon", BeaconProfile, "beacons")
     power = (beacon.radio.measured_power_dbm & 0xFF).to_bytes(1, "big")
     ibeacon = bytes.fromhex("0215" + beacon.ibeacon.uuid.replace("-", "")) + (42).to_bytes(2, "big")
     ibeacon += (1).to_bytes(2, "big") + power
@@ -181,6 +182,6 @@ async def test_the_agent_uses_what_the_profiles_say(tmp_path, issuer):
     store.close()
 
     # the node publishes where the agent subscribes, under the id its receiver entry has
-    profile = profiles.load("esp32-bakery", devices.ScannerProfile, "scanners")
+    profile = profiles.load("esp32-bakery", ScannerProfile, "scanners")
     assert remote_adverts.scanner_of(profile.topic()) == "esp32-bakery"
     assert profile.topic() == remote_adverts.topic_filter("store-042").replace("+", "esp32-bakery")

@@ -44,4 +44,4 @@ class Ping(_Command):
 
 
 Command = Annotated[Erase | Reload | ShowOffer | Ping, Field(discriminator="type")]
-COMMAND = TypeAdapter(Command)
+COMMAND: TypeAdapter[Command] = TypeAdapter(Command)

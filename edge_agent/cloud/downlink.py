@@ -22,6 +22,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import json_input
@@ -29,6 +30,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..events import ContextUpdate, Erased, OffersChanged, ShowRequested
+from ..keys import public_keys
 from ..mqtt import Incoming, MqttLink
 from ..store import Store
 from ..store.bundles import (
@@ -45,7 +47,7 @@ from ..store.faults import StorageRefused, is_storage_error
 from ..store.outbox import DropClass
 from .commands import COMMAND, Erase, Ping, Reload, ShowOffer
 from .desired import DesiredConfig
-from .envelope import BundleRejected, describe, open_envelope, parse_payload, public_keys
+from .envelope import BundleRejected, describe, open_envelope, parse_payload
 from .topics import Down, Topics
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,9 @@ _BUNDLES: dict[Down, tuple[str, type[BaseModel], Callable[..., list[str] | None]
 }
 
 
-def _verified(data: bytes, kind: str, keys: list, max_bytes: int, model: type[BaseModel]) -> BaseModel:
+def _verified(
+    data: bytes, kind: str, keys: list[Ed25519PublicKey], max_bytes: int, model: type[BaseModel]
+) -> BaseModel:
     """Signature, then schema: runs in a thread, so a large roster never stalls the loop."""
     return parse_payload(open_envelope(data, kind, keys, max_bytes), model)
 

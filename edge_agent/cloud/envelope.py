@@ -65,10 +65,6 @@ def seal(key: Ed25519PrivateKey, kind: str, payload: bytes) -> bytes:
     return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
 
 
-def public_keys(keys_b64: list[str]) -> list[Ed25519PublicKey]:
-    return [Ed25519PublicKey.from_public_bytes(base64.b64decode(k)) for k in keys_b64]
-
-
 def open_envelope(data: bytes, kind: str, keys: list[Ed25519PublicKey], max_bytes: int) -> bytes:
     """The verified payload bytes of an envelope of `kind`; raises BundleRejected with the reason otherwise."""
     if len(data) > max_bytes:

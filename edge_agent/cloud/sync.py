@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
+from ..keys import public_keys
 from ..mqtt import MqttLink
 from ..ops.progress import Progress
 from ..store import Store
 from .desired import DesiredConfig
 from .downlink import Downlink
 from .drain import OutboxDrain
-from .envelope import public_keys
 from .telemetry import Telemetry
 from .topics import Topics
 
@@ -72,3 +74,7 @@ class CloudSync:
     async def stop(self) -> None:
         """Say `stopped` and disconnect cleanly; the tasks are cancelled by the agent afterwards."""
         await self.link.close()
+
+    def metrics(self) -> Iterator[Metric]:
+        connected = int(self.link.connected.is_set())
+        yield GaugeMetricFamily("edge_mqtt_connected", "1 while the link to the broker is up", value=connected)

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from .. import json_input
 from ..config import MqttSettings
+from ..keys import public_key_b64
 from ..mqtt import LinkError, MqttLink
 from ..secret_files import SecretFileError, read_private
-from ..sources.checkin.token import public_key_b64
 from ..store.bundles import OfferBundle, RosterBundle, RosterDelta
 from .desired import check_document
 from .envelope import BundleRejected, parse_payload, seal

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Iterator
 
 import numpy as np
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..config import Touchpoint
 from ..store import Store
@@ -70,6 +72,9 @@ class OfferCatalog:
 
     def __len__(self) -> int:
         return len(self._offers)
+
+    def metrics(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("edge_offers", "Offers in the catalogue", value=len(self))
 
 
 def targets(offer: Offer, tp: Touchpoint) -> bool:

@@ -64,9 +64,9 @@ def choose(
     if not ordered:
         return Choice(None, None, "", [], [], scores, [], None, features, tags, mask)
     if ref is None:
-        shown = next_after(slate, ordered, current) if explore else ordered[0]
+        rotated = next_after(slate, ordered, current) if explore else ordered[0]
         arm = "capped" if capped else "anonymous"
-        return Choice(shown, shown, arm, ordered, [shown], scores, [1.0], 1.0, features, tags, mask)
+        return Choice(rotated, rotated, arm, ordered, [rotated], scores, [1.0], 1.0, features, tags, mask)
     holdout = in_holdout(policy.holdout, ref)
     exploration = policy.policy.exploration
     candidates = ordered[: exploration.candidates]
@@ -102,7 +102,7 @@ def choose(
         features,
         tags,
         mask,
-        experiment=experiment.key if variation is not None and not holdout else None,
+        experiment=experiment.key if experiment is not None and variation is not None and not holdout else None,
         presentable=presentable,
     )
 
@@ -117,7 +117,8 @@ def best_first(indices: np.ndarray, scores: np.ndarray, k: int) -> list[int]:
         kth = np.partition(negative, k - 1)[k - 1]
         keep = negative <= kth  # ties at the boundary stay, so the id order among them is kept
         indices, negative = indices[keep], negative[keep]
-    return indices[np.argsort(negative, kind="stable")[:k]].tolist()
+    ranked: list[int] = indices[np.argsort(negative, kind="stable")[:k]].tolist()
+    return ranked
 
 
 def next_after(slate: Slate, ordered: list[int], current: str | None) -> int:

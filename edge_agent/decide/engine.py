@@ -18,9 +18,12 @@ import logging
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from ..bus import Bus
 from ..clock import Clock
@@ -415,3 +418,7 @@ class OfferEngine:
             explore=explore,
             current=current,
         )
+
+    def metrics(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("edge_decisions", "Offer decisions made", value=self.counts["decisions"])
+        yield CounterMetricFamily("edge_decision_errors", "Decisions that failed", value=self.counts["errors"])

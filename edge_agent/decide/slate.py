@@ -11,11 +11,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from ..store.offers import Offer
 
+Floats = npt.NDArray[np.float64]
+Flags = npt.NDArray[np.bool_]
+Positions = npt.NDArray[np.intp]
 
-def _index(groups: dict[str, list[int]]) -> dict[str, np.ndarray]:
+
+def _index(groups: dict[str, list[int]]) -> dict[str, Positions]:
     return {k: np.asarray(v, dtype=np.intp) for k, v in groups.items()}
 
 
@@ -23,16 +28,16 @@ def _index(groups: dict[str, list[int]]) -> dict[str, np.ndarray]:
 class Slate:
     offers: list[Offer]
     position: dict[str, int]
-    valid_from: np.ndarray
-    valid_to: np.ndarray
-    in_stock: np.ndarray
-    personalised: np.ndarray
-    priority: np.ndarray
-    by_segment: dict[str, np.ndarray]
-    by_sku: dict[str, np.ndarray]
-    by_category: dict[str, np.ndarray]
-    by_tag: dict[str, np.ndarray]
-    catalog_index: np.ndarray  # each offer's position in the whole catalogue (offers in id order)
+    valid_from: Floats
+    valid_to: Floats
+    in_stock: Flags
+    personalised: Flags
+    priority: Floats
+    by_segment: dict[str, Positions]
+    by_sku: dict[str, Positions]
+    by_category: dict[str, Positions]
+    by_tag: dict[str, Positions]
+    catalog_index: Positions  # each offer's position in the whole catalogue (offers in id order)
     screen_capped: frozenset[str] = frozenset()  # offers with a per-screen cap of their own
     customer_capped: list[int] = field(default_factory=list)  # offers with a per-customer cap of their own
 
@@ -65,7 +70,7 @@ class Slate:
             customer_capped=[i for i, o in enumerate(offers) if any(c.scope == "customer" for c in o.caps)],
         )
 
-    def live(self, now_unix: float) -> np.ndarray:
+    def live(self, now_unix: float) -> Flags:
         """Valid now and in stock."""
         return (self.valid_from <= now_unix) & (now_unix < self.valid_to) & self.in_stock
 

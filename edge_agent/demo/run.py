@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -86,7 +87,7 @@ async def _run(
     print(f"  staff sign-in token: {staff_token}   (kiosk: loyalty number 40000003)", flush=True)
     shoppers = Shoppers(agent.url, issuer, [c.customer_ref for c in roster], [t["id"] for t in TOUCHPOINTS])
     buyers = Buyers(till, partial(decided_after, agent.store.db), {o.offer_id: o.sku for o in bundle.offers if o.sku})
-    sims = [shoppers.run(), buyers.run()]
+    sims: list[Coroutine[Any, Any, object]] = [shoppers.run(), buyers.run()]
     if radio is not None:
         print(f"  BLE: {len(ble_people)} opted-in phones among {len(radio[2])} on the floor", flush=True)
         sims.append(feed_bluez(radio[0], radio[1], "rx-entrance", seconds or 8 * 3600))
@@ -102,7 +103,11 @@ async def _run(
         if cloud is not None:
             with contextlib.suppress(TimeoutError):  # let the outbox drain what the shoppers just caused
                 async with asyncio.timeout(5):
-                    while agent.store.outbox.depths().get("events") and agent.cloud.link.connected.is_set():
+                    while (
+                        agent.store.outbox.depths().get("events")
+                        and agent.cloud is not None
+                        and agent.cloud.link.connected.is_set()
+                    ):
                         await asyncio.sleep(0.1)
         summary = _summary(agent, shoppers.outcomes)
         if cloud is not None:
@@ -120,11 +125,12 @@ async def _run(
 def decided_after(db: Any, rowid: int) -> list[tuple[int, str, str, str]]:
     """Decisions for identified customers since the last look: what the simulated shoppers react to. `db` is
     the agent's database (sqlite-utils) or a connection of its own to the same file."""
-    return db.execute(
+    rows: list[tuple[int, str, str, str]] = db.execute(
         "SELECT rowid, customer_ref, intended_offer_id, offer_id FROM decisions"
         " WHERE rowid > ? AND customer_ref IS NOT NULL AND intended_offer_id IS NOT NULL ORDER BY rowid",
         [rowid],
     ).fetchall()
+    return rows
 
 
 async def _start(settings: Settings, port: int) -> Agent:

@@ -67,7 +67,7 @@ def demo_config(
 
 
 def demo_offers(now: datetime) -> list[Offer]:
-    week = {"valid_from": now - timedelta(days=1), "valid_to": now + timedelta(days=7)}
+    valid_from, valid_to = now - timedelta(days=1), now + timedelta(days=7)
     return [
         Offer(
             offer_id="croissant-3for2",
@@ -79,7 +79,8 @@ def demo_offers(now: datetime) -> list[Offer]:
             image="/static/demo-croissant.svg",
             zones=("bakery", "entrance"),
             priority=2.0,
-            **week,
+            valid_from=valid_from,
+            valid_to=valid_to,
         ),
         Offer(
             offer_id="coffee-loyalty",
@@ -92,7 +93,8 @@ def demo_offers(now: datetime) -> list[Offer]:
             audience="personalised",
             segments=("coffee-lover",),
             priority=1.5,
-            **week,
+            valid_from=valid_from,
+            valid_to=valid_to,
         ),
         Offer(
             offer_id="milk-organic",
@@ -105,7 +107,8 @@ def demo_offers(now: datetime) -> list[Offer]:
             zones=("dairy", "entrance"),
             priority=1.0,
             stock=40,
-            **week,
+            valid_from=valid_from,
+            valid_to=valid_to,
         ),
         Offer(
             offer_id="apples-family",
@@ -118,7 +121,8 @@ def demo_offers(now: datetime) -> list[Offer]:
             audience="personalised",
             segments=("family", "healthy"),
             priority=1.0,
-            **week,
+            valid_from=valid_from,
+            valid_to=valid_to,
         ),
         Offer(
             offer_id="bread-evening",
@@ -132,7 +136,8 @@ def demo_offers(now: datetime) -> list[Offer]:
             audience="personalised",
             segments=("bread",),
             priority=0.5,
-            **week,
+            valid_from=valid_from,
+            valid_to=valid_to,
         ),
     ]
 

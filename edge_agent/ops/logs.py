@@ -38,7 +38,7 @@ def redact(text: str) -> str:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -63,7 +63,7 @@ def _jsonable(value: object) -> object:
     return redact(value if isinstance(value, str) else repr(value))
 
 
-def setup(level: str = "INFO", fmt: str = "text") -> None:
+def setup(level: int | str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 
 @dataclass
@@ -59,3 +61,12 @@ class Progress:
             await asyncio.sleep(period_s)
             self.loop_lag_s = max(0.0, self._clock() - start - period_s)
             self.beat("event_loop")
+
+    def metrics(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("edge_loop_lag_seconds", "Event loop lag", value=self.loop_lag_s)
+        silence = GaugeMetricFamily(
+            "edge_component_silence_seconds", "Seconds since each vital part last made progress", labels=["part"]
+        )
+        for part, seconds in self.silence().items():
+            silence.add_metric([part], seconds)
+        yield silence

@@ -62,7 +62,9 @@ class BeaconLevels:
         self._exponent = ble.path_loss_exponent
         self._spread = math.hypot(ble.noise_db, ble.shadow_db)  # of single readings of a still transmitter
         self._offsets = {r.id: r.offset_db for r in ble.receivers}
-        self._receivers = {r.id: (r.x_m, r.y_m, r.height_m) for r in ble.receivers if r.x_m is not None}
+        self._receivers = {
+            r.id: (r.x_m, r.y_m, r.height_m) for r in ble.receivers if r.x_m is not None and r.y_m is not None
+        }
         self._beacons = {p.beacon: (p.x_m, p.y_m, p.height_m) for p in ble.beacon_positions}
 
     def record(self, beacon: str, receiver: str, rssi: float, measured_power: int, mono: float) -> None:

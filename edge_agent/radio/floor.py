@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..config import Receiver
 
@@ -29,7 +30,7 @@ class Floor:
     def __init__(self, receivers: Sequence[Receiver], path_loss_exponent: float):
         at = {r.id: (r.x_m, r.y_m, r.height_m) for r in receivers if r.x_m is not None and r.y_m is not None}
         self.receivers = frozenset(at)
-        self._dist: dict[str, np.ndarray] = {}
+        self._dist: dict[str, npt.NDArray[np.float64]] = {}
         if at:
             xs, ys = [x for x, _, _ in at.values()], [y for _, y, _ in at.values()]
             width, depth = max(xs) - min(xs) + 2 * MARGIN_M, max(ys) - min(ys) + 2 * MARGIN_M

@@ -37,7 +37,7 @@ class AssociateView:
         self._zone_names = {z.id: z.name or z.id for z in settings.zones}
 
     def shoppers(self) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for ref, zone, dwell in self._presence.customers(self._clock.mono()):
             entry = self._store.roster.get(ref)
             if entry is None or not entry.consents_to(ASSISTED):

@@ -108,7 +108,8 @@ class Dashboard:
         """Attributed purchases (the POS room's `conversions` table, when there is one) plus claims redeemed."""
         redeemed = self._store.claims.counts_since(since)["redeemed"]
         try:
-            return redeemed + self._scalar("SELECT count(*) FROM conversions WHERE at >= ?", since)
+            attributed: int = self._scalar("SELECT count(*) FROM conversions WHERE at >= ?", since)
+            return redeemed + attributed
         except sqlite3.OperationalError:  # no such table (yet) on this agent
             return redeemed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from importlib import resources
 from typing import Any
 
@@ -95,7 +96,9 @@ def page(name: str) -> web.Response:
     )
 
 
-async def json_body(request: web.Request, keys: set[str], optional: set[str] = frozenset()) -> dict[str, Any]:
+async def json_body(
+    request: web.Request, keys: AbstractSet[str], optional: AbstractSet[str] = frozenset()
+) -> dict[str, Any]:
     """The request's JSON object with exactly these keys (plus optional ones), or a 400 naming what was wrong."""
     try:
         body = await request.json(loads=json_input.loads)

@@ -13,10 +13,12 @@ import contextlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .. import json_input
 from ..bus import Bus
@@ -194,3 +196,10 @@ class ScreenHub:
             self.counts["acks_refused_storage"] += 1
             return {"type": "error", "reason": f"{exc.code}: {exc.reason}"}
         return {"type": "acked", "show_id": message["show_id"]}
+
+    def metrics(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("edge_shows", "Show frames sent to touchpoints", value=self.counts["shown"])
+        players = GaugeMetricFamily("edge_screen_players", "Players connected per touchpoint", labels=["touchpoint"])
+        for tp in self._settings.touchpoints:
+            players.add_metric([tp.id], self.players(tp.id))
+        yield players

@@ -26,7 +26,7 @@ from ..store import Store
 from ..store.consents import CHANNELS
 from ..store.faults import StorageRefused
 from .assets import AssetCache
-from .auth import Auth
+from .auth import Auth, Handler
 from .http import error, json_body, page, private_json
 from .proof import AckRejected, ProofOfPlay
 
@@ -121,7 +121,7 @@ class Kiosk:
     # -- routes -----------------------------------------------------------------------------------------
 
     def routes(self, app: web.Application, auth: Auth) -> None:
-        def kiosk(handler):
+        def kiosk(handler: Handler) -> Handler:
             async def checked(request: web.Request) -> web.StreamResponse:
                 if request.match_info["touchpoint"] not in self._kiosks:
                     return error(404, "unknown_kiosk", "no kiosk with that id in this store")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from ..bus import Bus
 from ..clock import Clock
@@ -78,6 +81,13 @@ class ProofOfPlay:
             )
         )
         return True
+
+    def metrics(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("edge_impressions", "Impressions recorded (proof of play)", value=self.recorded)
+        acks = CounterMetricFamily("edge_acks_refused", "Screen acknowledgements refused", labels=["reason"])
+        for reason, n in self.rejected.items():
+            acks.add_metric([reason], n)
+        yield acks
 
 
 def _displayed_at(value: Any) -> str | None:

@@ -16,7 +16,7 @@ from ..ops.metrics import CONTENT_TYPE
 from ..sources.checkin.source import CheckinRejected, CheckinSource
 from ..store.faults import StorageFaults, StorageRefused, is_storage_error
 from .assets import AssetCache
-from .auth import Auth
+from .auth import Auth, Handler
 from .http import PAGE_HEADERS, error, json_body, page, refusals, static
 from .hub import ScreenHub
 
@@ -42,14 +42,14 @@ def build(
     storage = storage or StorageFaults()
 
     @web.middleware
-    async def refuse_large(request: web.Request, handler: Callable) -> web.StreamResponse:
+    async def refuse_large(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Every route, whether or not it reads its body; a chunked body is cut at `limit` when it is read."""
         if request.content_length is not None and request.content_length > limit:
             return error(413, "too_large", f"the request body is over http.max_request_bytes ({limit} bytes)")
         return await handler(request)
 
     @web.middleware
-    async def refuse_when_full(request: web.Request, handler: Callable) -> web.StreamResponse:
+    async def refuse_when_full(request: web.Request, handler: Handler) -> web.StreamResponse:
         """A surface whose write fails for a full or failing disk answers 503 with the reason, never a 500."""
         try:
             return await handler(request)

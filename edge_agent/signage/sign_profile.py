@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import profiles
-from ..profiles import FIRMWARE_DIR as FIRMWARE_DIR  # re-exported for the simulator and tests
 from ..profiles import ProfileError
 
 Byte = Annotated[int, Field(ge=0, le=255)]
@@ -83,9 +82,6 @@ class SignProfile(_Part):
         payload = sep.join(line.encode(self.text.encoding) for line in self.fit(lines))
         return self._frame(b"T" + payload)
 
-    def clear_frame(self) -> bytes:
-        return self._frame(b"C")
-
     def _frame(self, command: bytes) -> bytes:
         body = self.frame.address.encode("ascii") + command + bytes([self.frame.end])
         return bytes([self.frame.start]) + body + self.checksum(body)
@@ -97,7 +93,7 @@ def load(name: str | Path) -> SignProfile:
     return parse(profiles.read(path), source=str(path))
 
 
-def parse(data: dict, source: str = "<profile>") -> SignProfile:
+def parse(data: dict[str, Any], source: str = "<profile>") -> SignProfile:
     profile = profiles.validate(data, SignProfile, source)
     clash = profile.frame.address.encode("ascii")
     if profile.frame.start == profile.frame.end or any(b in profile.control_bytes() for b in clash):

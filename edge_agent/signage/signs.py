@@ -38,7 +38,8 @@ class SignPort:
         outcome = "timeout"
         for _ in range(f.retries + 1):
             port = self._open()
-            port.reset_input_buffer()
+            # the stubs type serial_for_url as SerialBase; every port class it returns has reset_input_buffer
+            port.reset_input_buffer()  # type: ignore[attr-defined]
             port.write(frame)
             port.flush()
             answer = port.read(1)

@@ -29,7 +29,7 @@ class WalCheckpointer:
         """(busy, WAL frames, frames checkpointed), from a short-lived connection of this thread."""
         conn = sqlite3.connect(self._path, timeout=5.0)
         try:
-            row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            row: tuple[int, int, int] = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         finally:
             conn.close()
         self.runs += 1

@@ -30,6 +30,7 @@ class ConsentLedger:
             row = cur.fetchone()
             if row is None:
                 raise KeyError(customer_ref)
+            epoch: int = row[0]
             self._db.execute(
                 "INSERT INTO consents (customer_ref, channel, granted, updated_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (customer_ref, channel) DO UPDATE SET granted = excluded.granted,"
@@ -48,14 +49,14 @@ class ConsentLedger:
                     "customer_ref": customer_ref,
                     "channel": channel,
                     "granted": granted,
-                    "consent_epoch": row[0],
+                    "consent_epoch": epoch,
                     "touchpoint": touchpoint,
                 },
                 created_at=at,
                 drop_class=DropClass.NEVER,
                 customer_ref=customer_ref,
             )
-        return row[0]
+        return epoch
 
     def request_face_enrolment(self, customer_ref: str, *, at: str, touchpoint: str) -> None:
         """Queue enrolment for the camera host; only with face consent already recorded."""

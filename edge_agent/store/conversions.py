@@ -46,4 +46,5 @@ class ConversionLog:
         ).fetchall()
 
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM conversions").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM conversions").fetchone()[0]
+        return n

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlite_utils import Database
 
 from ..clock import Clock
@@ -48,6 +49,25 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def metrics(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("edge_outbox_depth", "Messages waiting to go up", value=self.outbox.depth())
+        refused = CounterMetricFamily(
+            "edge_storage_write_failures", "Writes refused: the database's disk full or failing", labels=["component"]
+        )
+        for component, n in self.faults.failures.items():
+            refused.add_metric([component], n)
+        yield refused
+        yield GaugeMetricFamily(
+            "edge_storage_failing", "1 while writes fail for lack of disk", int(self.faults.failing)
+        )
+        drops = CounterMetricFamily(
+            "edge_outbox_dropped", "Messages the outbox bound dropped, by drop class and kind", labels=["class", "kind"]
+        )
+        for drop_class, kinds in self.outbox.drops().items():
+            for kind, n in kinds.items():
+                drops.add_metric([drop_class, kind], n)
+        yield drops
 
 
 def open_store(path: str | Path, clock_synced: Callable[[], bool] | None = None) -> Store:

@@ -96,7 +96,8 @@ class DecisionLog:
         return _record(row) if row else None
 
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        return n
 
 
 def _record(row: tuple[Any, ...]) -> DecisionRecord:

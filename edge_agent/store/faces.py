@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlite_utils import Database
 
 DIM = 128
 MAX_PER_CUSTOMER = 10
 
 
-def decode_embedding(text: str) -> np.ndarray:
+def decode_embedding(text: str) -> npt.NDArray[np.float32]:
     """base64 of 128 little-endian float32 with unit L2 norm → vector; ValueError says what is wrong."""
     try:
         raw = base64.b64decode(text, validate=True)
@@ -34,7 +36,7 @@ def decode_embedding(text: str) -> np.ndarray:
     return vector.astype(np.float32)
 
 
-def encode_embedding(vector: np.ndarray) -> str:
+def encode_embedding(vector: npt.NDArray[np.floating[Any]]) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
@@ -53,7 +55,7 @@ class FaceEmbeddings:
             ],
         )
 
-    def consented(self, customer_ref: str | None = None) -> list[tuple[str, np.ndarray]]:
+    def consented(self, customer_ref: str | None = None) -> list[tuple[str, npt.NDArray[np.float32]]]:
         """(customer_ref, vector) of customers whose consent includes "face" now, optionally of one customer."""
         sql = (
             "SELECT f.customer_ref, f.embedding FROM face_embeddings f JOIN consents c"
@@ -67,4 +69,5 @@ class FaceEmbeddings:
         return [(ref, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for ref, blob in rows]
 
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM face_embeddings").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM face_embeddings").fetchone()[0]
+        return n

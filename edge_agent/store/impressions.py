@@ -71,4 +71,5 @@ class ImpressionLog:
         return row[0] if row else None
 
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM impressions").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM impressions").fetchone()[0]
+        return n

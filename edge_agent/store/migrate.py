@@ -36,7 +36,8 @@ def available() -> list[Migration]:
 
 
 def version(db: Database) -> int:
-    return db.execute("PRAGMA user_version").fetchone()[0]
+    user_version: int = db.execute("PRAGMA user_version").fetchone()[0]
+    return user_version
 
 
 def migrate(db: Database, target: int | None = None) -> list[int]:

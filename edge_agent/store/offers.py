@@ -212,4 +212,5 @@ class OfferCache:
         return _offer(row) if row else None
 
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM offers").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM offers").fetchone()[0]
+        return n

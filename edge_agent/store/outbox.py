@@ -133,7 +133,7 @@ class Outbox:
         """Like `peek`, but (seq, the stored JSON text): what the drain sends, without decoding it."""
         return self._oldest("seq, payload", stream, limit, after)
 
-    def _oldest(self, columns: str, stream: str, limit: int, after: int) -> list:
+    def _oldest(self, columns: str, stream: str, limit: int, after: int) -> list[tuple[Any, ...]]:
         return self._db.execute(
             f"SELECT {columns} FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?", [stream, after, limit]
         ).fetchall()
@@ -151,7 +151,8 @@ class Outbox:
         return cur.rowcount
 
     def depth(self) -> int:
-        return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return n
 
     def depths(self) -> dict[str, int]:
         """Rows waiting per stream."""

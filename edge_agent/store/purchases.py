@@ -50,4 +50,5 @@ class PurchaseLedger:
         return [Bought(*r) for r in rows]
 
     def transactions(self) -> int:
-        return self._db.execute("SELECT count(*) FROM pos_transactions").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM pos_transactions").fetchone()[0]
+        return n

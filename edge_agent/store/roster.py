@@ -201,4 +201,5 @@ class Roster:
         return row[0] if row else None
 
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM customers").fetchone()[0]
+        n: int = self._db.execute("SELECT count(*) FROM customers").fetchone()[0]
+        return n

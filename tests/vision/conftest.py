@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from edge_agent.config import VisionSettings
 from edge_agent.sources.vision.models import ENV_VAR, load_manifest
-from edge_agent.sources.vision.pipeline import VisionModels, face_vectors, load_models
+from edge_agent.sources.vision.pipeline import VisionModels, load_models
 from simulators.camera import photo
 
 
@@ -40,12 +39,6 @@ def models(vision_settings: VisionSettings) -> VisionModels:
     return load_models(vision_settings)
 
 
-def embedding_of(models: VisionModels, image: np.ndarray) -> np.ndarray:
-    faces = face_vectors(models, image, 40)
-    assert len(faces) == 1, f"expected one face, found {len(faces)}"
-    return faces[0][1]
-
-
 @pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     return photo("astronaut")
@@ -54,14 +47,3 @@ def astronaut() -> np.ndarray:
 @pytest.fixture(scope="session")
 def hopper() -> np.ndarray:
     return photo("hopper")
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
-
-
-def shifted(image: np.ndarray, dx: float = 0, dy: float = 0, scale: float = 1.0) -> np.ndarray:
-    matrix = np.float32([[scale, 0, dx], [0, scale, dy]])
-    return cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), borderValue=(60, 60, 60))

@@ -16,7 +16,7 @@ from edge_agent.sources.vision.pipeline import VisionModels
 from edge_agent.store.faces import decode_embedding
 from simulators.camera import ASSETS, backdrop, photo
 
-from .conftest import embedding_of, jpeg, shifted
+from .factories import embedding_of, jpeg, shifted
 
 DEFAULTS = VisionSettings().faces
 
@@ -98,12 +98,12 @@ def test_faces_verify_prints_similarity_and_decision(models_path: Path, capsys) 
     assert different["same_person"] is False and different["similarity"] < different["threshold"]
 
 
-def test_the_default_thresholds_give_the_false_match_rate_stated_in_the_readme(models: VisionModels) -> None:
+def test_the_default_thresholds_give_the_false_match_rate_stated_in_the_docs(models: VisionModels) -> None:
     from bench.vision import calibrate
 
     figures = calibrate(models, VisionSettings())
     assert figures["impostor_pairs"] >= 200 and figures["genuine_pairs"] >= 100
     assert figures["fmr_at_identify"] == 0.0 and figures["fmr_at_verify"] == 0.0
     assert figures["fnmr_at_identify"] == 0.0
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    assert f"impostor pairs {figures['impostor_pairs']}, highest similarity {figures['impostor_max']}" in readme
+    page = (Path(__file__).parents[2] / "docs" / "vision.md").read_text()
+    assert f"impostor pairs {figures['impostor_pairs']}, highest similarity {figures['impostor_max']}" in page

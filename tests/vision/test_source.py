@@ -21,13 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings, from_dict
-from edge_agent.devices import CameraCapture
 from edge_agent.events import Anonymous, Channel, Crowd, Customer, Show, Sighting
 from edge_agent.ops import metrics
 from edge_agent.sources.vision import camera as camera_module
 from edge_agent.sources.vision.camera import Camera, CameraState
 from edge_agent.sources.vision.motion import MotionGate
 from edge_agent.sources.vision.pipeline import VisionModels
+from edge_agent.sources.vision.profile import CameraCapture
 from edge_agent.sources.vision.source import VisionSource
 from edge_agent.sources.vision.track import Tracker
 from edge_agent.store import Store, open_store
@@ -35,9 +35,9 @@ from edge_agent.store.faces import encode_embedding
 from edge_agent.store.roster import RosterEntry
 from simulators.camera import Walker, render, scene
 from simulators.checkin_app import CheckinIssuer
+from tests.factories import OPS, config_dict, running_task, seed
 
-from ..conftest import OPS, config_dict, running_task, seed
-from .conftest import embedding_of
+from .factories import embedding_of
 
 TIMEOUT = 60.0
 
@@ -124,7 +124,7 @@ async def test_agent_publishes_the_anonymous_audience_and_crowd_of_a_rendered_sc
     assert health["components"]["vision"] == "running" and health["vision"]["error"] is None
     assert health["vision"]["cameras"]["cam-a"]["frames_inferred"] > 0
     assert health["vision"]["cameras"]["cam-a"]["dwell_s"] == [], "everyone has left"
-    families = {f.name: f for f in text_string_to_metric_families(metrics.render(agent).decode())}
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render(agent.metrics).decode())}
     timed = {s.name: s.value for s in families["edge_vision_inference_seconds"].samples}
     assert timed["edge_vision_inference_seconds_count"] == agent.vision.counts["frames_inferred"] > 0
     assert timed["edge_vision_inference_seconds_sum"] > 0

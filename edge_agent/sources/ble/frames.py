@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .tokens import parse_payload
 
 APPLE = 0x004C
+FIRST_METRE_DB = 41  # a TX power "at 0 m" (Eddystone, Android's TX power level) less this is the level at 1 m
 EDDYSTONE_UUID = "0000feaa-0000-1000-8000-00805f9b34fb"
 _URL_SCHEMES = ("http://www.", "https://www.", "http://", "https://")
 _URL_CODES = (
@@ -37,11 +38,11 @@ class IBeacon:
 @dataclass(frozen=True, slots=True)
 class Eddystone:
     beacon_id: str  # eddystone:<namespace hex>:<instance hex> or eddystone-url:<url>
-    tx_power_0m: int  # calibrated power at 0 m; at 1 m it is about 41 dB lower
+    tx_power_0m: int  # calibrated power at 0 m
 
     @property
     def measured_power(self) -> int:
-        return self.tx_power_0m - 41
+        return self.tx_power_0m - FIRST_METRE_DB
 
 
 def token_in(manufacturer_data: Mapping[int, bytes], company_id: int) -> bytes | None:

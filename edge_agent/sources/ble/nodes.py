@@ -17,6 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ...clock import Clock
 from ...config import Settings
@@ -133,3 +136,11 @@ class RemoteScanners:
     def _refuse(self, code: str, reason: str, topic: str) -> None:
         self.counts[f"refused:{code}"] += 1
         log.warning("remote scanner message on %s refused (%s): %s", topic, code, reason)
+
+    def metrics(self) -> Iterator[Metric]:
+        silent = GaugeMetricFamily(
+            "edge_ble_node_silent", "1 while a scanner node has sent nothing for ble.stall_s", labels=["scanner"]
+        )
+        for node in self.last_heard:
+            silent.add_metric([node], int(node in self.silent))
+        yield silent

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ...bus import Bus
 from ...clock import Clock
@@ -82,7 +84,7 @@ class AdvertResolver:
             self.counts["resolved"] += 1
             ref_dbm = self._reference.get(customer_ref)
             if ref_dbm is None and advert.tx_power is not None:
-                ref_dbm = advert.tx_power - 41.0  # the phone's TX power level at 0 m, less the first metre
+                ref_dbm = float(advert.tx_power - frames.FIRST_METRE_DB)  # the phone's TX power level at 0 m
             return Sighting(
                 Customer(customer_ref),
                 zone,
@@ -312,6 +314,28 @@ class BleSource:
             "adverts": dict(self.resolver.counts),
             **self.resolver.beacons.health(self._clock.mono()),
         }
+
+    def metrics(self) -> Iterator[Metric]:
+        adverts = CounterMetricFamily("edge_ble_adverts", "BLE adverts by what they were", labels=["kind"])
+        for kind, n in self.resolver.counts.items():
+            adverts.add_metric([kind], n)
+        yield adverts
+        yield CounterMetricFamily("edge_ble_dropped", "BLE adverts lost to a full queue", value=self.dropped)
+        yield GaugeMetricFamily("edge_ble_scanning", "1 while the local adapter scans", value=int(self.scanning))
+        beacons = self.resolver.beacons
+        heard = GaugeMetricFamily(
+            "edge_ble_beacon_mean_dbm", "Mean RSSI of a store beacon at a receiver", labels=["beacon", "receiver"]
+        )
+        for beacon, by_receiver in beacons.heard.items():
+            for receiver, h in by_receiver.items():
+                heard.add_metric([beacon, receiver], h.mean)
+        yield heard
+        suggested = GaugeMetricFamily(
+            "edge_ble_offset_suggested_db", "Receiver offset the placed beacons suggest", labels=["receiver"]
+        )
+        for receiver, offset in beacons.offsets().items():
+            suggested.add_metric([receiver], offset)
+        yield suggested
 
 
 def _raise_if_cancelled() -> None:

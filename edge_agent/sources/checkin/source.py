@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from ...bus import Bus
 from ...clock import Clock
 from ...config import Settings
 from ...errors import Refused
 from ...events import Channel, Customer, Sighting
+from ...keys import public_key_from_b64
 from ...store import Store
 from ...store.faults import StorageRefused
-from .token import TokenError, public_key_from_b64, verify
+from .token import TokenError, verify
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +113,10 @@ class CheckinSource:
 
     def prune(self) -> int:
         return self._store.nonces.prune(self._clock.unix())
+
+    def metrics(self) -> Iterator[Metric]:
+        checkins = CounterMetricFamily("edge_checkins", "App check-ins by outcome", labels=["outcome"])
+        checkins.add_metric(["accepted"], self.accepted)
+        for code, n in self.rejected.items():
+            checkins.add_metric([code], n)
+        yield checkins

@@ -2,5 +2,5 @@
 
 models (manifest, verification) · camera (capture thread) · motion (gating) · detect (people, faces) ·
 embed (alignment, MobileFaceNet) · match (gallery) · track (IoU tracks) · pipeline (one frame through
-the models) · source (the event-loop side) · operator (enroll, verify).
+the models) · source (the event-loop side) · operator (enroll, verify) · profile (camera profiles).
 """

@@ -25,8 +25,8 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from ...devices import CameraCapture
 from .motion import MotionGate
+from .profile import CameraCapture
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Camera:
         source: int | str,
         *,
         gate: MotionGate,
-        notify: Callable[[], None],
+        notify: Callable[[], object],  # called from the reader thread; what it returns is ignored
         max_fps: float = 10.0,
         loop: bool = False,
         retry_max_s: float = 30.0,

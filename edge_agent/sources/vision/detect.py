@@ -11,6 +11,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 _STRIDES = (8, 16, 32)
 
@@ -25,10 +26,12 @@ class Detection:
 class Face:
     box: tuple[float, float, float, float]
     score: float
-    landmarks: np.ndarray  # 5×2: right eye, left eye, nose tip, right and left mouth corner (image left to right)
+    landmarks: npt.NDArray[
+        np.float32
+    ]  # 5×2: right eye, left eye, nose tip, right and left mouth corner (image left to right)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+def nms(boxes: npt.NDArray[np.floating[Any]], scores: npt.NDArray[np.floating[Any]], iou: float) -> list[int]:
     """Greedy non-maximum suppression; returns the kept indices, best first."""
     order = scores.argsort()[::-1]
     keep: list[int] = []
@@ -47,7 +50,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     return keep
 
 
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def _box(row: npt.NDArray[np.floating[Any]]) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = row
+    return float(x1), float(y1), float(x2), float(y2)
+
+
+def _grid(height: int, width: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Anchor cell offsets and strides of a YOLOX-style head, in the order the model emits them."""
     cells, strides = [], []
     for s in _STRIDES:
@@ -65,11 +73,11 @@ class PersonDetector:
         self._input = session.get_inputs()[0].name
         _, _, self.height, self.width = session.get_inputs()[0].shape
         self._cells, self._strides = _grid(self.height, self.width)
-        self._tensors: dict[tuple[int, ...], np.ndarray] = {}
+        self._tensors: dict[tuple[int, ...], npt.NDArray[np.float32]] = {}
         self.threshold = threshold
         self.iou = iou
 
-    def preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+    def preprocess(self, frame: np.ndarray) -> tuple[npt.NDArray[np.float32], float]:
         """Letterbox top-left onto grey 114, as the model was trained; returns the tensor and the scale.
 
         The tensor is reused for frames of the same size (the padding never changes), so a camera's
@@ -83,10 +91,11 @@ class PersonDetector:
         tensor[0, :, : resized.shape[0], : resized.shape[1]] = resized.transpose(2, 0, 1)
         return tensor, ratio
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: tensor})[0][0]
+    def infer(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        raw: npt.NDArray[np.float32] = self._session.run(None, {self._input: tensor})[0][0]
+        return raw
 
-    def decode(self, raw: np.ndarray, ratio: float) -> list[Detection]:
+    def decode(self, raw: npt.NDArray[np.float32], ratio: float) -> list[Detection]:
         scores = raw[:, 4] * raw[:, 5]  # objectness × person (class 0 in both models)
         mask = scores >= self.threshold
         if not mask.any():
@@ -95,7 +104,7 @@ class PersonDetector:
         centre = (raw[:, :2] + self._cells[mask]) * self._strides[mask]
         size = np.exp(raw[:, 2:4]) * self._strides[mask]
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1) / ratio
-        return [Detection(tuple(float(v) for v in boxes[i]), float(scores[i])) for i in nms(boxes, scores, self.iou)]
+        return [Detection(_box(boxes[i]), float(scores[i])) for i in nms(boxes, scores, self.iou)]
 
     def __call__(self, frame: np.ndarray) -> list[Detection]:
         tensor, ratio = self.preprocess(frame)
@@ -112,7 +121,9 @@ class FaceDetector:
         self.threshold = threshold
         self.iou = iou
         self.max_side = max_side
-        self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # one per camera size
+        self._grids: dict[
+            tuple[int, int], tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]
+        ] = {}  # one per camera size
 
     def __call__(self, frame: np.ndarray) -> list[Face]:
         ratio = min(1.0, self.max_side / max(frame.shape[:2]))
@@ -135,6 +146,5 @@ class FaceDetector:
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1) / ratio
         points = ((kps[mask].reshape(-1, 5, 2) + cells[:, None, :]) * strides[:, :, None]) / ratio
         return [
-            Face(tuple(float(v) for v in boxes[i]), float(scores[i]), points[i].astype(np.float32))
-            for i in nms(boxes, scores, self.iou)
+            Face(_box(boxes[i]), float(scores[i]), points[i].astype(np.float32)) for i in nms(boxes, scores, self.iou)
         ]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,13 +20,13 @@ class Match:
     similarity: float
 
 
-def similarity(a: np.ndarray, b: np.ndarray) -> float:
+def similarity(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
     """Cosine similarity of two unit vectors."""
     return float(np.dot(a, b))
 
 
 class FaceGallery:
-    def __init__(self, entries: Sequence[tuple[str, np.ndarray]] = ()):
+    def __init__(self, entries: Sequence[tuple[str, npt.NDArray[np.float32]]] = ()):
         self._refs = np.array([ref for ref, _ in entries], dtype=object)
         self._matrix = np.stack([v for _, v in entries]) if entries else np.zeros((0, 128), dtype=np.float32)
 
@@ -39,7 +40,7 @@ class FaceGallery:
         gallery._refs, gallery._matrix = self._refs[keep], self._matrix[keep]
         return gallery
 
-    def best(self, vector: np.ndarray, threshold: float, *, among: set[str] | None = None) -> Match | None:
+    def best(self, vector: npt.NDArray[np.float32], threshold: float, *, among: set[str] | None = None) -> Match | None:
         """The most similar enrolled customer (restricted to `among` if given), if at or above threshold."""
         if not len(self._refs):
             return None

@@ -22,4 +22,4 @@ class MotionGate:
         if previous is None or previous.shape != grey.shape:
             return True
         changed = np.count_nonzero(cv2.absdiff(grey, previous) > self.pixel_delta)
-        return changed / grey.size > self.threshold
+        return bool(changed / grey.size > self.threshold)

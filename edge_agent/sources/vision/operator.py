@@ -12,6 +12,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from ...config import VisionSettings
 from ...store.faces import encode_embedding
@@ -23,7 +24,7 @@ class ImageError(Exception):
     """An image the tools cannot use; the message names the file and why."""
 
 
-def one_face(models: VisionModels, path: Path, settings: VisionSettings) -> np.ndarray:
+def one_face(models: VisionModels, path: Path, settings: VisionSettings) -> npt.NDArray[np.float32]:
     image = cv2.imread(str(path))
     if image is None:
         raise ImageError(f"{path}: not a readable image (JPEG, PNG, ...)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from ...config import VisionSettings
 from .detect import Detection, Face, FaceDetector, PersonDetector
@@ -40,7 +41,9 @@ def load_models(vision: VisionSettings, *, people: bool = True, faces: bool = Tr
     return VisionModels(person, detector, embedder)
 
 
-def face_vectors(models: VisionModels, frame: np.ndarray, min_face_px: int = 0) -> list[tuple[Face, np.ndarray]]:
+def face_vectors(
+    models: VisionModels, frame: np.ndarray, min_face_px: int = 0
+) -> list[tuple[Face, npt.NDArray[np.float32]]]:
     """Every face large enough to recognise, with its embedding (operator tools and the pipeline)."""
     assert models.faces is not None and models.embedder is not None
     out = []

@@ -22,15 +22,17 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client.core import Metric, SummaryMetricFamily
 
 from ... import profiles
 from ...bus import Bus
 from ...clock import Clock
 from ...config import CameraSettings, Settings
-from ...devices import CameraProfile
 from ...events import Anonymous, Channel, ConsentChanged, Crowd, Customer, Erased, Sighting
 from ...store import Store
 from ..roster_age import RosterAge
@@ -39,6 +41,7 @@ from .match import FaceGallery
 from .models import ModelError
 from .motion import MotionGate
 from .pipeline import Analysis, VisionModels, analyse, load_models
+from .profile import CameraProfile
 from .track import Tracker
 
 log = logging.getLogger(__name__)
@@ -284,3 +287,11 @@ class VisionSource:
             "enrolled": len(self._gallery),
             "counts": dict(self.counts),
         }
+
+    def metrics(self) -> Iterator[Metric]:
+        yield SummaryMetricFamily(
+            "edge_vision_inference_seconds",
+            "Time per inferred camera frame",
+            count_value=self.counts["frames_inferred"],
+            sum_value=self.inference_seconds,
+        )

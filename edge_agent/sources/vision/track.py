@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .detect import Detection
 
@@ -27,7 +28,7 @@ class Track:
         return max(0.0, now - self.first_seen)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def iou_matrix(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     xx1 = np.maximum(a[:, None, 0], b[None, :, 0])
     yy1 = np.maximum(a[:, None, 1], b[None, :, 1])
     xx2 = np.minimum(a[:, None, 2], b[None, :, 2])
@@ -35,7 +36,8 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+    iou: npt.NDArray[np.float64] = inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9)
+    return iou
 
 
 class Tracker:
@@ -65,9 +67,9 @@ class Tracker:
                 overlap[ti, :] = -1
                 overlap[:, di] = -1
                 unmatched.remove(int(di))
-        for di in unmatched:
+        for new in unmatched:
             self._next += 1
-            self._tracks.append(Track(f"{self._prefix}-{self._next}", detections[di].box, now, now))
+            self._tracks.append(Track(f"{self._prefix}-{self._next}", detections[new].box, now, now))
         self._tracks = [t for t in self._tracks if now - t.last_seen <= self.hold_s]
         return self.confirmed()
 

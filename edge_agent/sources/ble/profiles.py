@@ -1,0 +1,114 @@
+"""The BLE device kinds a store runs beside the agent: its own fixed beacons and ESP32 scanner nodes, one
+schema each (`firmware_configs/beacons/`, `firmware_configs/scanners/`).
+
+Profiles describe hardware and firmware, never secrets: a scanner node's broker password is flashed
+separately, so a profile can be kept in git and shared between stores.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from ...config import Ident, Section
+from ...profiles import Name
+from .node_format import MAX_ADVERTS
+
+
+class IBeaconId(Section):
+    uuid: Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")] = Field(
+        description="proximity UUID, lower-case with dashes"
+    )
+    major: Annotated[int, Field(ge=0, le=65535)]
+    minor: Annotated[int, Field(ge=0, le=65535)]
+
+
+class EddystoneUid(Section):
+    namespace: Annotated[str, Field(pattern=r"^[0-9a-f]{20}$")] = Field(description="10 bytes, lower-case hex")
+    instance: Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")] = Field(description="6 bytes, lower-case hex")
+
+
+class BeaconRadio(Section):
+    tx_power_dbm: Annotated[int, Field(ge=-40, le=20)] = Field(default=0, description="transmit power setting")
+    measured_power_dbm: Annotated[int, Field(ge=-100, le=0)] = Field(
+        default=-59, description="RSSI at 1 m, as calibrated and advertised"
+    )
+    interval_ms: Annotated[int, Field(ge=20, le=10_240)] = Field(default=350, description="advertising interval")
+
+
+class BeaconProfile(Section):
+    """A store's own fixed beacon; the schema of firmware_configs/beacons/*.toml."""
+
+    kind: Literal["beacon"] = "beacon"
+    name: Name
+    description: str = ""
+    ibeacon: IBeaconId | None = None
+    eddystone: EddystoneUid | None = None
+    radio: BeaconRadio = BeaconRadio()
+
+    @model_validator(mode="after")
+    def _advertises_something(self) -> BeaconProfile:
+        if self.ibeacon is None and self.eddystone is None:
+            raise ValueError("an [ibeacon] or an [eddystone] frame (or both): a beacon must advertise an id")
+        return self
+
+    def ids(self) -> list[str]:
+        """The ids the scanner reports this beacon under (the format of `ble.beacons`)."""
+        out = []
+        if self.ibeacon is not None:
+            out.append(f"ibeacon:{self.ibeacon.uuid}:{self.ibeacon.major}:{self.ibeacon.minor}")
+        if self.eddystone is not None:
+            out.append(f"eddystone:{self.eddystone.namespace}:{self.eddystone.instance}")
+        return out
+
+
+class NodeBroker(Section):
+    host: Annotated[str, Field(min_length=1, max_length=253)]
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    tls: bool = False
+    username: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the node's broker user; its password is flashed separately, never in a profile"
+    )
+    topic_prefix: str = Field(default="retail/v1", pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+    store: Ident = Field(description="the store id in the topic the node publishes to")
+
+
+class NodeScan(Section):
+    window_ms: Annotated[int, Field(ge=10, le=10_240)] = 100
+    interval_ms: Annotated[int, Field(ge=10, le=10_240)] = 100
+    active: bool = Field(default=False, description="active scanning asks for scan responses (more airtime)")
+    rssi_floor_dbm: Annotated[int, Field(ge=-127, le=0)] = Field(default=-95, description="weaker adverts dropped")
+    company_ids: list[Annotated[int, Field(ge=0, le=0xFFFF)]] = Field(
+        default_factory=list, description="manufacturer ids to forward; empty: every advert"
+    )
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> NodeScan:
+        if self.window_ms > self.interval_ms:
+            raise ValueError(f"scan.window_ms ({self.window_ms}) at most scan.interval_ms ({self.interval_ms})")
+        return self
+
+
+class NodeReport(Section):
+    interval_ms: Annotated[int, Field(ge=100, le=10_000)] = 500
+    max_adverts: Annotated[int, Field(ge=1, le=MAX_ADVERTS)] = 200
+
+
+class ScannerProfile(Section):
+    """An ESP32 scanner node that reports what it hears to the store's broker; firmware_configs/scanners/*.toml."""
+
+    kind: Literal["scanner"] = "scanner"
+    name: Name
+    description: str = ""
+    scanner_id: Ident = Field(description="the id the node publishes under: its topic and `scanner` field")
+    hardware: Literal["esp32", "esp32-s3", "esp32-c3", "esp32-c6"] = "esp32"
+    offset_db: Annotated[float, Field(ge=-30, le=30)] = Field(
+        default=0.0, description="how many dB this node reads above the reference receiver"
+    )
+    broker: NodeBroker
+    scan: NodeScan = NodeScan()
+    report: NodeReport = NodeReport()
+
+    def topic(self) -> str:
+        return f"{self.broker.topic_prefix}/{self.broker.store}/scanners/{self.scanner_id}/adverts"

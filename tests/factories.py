@@ -1,0 +1,127 @@
+"""Plain builders the tests share (no fixtures: those are in conftest.py): a small store's settings, offers,
+roster entries and decisions, the seeding of an agent, and a coroutine run as a task for a block."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_agent.app import Agent
+from edge_agent.config import Settings, from_dict
+from edge_agent.store.decisions import DecisionRecord
+from edge_agent.store.offers import Offer
+from edge_agent.store.roster import RosterEntry
+from simulators.checkin_app import CheckinIssuer
+
+STORE = "store-test"
+DEVICE = "edge-test"
+OPS_TOKEN = "ops-token-for-tests-0123"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}  # what a Prometheus scrape sends
+
+
+def config_dict(tmp_path: Path, issuer: CheckinIssuer, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "store": {"id": STORE, "chain_id": "chain-test", "device_id": DEVICE},
+        "zones": [{"id": "entrance"}, {"id": "bakery"}],
+        "touchpoints": [
+            {"id": "screen-a", "kind": "screen", "zone": "entrance"},
+            {"id": "kiosk-a", "kind": "kiosk", "zone": "entrance"},
+            {"id": "screen-b", "kind": "screen", "zone": "bakery"},
+        ],
+        "database": {"path": str(tmp_path / "agent.db")},
+        "http": {"host": "127.0.0.1", "port": 0},
+        "checkin": {"public_keys": [issuer.public_key_b64]},
+        "presence": {"hold_down_s": 5.0, "checkin_hold_s": 30.0, "dwell_interval_s": 10.0},
+        "signage": {"rotate_s": 3600.0},
+        "surfaces": {"auth": {"ops_tokens": [OPS_TOKEN]}},
+    }
+    data.update(overrides)
+    return data
+
+
+def mqtt_section(broker, cloud, **mqtt: Any) -> dict[str, Any]:
+    """The [mqtt] section for a test broker and the cloud simulator on it, reconnecting quickly."""
+    return {
+        "host": broker.host,
+        "port": broker.port,
+        "bundle_public_keys": [cloud.public_key_b64],
+        "reconnect_min_s": 0.2,
+        "reconnect_max_s": 1.0,
+        **mqtt,
+    }
+
+
+def mqtt_settings(tmp_path: Path, issuer: CheckinIssuer, broker, cloud, **mqtt: Any) -> Settings:
+    return from_dict(config_dict(tmp_path, issuer, mqtt=mqtt_section(broker, cloud, **mqtt)))
+
+
+def offer(offer_id: str, **fields: Any) -> Offer:
+    now = datetime.now(UTC)
+    base: dict[str, Any] = {
+        "offer_id": offer_id,
+        "title": f"Offer {offer_id}",
+        "valid_from": now - timedelta(days=1),
+        "valid_to": now + timedelta(days=1),
+    }
+    base.update(fields)
+    return Offer(**base)
+
+
+def customer(ref: str, *, personalisation: bool = True, checkin: bool = True, segments=()) -> RosterEntry:
+    return RosterEntry(
+        customer_ref=ref, consents={"checkin": checkin, "personalisation": personalisation}, segments=segments
+    )
+
+
+def decision(decision_id: str = "d1", offer_id: str = "o1", customer_ref: str | None = "alice") -> DecisionRecord:
+    """A decision to show `offer_id` on screen-a (anonymous when `customer_ref` is None)."""
+    return DecisionRecord(
+        decision_id,
+        "2026-11-24T10:00:00.000+00:00",
+        True,
+        "screen-a",
+        "entrance",
+        customer_ref,
+        offer_id,
+        [offer_id],
+        {offer_id: 1.0},
+        "test",
+    )
+
+
+DEFAULT_OFFERS = [
+    offer("welcome", title="Welcome to the store", priority=0.0),
+    offer("coffee", title="Coffee for members", audience="personalised", segments=("coffee",), priority=1.0),
+]
+DEFAULT_ROSTER = [
+    customer("alice", segments=("coffee",)),
+    customer("bob", personalisation=False),
+    customer("carol", checkin=False),
+]
+
+
+def seed(agent: Agent, offers: list[Offer] = DEFAULT_OFFERS, roster: list[RosterEntry] = DEFAULT_ROSTER) -> None:
+    agent.store.offers.replace_all(offers)
+    agent.store.roster.upsert(roster, updated_at=datetime.now(UTC).isoformat())
+    agent.catalog.reload()
+
+
+@contextlib.asynccontextmanager
+async def running_task(work: Coroutine[Any, Any, Any], *close: Callable[[], Any]) -> AsyncIterator[asyncio.Task]:
+    """`work` runs as a task for the block; then it is cancelled (it must end by that, not by an error of its own)
+    and each of `close` is called, whether the block passed or not."""
+    task = asyncio.create_task(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for done in close:
+            done()
