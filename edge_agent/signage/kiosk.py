@@ -23,7 +23,7 @@ from ..decide.engine import OfferEngine
 from ..events import ConsentChanged
 from ..sources.checkin.kiosk_id import IdentifyRefused, KioskIdentifier
 from ..store import Store
-from ..store.consents import CHANNELS
+from ..store.consents import CHANNELS, IDENTIFYING
 from ..store.faults import StorageRefused
 from .assets import AssetCache
 from .auth import Auth, Handler
@@ -38,6 +38,7 @@ class _Session:
     customer_ref: str
     touchpoint: str
     expires: float
+    method: str  # how the shopper identified: only "qr" (the app's code) proves they hold the phone
     listed: dict[str, str] = field(default_factory=dict)  # offer_id → the decision that listed it last
 
 
@@ -68,11 +69,11 @@ class Kiosk:
 
     # -- sessions ---------------------------------------------------------------------------------------
 
-    def _start(self, touchpoint: str, customer_ref: str) -> str:
+    def _start(self, touchpoint: str, customer_ref: str, method: str) -> str:
         for sid in [s for s, sess in self._sessions.items() if sess.touchpoint == touchpoint]:
             del self._sessions[sid]  # one shopper per kiosk: the next one ends the last one's session
         sid = secrets.token_urlsafe(24)
-        self._sessions[sid] = _Session(customer_ref, touchpoint, self._clock.mono() + self._cfg.session_s)
+        self._sessions[sid] = _Session(customer_ref, touchpoint, self._clock.mono() + self._cfg.session_s, method)
         self.counts["sessions"] += 1
         return sid
 
@@ -110,6 +111,7 @@ class Kiosk:
         return {
             "consents": {ch: entry.consents_to(ch) for ch in CHANNELS},
             "face_enrolment_requested": self._store.consents.face_enrolment_requested(session.customer_ref),
+            "app_proven": session.method == "qr",  # a typed number may withdraw, never grant, BLE or face
             "offers": offers,
             "session_s": self._cfg.session_s,
         }
@@ -139,7 +141,7 @@ class Kiosk:
                 ref = self._identifier.identify(touchpoint, body["method"], body["value"])
             except IdentifyRefused as exc:
                 return error(exc.status, exc.code, exc.reason)
-            sid = self._start(touchpoint, ref)
+            sid = self._start(touchpoint, ref, body["method"])
             return private_json({"session": sid, **self._view(self._sessions[sid])})
 
         async def view(request: web.Request) -> web.Response:
@@ -195,6 +197,9 @@ class Kiosk:
             channel, granted = body["channel"], body["granted"]
             if channel not in CHANNELS or not isinstance(granted, bool):
                 return error(400, "malformed", f"channel must be one of {', '.join(CHANNELS)}; granted true or false")
+            if granted and channel in IDENTIFYING and session.method != "qr":
+                self.counts[f"consent:{channel}:refused_without_app"] += 1
+                return _needs_app(channel)
             wall = self._clock.wall()
             try:
                 self._store.consents.set(
@@ -211,6 +216,9 @@ class Kiosk:
             body = await json_body(request, {"agree"})
             if body["agree"] is not True:
                 return error(400, "malformed", "face enrolment needs the shopper's explicit agreement (agree: true)")
+            if session.method != "qr":
+                self.counts["face:refused_without_app"] += 1
+                return _needs_app("face")
             try:
                 self._store.consents.request_face_enrolment(
                     session.customer_ref, at=self._clock.wall().iso(), touchpoint=session.touchpoint
@@ -233,6 +241,17 @@ class Kiosk:
         app.router.add_post("/api/kiosk/{touchpoint}/consent", g("kiosk", kiosk(consent)))
         app.router.add_post("/api/kiosk/{touchpoint}/face", g("kiosk", kiosk(face)))
         app.router.add_post("/api/kiosk/{touchpoint}/end", g("kiosk", kiosk(end)))
+
+
+def _needs_app(channel: str) -> web.Response:
+    """Anyone can type someone else's loyalty or phone number: what it opens may show offers and withdraw consent,
+    never turn on a channel that recognises the shopper without them doing anything."""
+    return error(
+        403,
+        "app_needed",
+        f"turning on {channel} recognition needs the app's QR code (proof you hold the phone); "
+        "a typed number can only withdraw it",
+    )
 
 
 def _no_session() -> web.HTTPUnauthorized:

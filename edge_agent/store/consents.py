@@ -7,6 +7,7 @@ from sqlite_utils import Database
 from .outbox import DropClass, Outbox
 
 CHANNELS = ("checkin", "ble", "face", "personalisation", "assisted")
+IDENTIFYING = ("ble", "face")  # channels that let the store recognise a shopper who did nothing to be recognised
 
 
 class ConsentLedger:

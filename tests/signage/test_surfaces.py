@@ -106,7 +106,7 @@ async def test_kiosk_identification_refusals_say_why_and_are_rate_limited(agent)
         assert other_kiosk.status == 404 and (await other_kiosk.json())["error"] == "unknown_kiosk"
 
 
-async def test_kiosk_session_claims_and_consent(agent):
+async def test_kiosk_session_claims_and_consent(agent, issuer):
     base = f"{agent.url}/api/kiosk/kiosk-a"
     async with kiosk_client() as http:
         resp = await http.post(f"{base}/identify", json={"method": "loyalty", "value": ALICE_LOYALTY})
@@ -127,9 +127,25 @@ async def test_kiosk_session_claims_and_consent(agent):
         bad = await http.post(f"{base}/consent", json={"channel": "telepathy", "granted": True}, headers=session)
         assert bad.status == 400
         epoch = agent.store.roster.get("alice").consent_epoch
+        assert body["app_proven"] is False  # a typed number: anyone could have typed it
+        for channel in ("ble", "face"):
+            typed = await http.post(f"{base}/consent", json={"channel": channel, "granted": True}, headers=session)
+            assert (typed.status, (await typed.json())["error"]) == (403, "app_needed")
+        enrol = await http.post(f"{base}/face", json={"agree": True}, headers=session)
+        assert (enrol.status, (await enrol.json())["error"]) == (403, "app_needed")
+        entry = agent.store.roster.get("alice")
+        assert entry.consent_epoch == epoch and not entry.consents_to("ble") and not entry.consents_to("face")
+        assert not agent.store.consents.face_enrolment_requested("alice")
+        off = await http.post(f"{base}/consent", json={"channel": "personalisation", "granted": False}, headers=session)
+        assert off.status == 200 and (await off.json())["consents"]["personalisation"] is False  # withdrawing is fine
+
+        scanned = await http.post(f"{base}/identify", json={"method": "qr", "value": issuer.token("alice", "kiosk-a")})
+        app = await scanned.json()
+        assert scanned.status == 200 and app["app_proven"] is True
+        session = {"X-Kiosk-Session": app["session"]}
         ok = await http.post(f"{base}/consent", json={"channel": "ble", "granted": True}, headers=session)
         assert ok.status == 200 and (await ok.json())["consents"]["ble"] is True
-        assert agent.store.roster.get("alice").consent_epoch == epoch + 1
+        assert agent.store.roster.get("alice").consent_epoch == epoch + 2
         face = await http.post(f"{base}/face", json={"agree": True}, headers=session)
         assert (face.status, (await face.json())["error"]) == (409, "no_consent")
 

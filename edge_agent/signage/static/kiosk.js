@@ -7,6 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const I = window.I18N;
   const CHANNELS = ["personalisation", "ble", "face", "assisted", "checkin"];
+  const IDENTIFYING = ["ble", "face"]; // only the app's QR code may turn these on (the agent refuses otherwise)
   const VIEWS = ["welcome", "entry", "offers", "claim", "privacy", "goodbye"];
   const defaultLang = new URLSearchParams(location.search).get("lang") || "en";
   let session = null;
@@ -204,7 +205,12 @@
       toggle.setAttribute("aria-checked", String(on));
       toggle.setAttribute("aria-labelledby", title.id);
       toggle.querySelector(".switch-label").textContent = I.t(on ? "on" : "off");
-      toggle.addEventListener("click", () => changeConsent(channel, !on));
+      if (!on && IDENTIFYING.includes(channel) && !(state && state.app_proven)) {
+        toggle.disabled = true; // a typed number may withdraw these, never turn them on
+        row.querySelector(".channel-text").textContent += " " + I.t("needs_app");
+      } else {
+        toggle.addEventListener("click", () => changeConsent(channel, !on));
+      }
       list.append(row);
     }
     $("face-requested").hidden = !(state && state.face_enrolment_requested);

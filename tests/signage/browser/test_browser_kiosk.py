@@ -128,9 +128,26 @@ async def test_consent_withdrawn_at_the_kiosk_takes_effect_at_once(browser, agen
     await screen.close()
 
 
-async def test_face_enrolment_only_after_explicit_consent_with_an_alternative(browser, agent):
+async def test_a_typed_number_cannot_turn_on_recognition(browser, agent):
     page = await kiosk(browser, agent.url)
     await type_number(page, "loyalty", ALICE_LOYALTY)
+    await page.click("#nav-privacy")
+    for channel in ("ble", "face"):
+        row = page.locator(f"li[data-channel={channel}]")
+        await expect(row.locator(".switch")).to_be_disabled()
+        await expect(row.locator(".channel-text")).to_contain_text("scan the code in the app")
+    await expect(page.locator("li[data-channel=personalisation] .switch")).to_be_enabled()
+    await page.screenshot(path=artifact("kiosk-typed-number-privacy.png"))
+    entry = agent.store.roster.get("alice")
+    assert not entry.consents_to("ble") and not entry.consents_to("face")
+    await page.close()
+
+
+async def test_face_enrolment_only_after_explicit_consent_with_an_alternative(browser, agent, issuer):
+    page = await kiosk(browser, agent.url)
+    await page.keyboard.type(issuer.token("alice", "kiosk-a"))  # the app's code: proof of the phone
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".offer").first).to_be_visible()
     await page.click("#nav-privacy")
     face = page.locator("li[data-channel=face] .switch")
     await face.click()
