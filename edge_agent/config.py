@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import Refused
+from .secret_files import credential
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
@@ -98,6 +99,7 @@ def _ed25519_keys(keys: list[str]) -> list[str]:
 
 
 FilePath = Annotated[Path, Field(strict=False)]
+SECRET_FILES = ("tls_key_file", "password_file")  # may be systemd credentials
 
 
 class MqttSettings(Section):
@@ -136,10 +138,11 @@ class MqttSettings(Section):
         return _ed25519_keys(keys)
 
     def resolved(self, base_dir: Path) -> MqttSettings:
-        """The same settings with relative file paths taken from the config file's folder."""
+        """The same settings with relative file paths taken from the config file's folder; a secret named without
+        a folder is the systemd credential of that name when the unit passes one (`LoadCredential=`)."""
         files = ("tls_ca_file", "tls_cert_file", "tls_key_file", "password_file")
         update = {
-            name: (base_dir / path).resolve()
+            name: (credential(path) if name in SECRET_FILES else None) or (base_dir / path).resolve()
             for name in files
             if (path := getattr(self, name)) is not None and not path.is_absolute()
         }

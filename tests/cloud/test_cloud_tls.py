@@ -219,3 +219,42 @@ async def test_username_and_password_from_a_file(tmp_path):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     assert results == {"right": True, "wrong": False}
+
+
+async def test_a_bare_secret_name_is_the_units_systemd_credential(tmp_path, monkeypatch):
+    """`LoadCredential=mqtt-password:…` puts the secret under $CREDENTIALS_DIRECTORY; the config names it bare."""
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "store-a", "s3cret"], check=True)
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    (conf / "mqtt-password").write_text("stale-copy\n", encoding="utf-8")  # beside the config: not the credential
+    (conf / "mqtt-password").chmod(0o600)
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "mqtt-password").write_text("s3cret\n", encoding="utf-8")
+    (creds / "mqtt-password").chmod(0o400)  # as systemd hands it over
+    section = MqttSettings(host="127.0.0.1", username="store-a", password_file=Path("mqtt-password"))
+
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert section.resolved(conf).password_file == (conf / "mqtt-password").resolve()
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert section.resolved(conf).password_file == creds / "mqtt-password"
+    nested = section.model_copy(update={"password_file": Path("secrets/mqtt-password")})
+    assert nested.resolved(conf).password_file == (conf / "secrets/mqtt-password").resolve()  # a path: not a name
+
+    with Mosquitto(tmp_path / "mq", settings=f"allow_anonymous false\npassword_file {passwords}\n") as broker:
+        settings = section.model_copy(
+            update={"port": broker.port, "reconnect_min_s": 0.1, "reconnect_max_s": 0.2}
+        ).resolved(conf)
+        link = MqttLink(settings, "client-credential", persistent=False)
+        task = asyncio.create_task(link.run())
+        try:
+            async with asyncio.timeout(15):
+                while not (link.connected.is_set() or link.counts["refused"]):
+                    await asyncio.sleep(0.05)
+            assert link.connected.is_set()
+        finally:
+            await link.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
