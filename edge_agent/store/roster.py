@@ -90,15 +90,56 @@ class RosterEntry(BaseModel):
         return self.consents.get(channel, False)
 
 
+Held = tuple[int, dict[str, bool]]  # a customer's consent epoch and consents as this store holds them
+
+
+def forward(entry: RosterEntry, held: Held | None) -> RosterEntry:
+    """The entry as it may be applied: consent only moves forward.
+
+    A roster made before a change the shopper made in the store (a lower epoch) keeps the store's consents
+    whole; at the same epoch a channel withdrawn here stays withdrawn (a withdrawal wins until the cloud sends a
+    higher epoch); only a higher epoch replaces them. The epoch never goes down. Secrets of a channel that ends
+    up withdrawn are not written (`Roster.upsert` keeps day keys and embeddings only under consent).
+    """
+    if held is None or entry.consent_epoch > held[0]:
+        return entry
+    epoch, consents = held
+    if entry.consent_epoch < epoch:
+        merged = dict(consents)
+    else:
+        merged = {ch: ok and consents.get(ch, True) for ch, ok in entry.consents.items()}
+        merged |= {ch: False for ch, ok in consents.items() if not ok}
+    return entry.model_copy(update={"consent_epoch": epoch, "consents": merged})
+
+
 class Roster:
     def __init__(self, db: Database):
         self._db = db
         self.faces = FaceEmbeddings(db)
 
+    def held(self, refs: list[str]) -> dict[str, Held]:
+        """The consent epoch and consents this store holds for each of these customers it knows."""
+        out: dict[str, Held] = {}
+        for i in range(0, len(refs), 500):
+            chunk = refs[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for ref, epoch in self._db.execute(
+                f"SELECT customer_ref, consent_epoch FROM customers WHERE customer_ref IN ({marks})", chunk
+            ).fetchall():
+                out[ref] = (epoch, {})
+            for ref, channel, granted in self._db.execute(
+                f"SELECT customer_ref, channel, granted FROM consents WHERE customer_ref IN ({marks})", chunk
+            ).fetchall():
+                out[ref][1][channel] = bool(granted)
+        return out
+
     def upsert(self, entries: list[RosterEntry], updated_at: str) -> None:
-        """Write entries with their full consent sets (a channel left out is no longer consented)."""
+        """Write entries with their full consent sets (a channel left out is no longer consented), moved only
+        forward from what this store holds (`forward`)."""
         with self._db.atomic():
-            for e in entries:
+            held = self.held([e.customer_ref for e in entries])
+            for cloud in entries:
+                e = forward(cloud, held.get(cloud.customer_ref))
                 self._db.execute(
                     "INSERT INTO customers (customer_ref, segments, consent_epoch, updated_at, loyalty_id, phone_hash)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_ref) DO UPDATE SET segments = excluded.segments,"
