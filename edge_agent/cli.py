@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument(
         "--kind", choices=["offers", "roster", "roster_delta", "config"], help="default: from the content"
     )
+    sign.add_argument("--store", required=True, help="the store id it is for (bound into the signature)")
     sign.add_argument("--out", type=Path, help="default: FILE with .signed.json")
     publish = bundle_commands.add_parser("publish", help="send a signed bundle to a store's topic")
     publish.add_argument("file", type=Path, help="a signed envelope from `edge-agent bundle sign`")
@@ -277,10 +278,10 @@ def _bundle_tools(args: argparse.Namespace) -> int:
             print(f"public key for mqtt.bundle_public_keys: {public}", file=sys.stderr)
             print(public)
         elif args.bundle_command == "sign":
-            kind, envelope = tools.sign_file(args.file, tools.load_key(args.key), args.kind)
+            kind, envelope = tools.sign_file(args.file, tools.load_key(args.key), args.kind, args.store)
             out = args.out or args.file.with_suffix(".signed.json")
             out.write_bytes(envelope)
-            print(f"signed {kind} bundle written to {out}")
+            print(f"signed {kind} bundle for store {args.store} written to {out}")
         else:
             return _publish(args)
     except tools.ToolError as exc:

@@ -52,6 +52,7 @@ class CloudSim:
         tls: TlsFiles | None = None,
     ):
         self.store = store
+        self.context_version = 0
         self.host, self.port = host, port
         self.key = key or Ed25519PrivateKey.generate()
         self.base = f"{prefix}/{store}"
@@ -107,7 +108,7 @@ class CloudSim:
     # --- down ----------------------------------------------------------------------------------------
 
     def sign(self, kind: str, bundle: BaseModel | dict[str, Any]) -> bytes:
-        return seal(self.key, kind, to_json(bundle))
+        return seal(self.key, kind, self.store, to_json(bundle))
 
     async def publish(self, suffix: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish on `{prefix}/{store}/{suffix}` and wait for the broker's PUBACK."""
@@ -127,14 +128,28 @@ class CloudSim:
         """The desired config, shadow style: signed, retained, the whole document each time."""
         await self.publish("config", self.sign("config", document), retain=True)
 
-    async def command(self, device: str, type_: str, **fields: Any) -> str:
+    def signed_command(self, device: str, type_: str, **fields: Any) -> tuple[str, bytes]:
+        """A command as the cloud sends it: signed for this store, naming its device (`*`: all), issued now."""
         command_id = fields.pop("command_id", None) or uuid.uuid4().hex
-        await self.publish(f"cmd/{device}", json.dumps({"command_id": command_id, "type": type_, **fields}).encode())
+        issued_at = fields.pop("issued_at", None) or datetime.now(UTC).isoformat()
+        body = {"command_id": command_id, "device": device, "issued_at": issued_at, "type": type_, **fields}
+        return command_id, self.sign("command", body)
+
+    async def command(self, device: str, type_: str, **fields: Any) -> str:
+        command_id, envelope = self.signed_command(device, type_, **fields)
+        await self.publish(f"cmd/{device}", envelope)
         return command_id
 
     async def context(self, weather: dict[str, Any], local_events: list[dict[str, Any]] | None = None) -> None:
-        body = {"weather": weather, "local_events": local_events or []}
-        await self.publish("context", json.dumps(body).encode(), retain=True)
+        """Weather and local events, signed, each a newer version than the last."""
+        self.context_version += 1
+        body = {
+            "version": self.context_version,
+            "issued_at": datetime.now(UTC).isoformat(),
+            "weather": weather,
+            "local_events": local_events or [],
+        }
+        await self.publish("context", self.sign("context", body), retain=True)
 
     # --- up ------------------------------------------------------------------------------------------
 

@@ -1,10 +1,14 @@
-"""Commands the cloud sends to a device, each with an id that comes back in the result."""
+"""Commands the cloud sends to a device, each with an id that comes back in the result.
+
+Each travels in a signed envelope bound to the store (envelope.py, kind "command") and names the device it is
+for (`*` on the store-wide topic) and when it was issued, so it cannot be replayed elsewhere or much later.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from ..store.roster import CustomerRef
 
@@ -15,6 +19,8 @@ class _Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     command_id: CommandId
+    device: Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")]  # `*`: every device
+    issued_at: AwareDatetime
 
 
 class Erase(_Command):

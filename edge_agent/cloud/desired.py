@@ -187,7 +187,7 @@ class DesiredConfig:
     def handle(self, data: bytes) -> None:
         """One message from `…/config`; never raises: a refusal is counted, logged, acknowledged and reported."""
         try:
-            desired = merge(self._base, open_envelope(data, "config", self._keys, MAX_BYTES))
+            desired = merge(self._base, open_envelope(data, "config", self._base.store.id, self._keys, MAX_BYTES))
         except BundleRejected as exc:
             self._refuse(exc.version, exc.code, exc.reason)
             return

@@ -1,10 +1,13 @@
 """What comes down from the cloud: signed bundles and rosters, commands, context.
 
-Every message is checked before it touches anything: bundles are verified (signature first, then the
-payload's schema) in an executor thread and applied atomically; anything refused leaves the last good
-state in place, is counted, logged with its reason and acknowledged up as rejected on the `ack` stream.
-A message is acknowledged to the broker only once it has been handled, so a crash in between means the
-broker sends it again.
+Every message is checked before it touches anything: each is a signed envelope bound to this store
+(envelope.py), verified before its payload is parsed (bundles in an executor thread), and bundles apply
+atomically. A command must name this device (or `*` on the store-wide topic), is carried out once (its id is
+kept across restarts) and, while the clock is synced, only within `COMMAND_MAX_AGE_S` of being issued; context
+only moves to a newer version. Refused messages leave the last good state in place; they are counted by
+reason, logged with their reason (never their content) and acknowledged up as rejected on the `ack` stream.
+A message is acknowledged to the broker only once it has been handled, so a crash in between means the broker
+sends it again.
 
 A full or failing disk is not a verdict on the message: a bundle or an erasure the database cannot take is kept,
 unacknowledged, and tried again every `STORAGE_RETRY_S` until it goes through; the messages after it wait behind
@@ -18,12 +21,13 @@ import asyncio
 import logging
 import sqlite3
 import uuid
-from collections import Counter, OrderedDict, deque
+from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from .. import json_input
 from ..bus import Bus
@@ -31,7 +35,7 @@ from ..clock import Clock
 from ..config import Settings
 from ..events import ContextUpdate, Erased, OffersChanged, ShowRequested
 from ..keys import public_keys
-from ..mqtt import Incoming, MqttLink
+from ..mqtt import SESSION_EXPIRY_S, Incoming, MqttLink
 from ..store import Store
 from ..store.bundles import (
     OfferBundle,
@@ -45,7 +49,7 @@ from ..store.bundles import (
 from ..store.erasure import erase_customer
 from ..store.faults import StorageRefused, is_storage_error
 from ..store.outbox import DropClass
-from .commands import COMMAND, Erase, Ping, Reload, ShowOffer
+from .commands import COMMAND, Command, Erase, Ping, Reload, ShowOffer
 from .desired import DesiredConfig
 from .envelope import BundleRejected, describe, open_envelope, parse_payload
 from .topics import Down, Topics
@@ -53,8 +57,20 @@ from .topics import Down, Topics
 log = logging.getLogger(__name__)
 
 ACK_STREAM = "ack"
-MAX_SMALL_MESSAGE = 64 * 1024  # commands and context
-REMEMBERED_COMMANDS = 1000
+MAX_SMALL = 64 * 1024  # commands and context, envelope included
+COMMAND_MAX_AGE_S = SESSION_EXPIRY_S + 86_400  # the broker queues commands this long for a host that is away
+CONTEXT_MAX_AGE_S = 86_400  # weather and local events of yesterday are not context
+MAX_SKEW_S = 300  # a message issued this far in the future is refused (when this host's clock is synced)
+
+
+class Refusal(Exception):
+    """A downlink message that must not be carried out: `code` for counters and acks, `reason` for people."""
+
+    def __init__(self, code: str, reason: str, command_id: str | None = None):
+        super().__init__(reason)
+        self.code, self.reason, self.command_id = code, reason, command_id
+
+
 STORAGE_RETRY_S = 2.0
 MAX_WAITING = 1000  # messages held behind one a full disk refused; the broker keeps the rest
 
@@ -62,6 +78,8 @@ MAX_WAITING = 1000  # messages held behind one a full disk refused; the broker k
 class ContextPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    version: Annotated[int, Field(ge=1)]  # newer replaces older; the retained copy seen again changes nothing
+    issued_at: AwareDatetime
     weather: dict[str, Any] = Field(default_factory=dict)
     local_events: list[dict[str, Any]] = Field(default_factory=list, max_length=200)
 
@@ -74,10 +92,10 @@ _BUNDLES: dict[Down, tuple[str, type[BaseModel], Callable[..., list[str] | None]
 
 
 def _verified(
-    data: bytes, kind: str, keys: list[Ed25519PublicKey], max_bytes: int, model: type[BaseModel]
+    data: bytes, kind: str, store: str, keys: list[Ed25519PublicKey], max_bytes: int, model: type[BaseModel]
 ) -> BaseModel:
     """Signature, then schema: runs in a thread, so a large roster never stalls the loop."""
-    return parse_payload(open_envelope(data, kind, keys, max_bytes), model)
+    return parse_payload(open_envelope(data, kind, store, keys, max_bytes), model)
 
 
 class Downlink:
@@ -100,7 +118,7 @@ class Downlink:
         self._link = link
         self._desired = desired
         self._topics = Topics(settings.mqtt.topic_prefix, settings.store.id, settings.store.device_id)
-        self._seen_commands: OrderedDict[str, None] = OrderedDict()
+        self._context_version = 0
         self._waiting: deque[Incoming] = deque()  # in arrival order; the first one was refused by a full disk
         self._cleared: set[str] = set()  # erasures whose memory is cleared and whose rows wait for room
         self._unreported: set[tuple[str, int]] = set()  # bundles applied whose result a full disk refused
@@ -126,8 +144,8 @@ class Downlink:
         if self._topics.classify(message.topic) is not Down.CMD:
             return None
         try:
-            command = COMMAND.validate_python(json_input.loads(_small(message.payload)))
-        except (ValueError, UnicodeDecodeError, ValidationError):
+            command = self._open_command(message.payload, message.topic)
+        except Refusal:
             return None  # refused with its reason when its turn comes
         return command if isinstance(command, Erase) else None
 
@@ -161,7 +179,7 @@ class Downlink:
         if kind in _BUNDLES:
             await self._bundle(kind, message.payload)
         elif kind is Down.CMD:
-            self._command(message.payload)
+            self._command(message.payload, message.topic)
         elif kind is Down.CONFIG:
             self._desired.handle(message.payload)
         else:
@@ -173,7 +191,9 @@ class Downlink:
         kind, model, apply = _BUNDLES[topic]
         loop = asyncio.get_running_loop()
         try:
-            bundle: Any = await loop.run_in_executor(None, _verified, data, kind, self._keys, self._max_bytes, model)
+            bundle: Any = await loop.run_in_executor(
+                None, _verified, data, kind, self._settings.store.id, self._keys, self._max_bytes, model
+            )
         except BundleRejected as exc:
             self._bundle_rejected(kind, exc.version, exc.code, exc.reason)
             return
@@ -217,30 +237,55 @@ class Downlink:
 
     # --- commands ------------------------------------------------------------------------------------
 
-    def _command(self, data: bytes) -> None:
-        command_id = None
+    def _open_command(self, data: bytes, topic: str) -> Command:
+        """The verified command on `topic`: signed for this store, for this device (or `*` on the store-wide
+        topic), neither too old nor from the future; Refusal saying why otherwise."""
         try:
-            raw = json_input.loads(_small(data))
-            if isinstance(raw, dict) and isinstance(raw.get("command_id"), str):
-                command_id = raw["command_id"][:128]
+            raw = json_input.loads(open_envelope(data, "command", self._settings.store.id, self._keys, MAX_SMALL))
+        except BundleRejected as exc:
+            raise Refusal(exc.code, exc.reason) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Refusal("invalid", f"the signed payload is not JSON ({exc})") from None
+        command_id = (
+            raw["command_id"][:128] if isinstance(raw, dict) and isinstance(raw.get("command_id"), str) else None
+        )
+        try:
             command = COMMAND.validate_python(raw)
-        except (ValueError, UnicodeDecodeError, ValidationError) as exc:
-            self._reject_command(
-                command_id, describe(exc) if isinstance(exc, ValidationError) else f"not a command ({exc})"
-            )
+        except ValidationError as exc:
+            raise Refusal("invalid", describe(exc), command_id) from None
+        wanted = "*" if topic.endswith("/cmd/*") else self._settings.store.device_id
+        if command.device != wanted:
+            raise Refusal("wrong_device", f"for device {command.device!r}, sent on the topic of {wanted!r}", command_id)
+        self._check_age(command.issued_at, COMMAND_MAX_AGE_S, command_id)
+        return command
+
+    def _check_age(self, issued_at: datetime, max_age_s: float, command_id: str | None = None) -> None:
+        wall = self._clock.wall()
+        if not wall.ntp_synced:
+            return  # without a synced clock, age means nothing: replays are caught by id or version alone
+        age = (wall.at - issued_at).total_seconds()
+        if age > max_age_s or age < -MAX_SKEW_S:
+            raise Refusal("stale", f"issued {age:.0f} s ago, outside -{MAX_SKEW_S}..{max_age_s:.0f} s", command_id)
+
+    def _command(self, data: bytes, topic: str) -> None:
+        try:
+            command = self._open_command(data, topic)
+        except Refusal as exc:
+            self._reject_command(exc.command_id, exc.code, exc.reason)
             return
-        if command.command_id in self._seen_commands:
+        if self._store.command_ids.seen(command.command_id):
             self.counts["cmd:duplicate"] += 1
             self._ack("command_result", {"command_id": command.command_id, "status": "duplicate"})
             return
         if isinstance(command, ShowOffer) and (problem := self._show_problem(command)) is not None:
-            self._reject_command(command.command_id, problem)
+            self._reject_command(command.command_id, "unshowable", problem)
         else:
             self._carry_out(command)
             self.counts[f"cmd:{command.type}"] += 1
-        self._seen_commands[command.command_id] = None  # only once carried out: a full disk's refusal is retried
-        if len(self._seen_commands) > REMEMBERED_COMMANDS:
-            self._seen_commands.popitem(last=False)
+        # only once carried out: a full disk's refusal is retried; kept as long as the command could be accepted
+        expires = command.issued_at.timestamp() + COMMAND_MAX_AGE_S
+        self._store.command_ids.claim(command.command_id, max(expires, self._clock.unix() + COMMAND_MAX_AGE_S))
+        self._store.command_ids.prune(self._clock.unix())
 
     def _carry_out(self, command: Erase | Reload | ShowOffer | Ping) -> None:
         if isinstance(command, Erase):
@@ -254,10 +299,10 @@ class Downlink:
         elif isinstance(command, Ping):
             self._ack("command_result", {"command_id": command.command_id, "status": "ok", "pong": True})
 
-    def _reject_command(self, command_id: str | None, reason: str) -> None:
-        self.counts["cmd:rejected"] += 1
-        log.warning("rejected a command (id %s): %s", command_id, reason)
-        self._ack("command_result", {"command_id": command_id, "status": "rejected", "reason": reason})
+    def _reject_command(self, command_id: str | None, code: str, reason: str) -> None:
+        self.counts[f"cmd:rejected:{code}"] += 1
+        log.warning("rejected a command (id %s): %s: %s", command_id, code, reason)
+        self._ack("command_result", {"command_id": command_id, "status": "rejected", "code": code, "reason": reason})
 
     def _erase(self, command: Erase) -> None:
         """Every room's memory, then rows and receipt in one transaction, all before the drain can run: the receipt
@@ -303,13 +348,20 @@ class Downlink:
 
     def _context(self, data: bytes) -> None:
         try:
-            context = ContextPayload.model_validate_json(_small(data))
-        except (ValueError, ValidationError) as exc:
-            reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
-            self.counts["context:rejected"] += 1
-            log.warning("rejected a context update: %s", reason)
-            self._ack("context_result", {"status": "rejected", "reason": reason})
+            payload = open_envelope(data, "context", self._settings.store.id, self._keys, MAX_SMALL)
+            context = parse_payload(payload, ContextPayload)
+            if context.version < self._context_version:
+                raise Refusal("stale", f"version {context.version} is older than {self._context_version}, in force")
+            self._check_age(context.issued_at, CONTEXT_MAX_AGE_S)
+        except (BundleRejected, Refusal) as exc:
+            self.counts[f"context:rejected:{exc.code}"] += 1
+            log.warning("rejected a context update: %s: %s", exc.code, exc.reason)
+            self._ack("context_result", {"status": "rejected", "code": exc.code, "reason": exc.reason})
             return
+        if context.version == self._context_version:
+            self.counts["context:unchanged"] += 1  # the retained copy again, after a reconnect
+            return
+        self._context_version = context.version
         self.counts["context:applied"] += 1
         self._bus.publish(
             ContextUpdate(weather=context.weather, local_events=tuple(context.local_events), wall=self._clock.wall())
@@ -321,10 +373,3 @@ class Downlink:
             self._store.outbox.add(
                 stream=ACK_STREAM, kind=kind, payload=payload, created_at=wall.iso(), drop_class=DropClass.EVENT
             )
-
-
-def _small(data: bytes) -> bytes:
-    """A command or context message, refused (ValueError) when larger than either should ever be."""
-    if len(data) > MAX_SMALL_MESSAGE:
-        raise ValueError(f"{len(data)} bytes, more than {MAX_SMALL_MESSAGE}")
-    return data

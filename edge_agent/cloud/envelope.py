@@ -1,12 +1,14 @@
-"""The signed envelope around offer bundles and rosters: verified before a byte of the payload is parsed.
+"""The signed envelope around everything the cloud sends a store: verified before a byte of it is parsed.
 
-    envelope  = UTF-8 JSON {"format": "SEA-BUNDLE-1", "kind": KIND, "payload": b64url(P), "signature": b64url(S)}
-    P         = the bundle as UTF-8 JSON (any formatting: the exact bytes are what is signed)
-    S         = Ed25519(cloud key, b"SEA-BUNDLE-1." + KIND + b"." + b64url(P))
-    KIND      = "offers" | "roster" | "roster_delta" | "config"
+    envelope  = UTF-8 JSON {"format": "SEA-BUNDLE-2", "kind": KIND, "store": STORE, "payload": b64url(P),
+                            "signature": b64url(S)}
+    P         = the message as UTF-8 JSON (any formatting: the exact bytes are what is signed)
+    S         = Ed25519(cloud key, b"SEA-BUNDLE-2." + KIND + b"." + STORE + b"." + b64url(P))
+    KIND      = "offers" | "roster" | "roster_delta" | "config" | "command" | "context"
 
-b64url is unpadded URL-safe base64. The kind is inside the signed bytes, so a roster can never be passed
-off as an offer bundle. Pure code (no I/O): the agent, the CLI and the cloud simulator share it.
+b64url is unpadded URL-safe base64. The kind and the store id are inside the signed bytes, so a roster can
+never be passed off as an offer bundle, nor one store's message (from a bridge, a shared broker or a
+recording) as another's. Pure code (no I/O): the agent, the CLI and the cloud simulator share it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from pydantic import BaseModel, ValidationError
 from .. import json_input
 from ..errors import Refused
 
-FORMAT = "SEA-BUNDLE-1"
-KINDS = ("offers", "roster", "roster_delta", "config")
+FORMAT = "SEA-BUNDLE-2"
+KINDS = ("offers", "roster", "roster_delta", "config", "command", "context")
+_STORE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # config.Ident: a store id
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 M = TypeVar("M", bound=BaseModel)
 
@@ -51,41 +54,47 @@ def _unb64url(text: str, what: str) -> bytes:
         raise BundleRejected("malformed", f"{what} does not decode ({exc})") from None
 
 
-def _signed_bytes(kind: str, payload_b64: str) -> bytes:
-    return f"{FORMAT}.{kind}.{payload_b64}".encode("ascii")
+def _signed_bytes(kind: str, store: str, payload_b64: str) -> bytes:
+    return f"{FORMAT}.{kind}.{store}.{payload_b64}".encode("ascii")
 
 
-def seal(key: Ed25519PrivateKey, kind: str, payload: bytes) -> bytes:
-    """Wrap payload bytes (a bundle's JSON) in a signed envelope."""
+def seal(key: Ed25519PrivateKey, kind: str, store: str, payload: bytes) -> bytes:
+    """Wrap payload bytes (a bundle's or a message's JSON) in an envelope signed for one store."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if not _STORE.fullmatch(store):
+        raise ValueError(f"store must be a store id (letters, digits, _ . -), got {store!r}")
     payload_b64 = b64url(payload)
-    signature = key.sign(_signed_bytes(kind, payload_b64))
-    envelope = {"format": FORMAT, "kind": kind, "payload": payload_b64, "signature": b64url(signature)}
+    signature = key.sign(_signed_bytes(kind, store, payload_b64))
+    envelope = {"format": FORMAT, "kind": kind, "store": store, "payload": payload_b64, "signature": b64url(signature)}
     return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
 
 
-def open_envelope(data: bytes, kind: str, keys: list[Ed25519PublicKey], max_bytes: int) -> bytes:
-    """The verified payload bytes of an envelope of `kind`; raises BundleRejected with the reason otherwise."""
+def open_envelope(data: bytes, kind: str, store: str, keys: list[Ed25519PublicKey], max_bytes: int) -> bytes:
+    """The verified payload bytes of an envelope of `kind` for `store`; raises BundleRejected with the reason
+    otherwise (`other_store` for a genuine message meant for another store)."""
     if len(data) > max_bytes:
         raise BundleRejected("too_large", f"{len(data)} bytes, more than the {max_bytes} allowed")
     try:
         envelope = json_input.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleRejected("malformed", f"envelope is not UTF-8 JSON ({exc})") from None
-    if not isinstance(envelope, dict) or set(envelope) != {"format", "kind", "payload", "signature"}:
-        raise BundleRejected("malformed", "envelope must be an object with exactly format, kind, payload, signature")
-    fields = [envelope[f] for f in ("format", "kind", "payload", "signature")]
+    names = ("format", "kind", "store", "payload", "signature")
+    if not isinstance(envelope, dict) or set(envelope) != set(names):
+        raise BundleRejected("malformed", f"envelope must be an object with exactly {', '.join(names)}")
+    fields = [envelope[f] for f in names]
     if not all(isinstance(f, str) for f in fields):
         raise BundleRejected("malformed", "envelope fields must be strings")
-    fmt, got_kind, payload_b64, signature_b64 = fields
+    fmt, got_kind, got_store, payload_b64, signature_b64 = fields
     if fmt != FORMAT:
         raise BundleRejected("malformed", f"format {fmt[:40]!r} is not {FORMAT}")
     if got_kind != kind:
         raise BundleRejected("wrong_kind", f"a {got_kind[:40]!r} envelope sent where {kind!r} was expected")
+    if got_store != store:
+        raise BundleRejected("other_store", f"signed for store {got_store[:64]!r}, not this store {store!r}")
     payload = _unb64url(payload_b64, "payload")
     signature = _unb64url(signature_b64, "signature")
-    signed = _signed_bytes(kind, payload_b64)
+    signed = _signed_bytes(kind, store, payload_b64)
     for key in keys:
         try:
             key.verify(signature, signed)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..bus import Bus
 from ..clock import Clock
@@ -78,3 +78,12 @@ class CloudSync:
     def metrics(self) -> Iterator[Metric]:
         connected = int(self.link.connected.is_set())
         yield GaugeMetricFamily("edge_mqtt_connected", "1 while the link to the broker is up", value=connected)
+        refused = CounterMetricFamily(
+            "edge_downlink_refused", "Downlink messages refused, by kind and code", labels=["kind", "code"]
+        )
+        verdicts = [*self.downlink.counts.items(), *((f"config:{k}", n) for k, n in self.desired.counts.items())]
+        for key, n in verdicts:
+            kind, _, code = key.partition(":rejected:")  # e.g. "cmd:rejected:stale", "offers:rejected:bad_signature"
+            if code:
+                refused.add_metric([kind, code], n)
+        yield refused

@@ -75,8 +75,9 @@ def infer_kind(data: dict[str, Any]) -> str:
     )
 
 
-def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None) -> tuple[str, bytes]:
-    """Validate a bundle file against its model (so a mistake is caught here, not in every store) and seal it."""
+def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None, store: str) -> tuple[str, bytes]:
+    """Validate a bundle file against its model (so a mistake is caught here, not in every store) and seal it
+    for one store."""
     try:
         payload = path.read_bytes()
         data = json_input.loads(payload)
@@ -92,22 +93,29 @@ def sign_file(path: Path, key: Ed25519PrivateKey, kind: str | None) -> tuple[str
             parse_payload(payload, MODELS[kind])
     except BundleRejected as exc:
         raise ToolError(f"{path}: not a valid {kind} bundle: {exc.reason}") from None
-    return kind, seal(key, kind, payload)
-
-
-def envelope_kind(envelope: bytes) -> str:
     try:
-        kind = json_input.loads(envelope)["kind"]
+        return kind, seal(key, kind, store, payload)
+    except ValueError as exc:
+        raise ToolError(f"--store: {exc}") from None
+
+
+def envelope_kind(envelope: bytes, store: str) -> str:
+    """The kind of a signed envelope meant for `store`; ToolError for anything else."""
+    try:
+        opened = json_input.loads(envelope)
+        kind, signed_for = opened["kind"], opened["store"]
     except (ValueError, KeyError, TypeError):
         raise ToolError("not a signed envelope (sign the bundle with `edge-agent bundle sign` first)") from None
     if not isinstance(kind, str) or kind not in TOPICS:  # `"kind": []` must not reach a dict lookup
         raise ToolError(f"unknown envelope kind {kind!r}")
+    if signed_for != store:
+        raise ToolError(f"signed for store {signed_for!r:.70}, not {store!r}: the store would refuse it")
     return kind
 
 
 async def publish(settings: MqttSettings, store: str, envelope: bytes, timeout: float = 30.0) -> str:
     """Publish a signed envelope on the store's topic (retained for full bundles); returns the topic."""
-    kind = envelope_kind(envelope)
+    kind = envelope_kind(envelope, store)
     topic = Topics(settings.topic_prefix, store, "-").down(TOPICS[kind])
     link = MqttLink(settings, f"edge-agent-publish-{os.getpid()}", persistent=False)
     runner = asyncio.create_task(link.run())

@@ -39,6 +39,7 @@ class Store:
         self.decisions = DecisionLog(db, self.outbox)
         self.impressions = ImpressionLog(db, self.outbox)
         self.nonces = NonceLedger(db)
+        self.command_ids = NonceLedger(db, "command_ids")
         self.bundle_versions = BundleVersions(db)
         self.consents = ConsentLedger(db, self.outbox)
         self.claims = ClaimLedger(db, self.outbox)

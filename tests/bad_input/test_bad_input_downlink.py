@@ -31,18 +31,22 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 NOW = datetime.now(UTC).isoformat()
 BUNDLE_KEYS = ["version", "issued_at", "offers", "customers", "base_version", "upsert", "remove", "settings"]
 near_values = json_values | st.sampled_from([1, 2, 3, 2**63, -1, NOW, "2026-13-01", ["alice"], [{"offer_id": "x"}]])
-COMMAND_KEYS = ["command_id", "type", "customer_ref", "consent_epoch", "touchpoint", "offer_id"]
-command_values = json_values | st.sampled_from(["ping", "reload", "show", "erase", "c-1", "screen-a", "coffee", 0])
-CONTEXT_KEYS = ["weather", "local_events"]
+COMMAND_KEYS = ["command_id", "device", "issued_at", "type", "customer_ref", "consent_epoch", "touchpoint", "offer_id"]
+command_values = json_values | st.sampled_from(
+    ["ping", "reload", "show", "erase", "c-1", "screen-a", "coffee", 0, "*", DEVICE, NOW]
+)
+CONTEXT_KEYS = ["version", "issued_at", "weather", "local_events"]
 
 downlink_payloads = st.one_of(
     payloads,
-    encoded(objects(COMMAND_KEYS, command_values)),
-    encoded(objects(CONTEXT_KEYS)),
-    encoded(objects(["format", "kind", "payload", "signature"])),
+    encoded(objects(COMMAND_KEYS, command_values)),  # unsigned
+    encoded(objects(["format", "kind", "store", "payload", "signature"])),
+    # signed by the store's own key: the schema, the device and the age are what must refuse them
     st.tuples(st.sampled_from(KINDS), encoded(objects(BUNDLE_KEYS, near_values)) | payloads).map(
-        lambda kp: seal(KEY, kp[0], kp[1])  # signed by the store's own key: the schema is what must refuse it
+        lambda kp: seal(KEY, kp[0], STORE, kp[1])
     ),
+    encoded(objects(COMMAND_KEYS, command_values)).map(lambda p: seal(KEY, "command", STORE, p)),
+    encoded(objects(CONTEXT_KEYS, near_values)).map(lambda p: seal(KEY, "context", STORE, p)),
 )
 
 
@@ -58,7 +62,7 @@ async def agent(tmp_path, issuer):
         "config": {"version": 1, "settings": {"signage": {"rotate_s": 30}}},
     }
     for kind, bundle in good.items():
-        await deliver(agent, topic(agent, kind), seal(KEY, kind, json.dumps(bundle).encode()))
+        await deliver(agent, topic(agent, kind), seal(KEY, kind, STORE, json.dumps(bundle).encode()))
     assert state(agent)[:3] == (1, 1, 1)
     level = logging.getLogger().level
     yield agent
@@ -102,7 +106,18 @@ SUBSCRIPTIONS = Topics("retail/v1", STORE, DEVICE).subscriptions()  # the agent'
 @settings(max_examples=examples(200), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(SUBSCRIPTIONS), downlink_payloads)
 # found by this test: a show command for an unknown offer was refused but never counted
-@example(SUBSCRIPTIONS[-1], b'{"command_id": "c-1", "type": "show", "touchpoint": "screen-a", "offer_id": "none"}')
+@example(
+    SUBSCRIPTIONS[-1],
+    seal(
+        KEY,
+        "command",
+        STORE,
+        json.dumps(
+            {"command_id": "c-1", "device": "*", "issued_at": NOW, "type": "show", "touchpoint": "screen-a"}
+            | {"offer_id": "none"}
+        ).encode(),
+    ),
+)
 @example(SUBSCRIPTIONS[-1], b"[" * 5000)  # found by this test: RecursionError out of the command parser
 @example(SUBSCRIPTIONS[0], b"[" * 5000)  # ... and out of the envelope
 async def test_every_downlink_topic_gives_one_counted_verdict_and_keeps_the_last_good_state(agent, topic_, payload):
@@ -152,7 +167,7 @@ async def test_signed_near_misses_of_good_bundles_apply_whole_or_not_at_all(agen
             if isinstance(doc.get(key), int):
                 doc[key] = value
     before, kept, acked = verdicts(agent), state(agent), len(acks(agent))
-    await deliver(agent, topic(agent, TOPIC_OF[kind]), seal(KEY, kind, json.dumps(doc).encode()))
+    await deliver(agent, topic(agent, TOPIC_OF[kind]), seal(KEY, kind, STORE, json.dumps(doc).encode()))
     change = verdicts(agent) - before
     assert sum(change.values()) == 1, change
     (verdict,) = change

@@ -11,7 +11,7 @@ from edge_agent.config import from_dict
 from edge_agent.keys import public_keys
 from simulators.broker import Mosquitto
 from simulators.cloud import offer_bundle
-from tests.factories import config_dict, offer
+from tests.factories import STORE, config_dict, offer
 
 
 def test_keys_new_never_overwrites(tmp_path, capsys):
@@ -28,14 +28,17 @@ def test_sign_checks_the_bundle_first(tmp_path, capsys):
     public = capsys.readouterr().out.strip()
     good = tmp_path / "offers.json"
     good.write_text(json.dumps(offer_bundle(3, [offer("o1")])))
-    assert main(["bundle", "sign", str(good), "--key", str(tmp_path / "bundle-signing.key")]) == 0
+    key = str(tmp_path / "bundle-signing.key")
+    assert main(["bundle", "sign", str(good), "--key", key, "--store", STORE]) == 0
     envelope = (tmp_path / "offers.signed.json").read_bytes()
-    assert json.loads(open_envelope(envelope, "offers", public_keys([public]), 1 << 20))["version"] == 3
+    assert json.loads(open_envelope(envelope, "offers", STORE, public_keys([public]), 1 << 20))["version"] == 3
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"version": 0, "offers": []}))
-    assert main(["bundle", "sign", str(bad), "--key", str(tmp_path / "bundle-signing.key")]) == 2
+    assert main(["bundle", "sign", str(bad), "--key", key, "--store", STORE]) == 2
     err = capsys.readouterr().err
     assert "not a valid offers bundle" in err and "version" in err and "issued_at" in err
+    assert main(["bundle", "sign", str(good), "--key", key, "--store", "not a store"]) == 2
+    assert "--store: store must be a store id" in capsys.readouterr().err
 
 
 async def test_a_bundle_signed_and_published_with_the_tools_is_applied(tmp_path, issuer, running, capsys):
@@ -50,7 +53,13 @@ async def test_a_bundle_signed_and_published_with_the_tools_is_applied(tmp_path,
         bundle = tmp_path / "offers.json"
         bundle.write_text(json.dumps(offer_bundle(1, [offer("from-the-operator")])))
         key = str(tmp_path / "bundle-signing.key")
-        assert await loop.run_in_executor(None, main, ["bundle", "sign", str(bundle), "--key", key]) == 0
+        other = ["bundle", "sign", str(bundle), "--key", key, "--store", "store-other", "--out", str(tmp_path / "o")]
+        assert await loop.run_in_executor(None, main, other) == 0
+        publish = ["bundle", "publish", str(tmp_path / "o"), "--config", str(tmp_path / "store.toml")]
+        assert await loop.run_in_executor(None, main, publish) == 2  # the tool says so before the store refuses it
+        assert "signed for store 'store-other', not 'store-test'" in capsys.readouterr().err
+        sign = ["bundle", "sign", str(bundle), "--key", key, "--store", STORE]
+        assert await loop.run_in_executor(None, main, sign) == 0
         signed = str(tmp_path / "offers.signed.json")
         publish = ["bundle", "publish", signed, "--config", str(tmp_path / "store.toml")]
         assert await loop.run_in_executor(None, main, publish) == 0

@@ -18,7 +18,7 @@ from edge_agent.config import from_dict
 from edge_agent.events import Channel
 from edge_agent.keys import public_key_b64
 from simulators.cloud import to_json
-from tests.factories import DEVICE, config_dict
+from tests.factories import DEVICE, STORE, config_dict
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ async def test_desired_config_applies_live_refuses_bad_and_survives_a_restart(tm
     assert agent.presence.hold_for(Channel.BLE) == 12.0
 
     # Forged: signed by a key the store does not trust.
-    forged = seal(Ed25519PrivateKey.generate(), "config", to_json({"version": 9, "settings": {}}))
+    forged = seal(Ed25519PrivateKey.generate(), "config", STORE, to_json({"version": 9, "settings": {}}))
     await cloud.publish("config", forged, retain=True)
     await cloud.wait_for(lambda: (cloud.reported[DEVICE].get("rejected") or {}).get("code") == "bad_signature")
     assert cloud.reported[DEVICE]["version"] == 1
@@ -164,7 +164,7 @@ async def test_an_operator_signs_and_publishes_a_desired_config_with_the_tools(
     key = str(tmp_path / "bundle-signing.key")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"version": 1, "settings": {"presence": {"hold_down_s": 0}}}))
-    assert await loop.run_in_executor(None, main, ["bundle", "sign", str(bad), "--key", key]) == 2
+    assert await loop.run_in_executor(None, main, ["bundle", "sign", str(bad), "--key", key, "--store", STORE]) == 2
     assert "settings.presence.hold_down_s: got 0, expected greater than 0" in capsys.readouterr().err
 
     mqtt = {"host": broker.host, "port": broker.port, "bundle_public_keys": [public], "reconnect_max_s": 1.0}
@@ -173,7 +173,7 @@ async def test_an_operator_signs_and_publishes_a_desired_config_with_the_tools(
     agent = await running(from_dict(data))
     good = tmp_path / "desired.json"
     good.write_text(json.dumps({"version": 3, "settings": {"presence": {"dwell_interval_s": 4.0}}}))
-    assert await loop.run_in_executor(None, main, ["bundle", "sign", str(good), "--key", key]) == 0
+    assert await loop.run_in_executor(None, main, ["bundle", "sign", str(good), "--key", key, "--store", STORE]) == 0
     signed = str(tmp_path / "desired.signed.json")
     publish = ["bundle", "publish", signed, "--config", str(tmp_path / "store.toml")]
     assert await loop.run_in_executor(None, main, publish) == 0
@@ -188,7 +188,9 @@ def test_a_stored_config_that_no_longer_fits_the_file_is_not_applied(tmp_path, i
     key = Ed25519PrivateKey.generate()
     mqtt = {"host": "127.0.0.1", "port": 1, "bundle_public_keys": [public_key_b64(key.public_key())]}
     first = Agent(from_dict(config_dict(tmp_path, issuer, mqtt=mqtt)))
-    first.cloud.desired.handle(seal(key, "config", to_json({"version": 1, "settings": {"ble": {"enter_m": 4.5}}})))
+    first.cloud.desired.handle(
+        seal(key, "config", STORE, to_json({"version": 1, "settings": {"ble": {"enter_m": 4.5}}}))
+    )
     assert first.cloud.desired.version == 1 and first.settings.ble.enter_m == 4.5
     first.store.close()
 

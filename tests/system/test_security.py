@@ -181,5 +181,5 @@ def test_a_signing_key_others_may_read_is_refused(tmp_path, capsys):
         load_key(key_path)
     bundle = tmp_path / "offers.json"
     bundle.write_text(json.dumps({"version": 1, "offers": []}))
-    assert main(["bundle", "sign", str(bundle), "--key", str(key_path)]) == 2
+    assert main(["bundle", "sign", str(bundle), "--key", str(key_path), "--store", "store-test"]) == 2
     assert f"{key_path} has mode 0604" in capsys.readouterr().err
