@@ -291,20 +291,21 @@ class Agent:
         yield from self.engine.metrics()
         yield from self.hub.metrics()
         yield from self.proof.metrics()
-        http = CounterMetricFamily("edge_http_refused", "HTTP requests refused (4xx), by code", labels=["code"])
-        for code, n in self.http_refused.items():
-            http.add_metric([code], n)
-        yield http
+        yield _counter("edge_http_refused", "HTTP requests refused (4xx), by code", "code", self.http_refused)
         yield from self.store.metrics()
         for other in (self.cloud, self.vision):
             if other is not None:
                 yield from other.metrics()
         yield from self.catalog.metrics()
         yield from self.progress.metrics()
-        restarts = CounterMetricFamily("edge_component_restarts", "Component crashes restarted", labels=["component"])
-        for name, n in self.restarts.items():
-            restarts.add_metric([name], n)
-        yield restarts
+        yield _counter("edge_component_restarts", "Component crashes restarted", "component", self.restarts)
 
     def sign_status(self) -> dict[str, Any]:
         return {driver.id: driver.status() for driver in self.signs}
+
+
+def _counter(name: str, documentation: str, label: str, counts: Counter[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for value, n in counts.items():
+        family.add_metric([value], n)
+    return family
