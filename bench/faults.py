@@ -44,6 +44,7 @@ import tomli_w
 from bench.agent_faults import Journal, StateDisk, install_journal, tally
 from bench.agent_process import AgentProcess
 from bench.harness import models_folder
+from edge_agent.demo.cloud import provision
 from edge_agent.demo.store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
 from simulators.bluez import PrivateBus, SimulatedBlueZ, dbus_available
 from simulators.broker import Mosquitto, free_port
@@ -169,6 +170,7 @@ class FaultRun:
             "reconnect_max_s": 1.0,
             "puback_timeout_s": 10.0,
         }
+        provision(config, self.workdir, self.cloud)
         if self.models is not None:
             config["sources"]["vision"] = True
             camera = {"id": "cam-entrance", "source": str(self.video), "zone": "entrance", "max_fps": 2.0, "loop": True}

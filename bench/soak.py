@@ -38,7 +38,7 @@ from typing import Any
 import tomli_w
 
 from bench.agent_process import AgentProcess, ProcSampler, import_costs
-from edge_agent.demo.cloud import mqtt_section
+from edge_agent.demo.cloud import mqtt_section, provision
 from edge_agent.demo.floor import ble_roster
 from edge_agent.demo.run import decided_after
 from edge_agent.demo.store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
@@ -93,6 +93,7 @@ def soak_config(workdir: Path, port: int, issuer: CheckinIssuer, token: str, clo
     config["presence"] = {"hold_down_s": 5.0, "checkin_hold_s": 10.0, "dwell_interval_s": 5.0}
     config["signage"]["rotate_s"] = 2.0
     config["mqtt"] = mqtt_section(cloud, telemetry_interval_s=2.0, reconnect_max_s=2.0)
+    provision(config, workdir, cloud)
     return config
 
 

@@ -44,11 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     status = db_commands.add_parser("status", help="schema version and row counts as JSON")
     status.add_argument("--config", required=True, type=Path)
 
-    keys = commands.add_parser("keys", help="signing keys for offer bundles and rosters")
+    keys = commands.add_parser("keys", help="signing keys for offer bundles and rosters; a host's device key")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = keys_commands.add_parser("new", help="make an Ed25519 key pair: NAME.key (private) and NAME.pub")
     new.add_argument("--dir", type=Path, default=Path("."))
-    new.add_argument("--name", default="bundle-signing")
+    new.add_argument("--name", help="default: bundle-signing, or device with --device")
+    new.add_argument(
+        "--device",
+        action="store_true",
+        help="this host's device key instead (store.device_key_file); prints its public keys for the cloud",
+    )
 
     bundle = commands.add_parser("bundle", help="sign and publish offer bundles, rosters and desired configs")
     bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True)
@@ -223,6 +228,7 @@ def _run(path: Path) -> int:
         return 2
     logs.setup(logging.getLogger().level, settings.ops.log_format)
     from .app import Agent
+    from .keys import DeviceKeyError
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -232,7 +238,11 @@ def _run(path: Path) -> int:
                 loop.add_signal_handler(sig, stop.set)
         await Agent(settings).run(stop)
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except DeviceKeyError as exc:  # a secret file, so check-config (run by anyone) does not open it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -272,8 +282,16 @@ def _bundle_tools(args: argparse.Namespace) -> int:
     from .cloud import tools
 
     try:
-        if args.command == "keys":
-            key_path, public = tools.new_key_pair(args.dir, args.name)
+        if args.command == "keys" and args.device:
+            key_path, device_public = tools.new_device_key(args.dir, args.name or "device")
+            print(
+                f"device key: {key_path} (keep it on this host only; point store.device_key_file at it)",
+                file=sys.stderr,
+            )
+            print("its public keys, to register with the cloud for this host:", file=sys.stderr)
+            print(json.dumps(device_public))
+        elif args.command == "keys":
+            key_path, public = tools.new_key_pair(args.dir, args.name or "bundle-signing")
             print(f"private key: {key_path} (keep it secret; it signs what every store applies)", file=sys.stderr)
             print(f"public key for mqtt.bundle_public_keys: {public}", file=sys.stderr)
             print(public)

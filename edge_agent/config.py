@@ -49,6 +49,10 @@ class StoreSettings(Section):
     id: Ident = Field(description="store id, part of every MQTT topic")
     chain_id: Ident = Field(description="chain id, the salt of the BLE day keys")
     device_id: Ident = Field(description="this host's id among the store's touchpoint hosts")
+    device_key_file: Annotated[Path, Field(strict=False)] | None = Field(
+        default=None,
+        description="this host's device key (`edge-agent keys new --device`): the roster's secrets are sealed to it",
+    )
     timezone: str = Field(
         default="UTC", description="the store's IANA time zone: playlist schedules, time of day and week for offers"
     )
@@ -490,6 +494,10 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
         settings = settings.model_copy(update={"surfaces": settings.surfaces.model_copy(update={"assets": assets})})
     if base_dir is not None and settings.mqtt is not None:
         settings = settings.model_copy(update={"mqtt": settings.mqtt.resolved(base_dir)})
+    key = settings.store.device_key_file
+    if base_dir is not None and key is not None and not key.is_absolute():
+        store = settings.store.model_copy(update={"device_key_file": credential(key) or (base_dir / key).resolve()})
+        settings = settings.model_copy(update={"store": store})
     if base_dir is not None and settings.pos is not None and not settings.pos.profile.is_absolute():
         pos = settings.pos.model_copy(update={"profile": (base_dir / settings.pos.profile).resolve()})
         settings = settings.model_copy(update={"pos": pos})

@@ -19,9 +19,11 @@ from typing import Any, TypedDict
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 
+from edge_agent.cloud import sealed
 from edge_agent.cloud.envelope import seal
+from edge_agent.cloud.sealed import split
 from edge_agent.config import MqttSettings
-from edge_agent.keys import public_key_b64
+from edge_agent.keys import DevicePublic, public_key_b64
 from edge_agent.mqtt import MqttLink
 
 
@@ -39,6 +41,10 @@ def to_json(bundle: BaseModel | dict[str, Any]) -> bytes:
     return json.dumps(bundle).encode()
 
 
+def as_dict(bundle: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    return bundle.model_dump(mode="json") if isinstance(bundle, BaseModel) else dict(bundle)
+
+
 class CloudSim:
     def __init__(
         self,
@@ -50,8 +56,10 @@ class CloudSim:
         prefix: str = "retail/v1",
         client_id: str | None = None,
         tls: TlsFiles | None = None,
+        devices: dict[str, DevicePublic] | None = None,
     ):
         self.store = store
+        self.devices = dict(devices or {})  # the store's agents whose device keys the operator registered
         self.context_version = 0
         self.host, self.port = host, port
         self.key = key or Ed25519PrivateKey.generate()
@@ -108,7 +116,20 @@ class CloudSim:
     # --- down ----------------------------------------------------------------------------------------
 
     def sign(self, kind: str, bundle: BaseModel | dict[str, Any]) -> bytes:
+        """Signed for this store; a roster's day keys and face embeddings sealed to each registered agent (a roster
+        given with secrets in clear, as a test writes it, goes out with them only sealed)."""
+        if kind in ("roster", "roster_delta"):
+            bundle = self.sealed_roster(kind, as_dict(bundle))
         return seal(self.key, kind, self.store, to_json(bundle))
+
+    def sealed_roster(self, kind: str, bundle: dict[str, Any]) -> dict[str, Any]:
+        field = "customers" if kind == "roster" else "upsert"
+        public, secrets = split(bundle.get(field, []))
+        if not secrets:
+            return bundle
+        recipients = {device: key.seal for device, key in self.devices.items()}
+        locked = sealed.seal(secrets, recipients, store=self.store, kind=kind, version=bundle["version"])
+        return {**bundle, field: public, "sealed": locked}
 
     async def publish(self, suffix: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish on `{prefix}/{store}/{suffix}` and wait for the broker's PUBACK."""

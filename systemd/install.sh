@@ -44,6 +44,12 @@ install -d -m 0700 "$CONF/credentials"
 for secret in mqtt-password mqtt-client.key; do
     [ -e "$CONF/credentials/$secret" ] || install -m 0600 /dev/null "$CONF/credentials/$secret"
 done
+if [ ! -e "$CONF/credentials/device-key.key" ]; then
+    # This host's own key: the cloud seals the roster's secrets to it. Register what it prints with the cloud.
+    "$PREFIX/venv/bin/edge-agent" keys new --device --dir "$CONF/credentials" --name device-key \
+        > "$CONF/device-public.json"
+    echo "   new device key; register $CONF/device-public.json with the cloud for this host"
+fi
 if [ ! -e "$CONF/edge-agent.toml" ]; then
     # State lives under the service's StateDirectory; /etc is read-only to the agent.
     sed 's|^path = "edge-agent.db".*|path = "/var/lib/edge-agent/edge-agent.db"|' \

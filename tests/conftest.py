@@ -17,7 +17,7 @@ from simulators.broker import Mosquitto
 from simulators.checkin_app import CheckinIssuer
 from simulators.cloud import CloudSim
 
-from .factories import STORE, config_dict, seed
+from .factories import DEVICE, DEVICE_KEY, STORE, config_dict, seed
 
 # Property tests: the short default runs in the suite; HYPOTHESIS_PROFILE=full tries ten times as many inputs.
 hypothesis_settings.register_profile("suite", deadline=None)
@@ -64,6 +64,6 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 @pytest.fixture
 async def cloud(broker: Mosquitto) -> AsyncIterator[CloudSim]:
     """The cloud simulator on that broker, for this test's store."""
-    sim = await CloudSim(broker.host, broker.port, STORE).start()
+    sim = await CloudSim(broker.host, broker.port, STORE, devices={DEVICE: DEVICE_KEY.public()}).start()
     yield sim
     await sim.close()

@@ -14,6 +14,7 @@ import pytest
 
 from edge_agent.app import Agent
 from edge_agent.config import Settings, from_dict
+from edge_agent.keys import DeviceKey
 from edge_agent.store.decisions import DecisionRecord
 from edge_agent.store.offers import Offer
 from edge_agent.store.roster import RosterEntry
@@ -23,6 +24,15 @@ STORE = "store-test"
 DEVICE = "edge-test"
 OPS_TOKEN = "ops-token-for-tests-0123"
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}  # what a Prometheus scrape sends
+DEVICE_KEY = DeviceKey(bytes(range(100, 132)))  # the test host's device key: the cloud simulator seals to it
+
+
+def device_key_file(folder: Path) -> str:
+    """The test device key, written into the test's folder once."""
+    path = folder / "device.key"
+    if not path.exists():
+        DEVICE_KEY.write(path)
+    return str(path)
 
 
 def config_dict(tmp_path: Path, issuer: CheckinIssuer, **overrides: Any) -> dict[str, Any]:
@@ -58,7 +68,10 @@ def mqtt_section(broker, cloud, **mqtt: Any) -> dict[str, Any]:
 
 
 def mqtt_settings(tmp_path: Path, issuer: CheckinIssuer, broker, cloud, **mqtt: Any) -> Settings:
-    return from_dict(config_dict(tmp_path, issuer, mqtt=mqtt_section(broker, cloud, **mqtt)))
+    """A store synced by the cloud simulator, with the device key the simulator seals the roster's secrets to."""
+    data = config_dict(tmp_path, issuer, mqtt=mqtt_section(broker, cloud, **mqtt))
+    data["store"]["device_key_file"] = device_key_file(tmp_path)
+    return from_dict(data)
 
 
 def offer(offer_id: str, **fields: Any) -> Offer:

@@ -34,7 +34,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..events import ContextUpdate, Erased, OffersChanged, ShowRequested
-from ..keys import public_keys
+from ..keys import DeviceKey, public_keys
 from ..mqtt import SESSION_EXPIRY_S, Incoming, MqttLink
 from ..store import Store
 from ..store.bundles import (
@@ -49,6 +49,7 @@ from ..store.bundles import (
 from ..store.erasure import erase_customer
 from ..store.faults import StorageRefused, is_storage_error
 from ..store.outbox import DropClass
+from . import sealed
 from .commands import COMMAND, Command, Erase, Ping, Reload, ShowOffer
 from .desired import DesiredConfig
 from .envelope import BundleRejected, describe, open_envelope, parse_payload
@@ -92,10 +93,26 @@ _BUNDLES: dict[Down, tuple[str, type[BaseModel], Callable[..., list[str] | None]
 
 
 def _verified(
-    data: bytes, kind: str, store: str, keys: list[Ed25519PublicKey], max_bytes: int, model: type[BaseModel]
+    data: bytes,
+    kind: str,
+    store: str,
+    keys: list[Ed25519PublicKey],
+    max_bytes: int,
+    model: type[BaseModel],
+    device: tuple[str, DeviceKey | None],
 ) -> BaseModel:
-    """Signature, then schema: runs in a thread, so a large roster never stalls the loop."""
-    return parse_payload(open_envelope(data, kind, store, keys, max_bytes), model)
+    """Signature, then schema, then this host's copy of a roster's secrets opened: runs in a thread, so a large
+    roster never stalls the loop."""
+    bundle = parse_payload(open_envelope(data, kind, store, keys, max_bytes), model)
+    device_id, key = device
+    if not isinstance(bundle, RosterBundle | RosterDelta) or key is None or device_id not in bundle.sealed:
+        return bundle
+    opened = sealed.open_secrets(
+        bundle.sealed[device_id], key.seal_key, store=store, kind=kind, version=bundle.version, device=device_id
+    )
+    if isinstance(bundle, RosterBundle):
+        return bundle.model_copy(update={"customers": sealed.with_secrets(bundle.customers, opened)})
+    return bundle.model_copy(update={"upsert": sealed.with_secrets(bundle.upsert, opened)})
 
 
 class Downlink:
@@ -107,9 +124,11 @@ class Downlink:
         clock: Clock,
         link: MqttLink,
         desired: DesiredConfig,
+        device_key: DeviceKey | None = None,
     ):
         assert settings.mqtt is not None
         self._settings = settings
+        self._device = (settings.store.device_id, device_key)
         self._max_bytes = settings.mqtt.max_bundle_bytes
         self._keys = public_keys(settings.mqtt.bundle_public_keys)
         self._store = store
@@ -192,11 +211,22 @@ class Downlink:
         loop = asyncio.get_running_loop()
         try:
             bundle: Any = await loop.run_in_executor(
-                None, _verified, data, kind, self._settings.store.id, self._keys, self._max_bytes, model
+                None, _verified, data, kind, self._settings.store.id, self._keys, self._max_bytes, model, self._device
             )
         except BundleRejected as exc:
             self._bundle_rejected(kind, exc.version, exc.code, exc.reason)
             return
+        if isinstance(bundle, RosterBundle | RosterDelta) and bundle.sealed and not self._opens(bundle):
+            self.counts[f"{kind}:secrets_not_for_this_host"] += 1
+            log.warning(
+                "%s version %d has no secrets this host can open (sealed for %s; this host %s, device key %s): "
+                "BLE and faces identify nobody from it",
+                kind,
+                bundle.version,
+                ", ".join(sorted(bundle.sealed)),
+                self._device[0],
+                "configured" if self._device[1] is not None else "not configured (store.device_key_file)",
+            )
         versions = self._store.bundle_versions
         in_force = versions.current("offers" if kind == "offers" else "roster")
         if topic is not Down.ROSTER_DELTA and bundle.version == in_force:
@@ -222,6 +252,10 @@ class Downlink:
         log.info("applied %s bundle version %d", kind, bundle.version)
         self._unreported.add((kind, bundle.version))
         self._report_applied(kind, bundle.version)
+
+    def _opens(self, bundle: RosterBundle | RosterDelta) -> bool:
+        device_id, key = self._device
+        return key is not None and device_id in bundle.sealed
 
     def _report_applied(self, kind: str, version: int) -> None:
         self._ack("bundle_result", {"bundle": kind, "version": version, "status": "applied"})

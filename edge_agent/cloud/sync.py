@@ -11,7 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..keys import public_keys
+from ..keys import DeviceKey, public_keys
 from ..mqtt import MqttLink
 from ..ops.progress import Progress
 from ..store import Store
@@ -49,7 +49,9 @@ class CloudSync:
         keys = public_keys(mqtt.bundle_public_keys)
         self.desired = DesiredConfig(settings, store, clock, self.link, self.topics, keys, apply_config)
         self.link.on_connected = self.desired.publish_reported
-        self.downlink = Downlink(settings, store, bus, clock, self.link, self.desired)
+        key_file = settings.store.device_key_file
+        device_key = DeviceKey.load(key_file, "store.device_key_file") if key_file is not None else None
+        self.downlink = Downlink(settings, store, bus, clock, self.link, self.desired, device_key)
         self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics, progress, settings.ops.stall_after_s)
         self.telemetry = Telemetry(
             mqtt.telemetry_interval_s,

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from .. import json_input
 from ..config import MqttSettings
-from ..keys import public_key_b64
+from ..keys import DeviceKey, public_key_b64
 from ..mqtt import LinkError, MqttLink
 from ..secret_files import SecretFileError, read_private
 from ..store.bundles import OfferBundle, RosterBundle, RosterDelta
@@ -58,6 +58,18 @@ def load_key(path: Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ToolError(f"{path}: not an Ed25519 key (make one with `edge-agent keys new`)")
     return key
+
+
+def new_device_key(folder: Path, name: str) -> tuple[Path, dict[str, str]]:
+    """A host's device key, NAME.key (never overwritten), and its public keys as the cloud registers them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.key"
+    key = DeviceKey.generate()
+    try:
+        key.write(path)
+    except FileExistsError:
+        raise ToolError(f"{path} exists; choose another --name or move it away (keys are never overwritten)") from None
+    return path, key.public().as_json()
 
 
 def infer_kind(data: dict[str, Any]) -> str:

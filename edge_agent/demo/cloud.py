@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..app import Agent
+from ..keys import DeviceKey
 from ..store.bundles import OfferBundle
 from ..store.roster import RosterEntry
 
@@ -47,6 +48,19 @@ async def start_cloud(stack: contextlib.AsyncExitStack, workdir: Path, broker: s
     stack.push_async_callback(cloud.close)
     print(f"cloud: the cloud simulator signs and sends offers and roster through {where}", flush=True)
     return cloud
+
+
+def provision(config: dict[str, Any], workdir: Path, cloud: Any) -> None:
+    """What an operator does when installing a host: give it a device key of its own (`store.device_key_file`)
+    and register its public keys with the cloud, which from then on seals the roster's secrets to it."""
+    path = workdir / "device.key"
+    if path.exists():
+        key = DeviceKey.load(path, "store.device_key_file")
+    else:
+        key = DeviceKey.generate()
+        key.write(path)
+    config["store"] = {**config["store"], "device_key_file": str(path)}
+    cloud.devices[config["store"]["device_id"]] = key.public()
 
 
 def mqtt_section(cloud: Any, telemetry_interval_s: float = 10.0, reconnect_max_s: float = 5.0) -> dict[str, Any]:

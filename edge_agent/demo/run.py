@@ -22,7 +22,7 @@ from ..app import Agent
 from ..config import Settings, from_dict
 from ..store.bundles import OfferBundle, apply_offers
 from ..store.roster import RosterEntry
-from .cloud import mqtt_section, start_cloud, sync_from_cloud
+from .cloud import mqtt_section, provision, start_cloud, sync_from_cloud
 from .floor import ble_floor, ble_roster
 from .store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
 
@@ -45,6 +45,7 @@ async def run_demo(
         cloud = await start_cloud(stack, workdir, broker)
         if cloud is not None:
             config["mqtt"] = mqtt_section(cloud)
+            provision(config, workdir, cloud)
         (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
         (workdir / "till-profile.toml").write_text(tomli_w.dumps(PROFILE), encoding="utf-8")
         till = SimulatedTill(workdir / "ttyTILL")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlite_utils import Database
 
 from .assets import AssetIndex, AssetRef
@@ -19,6 +19,18 @@ from .policy import DecisionPolicy, Holdout, PolicyStore, PricingBounds, Scoring
 from .roster import CustomerRef, Roster, RosterEntry
 
 Version = Annotated[int, Field(ge=1)]
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Sealed = Annotated[
+    dict[DeviceId, Annotated[str, Field(max_length=512 * 1024 * 1024)]],
+    Field(max_length=256, description="each agent's copy of the customers' secrets, sealed to it (cloud/sealed.py)"),
+]
+
+
+def _no_secrets_in_clear(entries: list[RosterEntry], where: str) -> None:
+    """Day keys and face embeddings cross the broker sealed to each agent, never readable by anyone on the way."""
+    for i, e in enumerate(entries):
+        if e.day_keys or e.face_embeddings:
+            raise ValueError(f"{where}[{i}]: day_keys and face_embeddings travel sealed (in `sealed`), never in clear")
 
 
 class StaleBundle(Exception):
@@ -55,6 +67,12 @@ class RosterBundle(BaseModel):
     version: Version
     issued_at: AwareDatetime
     customers: list[RosterEntry] = Field(max_length=1_000_000)
+    sealed: Sealed = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sealed_only(self) -> RosterBundle:
+        _no_secrets_in_clear(self.customers, "customers")
+        return self
 
 
 class RosterDelta(BaseModel):
@@ -67,6 +85,12 @@ class RosterDelta(BaseModel):
     issued_at: AwareDatetime
     upsert: list[RosterEntry] = Field(default_factory=list, max_length=1_000_000)
     remove: list[CustomerRef] = Field(default_factory=list, max_length=1_000_000)
+    sealed: Sealed = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sealed_only(self) -> RosterDelta:
+        _no_secrets_in_clear(self.upsert, "upsert")
+        return self
 
 
 class BundleVersions:

@@ -18,7 +18,7 @@ from edge_agent.store.faces import encode_embedding
 from edge_agent.store.roster import RosterEntry
 from simulators.cloud import roster_bundle
 from simulators.phone import phone_for
-from tests.factories import DEFAULT_OFFERS, DEVICE, config_dict, mqtt_section, seed
+from tests.factories import DEFAULT_OFFERS, DEVICE, config_dict, device_key_file, mqtt_section, seed
 
 ALICE, BOB = phone_for("alice", "chain-test"), phone_for("bob", "chain-test")
 CONSENTS = {"checkin": True, "ble": True, "personalisation": True}
@@ -26,6 +26,7 @@ CONSENTS = {"checkin": True, "ble": True, "personalisation": True}
 
 def _settings(tmp_path, issuer, broker, cloud):
     data = config_dict(tmp_path, issuer, mqtt=mqtt_section(broker, cloud))
+    data["store"]["device_key_file"] = device_key_file(tmp_path)
     data["ble"] = {"remote_scanners": True, "receivers": [{"id": "edge-test", "zone": "entrance"}]}
     return from_dict(data)
 

@@ -57,7 +57,8 @@ async def test_a_stale_roster_identifies_nobody_until_a_fresh_one_arrives(tmp_pa
     assert age.health() == {"max_age_s": 2 * HOUR, "age_s": 3 * HOUR, "stale": True, "refused": 5}
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1  # logged once, not per advert
 
-    bundle = RosterBundle(version=1, issued_at=datetime.fromtimestamp(T0, UTC), customers=[entry])
+    bundle = RosterBundle(version=1, issued_at=datetime.fromtimestamp(T0, UTC), customers=[])
+    bundle = bundle.model_copy(update={"customers": [entry]})  # as the downlink hands it on, its sealed copy opened
     apply_roster(store.db, store.bundle_versions, store.roster, bundle, _iso(T0 - 60))
     clock.t += 2  # the age is re-read at most once a second
     assert src.resolver.handle(Advert("edge-test", clock.t, -60.0, ALICE.advert(T0))) is not None
