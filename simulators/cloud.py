@@ -57,6 +57,7 @@ class CloudSim:
         client_id: str | None = None,
         tls: TlsFiles | None = None,
         devices: dict[str, DevicePublic] | None = None,
+        login: tuple[str, Path] | None = None,
     ):
         self.store = store
         self.devices = dict(devices or {})  # the store's agents whose device keys the operator registered
@@ -70,6 +71,8 @@ class CloudSim:
             reconnect_min_s=0.1,
             reconnect_max_s=1.0,
             inflight_batches=50,
+            username=login[0] if login else None,
+            password_file=login[1] if login else None,
             **(tls or {}),
         )
         self.link = MqttLink(
