@@ -24,6 +24,7 @@ from .config import Settings
 from .decide.attribution import Attribution
 from .decide.catalog import OfferCatalog
 from .decide.engine import OfferEngine
+from .keys import DeviceKey
 from .ops import metrics
 from .ops.notify import SystemdNotifier, watchdog_interval_s
 from .ops.progress import Progress
@@ -43,6 +44,7 @@ from .sources.ble.nodes import RemoteScanners
 from .sources.ble.scanner import BleSource
 from .sources.checkin.kiosk_id import KioskIdentifier
 from .sources.checkin.source import CheckinSource
+from .sources.peers.notices import HostNotices
 from .sources.peers.source import StorePeers
 from .sources.pos.protocol import load_profile
 from .sources.pos.source import PosSource
@@ -61,6 +63,8 @@ class Agent:
     def __init__(self, settings: Settings, clock: Clock | None = None):
         self.settings = settings
         self.clock = clock or Clock()
+        key_file = settings.store.device_key_file  # a secret: opened by the agent, not by check-config
+        self.device_key = DeviceKey.load(key_file, "store.device_key_file") if key_file is not None else None
         self.bus = Bus()
         self.progress = Progress()
         self.notifier = SystemdNotifier()
@@ -81,6 +85,11 @@ class Agent:
         )
         self.vision = self._vision() if settings.sources.vision else None
         self.peers = StorePeers(settings, self.store, self.bus, self.clock) if settings.fleet.share_presence else None
+        self.notices = (
+            HostNotices(settings, self.store, self.bus, self.clock, self.device_key)
+            if settings.mqtt is not None and settings.fleet.hosts and self.device_key is not None
+            else None
+        )
         self.presence = PresenceTracker(
             settings.presence,
             self.bus,
@@ -115,6 +124,7 @@ class Agent:
                 self.health,
                 self.reconfigure,
                 self.progress,
+                self.device_key,
             )
             if settings.mqtt
             else None
@@ -173,6 +183,8 @@ class Agent:
             components["vision"] = self.vision.run
         if self.peers is not None:
             components["fleet.peers"] = self.peers.run
+        if self.notices is not None:
+            components["fleet.notices"] = self.notices.run
         self._tasks = [asyncio.create_task(self._supervise(n, f), name=n) for n, f in components.items()]
         log.info("serving store %s at %s", self.settings.store.id, self.url)
         self.notifier.ready(f"serving {len(self.catalog)} offers at {self.url}")
@@ -185,6 +197,8 @@ class Agent:
             await self.cloud.stop()  # retained status `stopped` and a clean disconnect, while the loop still runs
         if self.peers is not None and tasks:
             await self.peers.stop()
+        if self.notices is not None and tasks:
+            await self.notices.stop()
         if self.remote_scanners is not None and tasks:
             await self.remote_scanners.stop()
         for task in tasks:
@@ -279,6 +293,7 @@ class Agent:
             "roster": self.roster_age.health(),
             **({"vision": self.vision.health()} if self.vision is not None else {}),
             **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
+            **({"host_notices": dict(self.notices.counts)} if self.notices is not None else {}),
             **({"remote_scanners": self.remote_scanners.health()} if self.remote_scanners is not None else {}),
         }
 

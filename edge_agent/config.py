@@ -287,8 +287,25 @@ class OpsSettings(Section):
     )
 
 
+class FleetHost(Section):
+    """Another host of the store, as `edge-agent keys new --device` printed its public keys."""
+
+    device: Ident = Field(description="its store.device_id")
+    sign: str = Field(description="its device key's `sign` public key: what it tells this host is signed with it")
+
+    @field_validator("sign")
+    @classmethod
+    def _key_is_ed25519(cls, key: str) -> str:
+        return _ed25519_keys([key])[0]
+
+
 class FleetSettings(Section):
     """Several touchpoint hosts in one store (docs/fleet.md)."""
+
+    hosts: list[FleetHost] = Field(
+        default_factory=list,
+        description="the store's other hosts: a consent withdrawal or a used check-in token here reaches them at once",
+    )
 
     share_presence: bool = Field(
         default=False,

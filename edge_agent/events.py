@@ -198,12 +198,22 @@ class Crowd:
 
 @dataclass(frozen=True, slots=True)
 class ConsentChanged:
-    """A shopper changed their consent for one channel (at a kiosk); it takes effect at once."""
+    """A shopper changed their consent for one channel (at a kiosk of this host, or of `from_host`, which told
+    this one); it takes effect at once."""
 
     customer_ref: str
     channel: str
     granted: bool
     wall: WallTime
+    from_host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsed:
+    """A check-in token this host took: the store's other hosts are told, so it is refused there too."""
+
+    token_id: str
+    expires_unix: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ class CloudSync:
         health: Callable[[], dict[str, Any]],
         apply_config: Callable[[Settings], None],
         progress: Progress | None = None,
+        device_key: DeviceKey | None = None,
     ):
         mqtt = settings.mqtt
         assert mqtt is not None
@@ -49,8 +50,6 @@ class CloudSync:
         keys = public_keys(mqtt.bundle_public_keys)
         self.desired = DesiredConfig(settings, store, clock, self.link, self.topics, keys, apply_config)
         self.link.on_connected = self.desired.publish_reported
-        key_file = settings.store.device_key_file
-        device_key = DeviceKey.load(key_file, "store.device_key_file") if key_file is not None else None
         self.downlink = Downlink(settings, store, bus, clock, self.link, self.desired, device_key)
         self.drain = OutboxDrain(mqtt, store.outbox, self.link, self.topics, progress, settings.ops.stall_after_s)
         self.telemetry = Telemetry(

@@ -32,17 +32,7 @@ class ConsentLedger:
             if row is None:
                 raise KeyError(customer_ref)
             epoch: int = row[0]
-            self._db.execute(
-                "INSERT INTO consents (customer_ref, channel, granted, updated_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (customer_ref, channel) DO UPDATE SET granted = excluded.granted,"
-                " updated_at = excluded.updated_at",
-                [customer_ref, channel, int(granted), at],
-            )
-            if channel == "face" and not granted:
-                self._db.execute("DELETE FROM face_enrolment_requests WHERE customer_ref = ?", [customer_ref])
-            if channel == "ble" and not granted:  # the phone can no longer be recognised: its keys go
-                self._db.execute("DELETE FROM ble_day_keys WHERE customer_ref = ?", [customer_ref])
-                self._db.execute("DELETE FROM ble_phones WHERE customer_ref = ?", [customer_ref])
+            self._record(customer_ref, channel, granted, at)
             self._outbox.add(
                 stream="events",
                 kind="consent",
@@ -58,6 +48,34 @@ class ConsentLedger:
                 customer_ref=customer_ref,
             )
         return epoch
+
+    def withdraw(self, customer_ref: str, channel: str, *, epoch: int, at: str) -> bool:
+        """A withdrawal another host of the store took (and reports to the cloud itself): the channel goes off
+        here too, with its secrets, and the epoch becomes at least `epoch`. False for a customer not held here."""
+        if channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
+        with self._db.atomic():
+            cur = self._db.execute(
+                "UPDATE customers SET consent_epoch = max(consent_epoch, ?), updated_at = ? WHERE customer_ref = ?",
+                [epoch, at, customer_ref],
+            )
+            if cur.rowcount == 0:
+                return False
+            self._record(customer_ref, channel, False, at)
+        return True
+
+    def _record(self, customer_ref: str, channel: str, granted: bool, at: str) -> None:
+        self._db.execute(
+            "INSERT INTO consents (customer_ref, channel, granted, updated_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (customer_ref, channel) DO UPDATE SET granted = excluded.granted,"
+            " updated_at = excluded.updated_at",
+            [customer_ref, channel, int(granted), at],
+        )
+        if channel == "face" and not granted:
+            self._db.execute("DELETE FROM face_enrolment_requests WHERE customer_ref = ?", [customer_ref])
+        if channel == "ble" and not granted:  # the phone can no longer be recognised: its keys go
+            self._db.execute("DELETE FROM ble_day_keys WHERE customer_ref = ?", [customer_ref])
+            self._db.execute("DELETE FROM ble_phones WHERE customer_ref = ?", [customer_ref])
 
     def request_face_enrolment(self, customer_ref: str, *, at: str, touchpoint: str) -> None:
         """Queue enrolment for the camera host; only with face consent already recorded."""

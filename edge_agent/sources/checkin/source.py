@@ -17,7 +17,7 @@ from ...bus import Bus
 from ...clock import Clock
 from ...config import Settings
 from ...errors import Refused
-from ...events import Channel, Customer, Sighting
+from ...events import Channel, Customer, Sighting, TokenUsed
 from ...keys import public_key_from_b64
 from ...store import Store
 from ...store.faults import StorageRefused
@@ -98,6 +98,7 @@ class CheckinSource:
             raise CheckinRejected("no_consent", "no check-in consent on this store's roster for that customer")
         if not self._store.nonces.claim(claims.token_id, claims.expires_at + skew):
             raise CheckinRejected("replayed", "token was already used")
+        self._bus.publish(TokenUsed(claims.token_id, claims.expires_at + skew))
         self._bus.publish(
             Sighting(
                 subject=Customer(claims.customer_ref),
