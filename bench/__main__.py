@@ -8,7 +8,7 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["checkin", "surfaces", "sync", "decide", "ble", "vision", "fleet", "soak", "faults"]
+BENCHMARKS = ["checkin", "surfaces", "sync", "decide", "ble", "vision", "fleet", "soak", "faults", "intruder"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,3 +105,37 @@ class Mosquitto:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
+
+
+def store_broker(
+    workdir: Path, store: str, passwords: dict[str, str], *, hosts: list[str], nodes: list[str]
+) -> Mosquitto:
+    """The store's Mosquitto as shipped (systemd/mosquitto-store.conf and mosquitto-store.acl, one ACL block per
+    host and per scanner node), with these users' passwords. A user named `cloud` stands for the bridge to the
+    chain, which the broker does not check against the ACL: it may read and write the store's topics."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    passwd, acl = workdir / "store.passwd", workdir / "store.acl"
+    for i, (user, password) in enumerate(passwords.items()):
+        create = ["-c"] if i == 0 else []
+        subprocess.run(
+            ["mosquitto_passwd", "-b", *create, str(passwd), user, password], check=True, capture_output=True
+        )
+    passwd.chmod(0o644)  # mosquitto runs as this user and reads it
+    template = (SYSTEMD / "mosquitto-store.acl").read_text(encoding="utf-8")
+    host_block, node_block = template.split("# --- a scanner node")
+    blocks = [host_block.replace("@DEVICE_ID@", h) for h in hosts]
+    blocks += ["# --- a scanner node" + node_block.replace("@SCANNER_ID@", n) for n in nodes]
+    text = "\n".join(blocks).replace("@STORE_ID@", store)
+    acl.write_text(
+        f"{text}\n# the bridge's stand-in\nuser cloud\ntopic readwrite retail/v1/{store}/#\n", encoding="utf-8"
+    )
+    shipped = [
+        line
+        for line in (SYSTEMD / "mosquitto-store.conf").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith(("#", "listener", "per_listener_settings"))  # the port is chosen here
+    ]
+    settings = "\n".join(shipped).replace("/etc/mosquitto/store.passwd", str(passwd))
+    return Mosquitto(workdir / "mq", settings=settings.replace("/etc/mosquitto/store.acl", str(acl)) + "\n")

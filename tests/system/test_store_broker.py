@@ -5,7 +5,6 @@ nothing else, reads nothing; the agent reads its store's downlink and writes onl
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Presence
-from simulators.broker import Mosquitto
+from simulators.broker import store_broker
 from simulators.cloud import CloudSim, roster_bundle
 from tests.factories import DEVICE, DEVICE_KEY, STORE, config_dict, customer, device_key_file, seed
 from tests.sources.ble.test_remote_scanners import ALICE, message
@@ -27,29 +26,9 @@ BASE = f"retail/v1/{STORE}"
 
 
 @pytest.fixture
-def store_broker(tmp_path):
-    """Mosquitto with the shipped listener settings and ACL; the `cloud` user stands for the bridge (which the
-    broker does not check against the ACL) so the cloud simulator can publish here directly."""
-    passwd, acl = tmp_path / "store.passwd", tmp_path / "store.acl"
-    for i, (user, password) in enumerate(PASSWORDS.items()):
-        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(passwd), user, password], check=True)
-    passwd.chmod(0o644)  # mosquitto runs as the test's user and reads it
-    template = (SYSTEMD / "mosquitto-store.acl").read_text()
-    filled = template.replace("@STORE_ID@", STORE).replace("@DEVICE_ID@", DEVICE).replace("@SCANNER_ID@", NODE)
-    acl.write_text(filled + f"\n# the bridge's stand-in\nuser cloud\ntopic readwrite {BASE}/#\n")
-    shipped = [
-        line
-        for line in (SYSTEMD / "mosquitto-store.conf").read_text().splitlines()
-        if line and not line.startswith(("#", "listener", "per_listener_settings"))  # the helper sets its own port
-    ]
-    assert shipped == [
-        "allow_anonymous false",
-        "password_file /etc/mosquitto/store.passwd",
-        "acl_file /etc/mosquitto/store.acl",
-    ]
-    settings = "\n".join(shipped).replace("/etc/mosquitto/store.passwd", str(passwd))
-    broker = Mosquitto(tmp_path / "mq", settings=settings.replace("/etc/mosquitto/store.acl", str(acl)) + "\n")
-    yield broker.start()
+def broker_as_shipped(tmp_path):
+    broker = store_broker(tmp_path / "broker", STORE, PASSWORDS, hosts=[DEVICE], nodes=[NODE]).start()
+    yield broker
     broker.stop()
 
 
@@ -78,12 +57,12 @@ async def wait_for(condition, timeout=20.0, what="condition"):
         await asyncio.sleep(0.05)
 
 
-async def test_a_scanner_nodes_credentials_publish_adverts_and_nothing_else(tmp_path, issuer, store_broker):
+async def test_a_scanner_nodes_credentials_publish_adverts_and_nothing_else(tmp_path, issuer, broker_as_shipped):
     (tmp_path / "cloud-password").write_text(PASSWORDS["cloud"] + "\n")
     (tmp_path / "cloud-password").chmod(0o600)
     login = ("cloud", tmp_path / "cloud-password")
     cloud = await CloudSim(
-        "127.0.0.1", store_broker.port, STORE, devices={DEVICE: DEVICE_KEY.public()}, login=login
+        "127.0.0.1", broker_as_shipped.port, STORE, devices={DEVICE: DEVICE_KEY.public()}, login=login
     ).start()
     data = config_dict(tmp_path, issuer)
     data["store"]["device_key_file"] = device_key_file(tmp_path)
@@ -91,7 +70,7 @@ async def test_a_scanner_nodes_credentials_publish_adverts_and_nothing_else(tmp_
     (tmp_path / "agent-password").chmod(0o600)
     data["mqtt"] = {
         "host": "127.0.0.1",
-        "port": store_broker.port,
+        "port": broker_as_shipped.port,
         "username": DEVICE,
         "password_file": str(tmp_path / "agent-password"),
         "bundle_public_keys": [cloud.public_key_b64],
@@ -102,8 +81,8 @@ async def test_a_scanner_nodes_credentials_publish_adverts_and_nothing_else(tmp_
     seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True})])
     presence = agent.bus.subscribe(Presence, "test", maxsize=1000)
     await agent.start()
-    node, node_heard, node_rc = client(store_broker.port, NODE, "node-attacker")
-    stranger, _, stranger_rc = client(store_broker.port, None, "anonymous")
+    node, node_heard, node_rc = client(broker_as_shipped.port, NODE, "node-attacker")
+    stranger, _, stranger_rc = client(broker_as_shipped.port, None, "anonymous")
     try:
         await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "online")
         await cloud.publish_roster(roster_bundle(1, [ALICE.roster_entry(time.time(), {"ble": True}), customer("bob")]))
@@ -137,7 +116,7 @@ async def test_a_scanner_nodes_credentials_publish_adverts_and_nothing_else(tmp_
         assert not [e for e in cloud.events.values() if e.get("kind") == "conversion"]
 
         # The agent itself may not write a downlink topic either (its own password, another client id).
-        imposter, _, imposter_rc = client(store_broker.port, DEVICE, "agent-imposter")
+        imposter, _, imposter_rc = client(broker_as_shipped.port, DEVICE, "agent-imposter")
         await wait_for(lambda: imposter_rc, what="the imposter connected")
         imposter.publish(f"{BASE}/cmd/{DEVICE}", erase, qos=1)
         await settle()
