@@ -5,7 +5,7 @@ touchpoint hosts (in this process) with device keys, a sealed roster and each ot
 scanner node's broker credentials, a host's, or (as a compromised bridge would) the cloud's path into the store,
 and can reach the hosts' HTTP port. Each attack is one entry: refused (the victim's state unchanged, the attempt
 counted) or not; `secrets_seen` counts BLE day keys found in clear in anything the intruder received. An attack
-that is not refused is listed under `open` (screens are not paired yet: that one is expected there).
+that is not refused is listed under `open`.
 
 `python -m bench intruder [--quick]`; the last line is one JSON object:
 {"attacks_tried": N, "attacks_refused": N, "secrets_seen": 0, "open": [...], "attacks": {name: bool}, ...}
@@ -89,7 +89,11 @@ class Store:
             "database": {"path": str(folder / "agent.db")},
             "http": {"host": "127.0.0.1", "port": 0},
             "checkin": {"public_keys": [self.issuer.public_key_b64]},
-            "surfaces": {"auth": {"kiosk_tokens": [KIOSK_TOKEN]}, "kiosk": {"phone_salt": "bench-salt"}},
+            "surfaces": {
+                # the intruder is on the store LAN: this host's own browsers are not taken as paired either
+                "auth": {"kiosk_tokens": [KIOSK_TOKEN], "local_screens_paired": False},
+                "kiosk": {"phone_salt": "bench-salt"},
+            },
             "fleet": {"hosts": others},
             "mqtt": {
                 "host": "127.0.0.1",
@@ -319,14 +323,16 @@ async def forged_host_notice(s: Store) -> tuple[bool, int]:
 
 
 async def unpaired_screen_watches(s: Store) -> tuple[bool, int]:
+    """Open a screen's WebSocket with a guessed key, and try to acknowledge a show (forged proof of play)."""
     url = f"{s.a.url.replace('http', 'ws', 1)}/ws/screen/screen-a"
-    async with aiohttp.ClientSession() as http:
-        try:
-            async with http.ws_connect(url) as ws:
-                frame = await asyncio.wait_for(ws.receive(), 5)
-                return frame.type is not aiohttp.WSMsgType.TEXT, 0
-        except (aiohttp.ClientError, TimeoutError):
-            return True, 0
+    impressions = s.a.store.impressions.count()
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.send_json({"type": "hello", "key": "guessed"})
+        await ws.send_json({"type": "ack", "show_id": "any", "displayed_at": datetime.now(UTC).isoformat()})
+        frames = []
+        while (msg := await ws.receive(timeout=15)).type is aiohttp.WSMsgType.TEXT:
+            frames.append(msg.data)
+    return frames == [] and ws.close_code == 4401 and s.a.store.impressions.count() == impressions, 0
 
 
 ATTACKS: list[Attack] = [

@@ -106,7 +106,9 @@ class Agent:
             self.pos = PosSource(settings.pos, profile, self.store, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
         self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock)
-        self.hub = ScreenHub(settings, self.bus, self.proof, self.assets, self.clock, self.progress)
+        self.hub = ScreenHub(
+            settings, self.bus, self.proof, self.assets, self.clock, self.progress, self.store.screen_keys
+        )
         self.auth = Auth(settings.surfaces.auth)
         identifier = KioskIdentifier(settings, self.store, self.bus, self.clock, self.checkin)
         self.kiosk = Kiosk(settings, self.store, self.engine, identifier, self.assets, self.bus, self.clock, self.proof)

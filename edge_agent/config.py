@@ -348,6 +348,10 @@ class AuthSettings(Section):
         default_factory=list, description="for /healthz and /metrics (Authorization: Bearer, e.g. for Prometheus)"
     )
     session_s: Annotated[float, Field(gt=0, le=30 * 86_400)] = 12 * 3600
+    local_screens_paired: bool = Field(
+        default=True,
+        description="a browser on this host itself (loopback) is its screen without pairing, as the kiosk unit is",
+    )
 
 
 KioskLanguage = Literal["en", "fa", "he"]

@@ -18,9 +18,11 @@ import aiohttp
 
 
 class ScreenPlayer:
-    def __init__(self, base_url: str, touchpoint: str, *, ack: bool = True):
+    def __init__(self, base_url: str, touchpoint: str, *, ack: bool = True, key: str | None = None):
+        """`key`: the touchpoint's pairing key (a player on the agent's own host needs none)."""
         self.url = f"{base_url.replace('http', 'ws', 1)}/ws/screen/{touchpoint}"
         self.touchpoint = touchpoint
+        self.key = key
         self.ack = ack
         self.counts: Counter[str] = Counter()
         self.frames: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
@@ -32,6 +34,7 @@ class ScreenPlayer:
             while True:
                 try:
                     async with session.ws_connect(self.url, heartbeat=15) as ws:
+                        await ws.send_json({"type": "hello", "key": self.key})  # pairs this player first
                         self.counts["connects"] += 1
                         await self._serve(ws)
                 except (aiohttp.ClientError, ConnectionError):

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from edge_agent.app import Agent
@@ -138,3 +139,10 @@ async def running_task(work: Coroutine[Any, Any, Any], *close: Callable[[], Any]
             await task
         for done in close:
             done()
+
+
+async def paired_screen(http: aiohttp.ClientSession, agent: Agent, touchpoint: str) -> aiohttp.ClientWebSocketResponse:
+    """A screen's WebSocket, paired with the touchpoint's key as its first message (as a paired page does)."""
+    ws = await http.ws_connect(f"{agent.url.replace('http', 'ws', 1)}/ws/screen/{touchpoint}")
+    await ws.send_json({"type": "hello", "key": agent.store.screen_keys.key(touchpoint)})
+    return ws

@@ -72,6 +72,10 @@ class Dashboard:
                     "online": self._hub.players(tp.id) > 0,
                     "players": self._hub.players(tp.id),
                     "showing": self._hub.showing(tp.id),
+                    # staff only: open it once on the screen to pair it (the page keeps the key)
+                    "pairing_link": f"/screen/{tp.id}?key={self._store.screen_keys.key(tp.id)}"
+                    if tp.kind == "screen"
+                    else None,
                 }
                 for tp in self._settings.touchpoints
             ],

@@ -4,12 +4,18 @@ Each player has its own small outbound queue and writer task, so one stuck brows
 others; if it falls behind, its oldest frames go first (a screen only ever needs the latest content).
 A player that connects (or reconnects) is sent the touchpoint's current content at once, and its idle
 playlist for this time of day (again whenever the schedule turns to another playlist).
+
+A player is a paired screen: its first message is `{"type": "hello", "key": K}` with the touchpoint's pairing
+key (store/screens.py; staff open the screen's pairing link from the dashboard once, and the page keeps the
+key). Until then it is sent nothing and may acknowledge nothing; a wrong or missing key closes the connection
+(4401). A browser on this host itself is paired without a key while `surfaces.auth.local_screens_paired`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 from collections import Counter
@@ -27,6 +33,7 @@ from ..config import Settings
 from ..events import Idle, Show
 from ..ops.progress import Progress
 from ..store.faults import StorageRefused
+from ..store.screens import ScreenKeys
 from . import playlists
 from .assets import AssetCache
 from .proof import AckRejected, ProofOfPlay
@@ -54,11 +61,25 @@ class _Player:
             await self.ws.send_str(frame)
 
 
+PAIRING_TIMEOUT_S = 10.0
+NOT_PAIRED = 4401  # a WebSocket close code in the private range: the screen shows it needs pairing
+
+
 class ScreenHub:
     def __init__(
-        self, settings: Settings, bus: Bus, proof: ProofOfPlay, assets: AssetCache, clock: Clock, progress: Progress
+        self,
+        settings: Settings,
+        bus: Bus,
+        proof: ProofOfPlay,
+        assets: AssetCache,
+        clock: Clock,
+        progress: Progress,
+        keys: ScreenKeys,
     ):
         self._settings = settings
+        self._keys = keys
+        for tp in settings.touchpoints:
+            keys.key(tp.id)  # every touchpoint has its key from the first start on
         self._progress = progress
         self._proof = proof
         self._assets = assets
@@ -152,6 +173,8 @@ class ScreenHub:
             raise web.HTTPNotFound(text=f"no touchpoint {touchpoint!r} in this store")
         ws = web.WebSocketResponse(heartbeat=15, max_msg_size=MAX_MESSAGE_BYTES)
         await ws.prepare(request)
+        if not await self._paired(ws, request, touchpoint):
+            return ws
         player = _Player(ws)
         player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self.idle_items(touchpoint)}))
         current = self._current.get(touchpoint)
@@ -176,6 +199,22 @@ class ScreenHub:
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await writer
         return ws
+
+    async def _paired(self, ws: web.WebSocketResponse, request: web.Request, touchpoint: str) -> bool:
+        """The client's first message pairs it, or the connection closes; nothing is sent before."""
+        try:
+            first = await ws.receive(timeout=PAIRING_TIMEOUT_S)
+            hello = json_input.loads(first.data) if first.type is WSMsgType.TEXT else None
+        except (TimeoutError, json.JSONDecodeError):
+            hello = None
+        key = hello.get("key") if isinstance(hello, dict) and hello.get("type") == "hello" else None
+        local = self._settings.surfaces.auth.local_screens_paired and _loopback(request.remote)
+        if (isinstance(hello, dict) and hello.get("type") == "hello" and local) or self._keys.check(touchpoint, key):
+            return True
+        self.counts["refused_unpaired"] += 1
+        log.warning("a client tried to open screen %s without its pairing key", touchpoint)
+        await ws.close(code=NOT_PAIRED, message=b"not paired: open this screen's pairing link from the dashboard")
+        return False
 
     def _on_message(self, touchpoint: str, data: str | bytes) -> dict[str, Any]:
         """The reply to one message from a screen: `acked`, or an `error` with the reason (counted)."""
@@ -203,3 +242,10 @@ class ScreenHub:
         for tp in self._settings.touchpoints:
             players.add_metric([tp.id], self.players(tp.id))
         yield players
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False

@@ -25,6 +25,7 @@ from .outbox import Outbox
 from .policy import PolicyStore
 from .purchases import PurchaseLedger
 from .roster import Roster
+from .screens import ScreenKeys
 
 
 class Store:
@@ -40,6 +41,7 @@ class Store:
         self.impressions = ImpressionLog(db, self.outbox)
         self.nonces = NonceLedger(db)
         self.command_ids = NonceLedger(db, "command_ids")
+        self.screen_keys = ScreenKeys(db)
         self.bundle_versions = BundleVersions(db)
         self.consents = ConsentLedger(db, self.outbox)
         self.claims = ClaimLedger(db, self.outbox)

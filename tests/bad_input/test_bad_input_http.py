@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from edge_agent.ops import metrics
 from edge_agent.signage.hub import MAX_MESSAGE_BYTES
-from tests.factories import OPS, OPS_TOKEN
+from tests.factories import OPS, OPS_TOKEN, paired_screen
 from tests.surfaces import (
     ALICE_LOYALTY,
     ASSOCIATE_TOKEN,
@@ -189,7 +189,7 @@ screen_messages = st.one_of(
 async def test_any_screen_message_gets_an_error_reply_and_the_screen_stays_connected(agent, messages):
     """Anything a screen may send is answered with a reason and counted (test_security.py goes over the size)."""
     hub = agent.hub
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"{agent.url}/ws/screen/screen-a") as ws:
+    async with aiohttp.ClientSession() as http, await paired_screen(http, agent, "screen-a") as ws:
         assert (await ws.receive_json(timeout=10))["type"] == "hello"
         before = hub.counts["bad_messages"] + hub.counts["bad_acks"]
         for text in messages:

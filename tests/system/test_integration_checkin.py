@@ -9,7 +9,7 @@ import pytest
 from edge_agent.app import Agent
 from simulators.checkin_app import post_checkin
 from simulators.screen import ScreenPlayer
-from tests.factories import OPS
+from tests.factories import OPS, paired_screen
 
 
 async def _connected(agent: Agent, touchpoint: str, ack: bool = True) -> tuple[ScreenPlayer, asyncio.Task]:
@@ -137,7 +137,7 @@ async def test_screen_page_and_socket_exist_only_for_touchpoints_of_this_store(r
 async def test_bad_acks_are_refused_and_the_screen_stays_connected(running):
     agent = await running()
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(f"{agent.url.replace('http', 'ws')}/ws/screen/screen-b")
+        ws = await paired_screen(http, agent, "screen-b")
         assert json.loads((await ws.receive()).data)["type"] == "hello"
         for message, fragment in [
             ("garbage", "expected a JSON object"),
@@ -158,7 +158,7 @@ async def test_an_ack_for_another_touchpoints_show_is_refused(running, issuer):
     async with aiohttp.ClientSession() as http:
         await post_checkin(http, agent.url, issuer.token("alice", "kiosk-a"))
         show = await _alices_offer(player)
-        ws = await http.ws_connect(f"{agent.url.replace('http', 'ws')}/ws/screen/screen-b")
+        ws = await paired_screen(http, agent, "screen-b")
         await ws.send_json({"type": "ack", "show_id": show["show_id"]})
         while (reply := await ws.receive_json())["type"] != "error":
             pass
@@ -188,7 +188,7 @@ async def test_a_restart_keeps_impressions_the_outbox_and_accepts_late_acks(runn
         assert impressions <= _impressed(again)
         assert outbox <= {r.uuid for r in again.store.outbox.peek("events", 10_000)}
         async with aiohttp.ClientSession() as http:
-            ws = await http.ws_connect(f"{again.url.replace('http', 'ws')}/ws/screen/kiosk-a")
+            ws = await paired_screen(http, again, "kiosk-a")
             await ws.send_json({"type": "ack", "show_id": shown_on_kiosk["show_id"]})
             while (reply := await ws.receive_json())["type"] not in ("acked", "error"):
                 pass

@@ -20,7 +20,7 @@ from edge_agent.config import MqttSettings
 from edge_agent.mqtt import LinkConfigError, MqttLink
 from edge_agent.ops.logs import JsonFormatter, TextFormatter
 from edge_agent.signage.hub import MAX_MESSAGE_BYTES
-from tests.factories import OPS, OPS_TOKEN
+from tests.factories import OPS, OPS_TOKEN, paired_screen
 from tests.surfaces import DASHBOARD_TOKEN, KIOSK_TOKEN, seeded, started, surfaces_settings
 
 # What answers without a token: the screens' pages, their WebSocket and files, sign-in and the app's check-in.
@@ -117,7 +117,7 @@ async def test_every_route_refuses_a_body_over_the_limit(agent):
 
 
 async def test_a_screen_websocket_message_over_the_limit_closes_the_socket(agent):
-    async with aiohttp.ClientSession() as http, http.ws_connect(f"{agent.url}/ws/screen/screen-a") as ws:
+    async with aiohttp.ClientSession() as http, await paired_screen(http, agent, "screen-a") as ws:
         hello = await ws.receive_json(timeout=20)
         assert hello["type"] == "hello"
         await ws.send_str(json.dumps({"type": "ack", "pad": "x" * MAX_MESSAGE_BYTES}))

@@ -103,7 +103,15 @@
       const showing = document.createElement("td");
       showing.className = "showing";
       showing.textContent = tp.showing.kind === "offer" ? `${tp.showing.title}${tp.showing.personal ? " (personal)" : ""}` : "idle playlist";
-      tr.append(...cells, status, showing);
+      const pairing = document.createElement("td");
+      if (tp.pairing_link) {
+        const link = document.createElement("a");
+        link.href = tp.pairing_link; // open once on that screen; it keeps the key
+        link.textContent = "pairing link";
+        link.className = "pairing";
+        pairing.append(link);
+      }
+      tr.append(...cells, status, showing, pairing);
       return tr;
     });
     $("screens").replaceChildren(...rows);

@@ -6,6 +6,14 @@
   const touchpoint = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
   const $ = (id) => document.getElementById(id);
   const ACKS_KEY = `edge-agent.pending-acks.${touchpoint}`;
+  const PAIRING_KEY = `edge-agent.screen-key.${touchpoint}`;
+  const NOT_PAIRED = 4401;
+  // The pairing link (from the dashboard) carries the key once; the page keeps it and takes it off the address.
+  const fromLink = new URLSearchParams(location.search).get("key");
+  if (fromLink) {
+    localStorage.setItem(PAIRING_KEY, fromLink);
+    history.replaceState(null, "", location.pathname);
+  }
   const pendingAcks = new Map(JSON.parse(localStorage.getItem(ACKS_KEY) || "[]"));
   let ws = null;
   let backoffMs = 500;
@@ -27,6 +35,7 @@
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(`${scheme}//${location.host}/ws/screen/${encodeURIComponent(touchpoint)}`);
     ws.onopen = () => {
+      ws.send(JSON.stringify({ type: "hello", key: localStorage.getItem(PAIRING_KEY) }));
       backoffMs = 500;
       $("status").classList.remove("offline");
       for (const ack of pendingAcks.values()) send(ack);
@@ -36,8 +45,9 @@
       try { message = JSON.parse(event.data); } catch { return; }
       handle(message);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       $("status").classList.add("offline");
+      $("status").classList.toggle("unpaired", event.code === NOT_PAIRED);
       const delay = Math.min(backoffMs, 10000) * (0.5 + Math.random());
       backoffMs = Math.min(backoffMs * 2, 10000);
       setTimeout(connect, delay);
