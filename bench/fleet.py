@@ -26,6 +26,7 @@ from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import Settings
 from edge_agent.events import Channel, Customer, Sighting
+from edge_agent.keys import DeviceKey
 from edge_agent.sources.peers.source import StorePeers
 from edge_agent.store import open_store
 from edge_agent.store.roster import RosterEntry
@@ -33,16 +34,18 @@ from simulators.broker import Mosquitto
 
 STORE = "bench-store"
 INTERVAL_S = 0.1
+KEYS = {"host-a": DeviceKey.generate(), "host-b": DeviceKey.generate()}  # each host signs what it shares
 
 
 def _settings(tmp: Path, broker: Mosquitto, device: str) -> Settings:
+    others = [{"device": d, "sign": k.public().as_json()["sign"]} for d, k in KEYS.items() if d != device]
     return Settings.model_validate(
         {
             "store": {"id": STORE, "chain_id": "bench-chain", "device_id": device},
             "zones": [{"id": "bakery"}],
             "database": {"path": str(tmp / f"{device}.db")},
             "mqtt": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.1},
-            "fleet": {"share_presence": True, "share_interval_s": INTERVAL_S},
+            "fleet": {"share_presence": True, "share_interval_s": INTERVAL_S, "hosts": others},
         }
     )
 
@@ -85,7 +88,7 @@ async def _shared(tmp: Path, broker: Mosquitto, n: int) -> list[float]:
             updated_at=datetime.now(UTC).isoformat(),
         )
         bus = Bus()
-        hosts.append((StorePeers(settings, store, bus, Clock()), bus, store))
+        hosts.append((StorePeers(settings, store, bus, Clock(), KEYS[device]), bus, store))
     (a, a_bus, _), (b, b_bus, _) = hosts
     arrived = b_bus.subscribe(Sighting, "bench", maxsize=10_000)
     tasks = [asyncio.create_task(a.run()), asyncio.create_task(b.run())]

@@ -84,7 +84,11 @@ class Agent:
             else None
         )
         self.vision = self._vision() if settings.sources.vision else None
-        self.peers = StorePeers(settings, self.store, self.bus, self.clock) if settings.fleet.share_presence else None
+        self.peers = (
+            StorePeers(settings, self.store, self.bus, self.clock, self.device_key)
+            if settings.fleet.share_presence and self.device_key is not None
+            else None
+        )
         self.notices = (
             HostNotices(settings, self.store, self.bus, self.clock, self.device_key)
             if settings.mqtt is not None and settings.fleet.hosts and self.device_key is not None

@@ -632,6 +632,14 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
         problems.append(
             ConfigProblem(key="fleet.share_presence", value=True, expected="an [mqtt] section with the store's broker")
         )
+    if s.fleet.share_presence and (not s.fleet.hosts or s.store.device_key_file is None):
+        problems.append(
+            ConfigProblem(
+                key="fleet.share_presence",
+                value=True,
+                expected="store.device_key_file (what this host signs with) and [[fleet.hosts]] (whose it takes)",
+            )
+        )
     return problems
 
 

@@ -16,6 +16,7 @@ import pytest
 from edge_agent.app import Agent
 from edge_agent.config import Settings, from_dict
 from edge_agent.keys import DeviceKey
+from edge_agent.sources.peers import signed
 from edge_agent.store.decisions import DecisionRecord
 from edge_agent.store.offers import Offer
 from edge_agent.store.roster import RosterEntry
@@ -28,12 +29,27 @@ OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}  # what a Prometheus scrape sends
 DEVICE_KEY = DeviceKey(bytes(range(100, 132)))  # the test host's device key: the cloud simulator seals to it
 
 
-def device_key_file(folder: Path) -> str:
-    """The test device key, written into the test's folder once."""
+HOST_KEYS = {"host-a": DeviceKey(bytes(range(32))), "host-b": DeviceKey(bytes(range(1, 33))), DEVICE: DEVICE_KEY}
+
+
+def device_key_file(folder: Path, device: str = DEVICE) -> str:
+    """That test host's device key, written into the test's folder once."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "device.key"
     if not path.exists():
-        DEVICE_KEY.write(path)
+        HOST_KEYS[device].write(path)
     return str(path)
+
+
+def fleet(device: str, **fleet_settings: Any) -> dict[str, Any]:
+    """The [fleet] of test host `device`: the store's other test hosts, each with its device key's `sign` key."""
+    others = [{"device": d, "sign": k.public().as_json()["sign"]} for d, k in HOST_KEYS.items() if d != device]
+    return {"hosts": others, **fleet_settings}
+
+
+def signed_by(device: str, payload: bytes, kind: str = "presence") -> bytes:
+    """A host's message as that test host signs it (sources/peers/signed.py)."""
+    return signed.seal(HOST_KEYS[device], kind, STORE, device, payload)
 
 
 def config_dict(tmp_path: Path, issuer: CheckinIssuer, **overrides: Any) -> dict[str, Any]:

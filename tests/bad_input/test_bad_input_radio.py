@@ -18,7 +18,7 @@ from edge_agent.events import Customer, Sighting
 from edge_agent.sources.ble import frames
 from edge_agent.sources.ble.scanner import Advert
 from edge_agent.sources.ble.tokens import advert_payload
-from tests.factories import STORE, config_dict, customer, seed
+from tests.factories import DEVICE, STORE, config_dict, customer, device_key_file, fleet, seed, signed_by
 from tests.sources.ble.test_remote_scanners import ALICE, publisher, wait_for
 
 from .strategies import encoded, json_values, objects, payloads
@@ -35,8 +35,9 @@ def agent(tmp_path, issuer):
         tmp_path,
         issuer,
         mqtt={"host": "127.0.0.1", "port": 1, "bundle_public_keys": [issuer.public_key_b64]},
-        fleet={"share_presence": True},
+        fleet=fleet(DEVICE, share_presence=True),
     )
+    data["store"]["device_key_file"] = device_key_file(tmp_path)
     data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
     agent = Agent(from_dict(data))
     alice = ALICE.roster_entry(NOW, {"ble": True, "checkin": True})
@@ -108,12 +109,13 @@ peer_entries = objects(
     ["ref", "zone", "channel", "age_ms", "receiver", "rssi", "ref_dbm"],
     json_values | st.sampled_from(["alice", "carol", "zed", "bakery", "ble", "checkin", -60, 100]),
 )
-peer_messages = st.one_of(
+peer_bodies = st.one_of(
     payloads,
     st.tuples(st.lists(peer_entries, max_size=4), objects(["bakery", "entrance", "cellar"])).map(
         lambda ca: json.dumps({"v": 1, "device": "host-b", "customers": ca[0], "anonymous": ca[1]}).encode()
     ),
 )
+peer_messages = peer_bodies | peer_bodies.map(lambda body: signed_by("host-b", body))  # unsigned, and host-b's
 
 
 UNHASHABLE_ZONE = b'{"v": 1, "device": "host-b", "customers": [{"ref": "alice", "zone": []}], "anonymous": {}}'
@@ -121,8 +123,8 @@ UNHASHABLE_ZONE = b'{"v": 1, "device": "host-b", "customers": [{"ref": "alice", 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(["host-b", "edge-test"]) | st.text(max_size=10), peer_messages)
-@example("host-b", UNHASHABLE_ZONE)  # found by this test: a list as a zone raised TypeError out of the receiver
-@example("host-b", UNHASHABLE_ZONE.replace(b'"zone": []', b'"zone": "bakery", "channel": {}'))
+@example("host-b", signed_by("host-b", UNHASHABLE_ZONE))  # found by this test: TypeError out of the receiver
+@example("host-b", signed_by("host-b", UNHASHABLE_ZONE.replace(b'"zone": []', b'"zone": "bakery", "channel": {}')))
 def test_any_peer_message_gives_only_consented_sightings_and_counts_the_rest(agent, device, payload):
     peers = agent.peers
     got = agent.bus.subscribe(Sighting, "test")
@@ -149,8 +151,9 @@ async def test_garbage_from_other_nodes_through_a_real_broker_is_counted_and_goo
         tmp_path,
         issuer,
         mqtt={"host": "127.0.0.1", "port": broker.port, "bundle_public_keys": [issuer.public_key_b64]},
-        fleet={"share_presence": True},
+        fleet=fleet(DEVICE, share_presence=True),
     )
+    data["store"]["device_key_file"] = device_key_file(tmp_path)
     data["ble"] = {"remote_scanners": True, "receivers": [{"id": "esp32-bakery", "zone": "bakery"}]}
     agent = Agent(from_dict(data))
     seed(agent)
@@ -164,12 +167,12 @@ async def test_garbage_from_other_nodes_through_a_real_broker_is_counted_and_goo
             pub.publish(SCANNER_TOPIC.format("esp32-bakery"), payload)
             pub.publish(PEER_TOPIC.format("host-b"), payload)
         good = {"v": 1, "device": "host-b", "customers": [{"ref": "alice", "zone": "bakery", "channel": "checkin"}]}
-        pub.publish(PEER_TOPIC.format("host-b"), json.dumps(good).encode())
+        pub.publish(PEER_TOPIC.format("host-b"), signed_by("host-b", json.dumps(good).encode()))
         sighting = await asyncio.wait_for(got.get(), 20)
         assert sighting.subject == Customer("alice") and sighting.origin == "host-b"
         refused = sum(n for key, n in agent.peers.counts.items() if key.startswith("refused:"))
         assert refused == len(garbage)
-        assert agent.peers.counts["messages"] == 2  # the good one, and the one whose only entry was refused
+        assert agent.peers.counts["messages"] == 1  # the good one; unsigned ones are refused whole
         await wait_for(lambda: sum(agent.remote_scanners.counts.values()) == len(garbage), what="scanner verdicts")
         assert all(key.startswith("refused:") for key in agent.remote_scanners.counts)
         assert agent.restarts == {}  # nothing crashed on the way

@@ -15,7 +15,7 @@ from edge_agent.events import Anonymous, Channel, Customer, Sighting
 from edge_agent.mqtt import MqttLink
 from simulators.broker import Mosquitto
 from simulators.cloud import CloudSim
-from tests.factories import STORE, config_dict
+from tests.factories import STORE, config_dict, device_key_file, fleet
 
 from .test_cloud_tls import ACL, ThrowawayCA
 
@@ -59,8 +59,13 @@ def host_settings(tmp_path, issuer, store_broker, cloud, device):
         "reconnect_min_s": 0.2,
         "reconnect_max_s": 1.0,
     }
-    data = config_dict(tmp_path / device, issuer, mqtt=mqtt, fleet={"share_presence": True, "share_interval_s": 0.2})
-    data["store"] = {**data["store"], "device_id": device}
+    settings = fleet(device, share_presence=True, share_interval_s=0.2)
+    data = config_dict(tmp_path / device, issuer, mqtt=mqtt, fleet=settings)
+    data["store"] = {
+        **data["store"],
+        "device_id": device,
+        "device_key_file": device_key_file(tmp_path / device, device),
+    }
     return from_dict(data)
 
 

@@ -4,8 +4,7 @@ kiosk, and a check-in token it took (so the same token is refused at every host,
 Topic `{mqtt.topic_prefix}/{store}/hosts/{device}` on the store's own broker, QoS 1, not retained; each host
 keeps a persistent session, so one that was away gets what it missed when it is back. Never bridged.
 
-    message = UTF-8 JSON {"device": D, "payload": b64url(P), "signature": b64url(S)}
-    S       = Ed25519(D's device key, ASCII "SEA-HOST-1." + STORE + "." + D + "." + b64url(P))
+    message = a host's signed message (signed.py), KIND "notices", whose payload P is
     P       = UTF-8 JSON {"v": 1, "at": ISO-8601, "withdrawals": [{"ref", "channel", "epoch"}],
                           "tokens": [{"jti", "expires_unix"}]}
 
@@ -20,17 +19,12 @@ A token id is recorded as used. Anything refused is counted by reason and logged
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 from collections import Counter
-from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from ... import json_input
 from ...bus import Bus
 from ...clock import Clock
 from ...config import Settings
@@ -40,6 +34,7 @@ from ...keys import DeviceKey, public_key_from_b64
 from ...mqtt import LinkError, MqttLink
 from ...store import Store
 from ...store.roster import CustomerRef
+from . import signed
 
 log = logging.getLogger(__name__)
 
@@ -76,50 +71,26 @@ class Notices(BaseModel):
     tokens: list[_Token] = Field(default_factory=list, max_length=500)
 
 
-def _signed(store: str, device: str, payload_b64: str) -> bytes:
-    return f"SEA-HOST-1.{store}.{device}.{payload_b64}".encode("ascii")
-
-
-def _b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def seal(key: DeviceKey, store: str, device: str, notices: Notices) -> bytes:
-    payload_b64 = _b64url(notices.model_dump_json().encode("utf-8"))
-    signature = key.sign_key.sign(_signed(store, device, payload_b64))
-    return json.dumps({"device": device, "payload": payload_b64, "signature": _b64url(signature)}).encode()
+    return signed.seal(key, "notices", store, device, notices.model_dump_json().encode("utf-8"))
 
 
-def open_notices(data: bytes, store: str, topic_device: str, hosts: dict[str, Any]) -> tuple[str, Notices]:
+def open_notices(data: bytes, store: str, topic_device: str, hosts: dict[str, Ed25519PublicKey]) -> tuple[str, Notices]:
     """The sender and its verified notices; NoticeRefused naming what was wrong otherwise."""
-    if len(data) > MAX_BYTES:
-        raise NoticeRefused("too_large", f"{len(data)} bytes, at most {MAX_BYTES}")
-    try:
-        message = json_input.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise NoticeRefused("malformed", f"not UTF-8 JSON ({exc})") from None
-    if not isinstance(message, dict) or set(message) != {"device", "payload", "signature"}:
-        raise NoticeRefused("malformed", "expected exactly device, payload, signature")
-    device, payload_b64, signature_b64 = message["device"], message["payload"], message["signature"]
-    if not all(isinstance(f, str) for f in (device, payload_b64, signature_b64)):
-        raise NoticeRefused("malformed", "device, payload and signature must be strings")
-    if device != topic_device:
-        raise NoticeRefused("wrong_topic", f"from {device[:64]!r} on the topic of {topic_device!r}")
-    key = hosts.get(device)
-    if key is None:
-        raise NoticeRefused("unknown_host", f"{device[:64]!r} is not among [[fleet.hosts]]")
-    try:
-        payload = base64.urlsafe_b64decode(payload_b64 + "=" * (-len(payload_b64) % 4))
-        signature = base64.urlsafe_b64decode(signature_b64 + "=" * (-len(signature_b64) % 4))
-        key.verify(signature, _signed(store, device, payload_b64))
-    except (binascii.Error, ValueError):
-        raise NoticeRefused("malformed", "payload and signature must be base64url") from None
-    except InvalidSignature:
-        raise NoticeRefused("bad_signature", f"not signed by {device!r}'s device key") from None
+    device, payload = signed.open_signed(
+        data,
+        kind="notices",
+        store=store,
+        topic_device=topic_device,
+        hosts=hosts,
+        max_bytes=MAX_BYTES,
+        refuse=NoticeRefused,
+    )
     try:
         notices = Notices.model_validate_json(payload)
     except ValidationError as exc:
-        raise NoticeRefused("invalid", str(exc.errors()[0]["loc"]) + ": " + exc.errors()[0]["msg"]) from None
+        first = exc.errors()[0]
+        raise NoticeRefused("invalid", f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
     if notices.v != VERSION:
         raise NoticeRefused("version", f"v must be {VERSION}, got {notices.v}")
     return device, notices

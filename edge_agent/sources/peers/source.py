@@ -1,8 +1,9 @@
 """Presence shared between the touchpoint hosts of one store, through the store's own MQTT broker.
 
 Each host publishes what its own sources saw (message.py: consented customers by customer_ref,
-anonymous counts) and turns the other hosts' messages into Sightings on its bus, so the same presence
-tracker places everyone, whichever host saw them. A shared customer is taken only if this host's roster
+anonymous counts), signed with its device key (signed.py), and turns the other hosts' messages into
+Sightings on its bus, so the same presence tracker places everyone, whichever host saw them. A message is
+taken only from a host of `[[fleet.hosts]]` whose signature holds. A shared customer is taken only if this host's roster
 has them with consent for the channel that saw them; anything refused is counted by reason and logged
 without its content. The connection is an `MqttLink` of its own (clean session, nothing queued while
 away: presence is only worth having live).
@@ -18,17 +19,22 @@ from ...bus import Bus
 from ...clock import Clock
 from ...config import Settings
 from ...events import Customer, Sighting
+from ...keys import DeviceKey, public_key_from_b64
 from ...mqtt import LinkError, MqttLink
 from ...store import Store
-from .message import PeerMessageError, device_of, encode, parse, sightings
+from . import signed
+from .message import MAX_BYTES, PeerMessageError, device_of, encode, parse, sightings
 
 log = logging.getLogger(__name__)
 
 
 class StorePeers:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock):
+    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, key: DeviceKey):
         mqtt = settings.mqtt
         assert mqtt is not None
+        self._key = key
+        self._store_id = settings.store.id
+        self._hosts = {h.device: public_key_from_b64(h.sign) for h in settings.fleet.hosts}
         base = f"{mqtt.topic_prefix}/{settings.store.id}/presence"
         self._device = settings.store.device_id
         self._topic = f"{base}/{self._device}"
@@ -61,8 +67,9 @@ class StorePeers:
             payload = encode(self._device, seen, self._clock.mono())
             if payload is None or not self.link.connected.is_set():
                 continue  # presence is live: what was seen while the broker was away is not worth sending late
+            message = signed.seal(self._key, "presence", self._store_id, self._device, payload)
             try:
-                await self.link.publish(self._topic, payload, qos=0)
+                await self.link.publish(self._topic, message, qos=0)
                 self.counts["published"] += 1
             except LinkError as exc:
                 self.counts["publish_failed"] += 1
@@ -74,7 +81,16 @@ class StorePeers:
         if device == self._device:
             return  # our own, back from the broker
         try:
-            batch = parse(payload, device, self._zones)
+            sender, inner = signed.open_signed(
+                payload,
+                kind="presence",
+                store=self._store_id,
+                topic_device=device,
+                hosts=self._hosts,
+                max_bytes=MAX_BYTES + 1024,
+                refuse=PeerMessageError,
+            )
+            batch = parse(inner, sender, self._zones)
         except PeerMessageError as exc:
             self._refuse(exc.code, exc.reason, topic)
             return

@@ -10,8 +10,10 @@ from edge_agent.app import Agent
 from edge_agent.clock import Clock
 from edge_agent.config import ConfigError, from_dict
 from edge_agent.events import Anonymous, Channel, Customer, Sighting
+from edge_agent.keys import DeviceKey
+from edge_agent.sources.peers import signed
 from edge_agent.sources.peers.message import PeerMessageError, device_of, encode, parse, sightings
-from tests.factories import config_dict, seed
+from tests.factories import DEVICE, HOST_KEYS, STORE, config_dict, device_key_file, fleet, seed, signed_by
 
 ZONES = {"entrance", "bakery"}
 
@@ -100,12 +102,19 @@ def test_parse_refuses_bad_entries_by_name_and_keeps_the_good():
 
 
 async def test_a_peer_customer_without_consent_here_is_refused(tmp_path, issuer):
+    key_file = device_key_file(tmp_path)
     settings = from_dict(
         config_dict(
             tmp_path,
             issuer,
             mqtt={"host": "127.0.0.1", "port": 1, "bundle_public_keys": [issuer.public_key_b64]},
-            fleet={"share_presence": True},
+            fleet=fleet(DEVICE, share_presence=True),
+            store={
+                "id": STORE,
+                "chain_id": "chain-test",
+                "device_id": DEVICE,
+                "device_key_file": key_file,
+            },
         )
     )
     agent = Agent(settings)
@@ -121,7 +130,7 @@ async def test_a_peer_customer_without_consent_here_is_refused(tmp_path, issuer)
         ],
     }
     assert agent.peers is not None
-    agent.peers.handle("retail/v1/store-test/presence/host-b", json.dumps(body).encode())
+    agent.peers.handle("retail/v1/store-test/presence/host-b", signed_by("host-b", json.dumps(body).encode()))
     assert got.queue.get_nowait().subject == Customer("alice") and got.queue.empty()
     assert agent.peers.counts["refused:not_consented"] == 2
     agent.store.close()
@@ -131,3 +140,47 @@ def test_sharing_presence_needs_a_broker(tmp_path, issuer):
     with pytest.raises(ConfigError) as err:
         from_dict(config_dict(tmp_path, issuer, fleet={"share_presence": True}))
     assert "fleet.share_presence: got True, expected an [mqtt] section" in str(err.value)
+
+
+async def test_presence_is_taken_only_signed_by_a_host_of_the_store(tmp_path, issuer):
+    data = config_dict(
+        tmp_path,
+        issuer,
+        mqtt={"host": "127.0.0.1", "port": 1, "bundle_public_keys": [issuer.public_key_b64]},
+        fleet=fleet(DEVICE, share_presence=True),
+    )
+    data["store"]["device_key_file"] = device_key_file(tmp_path)
+    agent = Agent(from_dict(data))
+    seed(agent)
+    got = agent.bus.subscribe(Sighting, "test")
+    body = json.dumps(
+        {"v": 1, "device": "host-b", "customers": [{"ref": "alice", "zone": "bakery", "channel": "checkin"}]}
+    )
+    stranger = DeviceKey.generate()
+    topic = "retail/v1/store-test/presence/{}"
+    for device, message in (
+        ("host-b", body.encode()),  # unsigned, as a host without a key would send it
+        ("host-b", signed.seal(stranger, "presence", STORE, "host-b", body.encode())),  # forged
+        ("host-x", signed.seal(stranger, "presence", STORE, "host-x", body.encode())),  # not a host of the store
+        ("host-b", signed.seal(HOST_KEYS["host-b"], "presence", "store-other", "host-b", body.encode())),
+        ("host-b", signed.seal(HOST_KEYS["host-b"], "notices", STORE, "host-b", body.encode())),  # another kind
+        ("host-a", signed_by("host-b", body.encode())),  # host-b's message on host-a's topic
+    ):
+        agent.peers.handle(topic.format(device), message)
+    assert got.queue.empty()
+    assert {k: n for k, n in agent.peers.counts.items() if k.startswith("refused:")} == {
+        "refused:malformed": 1,
+        "refused:bad_signature": 3,
+        "refused:unknown_host": 1,
+        "refused:wrong_topic": 1,
+    }
+    agent.peers.handle(topic.format("host-b"), signed_by("host-b", body.encode()))
+    assert got.queue.get_nowait().subject == Customer("alice")
+    agent.store.close()
+
+
+def test_sharing_presence_needs_this_hosts_key_and_the_others(tmp_path, issuer):
+    mqtt = {"host": "127.0.0.1", "port": 1, "bundle_public_keys": [issuer.public_key_b64]}
+    with pytest.raises(ConfigError) as err:
+        from_dict(config_dict(tmp_path, issuer, mqtt=mqtt, fleet={"share_presence": True}))
+    assert "fleet.share_presence: got True, expected store.device_key_file" in str(err.value)
