@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
-from edge_agent.sources.ble import tokens
+from edge_agent.sources.ble import frames, tokens
 from edge_agent.store.roster import RosterEntry
 
 
@@ -44,6 +44,10 @@ class Phone:
     def advert(self, unix_seconds: float) -> dict[int, bytes]:
         """The manufacturer data of the advert to broadcast now: {company id: 0x53 0x01 + token}."""
         return {self.company_id: tokens.advert_payload(self.token(unix_seconds))}
+
+    def ibeacon_advert(self, unix_seconds: float, measured_power: int = -59) -> dict[int, bytes]:
+        """The same token in iBeacon shape: {Apple: 0x02 0x15 + token + major/minor marker + power at 1 m}."""
+        return {frames.APPLE: frames.ibeacon_payload(self.token(unix_seconds), measured_power)}
 
     def day_keys(self, unix_seconds: float, before: int = 1, after: int = 1) -> dict[str, str]:
         """What the cloud puts in this customer's roster entry: base64 day keys around a date."""

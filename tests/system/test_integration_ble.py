@@ -247,3 +247,28 @@ async def test_the_simulated_bluez_rides_out_a_dbus_daemon_that_stops_reading(bu
     finally:
         listener.disconnect()
         await sim.stop()
+
+
+async def test_the_token_in_ibeacon_shape_is_heard_through_bleak_and_only_for_consenting_phones(agent, bus):
+    """An Android app with an iBeacon transmitter library advertises the same token as the proximity UUID."""
+    sim = SimulatedBlueZ(bus.address)
+    await sim.start()
+    seen, collector = presences(agent)
+    await agent.start()
+
+    async def beacons_forever():
+        while True:
+            for phone in (ALICE, BOB, STRANGER):
+                sim.advertise(phone.customer_ref, -55, phone.ibeacon_advert(time.time(), measured_power=-61))
+            await asyncio.sleep(0.1)
+
+    feeder = asyncio.create_task(beacons_forever())
+    try:
+        await wait_for(lambda: any(p.subject.key == "customer:alice" for p in seen), what="alice's enter")
+        await wait_for(lambda: agent.ble.resolver.counts["unknown_token"] >= 20, what="the others' beacons")
+    finally:
+        feeder.cancel()
+        collector.cancel()
+        await sim.stop()
+    assert {p.subject.key for p in seen} == {"customer:alice"}
+    assert agent.ble.resolver.counts["beacon"] == 0  # a token in iBeacon shape is never taken for a store beacon

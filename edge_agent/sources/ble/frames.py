@@ -1,6 +1,8 @@
 """Recognising the BLE frames the agent cares about in an advert's manufacturer and service data.
 
-Three kinds: the app's rotating token (our company id, 0x53 0x01, 16 bytes), Apple iBeacon and Eddystone
+Three kinds: the app's rotating token (our company id, 0x53 0x01, 16 bytes; or in iBeacon shape, the token
+as the proximity UUID with the fixed major/minor TOKEN_MAJOR/TOKEN_MINOR, for Android apps that use an iBeacon
+transmitter library and scanner firmware that passes iBeacon ids on unchanged), Apple iBeacon and Eddystone
 UID/URL from the store's own fixed beacons (used to check receivers and calibrate). Pure, no I/O; anything
 malformed or truncated is simply not a frame (None), never an exception.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from .tokens import parse_payload
 
 APPLE = 0x004C
+TOKEN_MAJOR, TOKEN_MINOR = 0x5345, 0x4101  # "SE", "A" + scheme 1: an iBeacon whose UUID is the rotating token
 FIRST_METRE_DB = 41  # a TX power "at 0 m" (Eddystone, Android's TX power level) less this is the level at 1 m
 EDDYSTONE_UUID = "0000feaa-0000-1000-8000-00805f9b34fb"
 _URL_SCHEMES = ("http://www.", "https://www.", "http://", "https://")
@@ -45,10 +48,27 @@ class Eddystone:
         return self.tx_power_0m - FIRST_METRE_DB
 
 
-def token_in(manufacturer_data: Mapping[int, bytes], company_id: int) -> bytes | None:
-    """The rotating token, if the advert carries one under our company id."""
+@dataclass(frozen=True, slots=True)
+class TokenFrame:
+    token: bytes
+    measured_power: int | None = None  # RSSI at 1 m the app advertised (iBeacon shape only)
+
+
+def token_in(manufacturer_data: Mapping[int, bytes], company_id: int) -> TokenFrame | None:
+    """The rotating token, if the advert carries one: under our company id, or in iBeacon shape."""
     data = manufacturer_data.get(company_id)
-    return None if data is None else parse_payload(data)
+    token = None if data is None else parse_payload(data)
+    if token is not None:
+        return TokenFrame(token)
+    beacon = ibeacon_in(manufacturer_data)
+    if beacon is None or (beacon.major, beacon.minor) != (TOKEN_MAJOR, TOKEN_MINOR):
+        return None
+    return TokenFrame(bytes.fromhex(beacon.uuid.replace("-", "")), beacon.measured_power)
+
+
+def ibeacon_payload(token: bytes, measured_power: int) -> bytes:
+    """The Apple manufacturer data of the token in iBeacon shape (what the phone side advertises)."""
+    return bytes([0x02, 0x15]) + token + struct.pack(">HHb", TOKEN_MAJOR, TOKEN_MINOR, measured_power)
 
 
 def ibeacon_in(manufacturer_data: Mapping[int, bytes]) -> IBeacon | None:

@@ -67,9 +67,9 @@ class AdvertResolver:
         self.beacons = BeaconLevels(settings.ble, settings.ble.receiver_id or settings.store.device_id)
 
     def handle(self, advert: Advert) -> Sighting | None:
-        token = frames.token_in(advert.manufacturer_data, self._company_id)
-        if token is not None:
-            customer_ref = self.tokens.resolve(token)
+        frame = frames.token_in(advert.manufacturer_data, self._company_id)
+        if frame is not None:
+            customer_ref = self.tokens.resolve(frame.token)
             if customer_ref is None:
                 self.counts["unknown_token"] += 1
                 return None
@@ -83,7 +83,9 @@ class AdvertResolver:
                 return None
             self.counts["resolved"] += 1
             ref_dbm = self._reference.get(customer_ref)
-            if ref_dbm is None and advert.tx_power is not None:
+            if ref_dbm is None and frame.measured_power is not None:
+                ref_dbm = float(frame.measured_power)  # what the app says it reads at 1 m (iBeacon shape)
+            elif ref_dbm is None and advert.tx_power is not None:
                 ref_dbm = float(advert.tx_power - frames.FIRST_METRE_DB)  # the phone's TX power level at 0 m
             return Sighting(
                 Customer(customer_ref),

@@ -123,10 +123,23 @@ def test_advert_payload_round_trip_and_foreign_payloads():
     token = bytes(range(16))
     payload = tokens.advert_payload(token)
     assert tokens.parse_payload(payload) == token
-    assert frames.token_in({0xFFFF: payload}, 0xFFFF) == token
+    assert frames.token_in({0xFFFF: payload}, 0xFFFF) == frames.TokenFrame(token)
     assert frames.token_in({0x1234: payload}, 0xFFFF) is None
     assert tokens.parse_payload(b"\x53\x02" + token) is None
     assert tokens.parse_payload(payload[:-1]) is None
+
+
+def test_the_token_in_ibeacon_shape_and_only_with_its_marker():
+    token = bytes(range(16))
+    shaped = frames.ibeacon_payload(token, -61)
+    assert shaped.hex() == "0215" + token.hex() + "534541" + "01" + "c3"
+    assert frames.token_in({frames.APPLE: shaped}, 0xFFFF) == frames.TokenFrame(token, -61)
+    store_beacon = bytes.fromhex("0215") + token + bytes.fromhex("53454102c3")  # another minor: a beacon
+    assert frames.token_in({frames.APPLE: store_beacon}, 0xFFFF) is None
+    phone = phone_for("alice", "acme")
+    assert frames.token_in(phone.ibeacon_advert(1_796_000_000), 0xFFFF).token == phone.token(1_796_000_000)
+    first_row = bytes.fromhex("1014ee4749260285ef0c1e5989d34ebe")  # docs/protocols/ble-token.md, iBeacon shape
+    assert frames.ibeacon_payload(first_row, -59).hex() == "02151014ee4749260285ef0c1e5989d34ebe53454101c5"
 
 
 def test_ibeacon_and_eddystone_frames():
