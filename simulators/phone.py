@@ -11,10 +11,11 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from typing import TypedDict, Unpack
 
-from edge_agent.sources.ble import frames, tokens
+from edge_agent.sources.ble import frames, reports, tokens
 from edge_agent.store.roster import RosterEntry
 
 
@@ -48,6 +49,12 @@ class Phone:
     def ibeacon_advert(self, unix_seconds: float, measured_power: int = -59) -> dict[int, bytes]:
         """The same token in iBeacon shape: {Apple: 0x02 0x15 + token + major/minor marker + power at 1 m}."""
         return {frames.APPLE: frames.ibeacon_payload(self.token(unix_seconds), measured_power)}
+
+    def report(self, at: int, beacons: tuple[reports.HeardBeacon, ...], nonce: bytes | None = None) -> bytes:
+        """What the app sends when it heard the store's beacons (an iPhone's way in): reports.py's JSON."""
+        j = tokens.interval_of(at)
+        day_key = tokens.day_key(self.secret, self.chain_id, tokens.day_of(j))
+        return reports.make(day_key, tokens.token(day_key, j), at, nonce or os.urandom(reports.NONCE_BYTES), beacons)
 
     def day_keys(self, unix_seconds: float, before: int = 1, after: int = 1) -> dict[str, str]:
         """What the cloud puts in this customer's roster entry: base64 day keys around a date."""

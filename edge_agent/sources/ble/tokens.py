@@ -31,7 +31,7 @@ WINDOW = 2  # intervals either side of now that resolve: phone clocks drift, adv
 _RPI_PREFIX = b"SEA-RPI" + bytes(5)
 
 
-def _hkdf(secret: bytes, salt: bytes | None, info: bytes) -> bytes:
+def hkdf16(secret: bytes, salt: bytes | None, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=info).derive(secret)
 
 
@@ -47,11 +47,11 @@ def interval_of(unix_seconds: float) -> int:
 def day_key(secret: bytes, chain_id: str, day: str | date) -> bytes:
     """The cloud's derivation: the only per-customer key a store ever receives, valid for one day."""
     yyyymmdd = day.strftime("%Y%m%d") if isinstance(day, date) else day
-    return _hkdf(secret, chain_id.encode("utf-8"), b"SEA-DK" + yyyymmdd.encode("ascii"))
+    return hkdf16(secret, chain_id.encode("utf-8"), b"SEA-DK" + yyyymmdd.encode("ascii"))
 
 
 def rpik(day_key_: bytes) -> bytes:
-    return _hkdf(day_key_, None, b"SEA-RPIK")
+    return hkdf16(day_key_, None, b"SEA-RPIK")
 
 
 class _Encryptor:
