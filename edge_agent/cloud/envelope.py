@@ -73,15 +73,8 @@ def seal(key: Ed25519PrivateKey, kind: str, store: str, payload: bytes) -> bytes
 def open_envelope(data: bytes, kind: str, store: str, keys: list[Ed25519PublicKey], max_bytes: int) -> bytes:
     """The verified payload bytes of an envelope of `kind` for `store`; raises BundleRejected with the reason
     otherwise (`other_store` for a genuine message meant for another store)."""
-    if len(data) > max_bytes:
-        raise BundleRejected("too_large", f"{len(data)} bytes, more than the {max_bytes} allowed")
-    try:
-        envelope = json_input.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BundleRejected("malformed", f"envelope is not UTF-8 JSON ({exc})") from None
     names = ("format", "kind", "store", "payload", "signature")
-    if not isinstance(envelope, dict) or set(envelope) != set(names):
-        raise BundleRejected("malformed", f"envelope must be an object with exactly {', '.join(names)}")
+    envelope = json_input.exact_object(data, names, max_bytes=max_bytes, refuse=BundleRejected, what="envelope")
     fields = [envelope[f] for f in names]
     if not all(isinstance(f, str) for f in fields):
         raise BundleRejected("malformed", "envelope fields must be strings")

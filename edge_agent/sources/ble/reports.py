@@ -35,7 +35,7 @@ MAX_BEACONS = 8
 TAG_BYTES = 16
 NONCE_BYTES = 8
 _HEX = re.compile(r"^[0-9a-f]*$")
-_KEYS = {"v", "token", "at", "nonce", "beacons", "tag"}
+_KEYS = ("v", "token", "at", "nonce", "beacons", "tag")
 
 
 class ReportRefused(Refused):
@@ -87,14 +87,7 @@ def make(day_key: bytes, token: bytes, at: int, nonce: bytes, beacons: tuple[Hea
 
 def parse(data: bytes) -> Report:
     """The report's fields, checked for form only (the tag needs the customer's day key: `verify`)."""
-    if len(data) > MAX_BYTES:
-        raise ReportRefused("too_large", f"{len(data)} bytes, at most {MAX_BYTES}")
-    try:
-        raw = json_input.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ReportRefused("malformed", f"not UTF-8 JSON ({exc})") from None
-    if not isinstance(raw, dict) or set(raw) != _KEYS:
-        raise ReportRefused("malformed", f"expected exactly {', '.join(sorted(_KEYS))}")
+    raw = json_input.exact_object(data, _KEYS, max_bytes=MAX_BYTES, refuse=ReportRefused, what="report")
     if raw["v"] != VERSION:
         raise ReportRefused("version", f"v must be {VERSION}")
     token = _hex(raw["token"], 16, "token")

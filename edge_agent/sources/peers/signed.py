@@ -49,14 +49,8 @@ def open_signed(
     refuse: type[Refused],
 ) -> tuple[str, bytes]:
     """The sender and the payload it signed; `refuse(code, reason)` naming what was wrong otherwise."""
-    if len(data) > max_bytes:
-        raise refuse("too_large", f"{len(data)} bytes, at most {max_bytes}")
-    try:
-        message = json_input.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise refuse("malformed", f"not UTF-8 JSON ({exc})") from None
-    if not isinstance(message, dict) or set(message) != {"device", "payload", "signature"}:
-        raise refuse("malformed", "expected exactly device, payload, signature (a host's signed message)")
+    keys = ("device", "payload", "signature")
+    message = json_input.exact_object(data, keys, max_bytes=max_bytes, refuse=refuse, what="a host's signed message")
     device, payload_b64, signature_b64 = message["device"], message["payload"], message["signature"]
     if not all(isinstance(f, str) for f in (device, payload_b64, signature_b64)):
         raise refuse("malformed", "device, payload and signature must be strings")
