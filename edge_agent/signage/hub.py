@@ -207,10 +207,10 @@ class ScreenHub:
             hello = json_input.loads(first.data) if first.type is WSMsgType.TEXT else None
         except (TimeoutError, json.JSONDecodeError):
             hello = None
-        key = hello.get("key") if isinstance(hello, dict) and hello.get("type") == "hello" else None
-        local = self._settings.surfaces.auth.local_screens_paired and _loopback(request.remote)
-        if (isinstance(hello, dict) and hello.get("type") == "hello" and local) or self._keys.check(touchpoint, key):
-            return True
+        if isinstance(hello, dict) and hello.get("type") == "hello":
+            local = self._settings.surfaces.auth.local_screens_paired and _loopback(request.remote)
+            if local or self._keys.check(touchpoint, hello.get("key")):
+                return True
         self.counts["refused_unpaired"] += 1
         log.warning("a client tried to open screen %s without its pairing key", touchpoint)
         await ws.close(code=NOT_PAIRED, message=b"not paired: open this screen's pairing link from the dashboard")
