@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,3 +163,12 @@ async def paired_screen(http: aiohttp.ClientSession, agent: Agent, touchpoint: s
     ws = await http.ws_connect(f"{agent.url.replace('http', 'ws', 1)}/ws/screen/{touchpoint}")
     await ws.send_json({"type": "hello", "key": agent.store.screen_keys.key(touchpoint)})
     return ws
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> None:
+    """Until `condition()` holds, checked every 50 ms; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)

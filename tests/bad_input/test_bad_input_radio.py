@@ -18,8 +18,8 @@ from edge_agent.events import Customer, Sighting
 from edge_agent.sources.ble import frames
 from edge_agent.sources.ble.scanner import Advert
 from edge_agent.sources.ble.tokens import advert_payload
-from tests.factories import DEVICE, STORE, config_dict, customer, device_key_file, fleet, seed, signed_by
-from tests.sources.ble.test_remote_scanners import ALICE, publisher, wait_for
+from tests.factories import DEVICE, STORE, config_dict, customer, device_key_file, fleet, seed, signed_by, wait_for
+from tests.sources.ble.test_remote_scanners import ALICE, publisher
 
 from .strategies import encoded, json_values, objects, payloads
 

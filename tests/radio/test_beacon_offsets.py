@@ -19,8 +19,8 @@ from edge_agent.app import Agent
 from edge_agent.config import ConfigError, from_dict
 from edge_agent.radio.beacon_offsets import MEAN_READINGS, MIN_READINGS, BeaconLevels
 from simulators.bluez import PrivateBus, SimulatedBlueZ, dbus_available
-from tests.factories import OPS, STORE, config_dict
-from tests.sources.ble.test_remote_scanners import KEY, publisher, wait_for
+from tests.factories import OPS, STORE, config_dict, wait_for
+from tests.sources.ble.test_remote_scanners import KEY, publisher
 
 BEACON_A = "ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:10"
 BEACON_B = "ibeacon:00010203-0405-0607-0809-0a0b0c0d0e0f:1:11"

@@ -16,21 +16,13 @@ from edge_agent.config import from_dict
 from edge_agent.events import Presence, PresenceKind
 from simulators.bluez import ADAPTER, PrivateBus, SimulatedBlueZ, dbus_available, fake_address
 from simulators.phone import phone_for
-from tests.factories import config_dict, seed
+from tests.factories import config_dict, seed, wait_for
 
 pytestmark = pytest.mark.skipif(not dbus_available(), reason="needs dbus-daemon (Debian package dbus)")
 
 CHAIN = "chain-test"
 ALICE, BOB, CAROL = (phone_for(ref, CHAIN) for ref in ("alice", "bob", "carol"))
 STRANGER = phone_for("stranger", CHAIN)
-
-
-async def wait_for(condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

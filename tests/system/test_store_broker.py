@@ -17,7 +17,7 @@ from edge_agent.config import from_dict
 from edge_agent.events import Presence
 from simulators.broker import store_broker
 from simulators.cloud import CloudSim, roster_bundle
-from tests.factories import DEVICE, DEVICE_KEY, STORE, config_dict, customer, device_key_file, seed
+from tests.factories import DEVICE, DEVICE_KEY, STORE, config_dict, customer, device_key_file, seed, wait_for
 from tests.sources.ble.test_remote_scanners import ALICE, message
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
@@ -47,14 +47,6 @@ def client(port: int, user: str | None, client_id: str) -> tuple[mqtt.Client, li
 
 async def settle(seconds: float = 1.0) -> None:
     await asyncio.sleep(seconds)
-
-
-async def wait_for(condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_a_scanner_nodes_credentials_publish_adverts_and_nothing_else(tmp_path, issuer, broker_as_shipped):

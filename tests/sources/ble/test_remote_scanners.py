@@ -24,7 +24,7 @@ from edge_agent.sources.ble.nodes import RemoteScanners
 from simulators.broker import Mosquitto
 from simulators.phone import phone_for
 from simulators.shoppers import SimClock
-from tests.factories import STORE, config_dict, seed
+from tests.factories import STORE, config_dict, seed, wait_for
 
 ALICE = phone_for("alice", "chain-test")
 TOPIC = f"retail/v1/{STORE}/scanners/esp32-bakery/adverts"
@@ -108,14 +108,6 @@ def scanner_agent(tmp_path, issuer, port, **mqtt):
     agent = Agent(from_dict(data))
     seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True})])
     return agent, agent.bus.subscribe(Presence, "test", maxsize=1000)
-
-
-async def wait_for(condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_remote_sightings_over_a_real_broker_feed_presence_and_survive_a_broker_restart(tmp_path, issuer, broker):

@@ -18,7 +18,7 @@ from edge_agent.keys import DeviceKey
 from edge_agent.sources.checkin.source import CheckinRejected
 from edge_agent.sources.peers.notices import Notices, seal
 from simulators.phone import phone_for
-from tests.factories import STORE, config_dict, seed
+from tests.factories import STORE, config_dict, seed, wait_for
 
 ALICE = phone_for("alice", "chain-test")
 KEYS = {"host-a": DeviceKey(bytes(range(32))), "host-b": DeviceKey(bytes(range(1, 33)))}
@@ -43,14 +43,6 @@ def host(tmp_path, issuer, broker, device: str) -> Agent:
     agent = Agent(from_dict(data))
     seed(agent, roster=[ALICE.roster_entry(time.time(), {"ble": True, "checkin": True, "personalisation": True})])
     return agent
-
-
-async def wait_for(condition, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def withdraw_at_kiosk(agent: Agent, channel: str) -> None:
