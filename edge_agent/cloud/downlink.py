@@ -104,15 +104,22 @@ def _verified(
     """Signature, then schema, then this host's copy of a roster's secrets opened: runs in a thread, so a large
     roster never stalls the loop."""
     bundle = parse_payload(open_envelope(data, kind, store, keys, max_bytes), model)
-    device_id, key = device
-    if not isinstance(bundle, RosterBundle | RosterDelta) or key is None or device_id not in bundle.sealed:
+    if not isinstance(bundle, RosterBundle | RosterDelta) or not _opens(bundle, device):
         return bundle
+    device_id, key = device
+    assert key is not None
     opened = sealed.open_secrets(
         bundle.sealed[device_id], key.seal_key, store=store, kind=kind, version=bundle.version, device=device_id
     )
     if isinstance(bundle, RosterBundle):
         return bundle.model_copy(update={"customers": sealed.with_secrets(bundle.customers, opened)})
     return bundle.model_copy(update={"upsert": sealed.with_secrets(bundle.upsert, opened)})
+
+
+def _opens(bundle: RosterBundle | RosterDelta, device: tuple[str, DeviceKey | None]) -> bool:
+    """Whether this host has a copy of the roster's secrets and the key to open it."""
+    device_id, key = device
+    return key is not None and device_id in bundle.sealed
 
 
 class Downlink:
@@ -216,7 +223,7 @@ class Downlink:
         except BundleRejected as exc:
             self._bundle_rejected(kind, exc.version, exc.code, exc.reason)
             return
-        if isinstance(bundle, RosterBundle | RosterDelta) and bundle.sealed and not self._opens(bundle):
+        if isinstance(bundle, RosterBundle | RosterDelta) and bundle.sealed and not _opens(bundle, self._device):
             self.counts[f"{kind}:secrets_not_for_this_host"] += 1
             log.warning(
                 "%s version %d has no secrets this host can open (sealed for %s; this host %s, device key %s): "
@@ -252,10 +259,6 @@ class Downlink:
         log.info("applied %s bundle version %d", kind, bundle.version)
         self._unreported.add((kind, bundle.version))
         self._report_applied(kind, bundle.version)
-
-    def _opens(self, bundle: RosterBundle | RosterDelta) -> bool:
-        device_id, key = self._device
-        return key is not None and device_id in bundle.sealed
 
     def _report_applied(self, kind: str, version: int) -> None:
         self._ack("bundle_result", {"bundle": kind, "version": version, "status": "applied"})
