@@ -24,7 +24,7 @@ from .config import Settings
 from .decide.attribution import Attribution
 from .decide.catalog import OfferCatalog
 from .decide.engine import OfferEngine
-from .keys import DeviceKey
+from .keys import DeviceKey, zone_beacon_key
 from .ops import metrics
 from .ops.notify import SystemdNotifier, watchdog_interval_s
 from .ops.progress import Progress
@@ -41,6 +41,8 @@ from .signage.proof import ProofOfPlay
 from .signage.signs import SignDriver
 from .signage.till import Till
 from .sources.ble.nodes import RemoteScanners
+from .sources.ble.report_intake import ReportIntake
+from .sources.ble.report_listener import ReportListener
 from .sources.ble.scanner import BleSource
 from .sources.checkin.kiosk_id import KioskIdentifier
 from .sources.checkin.source import CheckinSource
@@ -75,7 +77,22 @@ class Agent:
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
         self.ble = (
             BleSource(settings, self.store, self.bus, self.clock, self.progress, self.roster_age)
-            if settings.sources.ble or settings.ble.remote_scanners
+            if settings.sources.ble or settings.ble.remote_scanners or settings.sources.ble_reports
+            else None
+        )
+        beacon_key_file = settings.ble.zone_beacon.key_file
+        beacon_key = zone_beacon_key(beacon_key_file) if beacon_key_file is not None else None
+        self.reports = (
+            ReportIntake(
+                settings, self.ble.resolver.tokens, self.store, self.bus, self.clock, beacon_key, self.roster_age
+            )
+            if self.ble is not None and settings.sources.ble_reports
+            else None
+        )
+        listen = settings.http.report_listen
+        self.report_listener = (
+            ReportListener(self.reports, listen, settings.http.report_rate_per_minute, self.clock)
+            if self.reports is not None and listen is not None
             else None
         )
         self.remote_scanners = (
@@ -163,6 +180,8 @@ class Agent:
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        if self.report_listener is not None:
+            await self.report_listener.start()
         components: dict[str, Callable[[], Awaitable[None]]] = {
             "loop": self.progress.measure_loop,
             "presence": self.presence.run,
@@ -212,6 +231,8 @@ class Agent:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.report_listener is not None:
+            await self.report_listener.stop()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await self.hub.close_all()
@@ -296,6 +317,7 @@ class Agent:
             if self.pos is None
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
             "ble": self.ble.health() if self.ble is not None else None,
+            **({"ble_reports": self._reports_health()} if self.reports is not None else {}),
             "roster": self.roster_age.health(),
             **({"vision": self.vision.health()} if self.vision is not None else {}),
             **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
@@ -306,7 +328,7 @@ class Agent:
     def metrics(self) -> Iterator[Metric]:
         """What every component counts (each its own `metrics()`), read at scrape time."""
         yield from self.bus.metrics()
-        for part in (self.checkin, self.ble, self.remote_scanners):
+        for part in (self.checkin, self.ble, self.remote_scanners, self.reports, self.report_listener):
             if part is not None:
                 yield from part.metrics()
         yield from self.engine.metrics()
@@ -320,6 +342,11 @@ class Agent:
         yield from self.catalog.metrics()
         yield from self.progress.metrics()
         yield _counter("edge_component_restarts", "Component crashes restarted", "component", self.restarts)
+
+    def _reports_health(self) -> dict[str, Any]:
+        assert self.reports is not None
+        listener = self.report_listener.health() if self.report_listener is not None else {"url": None}
+        return {**self.reports.health(), "deferred": self.presence.reports_deferred, "listener": listener}
 
     def sign_status(self) -> dict[str, Any]:
         return {driver.id: driver.status() for driver in self.signs}

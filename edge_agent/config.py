@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,6 +21,7 @@ from .secret_files import credential
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
+Uuid = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")]
 
 
 class ConfigProblem(BaseModel):
@@ -89,6 +91,14 @@ class HttpSettings(Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     max_request_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    report_listen: str | None = Field(
+        default=None,
+        pattern=r"^[^\s:]+:[0-9]{1,5}$",
+        description="host:port of a second listener, for the store Wi-Fi, that serves only POST /api/ble/report",
+    )
+    report_rate_per_minute: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=60, description="app reports taken per minute from one address on the report listener"
+    )
 
 
 def _ed25519_keys(keys: list[str]) -> list[str]:
@@ -156,6 +166,7 @@ class MqttSettings(Section):
 class SourcesSettings(Section):
     checkin: bool = True
     ble: bool = False
+    ble_reports: bool = Field(default=False, description="take app reports of the store's beacons (iPhones' way in)")
     vision: bool = False
     pos: bool = False
 
@@ -204,6 +215,37 @@ class BeaconPosition(Section):
     x_m: Annotated[float, Field(ge=-1000, le=1000)] = Field(description="on the store's floor plan, across (m)")
     y_m: Annotated[float, Field(ge=-1000, le=1000)] = Field(description="and along (m)")
     height_m: Annotated[float, Field(ge=0, le=20)] = Field(default=2.0, description="how high the beacon hangs")
+
+
+class ZoneBeacon(Section):
+    """The iBeacon this host advertises for its zone (docs/protocols/app-reports.md), and the store secret its
+    rotating minor is derived from (the same file on every host of the store)."""
+
+    advertise: bool = Field(default=False, description="advertise this host's zone beacon while scanning")
+    uuid: Uuid | None = Field(
+        default=None, description="the chain's app UUID: one region for the app to monitor in every store"
+    )
+    major: Annotated[int, Field(ge=0, le=0xFFFF)] | None = Field(default=None, description="the store's number")
+    key_file: Annotated[Path, Field(strict=False)] | None = Field(
+        default=None, description="the store's 32-byte zone-beacon key (64 hex digits), owner-only or a credential"
+    )
+    zone: Ident | None = Field(default=None, description="the zone advertised; default that of this host's receiver")
+    interval_ms: Annotated[int, Field(ge=20, le=10_240)] = Field(
+        default=100, description="advertising interval (Apple's iBeacon guideline: 100 ms)"
+    )
+    tx_power_dbm: Annotated[int, Field(ge=-127, le=20)] | None = Field(
+        default=None, description="transmit power asked of the adapter; default the adapter's own"
+    )
+    measured_power_dbm: Annotated[int, Field(ge=-127, le=0)] = Field(
+        default=-59, description="the level a phone reads 1 m away, advertised in the beacon for ranging"
+    )
+
+
+class BeaconZone(Section):
+    """A store-owned battery beacon of ble.beacons standing for a zone in app reports (no rotating minor)."""
+
+    beacon: str = Field(min_length=1, description="an iBeacon id of ble.beacons, ibeacon:UUID:MAJOR:MINOR")
+    zone: Ident
 
 
 class BleSettings(Section):
@@ -263,6 +305,18 @@ class BleSettings(Section):
     )
     beacon_positions: list[BeaconPosition] = Field(
         default_factory=list, description="where fixed beacons hang: GET /healthz then suggests each receiver's offset"
+    )
+    zone_beacon: ZoneBeacon = ZoneBeacon()
+    beacon_zones: list[BeaconZone] = Field(
+        default_factory=list, description="fixed beacons whose sightings in app reports place a shopper in a zone"
+    )
+    static_beacon_reports: bool = Field(
+        default=False,
+        description="accept app reports naming ble.beacon_zones: a weaker proof (a fixed minor can be replayed)",
+    )
+    report_ttl_s: Seconds = Field(default=60, description="how long one app report keeps a shopper in its zone")
+    report_max_age_s: Annotated[float, Field(ge=5, le=3600)] = Field(
+        default=120, description="an app report older (or further ahead) than this is refused as stale"
     )
 
 
@@ -476,6 +530,11 @@ class Settings(Section):
     def touchpoints_in(self, zone_id: str) -> list[Touchpoint]:
         return [tp for tp in self.touchpoints if tp.zone == zone_id]
 
+    def beacon_zone(self) -> str | None:
+        """The zone this host's beacon advertises: as configured, else that of this host's receiver."""
+        local = self.ble.receiver_id or self.store.device_id
+        return self.ble.zone_beacon.zone or next((r.zone for r in self.ble.receivers if r.id == local), None)
+
 
 def load(path: str | Path) -> Settings:
     """Read and validate a config file; relative paths inside it are taken from the file's folder."""
@@ -519,6 +578,10 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
     if base_dir is not None and key is not None and not key.is_absolute():
         store = settings.store.model_copy(update={"device_key_file": credential(key) or (base_dir / key).resolve()})
         settings = settings.model_copy(update={"store": store})
+    beacon_key = settings.ble.zone_beacon.key_file
+    if base_dir is not None and beacon_key is not None and not beacon_key.is_absolute():
+        zb = settings.ble.zone_beacon.model_copy(update={"key_file": credential(beacon_key) or (base_dir / beacon_key)})
+        settings = settings.model_copy(update={"ble": settings.ble.model_copy(update={"zone_beacon": zb})})
     if base_dir is not None and settings.pos is not None and not settings.pos.profile.is_absolute():
         pos = settings.pos.model_copy(update={"profile": (base_dir / settings.pos.profile).resolve()})
         settings = settings.model_copy(update={"pos": pos})
@@ -738,6 +801,60 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
     if s.ble.remote_scanners and s.mqtt is None:
         problems.append(
             ConfigProblem(key="ble.remote_scanners", value=True, expected="an [mqtt] section with the store's broker")
+        )
+    return problems + _check_zone_beacons(s, zone_ids)
+
+
+def _check_zone_beacons(s: Settings, zone_ids: list[str]) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    zb = s.ble.zone_beacon
+    needs_key = zb.advertise or (s.sources.ble_reports and not s.ble.beacon_zones)
+    for name in ("uuid", "major", "key_file"):
+        if needs_key and getattr(zb, name) is None:
+            why = "ble.zone_beacon.advertise" if zb.advertise else "sources.ble_reports"
+            problems.append(
+                ConfigProblem(key=f"ble.zone_beacon.{name}", value=None, expected=f"a value while {why} is on")
+            )
+    if zb.zone is not None and zb.zone not in zone_ids:
+        problems.append(
+            ConfigProblem(key="ble.zone_beacon.zone", value=zb.zone, expected=f"one of {', '.join(zone_ids)}")
+        )
+    if zb.advertise and s.beacon_zone() is None:
+        problems.append(
+            ConfigProblem(
+                key="ble.zone_beacon.zone",
+                value=None,
+                expected="a zone, or an entry of ble.receivers for this host's adapter whose zone is advertised",
+            )
+        )
+    for i, bz in enumerate(s.ble.beacon_zones):
+        if bz.beacon not in s.ble.beacons or not re.fullmatch(r"ibeacon:[0-9A-Fa-f-]{36}:\d{1,5}:\d{1,5}", bz.beacon):
+            problems.append(
+                ConfigProblem(
+                    key=f"ble.beacon_zones[{i}].beacon", value=bz.beacon, expected="an iBeacon id of ble.beacons"
+                )
+            )
+        if bz.zone not in zone_ids:
+            problems.append(
+                ConfigProblem(
+                    key=f"ble.beacon_zones[{i}].zone", value=bz.zone, expected=f"one of {', '.join(zone_ids)}"
+                )
+            )
+    if s.sources.ble_reports and s.http.report_listen is None and s.mqtt is None:
+        problems.append(
+            ConfigProblem(
+                key="sources.ble_reports",
+                value=True,
+                expected="a way in for reports: http.report_listen (store Wi-Fi) or an [mqtt] section (cloud relay)",
+            )
+        )
+    if s.ble.beacon_zones and not s.ble.static_beacon_reports:
+        problems.append(
+            ConfigProblem(
+                key="ble.static_beacon_reports",
+                value=False,
+                expected="true to take reports naming fixed beacons (their minor never changes: it can be replayed)",
+            )
         )
     return problems
 

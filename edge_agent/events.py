@@ -70,6 +70,24 @@ class Sighting:
     receiver: str | None = None  # the radio receiver that heard it; with `rssi`, presence places the subject
     ref_dbm: float | None = None  # calibrated RSSI at 1 m of the transmitter, when the advert tells
     origin: str | None = None  # another host of the store that saw it (shared presence); None: this host
+    hold_s: float | None = None  # an app report's sighting: how long it alone keeps the subject (ble.report_ttl_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Departed:
+    """An app report said the phone left the store's region, or hears every zone beacon far off: the zones its
+    reports put the customer in end now (zones other channels or the store's receivers hold stay)."""
+
+    subject: Customer
+    mono: float
+    wall: WallTime
+
+
+@dataclass(frozen=True, slots=True)
+class AppReportRelayed:
+    """An app report the cloud relayed (signed envelope opened): the BLE report intake verifies it like any."""
+
+    data: bytes
 
 
 class PresenceKind(StrEnum):

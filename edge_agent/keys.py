@@ -99,3 +99,15 @@ class DeviceKey:
 
 def _derive(seed: bytes, label: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(seed)
+
+
+def zone_beacon_key(path: Path, what: str = "ble.zone_beacon.key_file") -> bytes:
+    """The store's zone-beacon key: 64 hex digits (the same file on every host of the store), owner-only."""
+    try:
+        text = read_private(path, what).decode("ascii").strip()
+        key = bytes.fromhex(text)
+    except (SecretFileError, UnicodeDecodeError, ValueError) as exc:
+        raise DeviceKeyError(f"{what}: {exc}" if not isinstance(exc, SecretFileError) else str(exc)) from None
+    if len(key) != 32:
+        raise DeviceKeyError(f"{what}: {path} holds {len(key)} bytes; expected 32 (64 hex digits)")
+    return key

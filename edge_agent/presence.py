@@ -6,6 +6,11 @@ the subject closest to expiry is let go (with its exit event) before a new one i
 
 Radio sightings (a receiver and an RSSI) first go through `radio.RadioPlacer`, which filters the signal and
 decides which zone, if any, the phone is in; only its verdicts reach the table.
+
+An app report (the phone heard the store's zone beacons, `sources/ble/report_intake.py`) is a BLE sighting with
+its own hold (`hold_s`, ble.report_ttl_s); a customer is in one zone by BLE whichever way the phone was heard:
+a report moves them out of the zones reports put them in, and never out of one the store's receivers hold (the
+receivers' filtered placement is the better measure); a `Departed` ends the zones reports hold.
 """
 
 from __future__ import annotations
@@ -16,7 +21,18 @@ from dataclasses import dataclass
 from .bus import Bus
 from .clock import Clock
 from .config import BleSettings, PresenceSettings
-from .events import Channel, ConsentChanged, Customer, Erased, Presence, PresenceKind, Sighting, Subject, WallTime
+from .events import (
+    Channel,
+    ConsentChanged,
+    Customer,
+    Departed,
+    Erased,
+    Presence,
+    PresenceKind,
+    Sighting,
+    Subject,
+    WallTime,
+)
 from .ops.progress import Progress
 from .radio.placer import RadioPlacer
 
@@ -30,6 +46,7 @@ class _State:
     last_dwell: float
     touchpoint: str | None
     channels: set[Channel]
+    reported: bool = False  # held by app reports alone (no receiver, no other channel has refreshed it)
 
 
 class PresenceTracker:
@@ -51,13 +68,15 @@ class PresenceTracker:
         self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
+        self._departures = bus.subscribe(Departed, "presence", maxsize=10_000)
+        self.reports_deferred = 0  # reports of another zone than the one the store's receivers hold the phone in
         bus.on(Erased, "presence", self._on_erased)
         self._progress = progress
         if progress is not None:  # a vital part: sightings waiting and none handled for too long stalls the agent
             progress.watch("presence", max_silence_s=stall_after_s, pending=self.backlog)
 
     def backlog(self) -> int:
-        return self._sightings.queue.qsize() + self._consents.queue.qsize()
+        return self._sightings.queue.qsize() + self._consents.queue.qsize() + self._departures.queue.qsize()
 
     def _beat(self) -> None:
         if self._progress is not None:
@@ -119,7 +138,14 @@ class PresenceTracker:
         for event in self.erase(erased.customer_ref, self._clock.mono(), erased.wall):
             self._bus.publish(event)
 
+    def depart(self, d: Departed) -> list[Presence]:
+        """The zones app reports alone hold this customer in end now."""
+        gone = [key for key, st in self._table.items() if st.subject == d.subject and st.reported]
+        return [self._event(self._table.pop(key), PresenceKind.EXIT, d.mono, d.wall) for key in gone]
+
     def observe(self, s: Sighting) -> list[Presence]:
+        if s.hold_s is not None:
+            return self._reported(s, s.hold_s)
         if s.receiver is None or s.rssi is None:
             return self._seen(s, s.zone, s.mono + self.hold_for(s.channel))
         verdict = self.radio.place(s)
@@ -138,16 +164,31 @@ class PresenceTracker:
             return out
         state = self._table.get((s.subject.key, verdict.zone))
         if verdict.inside:
+            out += self._moved_from_reports(s, verdict.zone)
             return out + self._seen(s, verdict.zone, s.mono + self._cfg.hold_down_s)
         if state is not None:  # readings say out of range: leave after the short hold-down, not the long one
             state.expires = min(state.expires, s.mono + self.radio.leave_s)
         return out
 
-    def _seen(self, s: Sighting, zone: str, expires: float) -> list[Presence]:
+    def _reported(self, s: Sighting, hold_s: float) -> list[Presence]:
+        """An app report's zone, unless the store's receivers place the phone elsewhere."""
+        held = [st for (subject, zone), st in self._table.items() if subject == s.subject.key and zone != s.zone]
+        if any(Channel.BLE in st.channels and not st.reported for st in held):
+            self.reports_deferred += 1
+            return []
+        return self._moved_from_reports(s, s.zone) + self._seen(s, s.zone, s.mono + hold_s, reported=True)
+
+    def _moved_from_reports(self, s: Sighting, zone: str) -> list[Presence]:
+        """BLE places a phone in one zone: the other zones reports held it in end as it enters `zone`."""
+        gone = [k for k, st in self._table.items() if k[0] == s.subject.key and k[1] != zone and st.reported]
+        return [self._event(self._table.pop(key), PresenceKind.EXIT, s.mono, s.wall) for key in gone]
+
+    def _seen(self, s: Sighting, zone: str, expires: float, *, reported: bool = False) -> list[Presence]:
         key = (s.subject.key, zone)
         state = self._table.get(key)
         if state is not None:
             state.expires = max(state.expires, expires)
+            state.reported = state.reported and reported
             state.channels.add(s.channel)
             if s.touchpoint:
                 state.touchpoint = s.touchpoint
@@ -167,6 +208,7 @@ class PresenceTracker:
             last_dwell=s.mono,
             touchpoint=s.touchpoint,
             channels={s.channel},
+            reported=reported,
         )
         self._table[key] = state
         out.append(self._event(state, PresenceKind.ENTER, s.mono, s.wall, explicit=s.explicit))
@@ -202,6 +244,13 @@ class PresenceTracker:
             tg.create_task(self._consume(), name="presence.sightings")
             tg.create_task(self._tick_forever(tick_s), name="presence.tick")
             tg.create_task(self._consent_changes(), name="presence.consent")
+            tg.create_task(self._departed(), name="presence.departed")
+
+    async def _departed(self) -> None:
+        async for departure in self._departures:
+            for event in self.depart(departure):
+                self._bus.publish(event)
+            self._beat()
 
     async def _consent_changes(self) -> None:
         identifying = {c.value for c in Channel}

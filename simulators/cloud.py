@@ -164,6 +164,10 @@ class CloudSim:
         await self.publish(f"cmd/{device}", envelope)
         return command_id
 
+    async def relay_report(self, report: bytes) -> None:
+        """An app report the phone sent to the cloud, relayed to the store as it came: signed, QoS 1, not retained."""
+        await self.publish("ble/report", seal(self.key, "ble_report", self.store, report))
+
     async def context(self, weather: dict[str, Any], local_events: list[dict[str, Any]] | None = None) -> None:
         """Weather and local events, signed, each a newer version than the last."""
         self.context_version += 1

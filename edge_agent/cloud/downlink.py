@@ -33,7 +33,7 @@ from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..events import ContextUpdate, Erased, OffersChanged, ShowRequested
+from ..events import AppReportRelayed, ContextUpdate, Erased, OffersChanged, ShowRequested
 from ..keys import DeviceKey, public_keys
 from ..mqtt import SESSION_EXPIRY_S, Incoming, MqttLink
 from ..store import Store
@@ -208,6 +208,8 @@ class Downlink:
             self._command(message.payload, message.topic)
         elif kind is Down.CONFIG:
             self._desired.handle(message.payload)
+        elif kind is Down.BLE_REPORT:
+            self._app_report(message.payload)
         else:
             self._context(message.payload)
 
@@ -380,6 +382,20 @@ class Downlink:
         show_id = uuid.uuid4().hex
         self._bus.publish(ShowRequested(command.touchpoint, command.offer_id, command.command_id, show_id))
         self._ack("command_result", {"command_id": command.command_id, "status": "ok", "show_id": show_id})
+
+    # --- app reports ---------------------------------------------------------------------------------
+
+    def _app_report(self, data: bytes) -> None:
+        """A phone's report of the store's beacons, relayed by the cloud: its envelope is opened here, the
+        report itself (the customer's own tag) is verified by the BLE report intake, like one sent over Wi-Fi."""
+        try:
+            payload = open_envelope(data, "ble_report", self._settings.store.id, self._keys, MAX_SMALL)
+        except BundleRejected as exc:
+            self.counts[f"ble_report:rejected:{exc.code}"] += 1
+            log.warning("rejected a relayed app report: %s: %s", exc.code, exc.reason)
+            return
+        self.counts["ble_report:relayed"] += 1
+        self._bus.publish(AppReportRelayed(payload))
 
     # --- context -------------------------------------------------------------------------------------
 

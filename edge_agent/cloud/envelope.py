@@ -4,7 +4,7 @@
                             "signature": b64url(S)}
     P         = the message as UTF-8 JSON (any formatting: the exact bytes are what is signed)
     S         = Ed25519(cloud key, b"SEA-BUNDLE-2." + KIND + b"." + STORE + b"." + b64url(P))
-    KIND      = "offers" | "roster" | "roster_delta" | "config" | "command" | "context"
+    KIND      = "offers" | "roster" | "roster_delta" | "config" | "command" | "context" | "ble_report"
 
 b64url is unpadded URL-safe base64. The kind and the store id are inside the signed bytes, so a roster can
 never be passed off as an offer bundle, nor one store's message (from a bridge, a shared broker or a
@@ -27,7 +27,7 @@ from .. import json_input
 from ..errors import Refused
 
 FORMAT = "SEA-BUNDLE-2"
-KINDS = ("offers", "roster", "roster_delta", "config", "command", "context")
+KINDS = ("offers", "roster", "roster_delta", "config", "command", "context", "ble_report")
 _STORE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # config.Ident: a store id
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 M = TypeVar("M", bound=BaseModel)

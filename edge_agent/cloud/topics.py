@@ -15,6 +15,7 @@ class Down(StrEnum):
     CMD = "cmd"
     CONTEXT = "context"
     CONFIG = "config"
+    BLE_REPORT = "ble/report"  # an app report the cloud relays (not retained)
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,18 @@ side (`simulators/phone.py`) and the agent share one definition.
 
     RK_d    = HKDF-SHA256(DK_d, salt=none, info=b"SEA-RK", 16)                     DK_d: the day key of `at`
     report  = UTF-8 JSON {"v": 1, "token": hex(16), "at": unix seconds, "nonce": hex(8),
-                          "beacons": [{"major": 0..65535, "minor": 0..65535, "rssi": -127..20}, ...],
+                          "beacons": [{"major": 0..65535, "minor": 0..65535, "rssi": -127..0,
+                                       "proximity": "unknown" | "immediate" | "near" | "far"}, ...],
                           "tag": hex(16)}
     tag     = first 16 bytes of HMAC-SHA256(RK_d, M)
     M       = b"SEA-RPT-1" + token + uint32_be(at) + nonce + uint8(n)
-              + for each of the n beacons, in order: uint16_be(major) + uint16_be(minor) + int8(rssi)
+              + for each of the n beacons, in order: uint16_be(major) + uint16_be(minor) + int8(rssi) + uint8(p)
+    p       = the proximity's index in PROXIMITY: unknown 0, immediate 1, near 2, far 3
 
 `token` is the phone's rotating token for the interval of `at` (tokens.py): it names the phone without naming
 the customer, and only a store holding that customer's day key (consent to BLE) can resolve it and check the
-tag. A report carries 1 to 8 beacons.
+tag. A report carries up to 8 beacons, as ranging gives them (iOS `CLBeacon`: `rssi` 0 when unknown, and the
+proximity class); none means the phone left the store's region (region exit).
 """
 
 from __future__ import annotations
@@ -42,11 +45,15 @@ class ReportRefused(Refused):
     """A report that is not taken; `code` for counters, `reason` without the report's content."""
 
 
+PROXIMITY = ("unknown", "immediate", "near", "far")  # CoreLocation's CLProximity, in its raw-value order
+
+
 @dataclass(frozen=True, slots=True)
 class HeardBeacon:
     major: int
     minor: int
-    rssi: int
+    rssi: int  # 0: unknown (as iOS says it)
+    proximity: str = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,7 @@ def report_key(day_key: bytes) -> bytes:
 
 
 def signed_bytes(token: bytes, at: int, nonce: bytes, beacons: tuple[HeardBeacon, ...]) -> bytes:
-    heard = b"".join(struct.pack(">HHb", b.major, b.minor, b.rssi) for b in beacons)
+    heard = b"".join(struct.pack(">HHbB", b.major, b.minor, b.rssi, PROXIMITY.index(b.proximity)) for b in beacons)
     return b"SEA-RPT-1" + token + struct.pack(">I", at) + nonce + bytes([len(beacons)]) + heard
 
 
@@ -79,7 +86,7 @@ def make(day_key: bytes, token: bytes, at: int, nonce: bytes, beacons: tuple[Hea
         "token": token.hex(),
         "at": at,
         "nonce": nonce.hex(),
-        "beacons": [{"major": b.major, "minor": b.minor, "rssi": b.rssi} for b in beacons],
+        "beacons": [{"major": b.major, "minor": b.minor, "rssi": b.rssi, "proximity": b.proximity} for b in beacons],
         "tag": tag.hex(),
     }
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
@@ -97,8 +104,8 @@ def parse(data: bytes) -> Report:
     if not isinstance(at, int) or isinstance(at, bool) or not 0 <= at < 2**32:
         raise ReportRefused("malformed", "at must be unix seconds (an integer)")
     beacons = raw["beacons"]
-    if not isinstance(beacons, list) or not 1 <= len(beacons) <= MAX_BEACONS:
-        raise ReportRefused("malformed", f"beacons must be a list of 1 to {MAX_BEACONS}")
+    if not isinstance(beacons, list) or len(beacons) > MAX_BEACONS:
+        raise ReportRefused("malformed", f"beacons must be a list of at most {MAX_BEACONS}")
     return Report(token, at, nonce, tuple(_beacon(b, i) for i, b in enumerate(beacons)), tag)
 
 
@@ -114,9 +121,12 @@ def _hex(value: object, size: int, name: str) -> bytes:
 
 
 def _beacon(value: object, i: int) -> HeardBeacon:
-    if isinstance(value, dict) and set(value) == {"major", "minor", "rssi"}:
-        major, minor, rssi = value["major"], value["minor"], value["rssi"]
+    if isinstance(value, dict) and set(value) == {"major", "minor", "rssi", "proximity"}:
+        major, minor, rssi, proximity = value["major"], value["minor"], value["rssi"], value["proximity"]
         integers = all(type(f) is int for f in (major, minor, rssi))  # not bool, not float
-        if integers and 0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF and -127 <= rssi <= 20:
-            return HeardBeacon(major, minor, rssi)
-    raise ReportRefused("malformed", f"beacons[{i}] must be {{major 0..65535, minor 0..65535, rssi -127..20}}")
+        if integers and 0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF and -127 <= rssi <= 0 and proximity in PROXIMITY:
+            return HeardBeacon(major, minor, rssi, proximity)
+    raise ReportRefused(
+        "malformed",
+        f"beacons[{i}] must be {{major 0..65535, minor 0..65535, rssi -127..0, proximity {'|'.join(PROXIMITY)}}}",
+    )

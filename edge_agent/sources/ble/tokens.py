@@ -116,6 +116,7 @@ class TokenResolver:
 
     def __init__(self) -> None:
         self._table: dict[bytes, str] = {}
+        self._keys: Mapping[str, Mapping[str, bytes]] = {}  # customer_ref → {yyyymmdd: day key}, as given
         self._encryptors: dict[bytes, _Encryptor] = {}
         self.interval: int | None = None
         self.customers = 0
@@ -126,12 +127,18 @@ class TokenResolver:
     def resolve(self, token_: bytes) -> str | None:
         return self._table.get(token_)
 
+    def day_key(self, customer_ref: str, day: str) -> bytes | None:
+        """The day key of a resolvable customer (what an app report's tag is checked with)."""
+        return self._keys.get(customer_ref, {}).get(day)
+
     def forget(self, customer_ref: str) -> None:
         """Erasure or a BLE withdrawal: their tokens stop resolving now (a new table, swapped in whole)."""
         table = {t: ref for t, ref in self._table.items() if ref != customer_ref}
         if len(table) != len(self._table):
             self._table = table
             self.customers = len(set(table.values()))
+        if customer_ref in self._keys:
+            self._keys = {ref: by_day for ref, by_day in self._keys.items() if ref != customer_ref}
 
     def rebuild(self, keys: Mapping[str, Mapping[str, bytes]], unix_seconds: float) -> None:
         """`keys` is customer_ref → {yyyymmdd: day key}; a day without a key makes no tokens."""
@@ -150,6 +157,7 @@ class TokenResolver:
                 for made in enc.tokens(intervals):
                     table[made] = customer_ref
         self._table = table
+        self._keys = keys
         self._encryptors = encryptors
         self.interval = j
         self.customers = len(keys)

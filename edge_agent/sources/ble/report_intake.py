@@ -1,0 +1,190 @@
+"""App reports → sightings of consenting customers: the way in for phones that cannot advertise (iPhones).
+
+One verifier for both transports (the store Wi-Fi listener, `report_listener.py`, and the cloud's relay,
+`AppReportRelayed`): the report's form (reports.py), its age, a roster fresh enough to trust consent, its token
+among the tokens of customers who consent to BLE (the same table the adverts resolve through), that customer's
+consent as the store holds it now, the tag with that customer's day key, a nonce not seen before, and beacons
+whose minor names a zone now (zone_beacons.py; fixed beacons only where the config opts in). A refusal is
+counted by code and logged without the report's content; nothing about a refused report is kept.
+
+Where the shopper is: the zone of the beacon heard nearest (proximity class first, then RSSI). A report whose
+nearest beacon is close enough (proximity immediate or near, or its RSSI within the zone receiver's enter
+distance) places the customer there for `ble.report_ttl_s`; so does the first report of a visit whatever the
+distance (the store arrival: an iPhone in the background gets a few seconds of ranging when it enters the
+store's region, and no more); a later report that hears every beacon far off, or an exit report (no beacons),
+ends the zones reports hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from ...bus import Bus
+from ...clock import Clock
+from ...config import Settings
+from ...events import AppReportRelayed, Channel, ConsentChanged, Customer, Departed, Erased, Sighting
+from ...store import Store
+from ..roster_age import RosterAge
+from . import reports, zone_beacons
+from .tokens import TokenResolver, day_of, interval_of
+
+log = logging.getLogger(__name__)
+
+MAX_NONCES = 200_000  # reports remembered for replay checks; beyond that (a flood) reports are refused
+_RANK = {"immediate": 0, "near": 1, "far": 2, "unknown": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What a verified report meant: the customer's zone now, or None (far from every zone, or left)."""
+
+    zone: str | None
+
+
+class ReportIntake:
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenResolver,
+        store: Store,
+        bus: Bus,
+        clock: Clock,
+        key: bytes | None,
+        roster_age: RosterAge | None = None,
+    ):
+        ble = settings.ble
+        self._tokens = tokens
+        self._store = store
+        self._bus = bus
+        self._clock = clock
+        self._key = key
+        self._roster_age = roster_age
+        self._major = ble.zone_beacon.major
+        self._zones = [z.id for z in settings.zones]
+        self._static = {_major_minor(b.beacon): b.zone for b in ble.beacon_zones} if ble.static_beacon_reports else {}
+        self._measured_power = float(ble.zone_beacon.measured_power_dbm)
+        self._enter_m = {r.zone: r.enter_m or ble.enter_m for r in reversed(ble.receivers)}
+        self._default_enter_m = ble.enter_m
+        self._exponent = ble.path_loss_exponent
+        self._ttl_s = ble.report_ttl_s
+        self._max_age_s = ble.report_max_age_s
+        self._nonces: OrderedDict[bytes, float] = OrderedDict()  # token + nonce → when taken (mono)
+        self._last: dict[str, float] = {}  # customer_ref → their last report (mono), for arrivals
+        self._next_prune = float("-inf")
+        self.counts: Counter[str] = Counter()
+        bus.on(Erased, "ble.reports", lambda e: self.forget(e.customer_ref))
+        bus.on(ConsentChanged, "ble.reports", self._on_consent)
+        bus.on(AppReportRelayed, "ble.reports", lambda r: self._relayed(r.data))
+
+    def forget(self, customer_ref: str) -> None:
+        self._last.pop(customer_ref, None)
+
+    def _on_consent(self, change: ConsentChanged) -> None:
+        if change.channel == Channel.BLE and not change.granted:
+            self.forget(change.customer_ref)
+
+    def _relayed(self, data: bytes) -> None:
+        with contextlib.suppress(reports.ReportRefused):  # counted and logged by take
+            self.take(data, "cloud")
+
+    def take(self, data: bytes, via: str) -> Taken:
+        """Verify one report and publish what it means; ReportRefused (counted, logged) when it is not taken."""
+        try:
+            taken = self._take(data)
+        except reports.ReportRefused as refused:
+            self.counts[f"refused_{refused.code}"] += 1
+            log.info("app report via %s refused: %s (%s)", via, refused.code, refused.reason)
+            raise
+        self.counts[f"taken_{via}"] += 1
+        return taken
+
+    def _take(self, data: bytes) -> Taken:
+        report = reports.parse(data)
+        now_unix, now = self._clock.unix(), self._clock.mono()
+        if abs(now_unix - report.at) > self._max_age_s:
+            raise reports.ReportRefused("stale", f"sent more than {self._max_age_s:.0f} s from now")
+        if self._roster_age is not None and self._roster_age.stale():
+            self._roster_age.refuse()
+            raise reports.ReportRefused("stale_roster", "the roster is too old to trust anyone's consent")
+        ref = self._tokens.resolve(report.token)
+        if ref is None:
+            raise reports.ReportRefused("unknown_token", "the token is no consenting customer's now")
+        entry = self._store.roster.get(ref)
+        if entry is None or not entry.consents_to(Channel.BLE):
+            raise reports.ReportRefused("no_consent", "the customer's consent does not cover BLE")
+        day_key = self._tokens.day_key(ref, day_of(interval_of(report.at)))
+        if day_key is None or not reports.verify(report, day_key):
+            raise reports.ReportRefused("bad_tag", "the tag does not match the customer's key")
+        self._remember_nonce(report.token + report.nonce, now)
+        wall = self._clock.wall()
+        subject = Customer(ref)
+        arrival = now - self._last.get(ref, float("-inf")) > self._ttl_s
+        if not report.beacons:  # region exit
+            self._last.pop(ref, None)
+            self._bus.publish(Departed(subject, now, wall))
+            return Taken(None)
+        heard = [(b, zone) for b in report.beacons if (zone := self._zone_of(b, now_unix)) is not None]
+        if not heard:
+            raise reports.ReportRefused("stale_minor", "no beacon heard names a zone of this store now")
+        self._last[ref] = now
+        if now >= self._next_prune:  # visits long over
+            self._next_prune = now + self._ttl_s
+            self._last = {r: t for r, t in self._last.items() if now - t <= self._ttl_s}
+        beacon, zone = min(heard, key=lambda bz: (_RANK[bz[0].proximity], -(bz[0].rssi or -200)))
+        if arrival or self._close(beacon, zone):
+            self._bus.publish(Sighting(subject, zone, Channel.BLE, mono=now, wall=wall, hold_s=self._ttl_s))
+            return Taken(zone)
+        self._bus.publish(Departed(subject, now, wall))
+        return Taken(None)
+
+    def _remember_nonce(self, nonce: bytes, now: float) -> None:
+        """A report is taken once: its nonce is kept while a copy of it could still pass as fresh."""
+        keep_s = 2 * self._max_age_s
+        while self._nonces and now - next(iter(self._nonces.values())) > keep_s:
+            self._nonces.popitem(last=False)
+        if nonce in self._nonces:
+            raise reports.ReportRefused("replay", "this report was taken before")
+        if len(self._nonces) >= MAX_NONCES:
+            raise reports.ReportRefused("overloaded", "too many reports to remember; try again")
+        self._nonces[nonce] = now
+
+    def _zone_of(self, beacon: reports.HeardBeacon, unix: float) -> str | None:
+        if self._key is not None and beacon.major == self._major:
+            zone = zone_beacons.zone_of(self._key, self._zones, beacon.minor, unix)
+            if zone is not None:
+                return zone
+        return self._static.get((beacon.major, beacon.minor))
+
+    def _close(self, beacon: reports.HeardBeacon, zone: str) -> bool:
+        """Within the zone: as the phone's ranging says, or by its RSSI and the zone beacon's power at 1 m."""
+        if beacon.proximity in ("immediate", "near"):
+            return True
+        if beacon.rssi == 0:  # unknown
+            return False
+        distance = 10 ** ((self._measured_power - beacon.rssi) / (10 * self._exponent))
+        return distance <= self._enter_m.get(zone, self._default_enter_m)
+
+    def health(self) -> dict[str, object]:
+        return {
+            "reports": dict(self.counts),
+            "nonces_kept": len(self._nonces),
+            "zone_beacon_key": self._key is not None,
+        }
+
+    def metrics(self) -> Iterator[Metric]:
+        family = CounterMetricFamily("edge_ble_app_reports", "App reports by what became of them", labels=["result"])
+        for result, n in self.counts.items():
+            family.add_metric([result], n)
+        yield family
+
+
+def _major_minor(beacon_id: str) -> tuple[int, int]:
+    """(major, minor) of an id ibeacon:UUID:MAJOR:MINOR (checked by the config)."""
+    _, _, major, minor = beacon_id.split(":")
+    return int(major), int(minor)
