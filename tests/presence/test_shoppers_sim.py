@@ -26,17 +26,37 @@ def test_the_cli_prints_the_scores(capsys):
     ],
 )
 def test_presence_accuracy_does_not_regress(scenario, seed, precision, recall):
-    """A full simulated 20 minutes (40 shoppers, ~4 s each): the evaluation is deterministic per seed, so these
-    floors sit ~0.01 under the measured figures (docs/evaluation.md) and catch any loss of accuracy.
+    """A full simulated 20 minutes (40 shoppers, ~4 s each) with every phone advertising, the model the receivers'
+    placement was tuned on: the evaluation is deterministic per seed, so these floors sit ~0.01 under the measured
+    figures (docs/evaluation.md) and catch any loss of accuracy.
 
     They are NOT the aim of issue 5 (precision and recall ≥ 0.95): the agent does not reach it yet (default
     ~0.94/0.94; body shadowing at zone edges, and in `corner-shop` small zones close together), and a test
     asserting it would fail. Latency does meet the aim (median ≤ 3 s) and is asserted as such."""
-    result = shoppers.evaluate(scenario, seed, 40, 20)
+    result = shoppers.evaluate(scenario, seed, 40, 20, advertising_share=None)
     assert result["visits_entered"] > 40
     assert result["precision"] >= precision
     assert result["recall"] >= recall
     assert result["median_enter_latency_s"] <= 3.0
+
+
+def test_iphones_never_advertise_and_are_found_by_their_reports():
+    """The platform-aware day (default floor, seed 1; figures in docs/evaluation.md): no iPhone advert reaches a
+    receiver; every iPhone visit whose region entry the platform delivered is detected, at most 2 s after the
+    modelled delay (median); reporting apps while open place their shoppers about as well as advertising Androids
+    (floors ~0.01 under the measured figures)."""
+    plan = shoppers.SCENARIOS["default"]
+    people = shoppers.make_shoppers(plan, random.Random(1), 40, 20)
+    devices = {h.device for h in shoppers.Radio(plan, people, random.Random(1)).adverts(20 * 60)}
+    iphones = {s.phone.customer_ref for s in people if s.platform.name == "ios"}
+    assert iphones and not devices & iphones
+    assert {s.phone.customer_ref for s in people if s.advertises} == devices
+    result = shoppers.evaluate("default", 1, 40, 20)
+    ios = result["by_platform"]["ios"]
+    assert ios["arrival_recall_deliverable"] == 1.0 and ios["arrival_latency_over_platform_delay_s"] <= 2.0
+    assert result["reports"] == {"taken_lan": result["reports_sent"]}  # every report the apps sent verified
+    assert result["app_open"]["report"]["precision"] >= 0.90 and result["app_open"]["report"]["recall"] >= 0.92
+    assert result["by_path"]["advert"]["precision"] >= 0.93 and result["by_path"]["advert"]["recall"] >= 0.93
 
 
 def test_the_calibration_walk_recovers_each_floors_path_loss():
@@ -62,10 +82,11 @@ def test_offsets_from_beacons_give_back_the_accuracy_receivers_of_different_gain
     off = json.loads(capsys.readouterr().out)
     assert shoppers.main(["--eval", "--seed", "2", "--receiver-gain-db", "4", "--beacon-offsets"]) == 0
     calibrated = json.loads(capsys.readouterr().out)
-    assert off["recall"] < baseline["recall"] - 0.1  # a node reading weak keeps shoppers out of its zone
+    advert = baseline["by_path"]["advert"]  # the phones the receivers hear
+    assert off["by_path"]["advert"]["recall"] < advert["recall"] - 0.1  # a node reading weak keeps shoppers out
     assert calibrated["offset_error_db"] <= 1.0
     for score in ("precision", "recall"):
-        assert calibrated[score] >= baseline[score] - 0.02
+        assert calibrated["by_path"]["advert"][score] >= advert[score] - 0.02
 
 
 def test_the_ground_truth_log_holds_every_zone_visit(tmp_path):
@@ -78,7 +99,7 @@ def test_the_ground_truth_log_holds_every_zone_visit(tmp_path):
     assert {r["shopper"] for r in visits} == set(people)  # everyone walks through the entrance at least
     for r in visits:
         s = people[r["shopper"]]
-        assert (r["opted_in"], r["phone"]) == (s.opted_in, s.model.name)
+        assert (r["opted_in"], r["phone"], r["path"]) == (s.opted_in, s.model.name, s.path_name)
         middle = (r["enter_s"] + r["exit_s"]) / 2
         assert plan.zone_at(*s.position(middle)) == r["zone"]
         assert plan.zone_at(*s.position(r["enter_s"] - 0.15)) != r["zone"]  # it starts where they walked in

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 MAX_NONCES = 200_000  # reports remembered for replay checks; beyond that (a flood) reports are refused
 _RANK = {"immediate": 0, "near": 1, "far": 2, "unknown": 3}
+SMOOTH_S = 2.5
+FAR_REPORTS = 2  # reports in a row hearing every beacon far off before the reported zone ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +72,17 @@ class ReportIntake:
         self._static = {_major_minor(b.beacon): b.zone for b in ble.beacon_zones} if ble.static_beacon_reports else {}
         self._measured_power = float(ble.zone_beacon.measured_power_dbm)
         self._enter_m = {r.zone: r.enter_m or ble.enter_m for r in reversed(ble.receivers)}
-        self._default_enter_m = ble.enter_m
+        self._exit_m = {r.zone: r.exit_m or ble.exit_m for r in reversed(ble.receivers)}
+        self._default_enter_m, self._default_exit_m = ble.enter_m, ble.exit_m
+        self._switch_db = ble.switch_db
         self._exponent = ble.path_loss_exponent
         self._ttl_s = ble.report_ttl_s
         self._max_age_s = ble.report_max_age_s
         self._nonces: OrderedDict[bytes, float] = OrderedDict()  # token + nonce → when taken (mono)
         self._last: dict[str, float] = {}  # customer_ref → their last report (mono), for arrivals
+        self._zone: dict[str, str] = {}  # customer_ref → the zone their reports hold them in
+        self._levels: dict[str, dict[str, tuple[float, int]]] = {}
+        self._far: dict[str, int] = {}  # customer_ref → reports in a row that heard every beacon far off
         self._next_prune = float("-inf")
         self.counts: Counter[str] = Counter()
         bus.on(Erased, "ble.reports", lambda e: self.forget(e.customer_ref))
@@ -84,6 +91,9 @@ class ReportIntake:
 
     def forget(self, customer_ref: str) -> None:
         self._last.pop(customer_ref, None)
+        self._zone.pop(customer_ref, None)
+        self._far.pop(customer_ref, None)
+        self._levels.pop(customer_ref, None)
 
     def _on_consent(self, change: ConsentChanged) -> None:
         if change.channel == Channel.BLE and not change.granted:
@@ -126,22 +136,59 @@ class ReportIntake:
         subject = Customer(ref)
         arrival = now - self._last.get(ref, float("-inf")) > self._ttl_s
         if not report.beacons:  # region exit
-            self._last.pop(ref, None)
+            self.forget(ref)
             self._bus.publish(Departed(subject, now, wall))
             return Taken(None)
         heard = [(b, zone) for b in report.beacons if (zone := self._zone_of(b, now_unix)) is not None]
         if not heard:
             raise reports.ReportRefused("stale_minor", "no beacon heard names a zone of this store now")
+        heard = self._smoothed(ref, heard, now)
         self._last[ref] = now
         if now >= self._next_prune:  # visits long over
             self._next_prune = now + self._ttl_s
             self._last = {r: t for r, t in self._last.items() if now - t <= self._ttl_s}
-        beacon, zone = min(heard, key=lambda bz: (_RANK[bz[0].proximity], -(bz[0].rssi or -200)))
-        if arrival or self._close(beacon, zone):
+            self._zone = {r: z for r, z in self._zone.items() if r in self._last}
+            self._far = {r: n for r, n in self._far.items() if r in self._last}
+            self._levels = {r: lv for r, lv in self._levels.items() if r in self._last}
+        zone = self._nearest(heard, self._zone.get(ref))
+        if zone is not None or arrival:
+            zone = zone or min(heard, key=_nearness)[1]
+            self._zone[ref], self._far[ref] = zone, 0
             self._bus.publish(Sighting(subject, zone, Channel.BLE, mono=now, wall=wall, hold_s=self._ttl_s))
             return Taken(zone)
-        self._bus.publish(Departed(subject, now, wall))
+        self._far[ref] = self._far.get(ref, 0) + 1
+        if self._far[ref] >= FAR_REPORTS:  # not one lost advert or one deep fade: the phone has moved away
+            self._zone.pop(ref, None)
+            self._bus.publish(Departed(subject, now, wall))
         return Taken(None)
+
+    def _smoothed(
+        self, ref: str, heard: list[tuple[reports.HeardBeacon, str]], now: float
+    ) -> list[tuple[reports.HeardBeacon, str]]:
+        """Each beacon's RSSI averaged with the phone's previous report of it, if that came within SMOOTH_S."""
+        before = self._levels.get(ref, {})
+        out, levels = [], {}
+        for b, zone in heard:
+            if b.rssi:
+                levels[zone] = (now, b.rssi)
+                prev = before.get(zone)
+                if prev is not None and now - prev[0] <= SMOOTH_S:
+                    b = reports.HeardBeacon(b.major, b.minor, round((b.rssi + prev[1]) / 2), b.proximity)
+            out.append((b, zone))
+        self._levels[ref] = levels
+        return out
+
+    def _nearest(self, heard: list[tuple[reports.HeardBeacon, str]], current: str | None) -> str | None:
+        """The zone the phone is in by its report, or None (every beacon far): the nearest beacon's zone if within
+        its enter distance; the current zone while its beacon is within the exit distance and no other is
+        `switch_db` stronger (the receivers' hysteresis)."""
+        beacon, zone = min(heard, key=_nearness)
+        held = next((b for b, z in heard if z == current), None)
+        if held is not None and self._close(held, current, inside=True):
+            stronger = zone != current and beacon.rssi and held.rssi and beacon.rssi >= held.rssi + self._switch_db
+            if not (stronger and self._close(beacon, zone, inside=False)):
+                return current
+        return zone if self._close(beacon, zone, inside=zone == current) else None
 
     def _remember_nonce(self, nonce: bytes, now: float) -> None:
         """A report is taken once: its nonce is kept while a copy of it could still pass as fresh."""
@@ -161,14 +208,17 @@ class ReportIntake:
                 return zone
         return self._static.get((beacon.major, beacon.minor))
 
-    def _close(self, beacon: reports.HeardBeacon, zone: str) -> bool:
-        """Within the zone: as the phone's ranging says, or by its RSSI and the zone beacon's power at 1 m."""
+    def _close(self, beacon: reports.HeardBeacon, zone: str | None, *, inside: bool) -> bool:
+        """Within the zone: as the phone's ranging says, or by its RSSI and the zone beacon's power at 1 m — within
+        the zone receiver's enter distance to come in, its exit distance to stay (as the receivers' placement)."""
         if beacon.proximity in ("immediate", "near"):
             return True
         if beacon.rssi == 0:  # unknown
             return False
         distance = 10 ** ((self._measured_power - beacon.rssi) / (10 * self._exponent))
-        return distance <= self._enter_m.get(zone, self._default_enter_m)
+        if inside:
+            return distance <= self._exit_m.get(zone or "", self._default_exit_m)
+        return distance <= self._enter_m.get(zone or "", self._default_enter_m)
 
     def health(self) -> dict[str, object]:
         return {
@@ -182,6 +232,12 @@ class ReportIntake:
         for result, n in self.counts.items():
             family.add_metric([result], n)
         yield family
+
+
+def _nearness(heard: tuple[reports.HeardBeacon, str]) -> tuple[int, int]:
+    """Proximity class first, then RSSI (0, unknown, last)."""
+    beacon = heard[0]
+    return _RANK[beacon.proximity], -(beacon.rssi or -200)
 
 
 def _major_minor(beacon_id: str) -> tuple[int, int]:
