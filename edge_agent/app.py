@@ -44,6 +44,7 @@ from .sources.ble.nodes import RemoteScanners
 from .sources.ble.report_intake import ReportIntake
 from .sources.ble.report_listener import ReportListener
 from .sources.ble.scanner import BleSource
+from .sources.ble.zone_advertiser import ZoneAdvertiser
 from .sources.checkin.kiosk_id import KioskIdentifier
 from .sources.checkin.source import CheckinSource
 from .sources.peers.notices import HostNotices
@@ -87,6 +88,11 @@ class Agent:
                 settings, self.ble.resolver.tokens, self.store, self.bus, self.clock, beacon_key, self.roster_age
             )
             if self.ble is not None and settings.sources.ble_reports
+            else None
+        )
+        self.zone_beacon = (
+            ZoneAdvertiser(settings, beacon_key, self.clock)
+            if settings.ble.zone_beacon.advertise and beacon_key is not None
             else None
         )
         listen = settings.http.report_listen
@@ -204,6 +210,8 @@ class Agent:
             components["ble"] = self.ble.run
         if self.remote_scanners is not None:
             components["ble.remote"] = self.remote_scanners.run
+        if self.zone_beacon is not None:
+            components["ble.zone_beacon"] = self.zone_beacon.run
         if self.vision is not None:
             components["vision"] = self.vision.run
         if self.peers is not None:
@@ -318,6 +326,7 @@ class Agent:
             else {"connected": self.pos.connected.is_set(), **self.pos.counts, "rejected": dict(self.pos.rejected)},
             "ble": self.ble.health() if self.ble is not None else None,
             **({"ble_reports": self._reports_health()} if self.reports is not None else {}),
+            **({"zone_beacon": self.zone_beacon.health()} if self.zone_beacon is not None else {}),
             "roster": self.roster_age.health(),
             **({"vision": self.vision.health()} if self.vision is not None else {}),
             **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
@@ -328,7 +337,14 @@ class Agent:
     def metrics(self) -> Iterator[Metric]:
         """What every component counts (each its own `metrics()`), read at scrape time."""
         yield from self.bus.metrics()
-        for part in (self.checkin, self.ble, self.remote_scanners, self.reports, self.report_listener):
+        for part in (
+            self.checkin,
+            self.ble,
+            self.remote_scanners,
+            self.reports,
+            self.report_listener,
+            self.zone_beacon,
+        ):
             if part is not None:
                 yield from part.metrics()
         yield from self.engine.metrics()

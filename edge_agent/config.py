@@ -221,7 +221,7 @@ class ZoneBeacon(Section):
     """The iBeacon this host advertises for its zone (docs/protocols/app-reports.md), and the store secret its
     rotating minor is derived from (the same file on every host of the store)."""
 
-    advertise: bool = Field(default=False, description="advertise this host's zone beacon while scanning")
+    advertise: bool = Field(default=False, description="advertise this host's zone beacon (beside any scanning)")
     uuid: Uuid | None = Field(
         default=None, description="the chain's app UUID: one region for the app to monitor in every store"
     )

@@ -369,6 +369,31 @@ async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, u
     return sent
 
 
+async def feed_reports(url: str, radio: Radio, until: float) -> int:
+    """Play what the reporting apps send, in real time, to the agent's report listener at `url` (the store Wi-Fi);
+    returns how many were taken."""
+    import aiohttp
+
+    from edge_agent.sources.ble.report_listener import ROUTE
+
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    taken = 0
+    nonces = random.Random()
+    async with aiohttp.ClientSession() as http:
+        for ranged in radio.ranging(until):
+            shopper = radio.shoppers[ranged.shopper]
+            if not shopper.opted_in:
+                continue  # an app without the customer's consent to BLE reports nothing
+            delay = start + ranged.t - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            body = _report(shopper.phone, radio.start_unix + ranged.t, ranged, nonces)
+            async with http.post(f"{url}{ROUTE}", data=body) as resp:
+                taken += resp.status == 202
+    return taken
+
+
 def receiver_config(zone: Zone, offset_db: float = 0.0) -> dict[str, Any]:
     """What an operator writes for a receiver over a zone: enter at 1.05× the distance from the receiver to the
     zone's edge (docs/ble-presence.md), leave 0.3 m further out, where it hangs on the floor plan, its offset."""

@@ -24,14 +24,15 @@ def ble_roster(shoppers: list[Any], unix: float) -> list[RosterEntry]:
 
 
 @contextlib.asynccontextmanager
-async def ble_floor(seconds: float | None) -> Any:
-    """A private D-Bus, a simulated BlueZ on it that bleak will find, and BLE shoppers on the demo floor."""
+async def ble_floor(seconds: float | None, seed: int | None = None) -> Any:
+    """A private D-Bus, a simulated BlueZ on it that bleak will find, and BLE shoppers on the demo floor (the same
+    ones for the same `seed`)."""
     from simulators.bluez import PrivateBus, SimulatedBlueZ
     from simulators.shoppers import SCENARIOS, Radio, make_shoppers
 
     span_min = (seconds or 8 * 3600) / 60
     plan = SCENARIOS["demo"]
-    rng = random.Random()
+    rng = random.Random(seed)
     people = make_shoppers(plan, rng, max(6, int(span_min)), span_min, chain_id="demo-chain", prefix="ble")
     previous = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
     with PrivateBus() as bus:

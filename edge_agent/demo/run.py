@@ -28,9 +28,15 @@ from .store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
 
 
 async def run_demo(
-    seconds: float | None, port: int, workdir: Path | None, players: bool, broker: str | None = None
+    seconds: float | None,
+    port: int,
+    workdir: Path | None,
+    players: bool,
+    broker: str | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    """`broker`: "HOST:PORT" of a broker to use, "off" for no cloud, None to start a `mosquitto` if there is one."""
+    """`broker`: "HOST:PORT" of a broker to use, "off" for no cloud, None to start a `mosquitto` if there is one;
+    `seed`: the same BLE shoppers every time."""
     from simulators.bluez import dbus_available
     from simulators.checkin_app import CheckinIssuer
     from simulators.till import PROFILE, SimulatedTill
@@ -40,7 +46,7 @@ async def run_demo(
     issuer = CheckinIssuer("demo-store")
     staff_token = secrets.token_urlsafe(18)
     async with contextlib.AsyncExitStack() as stack:
-        radio = await stack.enter_async_context(ble_floor(seconds)) if dbus_available() else None
+        radio = await stack.enter_async_context(ble_floor(seconds, seed)) if dbus_available() else None
         config = demo_config(workdir, port, issuer.public_key_b64, staff_token, ble=radio is not None)
         cloud = await start_cloud(stack, workdir, broker)
         if cloud is not None:
@@ -79,7 +85,7 @@ async def _run(
 ) -> dict[str, Any]:
     from simulators.checkin_app import Shoppers
     from simulators.screen import ScreenPlayer
-    from simulators.shoppers import feed_bluez
+    from simulators.shoppers import feed_bluez, feed_reports
     from simulators.till import Buyers
 
     for tp in agent.settings.touchpoints:
@@ -90,8 +96,15 @@ async def _run(
     buyers = Buyers(till, partial(decided_after, agent.store.db), {o.offer_id: o.sku for o in bundle.offers if o.sku})
     sims: list[Coroutine[Any, Any, object]] = [shoppers.run(), buyers.run()]
     if radio is not None:
-        print(f"  BLE: {len(ble_people)} opted-in phones among {len(radio[2])} on the floor", flush=True)
+        reporting = sum(1 for s in radio[2] if not s.advertises)
+        print(
+            f"  BLE: {len(ble_people)} opted-in phones among {len(radio[2])} on the floor;"
+            f" {reporting} (iPhones, Androids without a foreground service) report the zone beacons they hear",
+            flush=True,
+        )
         sims.append(feed_bluez(radio[0], radio[1], "rx-entrance", seconds or 8 * 3600))
+        if agent.report_listener is not None:
+            sims.append(feed_reports(agent.report_listener.url, radio[1], seconds or 8 * 3600))
     if players:
         sims += [ScreenPlayer(agent.url, t["id"]).run() for t in TOUCHPOINTS]
     tasks = [asyncio.create_task(s) for s in sims]
@@ -182,4 +195,7 @@ def _summary(agent: Agent, outcomes: Any) -> dict[str, Any]:
         "refused": refused,
         "errors": errors,
         "ble_sightings": agent.ble.resolver.counts["resolved"] if agent.ble is not None else None,
+        "ble_reports": sum(n for k, n in agent.reports.counts.items() if k.startswith("taken"))
+        if agent.reports is not None
+        else None,
     }

@@ -30,11 +30,30 @@ def demo_config(
     workdir: Path, port: int, checkin_public_key: str, staff_token: str = "", ble: bool = False
 ) -> dict[str, Any]:
     """The demo store; with a staff token the kiosk, associate tablet and dashboard open with it; with
-    `ble`, this host's adapter (the simulated BlueZ) hears the entrance. Its till is a pty behind
-    `workdir/ttyTILL`, speaking `workdir/till-profile.toml`."""
+    `ble`, this host's adapter (the simulated BlueZ) hears the entrance and advertises its zone beacon, and the
+    phones that cannot advertise (iPhones) report the zone beacons they hear to the report listener on the next
+    port. Its till is a pty behind `workdir/ttyTILL`, speaking `workdir/till-profile.toml`."""
+    from simulators.shoppers import BEACON_KEY, BEACON_MAJOR, BEACON_POWER_DBM, BEACON_UUID
+
+    key_file = workdir / "zone-beacon.key"
+    if ble and not key_file.exists():
+        key_file.write_text(BEACON_KEY.hex() + "\n", encoding="ascii")  # the simulated phones' store
+        key_file.chmod(0o600)
     return {
-        "sources": {"checkin": True, "ble": ble, "pos": True},
-        "ble": {"receivers": [{"id": "edge-demo", "zone": "entrance"}], "stall_s": 30.0},
+        "sources": {"checkin": True, "ble": ble, "ble_reports": ble, "pos": True},
+        "ble": {
+            "receivers": [{"id": "edge-demo", "zone": "entrance"}],
+            "stall_s": 30.0,
+            "zone_beacon": {
+                "advertise": ble,
+                "uuid": BEACON_UUID,
+                "major": BEACON_MAJOR,
+                "key_file": str(key_file),
+                "measured_power_dbm": BEACON_POWER_DBM,
+            }
+            if ble
+            else {},
+        },
         "surfaces": {
             "auth": {f"{role}_tokens": [staff_token] for role in ("kiosk", "associate", "dashboard", "till", "ops")}
             if staff_token
@@ -45,7 +64,16 @@ def demo_config(
         "zones": ZONES,
         "touchpoints": TOUCHPOINTS,
         "database": {"path": str(workdir / "edge-agent.db")},
-        "http": {"host": "127.0.0.1", "port": port},
+        "http": {
+            "host": "127.0.0.1",
+            "port": port,
+            # every simulated phone posts from this host, so one address carries the whole floor's reports
+            **(
+                {"report_listen": f"127.0.0.1:{port + 1 if port else 0}", "report_rate_per_minute": 100_000}
+                if ble
+                else {}
+            ),
+        },
         "checkin": {"public_keys": [checkin_public_key]},
         "pos": {"port": str(workdir / "ttyTILL"), "profile": str(workdir / "till-profile.toml"), "reconnect_s": 1.0},
         "presence": {"hold_down_s": 20.0, "checkin_hold_s": 45.0, "dwell_interval_s": 10.0},

@@ -3,8 +3,9 @@
 Three kinds: the app's rotating token (our company id, 0x53 0x01, 16 bytes; or in iBeacon shape, the token
 as the proximity UUID with the fixed major/minor TOKEN_MAJOR/TOKEN_MINOR, for Android apps that use an iBeacon
 transmitter library and scanner firmware that passes iBeacon ids on unchanged), Apple iBeacon and Eddystone
-UID/URL from the store's own fixed beacons (used to check receivers and calibrate). Pure, no I/O; anything
-malformed or truncated is simply not a frame (None), never an exception.
+UID/URL from the store's own fixed beacons (used to check receivers and calibrate). Also builds an iBeacon's
+manufacturer data (`ibeacon_data`), as each host advertises its zone beacon (zone_advertiser.py). Pure, no I/O;
+anything malformed or truncated is simply not a frame (None), never an exception.
 """
 
 from __future__ import annotations
@@ -66,9 +67,21 @@ def token_in(manufacturer_data: Mapping[int, bytes], company_id: int) -> TokenFr
     return TokenFrame(bytes.fromhex(beacon.uuid.replace("-", "")), beacon.measured_power)
 
 
+def ibeacon_data(uuid: bytes, major: int, minor: int, measured_power: int) -> bytes:
+    """The Apple manufacturer data value (after the company id) of an iBeacon: 0x02 0x15, the 16-byte proximity
+    UUID, major and minor (uint16 big-endian), the RSSI at 1 m (int8). What `ibeacon_in` reads back."""
+    if len(uuid) != 16:
+        raise ValueError(f"an iBeacon UUID is 16 bytes, got {len(uuid)}")
+    if not (0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF):
+        raise ValueError(f"major and minor are uint16, got {major} and {minor}")
+    if not -128 <= measured_power <= 127:
+        raise ValueError(f"the measured power is an int8, got {measured_power}")
+    return bytes([0x02, 0x15]) + uuid + struct.pack(">HHb", major, minor, measured_power)
+
+
 def ibeacon_payload(token: bytes, measured_power: int) -> bytes:
     """The Apple manufacturer data of the token in iBeacon shape (what the phone side advertises)."""
-    return bytes([0x02, 0x15]) + token + struct.pack(">HHb", TOKEN_MAJOR, TOKEN_MINOR, measured_power)
+    return ibeacon_data(token, TOKEN_MAJOR, TOKEN_MINOR, measured_power)
 
 
 def ibeacon_in(manufacturer_data: Mapping[int, bytes]) -> IBeacon | None:
