@@ -54,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="this host's device key instead (store.device_key_file); prints its public keys for the cloud",
     )
+    new.add_argument(
+        "--zone-beacon",
+        action="store_true",
+        help="the store's zone-beacon key instead (ble.zone_beacon.key_file): one file for every host of the store",
+    )
 
     bundle = commands.add_parser("bundle", help="sign and publish offer bundles, rosters and desired configs")
     bundle_commands = bundle.add_subparsers(dest="bundle_command", required=True)
@@ -290,6 +295,9 @@ def _bundle_tools(args: argparse.Namespace) -> int:
             )
             print("its public keys, to register with the cloud for this host:", file=sys.stderr)
             print(json.dumps(device_public))
+        elif args.command == "keys" and args.zone_beacon:
+            key_path = tools.new_zone_beacon_key_file(args.dir, args.name or "zone-beacon")
+            print(f"zone-beacon key: {key_path} (copy it to every host of the store, owner-only)", file=sys.stderr)
         elif args.command == "keys":
             key_path, public = tools.new_key_pair(args.dir, args.name or "bundle-signing")
             print(f"private key: {key_path} (keep it secret; it signs what every store applies)", file=sys.stderr)

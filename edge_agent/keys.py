@@ -89,9 +89,7 @@ class DeviceKey:
 
     def write(self, path: Path) -> None:
         """A new file, owner-only; an existing one is never overwritten (FileExistsError)."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(f"{self.HEADER}\n{base64.b64encode(self._seed).decode('ascii')}\n{self.FOOTER}\n")
+        write_new_secret(path, f"{self.HEADER}\n{base64.b64encode(self._seed).decode('ascii')}\n{self.FOOTER}\n")
 
     def public(self) -> DevicePublic:
         return DevicePublic(self.seal_key.public_key(), self.sign_key.public_key())
@@ -99,6 +97,18 @@ class DeviceKey:
 
 def _derive(seed: bytes, label: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label).derive(seed)
+
+
+def write_new_secret(path: Path, text: str) -> None:
+    """A new owner-only file holding `text`; an existing one is never overwritten (FileExistsError)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(text)
+
+
+def new_zone_beacon_key(path: Path) -> None:
+    """The store's zone-beacon key: 32 random bytes as 64 hex digits; copy the file to every host of the store."""
+    write_new_secret(path, os.urandom(32).hex() + "\n")
 
 
 def zone_beacon_key(path: Path, what: str = "ble.zone_beacon.key_file") -> bytes:

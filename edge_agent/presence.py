@@ -9,8 +9,9 @@ decides which zone, if any, the phone is in; only its verdicts reach the table.
 
 An app report (the phone heard the store's zone beacons, `sources/ble/report_intake.py`) is a BLE sighting with
 its own hold (`hold_s`, ble.report_ttl_s); a customer is in one zone by BLE whichever way the phone was heard:
-a report moves them out of the zones reports put them in, and never out of one the store's receivers hold (the
-receivers' filtered placement is the better measure); a `Departed` ends the zones reports hold.
+a report moves them out of the zones reports put them in; while the store's receivers place the phone, its
+reports neither move nor hold it (the receivers' filtered placement is the better measure); a `Departed` ends
+the zones reports hold.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class _State:
     touchpoint: str | None
     channels: set[Channel]
     reported: bool = False  # held by app reports alone (no receiver, no other channel has refreshed it)
+    radio: bool = False  # the store's receivers place the phone here
 
 
 class PresenceTracker:
@@ -149,7 +151,7 @@ class PresenceTracker:
         if s.receiver is None or s.rssi is None:
             return self._seen(s, s.zone, s.mono + self.hold_for(s.channel))
         verdict = self.radio.place(s)
-        out = []
+        out = self._moved_from_reports(s, None)  # the receivers hear the phone: they place it, not its reports
         while self.radio.dropped:
             state = self._table.pop(self.radio.dropped.pop(), None)
             if state is not None:
@@ -164,7 +166,6 @@ class PresenceTracker:
             return out
         state = self._table.get((s.subject.key, verdict.zone))
         if verdict.inside:
-            out += self._moved_from_reports(s, verdict.zone)
             return out + self._seen(s, verdict.zone, s.mono + self._cfg.hold_down_s)
         if state is not None:  # readings say out of range: leave after the short hold-down, not the long one
             state.expires = min(state.expires, s.mono + self.radio.leave_s)
@@ -172,14 +173,15 @@ class PresenceTracker:
 
     def _reported(self, s: Sighting, hold_s: float) -> list[Presence]:
         """An app report's zone, unless the store's receivers place the phone elsewhere."""
-        held = [st for (subject, zone), st in self._table.items() if subject == s.subject.key and zone != s.zone]
-        if any(Channel.BLE in st.channels and not st.reported for st in held):
-            self.reports_deferred += 1
+        key = s.subject.key
+        if self.radio.hears(key, s.mono) or any(st.radio for (subject, _), st in self._table.items() if subject == key):
+            self.reports_deferred += 1  # the receivers place this phone: its reports neither move nor hold it
             return []
         return self._moved_from_reports(s, s.zone) + self._seen(s, s.zone, s.mono + hold_s, reported=True)
 
-    def _moved_from_reports(self, s: Sighting, zone: str) -> list[Presence]:
-        """BLE places a phone in one zone: the other zones reports held it in end as it enters `zone`."""
+    def _moved_from_reports(self, s: Sighting, zone: str | None) -> list[Presence]:
+        """BLE places a phone in one zone: the other zones reports held it in end as it enters `zone` (all of them
+        when None)."""
         gone = [k for k, st in self._table.items() if k[0] == s.subject.key and k[1] != zone and st.reported]
         return [self._event(self._table.pop(key), PresenceKind.EXIT, s.mono, s.wall) for key in gone]
 
@@ -189,6 +191,7 @@ class PresenceTracker:
         if state is not None:
             state.expires = max(state.expires, expires)
             state.reported = state.reported and reported
+            state.radio = state.radio or (s.receiver is not None and s.hold_s is None)
             state.channels.add(s.channel)
             if s.touchpoint:
                 state.touchpoint = s.touchpoint
@@ -209,6 +212,7 @@ class PresenceTracker:
             touchpoint=s.touchpoint,
             channels={s.channel},
             reported=reported,
+            radio=s.receiver is not None and s.hold_s is None,
         )
         self._table[key] = state
         out.append(self._event(state, PresenceKind.ENTER, s.mono, s.wall, explicit=s.explicit))

@@ -39,6 +39,8 @@ from typing import Any
 from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from edge_agent.sources.ble.bluez_calls import add_match
+
 OBJECT_MANAGER = "org.freedesktop.DBus.ObjectManager"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 ADAPTER = "org.bluez.Adapter1"
@@ -192,16 +194,7 @@ class SimulatedBlueZ:
         self._bus = bus  # before the name is ours: a client may register the moment it sees bluetoothd
         bus.add_message_handler(self._on_message)
         # bluetoothd drops the adverts of a client that leaves the bus (a disconnect watch per registration)
-        await bus.call(
-            Message(
-                destination="org.freedesktop.DBus",
-                path="/org/freedesktop/DBus",
-                interface="org.freedesktop.DBus",
-                member="AddMatch",
-                signature="s",
-                body=[_OWNER_CHANGES],
-            )
-        )
+        await add_match(bus, _OWNER_CHANGES)
         await bus.request_name("org.bluez")
 
     @property

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from .. import json_input
 from ..config import MqttSettings
-from ..keys import DeviceKey, public_key_b64
+from ..keys import DeviceKey, new_zone_beacon_key, public_key_b64
 from ..mqtt import LinkError, MqttLink
 from ..secret_files import SecretFileError, read_private
 from ..store.bundles import OfferBundle, RosterBundle, RosterDelta
@@ -70,6 +70,17 @@ def new_device_key(folder: Path, name: str) -> tuple[Path, dict[str, str]]:
     except FileExistsError:
         raise ToolError(f"{path} exists; choose another --name or move it away (keys are never overwritten)") from None
     return path, key.public().as_json()
+
+
+def new_zone_beacon_key_file(folder: Path, name: str) -> Path:
+    """The store's zone-beacon key, NAME.key (never overwritten): the same file goes to every host of the store."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.key"
+    try:
+        new_zone_beacon_key(path)
+    except FileExistsError:
+        raise ToolError(f"{path} exists; choose another --name or move it away (keys are never overwritten)") from None
+    return path
 
 
 def infer_kind(data: dict[str, Any]) -> str:

@@ -197,6 +197,11 @@ class RadioPlacer:
             return False
         return self._distance(phone, receiver, link.level, ref) <= self._exit_m[receiver]
 
+    def hears(self, subject_key: str, now: float) -> bool:
+        """Whether a receiver heard this phone within the window (so its placement, or none, stands)."""
+        phone = self._phones.get(subject_key)
+        return phone is not None and now - phone.last <= self._cfg.window_s
+
     def left(self, subject_key: str, zone: str) -> None:
         """The tracker let the phone go from `zone`: it must cross the enter threshold to come back."""
         phone = self._phones.get(subject_key)

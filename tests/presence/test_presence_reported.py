@@ -63,3 +63,12 @@ def test_a_report_refreshing_a_checkin_zone_keeps_it_from_a_departure():
     assert p.observe(reported(1.0, "entrance")) == []
     assert p.depart(Departed(Customer("alice"), 2.0, WALL)) == []
     assert p.placed() == {("customer:alice", "entrance")}
+
+
+def test_a_phone_the_receivers_hear_outside_every_zone_is_not_placed_by_its_reports():
+    p = tracker()
+    p.observe(reported(0.0, "bakery"))
+    assert kinds(p.observe(heard(1.0, rssi_at(12.0)))) == [("exit", "bakery")]  # heard, far from every receiver
+    assert p.observe(reported(1.5, "bakery")) == [] and p.placed() == set()
+    assert p.reports_deferred == 1
+    assert kinds(p.observe(reported(1.0 + 4.5, "bakery"))) == [("enter", "bakery")]  # unheard for a window (4 s)

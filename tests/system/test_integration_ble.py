@@ -14,6 +14,7 @@ from dbus_fast.aio import MessageBus
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.events import Presence, PresenceKind
+from edge_agent.sources.ble.bluez_calls import add_match
 from simulators.bluez import ADAPTER, PrivateBus, SimulatedBlueZ, dbus_available, fake_address
 from simulators.phone import phone_for
 from tests.factories import config_dict, seed, wait_for
@@ -211,16 +212,7 @@ async def test_the_simulated_bluez_rides_out_a_dbus_daemon_that_stops_reading(bu
     listener = await MessageBus(bus_address=bus.address).connect()
     heard: list[str] = []
     listener.add_message_handler(lambda m: heard.append(m.path) if m.member == "PropertiesChanged" else None)
-    reply = await listener.call(
-        Message(
-            destination="org.freedesktop.DBus",
-            path="/org/freedesktop/DBus",
-            interface="org.freedesktop.DBus",
-            member="AddMatch",
-            signature="s",
-            body=["type='signal',sender='org.bluez',member='PropertiesChanged'"],
-        )
-    )
+    reply = await add_match(listener, "type='signal',sender='org.bluez',member='PropertiesChanged'")
     assert reply is not None and reply.message_type is MessageType.METHOD_RETURN
     start = Message(destination="org.bluez", path=sim.adapter_path, interface=ADAPTER, member="StartDiscovery")
     assert (await listener.call(start)).message_type is MessageType.METHOD_RETURN

@@ -15,6 +15,8 @@ from types import TracebackType
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from .bluez_calls import add_match
+
 log = logging.getLogger(__name__)
 
 ADAPTER = "org.bluez.Adapter1"
@@ -49,16 +51,7 @@ class AdapterWatch:
         try:
             async with asyncio.timeout(5.0):
                 for rule in RULES:
-                    await bus.call(
-                        Message(
-                            destination="org.freedesktop.DBus",
-                            path="/org/freedesktop/DBus",
-                            interface="org.freedesktop.DBus",
-                            member="AddMatch",
-                            signature="s",
-                            body=[rule],
-                        )
-                    )
+                    await add_match(bus, rule)
         except Exception as exc:
             log.debug("BLE: cannot subscribe to BlueZ signals (%s: %s)", type(exc).__name__, exc)
             self._close()

@@ -7,12 +7,13 @@ consent as the store holds it now, the tag with that customer's day key, a nonce
 whose minor names a zone now (zone_beacons.py; fixed beacons only where the config opts in). A refusal is
 counted by code and logged without the report's content; nothing about a refused report is kept.
 
-Where the shopper is: the zone of the beacon heard nearest (proximity class first, then RSSI). A report whose
-nearest beacon is close enough (proximity immediate or near, or its RSSI within the zone receiver's enter
-distance) places the customer there for `ble.report_ttl_s`; so does the first report of a visit whatever the
-distance (the store arrival: an iPhone in the background gets a few seconds of ranging when it enters the
-store's region, and no more); a later report that hears every beacon far off, or an exit report (no beacons),
-ends the zones reports hold.
+Where the shopper is, from each beacon's RSSI averaged over the phone's last reports: the zone of the beacon
+heard nearest (proximity class first, then RSSI) if it is close enough — proximity immediate or near, or within
+the zone receiver's enter distance (its exit distance to stay, and another beacon must be `switch_db` stronger
+to move: the receivers' hysteresis) — for `ble.report_ttl_s`. The first report of a visit places the customer
+in the nearest beacon's zone whatever the distance: it is the store arrival, and an iPhone in the background
+gets only a few seconds of ranging when it enters the store's region. Two reports in a row that hear every
+beacon far off, or an exit report (no beacons), end the zones reports hold.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 
 MAX_NONCES = 200_000  # reports remembered for replay checks; beyond that (a flood) reports are refused
 _RANK = {"immediate": 0, "near": 1, "far": 2, "unknown": 3}
-SMOOTH_S = 2.5
+SMOOTH_S = 2.5  # a longer gap between reports starts the average afresh
+ALPHA = 0.5
 FAR_REPORTS = 2  # reports in a row hearing every beacon far off before the reported zone ends
 
 
@@ -81,7 +83,7 @@ class ReportIntake:
         self._nonces: OrderedDict[bytes, float] = OrderedDict()  # token + nonce → when taken (mono)
         self._last: dict[str, float] = {}  # customer_ref → their last report (mono), for arrivals
         self._zone: dict[str, str] = {}  # customer_ref → the zone their reports hold them in
-        self._levels: dict[str, dict[str, tuple[float, int]]] = {}
+        self._levels: dict[str, dict[str, tuple[float, float]]] = {}
         self._far: dict[str, int] = {}  # customer_ref → reports in a row that heard every beacon far off
         self._next_prune = float("-inf")
         self.counts: Counter[str] = Counter()
@@ -165,15 +167,18 @@ class ReportIntake:
     def _smoothed(
         self, ref: str, heard: list[tuple[reports.HeardBeacon, str]], now: float
     ) -> list[tuple[reports.HeardBeacon, str]]:
-        """Each beacon's RSSI averaged with the phone's previous report of it, if that came within SMOOTH_S."""
+        """Each beacon's RSSI as a moving average over the phone's reports (weight ALPHA for the newest), restarted
+        after a gap of more than SMOOTH_S: one ranging second is a mean of a second's adverts, still a noisy one."""
         before = self._levels.get(ref, {})
         out, levels = [], {}
         for b, zone in heard:
             if b.rssi:
-                levels[zone] = (now, b.rssi)
                 prev = before.get(zone)
+                level = float(b.rssi)
                 if prev is not None and now - prev[0] <= SMOOTH_S:
-                    b = reports.HeardBeacon(b.major, b.minor, round((b.rssi + prev[1]) / 2), b.proximity)
+                    level = prev[1] + ALPHA * (level - prev[1])
+                levels[zone] = (now, level)
+                b = reports.HeardBeacon(b.major, b.minor, round(level), b.proximity)
             out.append((b, zone))
         self._levels[ref] = levels
         return out

@@ -28,6 +28,7 @@ from ...store import Store
 from ...store.faults import StorageRefused
 from ..roster_age import RosterAge
 from . import frames
+from .bluez_calls import raise_if_cancelled, wait_event
 from .tokens import TokenResolver, days_around, interval_of
 
 if TYPE_CHECKING:
@@ -249,7 +250,7 @@ class BleSource:
         delay = 1.0
         last_stall: float | None = None
         while True:
-            _raise_if_cancelled()
+            raise_if_cancelled()
             scanner = BleakScanner(
                 detection_callback=self._on_detect,
                 scanning_mode="active",
@@ -261,7 +262,7 @@ class BleSource:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    _raise_if_cancelled()
+                    raise_if_cancelled()
                     self.scan_failures += 1
                     log.warning(
                         "BLE adapter %s unavailable (%s: %s); retrying when it is back or in %.0f s, "
@@ -271,7 +272,7 @@ class BleSource:
                         exc,
                         delay,
                     )
-                    await _wait(watch.back, delay)  # or at once when BlueZ says it is back
+                    await wait_event(watch.back, delay)  # or at once when BlueZ says it is back
                     delay = min(delay * 2, 30.0)
                     continue
                 self.scanning, delay = True, 1.0
@@ -300,7 +301,7 @@ class BleSource:
     async def _until_lost(self, started: float, watch: AdapterWatch) -> bool:
         """Wait until BlueZ says the adapter went away (True) or no advert came for `stall_s` (False)."""
         while self._clock.mono() - max(self.last_advert, started) < self._cfg.stall_s:
-            if await _wait(watch.gone, min(1.0, self._cfg.stall_s / 4)):
+            if await wait_event(watch.gone, min(1.0, self._cfg.stall_s / 4)):
                 return True
         return False
 
@@ -338,23 +339,6 @@ class BleSource:
         for receiver, offset in beacons.offsets().items():
             suggested.add_metric([receiver], offset)
         yield suggested
-
-
-def _raise_if_cancelled() -> None:
-    """D-Bus calls of bleak and dbus-fast can swallow a cancellation that lands as their reply arrives; the
-    scan loop must still end when the agent stops."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
-async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
-    """Whether `event` was set within `timeout_s`. (`asyncio.timeout`, not `wait_for`: on Python 3.11
-    `wait_for` in a loop can swallow the task's cancellation, and the agent could not stop.)"""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout_s):
-            await event.wait()
-    return event.is_set()
 
 
 async def _stop_quietly(scanner: Any) -> None:

@@ -36,7 +36,7 @@ from ...clock import Clock
 from ...config import Settings
 from . import frames, zone_beacons
 from .adapter_watch import ADAPTER, RULES
-from .scanner import _raise_if_cancelled, _wait
+from .bluez_calls import add_match, raise_if_cancelled, wait_event
 from .tokens import interval_of
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class ZoneAdvertiser:
         """Advertise forever: (re)connect to the system bus, register, rotate, recover. Never raises but for
         cancellation."""
         while True:
-            _raise_if_cancelled()
+            raise_if_cancelled()
             bus = await self._connect()
             if bus is None:
                 await asyncio.sleep(NO_BUS_RETRY_S)
@@ -139,27 +139,21 @@ class ZoneAdvertiser:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            _raise_if_cancelled()
+            raise_if_cancelled()
             self._failed(f"no system D-Bus ({type(exc).__name__}: {exc})", NO_BUS_RETRY_S)
             return None
         bus.add_message_handler(self._on_message)
         try:
             async with asyncio.timeout(5.0):
                 for rule in WATCH_RULES:
-                    await _call(
-                        bus,
-                        "org.freedesktop.DBus",
-                        "/org/freedesktop/DBus",
-                        "org.freedesktop.DBus",
-                        "AddMatch",
-                        "s",
-                        [rule],
-                    )
+                    reply = await add_match(bus, rule)
+                    if reply is not None and reply.message_type == MessageType.ERROR:
+                        raise _Refused(reply)
         except asyncio.CancelledError:
             bus.disconnect()
             raise
         except Exception as exc:
-            _raise_if_cancelled()
+            raise_if_cancelled()
             bus.remove_message_handler(self._on_message)
             bus.disconnect()
             self._failed(f"cannot watch BlueZ on the system D-Bus ({type(exc).__name__}: {exc})", NO_BUS_RETRY_S)
@@ -177,9 +171,9 @@ class ZoneAdvertiser:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 self._failed(_describe(exc), delay)
-                await _wait(self._back, delay)  # or at once when BlueZ says the adapter is back
+                await wait_event(self._back, delay)  # or at once when BlueZ says the adapter is back
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             delay = RETRY_MIN_S
@@ -188,7 +182,7 @@ class ZoneAdvertiser:
                 await self._unregister(bus, advert)
                 continue
             self._on_lost(lost)
-            await _wait(self._back, RETRY_MIN_S)
+            await wait_event(self._back, RETRY_MIN_S)
 
     async def _register(self, bus: MessageBus) -> _Advert:
         interval = interval_of(self._clock.unix())
@@ -228,7 +222,7 @@ class ZoneAdvertiser:
                 return "the system D-Bus connection was lost"
             if interval_of(self._clock.unix()) != advert.interval:
                 return None
-            await _wait(self._lost, TICK_S)
+            await wait_event(self._lost, TICK_S)
 
     async def _unregister(self, bus: MessageBus, advert: _Advert) -> None:
         """Take the advert off the air; BlueZ may have dropped it already (DoesNotExist), which is fine."""
@@ -239,7 +233,7 @@ class ZoneAdvertiser:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            _raise_if_cancelled()
+            raise_if_cancelled()
             log.debug("BLE zone beacon: unregistering %s: %s", advert.path, _describe(exc))
         finally:
             if self._advert is advert:

@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_agent.cloud.envelope import seal
 from edge_agent.config import from_dict
+from edge_agent.keys import DeviceKeyError
 from edge_agent.ops import metrics
 from edge_agent.sources.ble import zone_beacons
 from edge_agent.sources.ble.report_listener import RateLimit
@@ -127,3 +129,18 @@ async def test_a_report_relayed_by_the_cloud_places_the_shopper_and_a_forged_rel
     await wait_for(lambda: ("customer:alice", "bakery") in agent.presence.placed(), what="alice at the bakery")
     assert agent.cloud.downlink.counts["ble_report:rejected:bad_signature"] == 1
     assert agent.reports.counts == {"taken_cloud": 1}
+
+
+def test_the_operator_makes_the_stores_zone_beacon_key_once(tmp_path):
+    from edge_agent.cli import main
+    from edge_agent.keys import zone_beacon_key
+
+    assert main(["keys", "new", "--zone-beacon", "--dir", str(tmp_path)]) == 0
+    path = tmp_path / "zone-beacon.key"
+    assert path.stat().st_mode & 0o777 == 0o600 and len(zone_beacon_key(path)) == 32
+    before = path.read_bytes()
+    assert main(["keys", "new", "--zone-beacon", "--dir", str(tmp_path)]) == 2  # never overwritten
+    assert path.read_bytes() == before
+    path.chmod(0o644)
+    with pytest.raises(DeviceKeyError, match="chmod 600"):
+        zone_beacon_key(path)

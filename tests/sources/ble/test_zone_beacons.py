@@ -30,3 +30,15 @@ def test_a_minor_names_its_zone_only_around_now_and_only_with_the_stores_key():
     assert zone_beacons.zone_of(KEY, zones, other_store, AT) is None
     invented = [m for m in range(0, 65536, 997) if zone_beacons.zone_of(KEY, zones, m, AT)]
     assert len(invented) <= 1  # of 66 guesses, about none name a zone
+
+
+def test_the_published_advert_vector():
+    """docs/protocols/app-reports.md: the entrance's zone beacon of the vector store, as it goes on air."""
+    from edge_agent.sources.ble import frames
+
+    uuid = bytes.fromhex("e2c56db5dffb48d2b060d0f5a71096e0")
+    data = frames.ibeacon_data(uuid, 42, zone_beacons.minor(KEY, "entrance", 3_000_000), -59)
+    on_air = bytes([len(data) + 3, 0xFF, 0x4C, 0x00]) + data
+    assert on_air.hex() == "1aff4c000215e2c56db5dffb48d2b060d0f5a71096e0002a6e1ac5"
+    beacon = frames.ibeacon_in({frames.APPLE: data})
+    assert beacon is not None and (beacon.major, beacon.minor, beacon.measured_power) == (42, 28186, -59)
