@@ -206,6 +206,9 @@ class Receiver(Section):
     profile: str | None = Field(
         default=None, min_length=1, description="a scanner-node profile (firmware_configs/scanners/) for this node"
     )
+    api_key_file: Annotated[Path, Field(strict=False)] | None = Field(
+        default=None, description="an ESPHome proxy's API encryption key (base64, owner-only or a credential)"
+    )
 
 
 class BeaconPosition(Section):
@@ -582,6 +585,14 @@ def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | 
     if base_dir is not None and beacon_key is not None and not beacon_key.is_absolute():
         zb = settings.ble.zone_beacon.model_copy(update={"key_file": credential(beacon_key) or (base_dir / beacon_key)})
         settings = settings.model_copy(update={"ble": settings.ble.model_copy(update={"zone_beacon": zb})})
+    if base_dir is not None and any(r.api_key_file is not None for r in settings.ble.receivers):
+        receivers = [
+            r.model_copy(update={"api_key_file": credential(r.api_key_file) or (base_dir / r.api_key_file)})
+            if r.api_key_file is not None and not r.api_key_file.is_absolute()
+            else r
+            for r in settings.ble.receivers
+        ]
+        settings = settings.model_copy(update={"ble": settings.ble.model_copy(update={"receivers": receivers})})
     if base_dir is not None and settings.pos is not None and not settings.pos.profile.is_absolute():
         pos = settings.pos.model_copy(update={"profile": (base_dir / settings.pos.profile).resolve()})
         settings = settings.model_copy(update={"pos": pos})

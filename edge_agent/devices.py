@@ -14,13 +14,19 @@ from .config import BeaconPosition, Settings
 from .signage.sign_profile import SignProfile
 from .signage.sign_profile import load as load_sign
 from .sources.ble.node_format import topic_filter
-from .sources.ble.profiles import BeaconProfile, ScannerProfile
+from .sources.ble.profiles import (
+    BeaconProfile,
+    EsphomeProxyProfile,
+    ReceiverKinds,
+    ScannerProfile,
+    load_receiver,
+)
 from .sources.pos.protocol import PosProfile
 from .sources.vision.profile import CameraProfile
 
 KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "beacon": ("beacons", BeaconProfile),
-    "scanner": ("scanners", ScannerProfile),
+    "scanner": ("scanners", ReceiverKinds),
     "camera": ("cameras", CameraProfile),
     "sign": ("signs", SignProfile),
     "pos": ("pos", PosProfile),
@@ -31,6 +37,8 @@ def load(kind: str, name: str | Path) -> BaseModel:
     """The profile of that kind (a key of KINDS), by bare name or `.toml` path, with the kind's own checks."""
     if kind == "sign":
         return load_sign(name)  # adds the sign's own cross-field checks
+    if kind == "scanner":
+        return load_receiver(name)  # one of the receiver kinds, by the file's `kind`
     folder, model = KINDS[kind]
     return profiles.load(name, model, folder)
 
@@ -55,6 +63,8 @@ def referenced(settings: Settings) -> list[str]:
     for i, rx in enumerate(settings.ble.receivers):
         if rx.profile is not None:
             node = check(f"ble.receivers[{i}].profile", rx.profile, "scanner")
+            if node is not None and not isinstance(node, ScannerProfile):
+                problems += _receiver_agrees(f"ble.receivers[{i}]", node, rx.api_key_file, settings)
             if isinstance(node, ScannerProfile):
                 problems += _node_agrees(f"ble.receivers[{i}].profile", node, rx.id, settings)
     for i, cam in enumerate(settings.vision.cameras):
@@ -87,6 +97,18 @@ def _node_agrees(key: str, node: ScannerProfile, receiver_id: str, s: Settings) 
     return problems
 
 
+def _receiver_agrees(key: str, profile: BaseModel, key_file: Path | None, s: Settings) -> list[str]:
+    """A receiver the agent cannot reach as configured would be silently unheard: say so now."""
+    if isinstance(profile, EsphomeProxyProfile):
+        if profile.encrypted and key_file is None:
+            return [f"{key}.api_key_file: missing, expected the proxy's API key file (its profile says encrypted)"]
+        return []
+    if not s.ble.remote_scanners or s.mqtt is None:
+        kind = getattr(profile, "kind", "receiver")
+        return [f"{key}.profile: a {kind} publishes to the store's broker: expected ble.remote_scanners and [mqtt]"]
+    return []
+
+
 def beacon_ids(settings: Settings) -> list[str]:
     """`ble.beacons` plus the ids of the beacon profiles it names (profiles already checked)."""
     ids = list(settings.ble.beacons)
@@ -111,7 +133,7 @@ def with_profiles(settings: Settings) -> Settings:
     """The settings with what the profiles say applied: beacon ids into `ble.beacons` (and their positions),
     node offsets."""
     receivers = [
-        rx.model_copy(update={"offset_db": profiles.load(rx.profile, ScannerProfile, "scanners").offset_db})
+        rx.model_copy(update={"offset_db": load_receiver(rx.profile).offset_db})
         if rx.profile is not None and "offset_db" not in rx.model_fields_set
         else rx
         for rx in settings.ble.receivers

@@ -68,6 +68,8 @@ BEACON_KEY = hashlib.sha256(b"sim-zone-beacon").digest()  # the simulated store'
 BEACON_UUID = "e2c56db5-dffb-48d2-b060-d0f5a71096e0"
 BEACON_MAJOR = 1
 BEACON_POWER_DBM = -59  # the zone beacons' measured power at 1 m
+SHADOW_DB = 1.2 / math.sqrt(1 - 0.9**2)  # the slow shadowing's spread, ≈ 2.75 dB
+SHADOW_S = -0.35 / math.log(0.9)  # how long it lasts: 0.9 per advert at a typical 0.35 s, ≈ 3.3 s
 
 
 @dataclass(frozen=True)
@@ -325,13 +327,15 @@ class Radio:
         for i, shopper in enumerate(self.shoppers):
             if shopper.platform is None:
                 continue
+            last = float("-inf")
             for t in shopper.platform.ranging_times(shopper.arrive, min(shopper.leave, until)):
                 pos = shopper.position(t)
                 if pos is None:
                     continue
                 heard = []
+                since, last = t - last, t
                 for zone in self.plan.zones:
-                    rssi = self._rssi(-1 - i, beacon, zone, pos, noise_db=self.noise_db / 2)  # a 1 s mean
+                    rssi = self._rssi(-1 - i, beacon, zone, pos, self.noise_db / 2, since)  # a 1 s mean
                     if rssi is not None:
                         heard.append((rssi, zone.id, platforms.proximity(rssi, BEACON_POWER_DBM)))
                 if heard:
@@ -343,11 +347,22 @@ class Radio:
         return iter(sorted(events, key=lambda r: (r.t, r.shopper)))
 
     def _rssi(
-        self, i: int, model: Model, zone: Zone, pos: tuple[float, float], noise_db: float | None = None
+        self,
+        i: int,
+        model: Model,
+        zone: Zone,
+        pos: tuple[float, float],
+        noise_db: float | None = None,
+        since_s: float | None = None,
     ) -> float | None:
+        """One reading; the slow shadowing (a body, a shelf) moves by 0.9 per advert, or with `since_s` (the
+        seconds since this link's last reading) by the same process in time: the ~3.3 s it lasts for a phone
+        advertising every 0.35 s."""
         d = max(0.5, math.hypot(pos[0] - zone.x, pos[1] - zone.y, RECEIVER_HEIGHT_M))
         key = (i, zone.id)
-        shadow = 0.9 * self._shadow.get(key, 0.0) + self.rng.gauss(0, 1.2)  # slow: a body, a shelf
+        keep = 0.9 if since_s is None else math.exp(-since_s / SHADOW_S)
+        step = 1.2 if since_s is None else SHADOW_DB * math.sqrt(1 - keep * keep)
+        shadow = keep * self._shadow.get(key, 0.0) + self.rng.gauss(0, step)
         self._shadow[key] = shadow
         rssi = model.ref_dbm - 10 * self.plan.path_loss_exponent * math.log10(d) + shadow
         noise = self.noise_db if noise_db is None else noise_db

@@ -1,19 +1,25 @@
-"""The BLE device kinds a store runs beside the agent: its own fixed beacons and ESP32 scanner nodes, one
-schema each (`firmware_configs/beacons/`, `firmware_configs/scanners/`).
+"""The BLE device kinds a store runs beside the agent: its own fixed beacons (`firmware_configs/beacons/`) and
+its receivers (`firmware_configs/scanners/`): an ESP32 speaking our node format (`kind = "scanner"`), or what a
+store can install or flash unchanged — a Theengs Gateway or OpenMQTTGateway (`theengs-gateway`), an ESPresense
+node (`espresense`), an ESPHome Bluetooth proxy (`esphome-proxy`).
 
 Profiles describe hardware and firmware, never secrets: a scanner node's broker password is flashed
-separately, so a profile can be kept in git and shared between stores.
+separately, an ESPHome proxy's API key is a file the config names, so a profile can be kept in git and shared
+between stores.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, RootModel, model_validator
 
 from ...config import Ident, Section
-from ...profiles import Name
+from ...profiles import Name, ProfileError, read, resolve, validate
 from .node_format import MAX_ADVERTS
+
+Topic = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=200)]
 
 
 class IBeaconId(Section):
@@ -112,3 +118,98 @@ class ScannerProfile(Section):
 
     def topic(self) -> str:
         return f"{self.broker.topic_prefix}/{self.broker.store}/scanners/{self.scanner_id}/adverts"
+
+
+class TheengsSettings(Section):
+    """What the gateway must run with for the agent to read it (its command-line flags or `theengsgw.conf`)."""
+
+    publish_advdata: Literal[True] = Field(
+        default=True, description="-padv 1: the advert's own data (manufacturerdata, servicedata) is published"
+    )
+    publish_all: Literal[True] = Field(
+        default=True, description="-pa 1: adverts Theengs cannot decode (the app's token) are published too"
+    )
+    discovery: Literal[False] = Field(
+        default=False, description="-D 0: plain messages, not Home Assistant discovery entities"
+    )
+
+
+class TheengsGatewayProfile(Section):
+    """A Theengs Gateway (`pip install TheengsGateway`) or an OpenMQTTGateway, publishing what it hears to the
+    store's broker in its own JSON; the agent reads it unchanged and drops the addresses at the boundary."""
+
+    kind: Literal["theengs-gateway"] = "theengs-gateway"
+    name: Name
+    description: str = ""
+    publish_topic: Topic = Field(
+        default="home/TheengsGateway/BTtoMQTT",
+        description="the gateway's publish topic (-pt); each advert arrives on PUBLISH_TOPIC/ADDRESS",
+    )
+    offset_db: Annotated[float, Field(ge=-30, le=30)] = Field(
+        default=0.0, description="how many dB this gateway reads above the reference receiver"
+    )
+    gateway: TheengsSettings = TheengsSettings()
+
+    def topic(self) -> str:
+        return f"{self.publish_topic}/+"
+
+
+class EspresenseProfile(Section):
+    """An ESPresense node: it reports, per device id it keeps, a filtered RSSI on `espresense/devices/ID/ROOM`."""
+
+    kind: Literal["espresense"] = "espresense"
+    name: Name
+    description: str = ""
+    room: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = Field(
+        description="the node's room id (its `room` setting, as in its topics)"
+    )
+    channel: Topic = Field(default="espresense", description="the node's MQTT channel (topic root)")
+    skip_ms: Annotated[int, Field(ge=0, le=60_000)] = Field(
+        default=5000, description="the node's report interval per device (its throttling: a limit on latency)"
+    )
+    offset_db: Annotated[float, Field(ge=-30, le=30)] = Field(
+        default=0.0, description="how many dB this node reads above the reference receiver (after its rx_adj_rssi)"
+    )
+
+    def topic(self) -> str:
+        return f"{self.channel}/devices/+/{self.room}"
+
+
+class EsphomeProxyProfile(Section):
+    """An ESP32 running ESPHome's `bluetooth_proxy`: the agent connects to its native API and takes raw adverts."""
+
+    kind: Literal["esphome-proxy"] = "esphome-proxy"
+    name: Name
+    description: str = ""
+    host: Annotated[str, Field(min_length=1, max_length=253)] = Field(description="the proxy's address or name")
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(default=6053, description="the native API port")
+    encrypted: bool = Field(
+        default=True, description="the API has an encryption key (the receiver's api_key_file holds it)"
+    )
+    offset_db: Annotated[float, Field(ge=-30, le=30)] = Field(
+        default=0.0, description="how many dB this proxy reads above the reference receiver"
+    )
+
+
+ReceiverProfile = ScannerProfile | TheengsGatewayProfile | EspresenseProfile | EsphomeProxyProfile
+RECEIVER_MODELS: dict[str, type[ReceiverProfile]] = {
+    "scanner": ScannerProfile,
+    "theengs-gateway": TheengsGatewayProfile,
+    "espresense": EspresenseProfile,
+    "esphome-proxy": EsphomeProxyProfile,
+}
+
+
+class ReceiverKinds(RootModel[Annotated[ReceiverProfile, Field(discriminator="kind")]]):
+    """The schema of firmware_configs/scanners/*.toml: one of the receiver kinds, by its `kind`."""
+
+
+def load_receiver(name: str | Path) -> ReceiverProfile:
+    """A receiver's profile of any kind, by bare name or `.toml` path; ProfileError naming the file otherwise."""
+    path = resolve(name, "scanners")
+    data = read(path)
+    data.setdefault("kind", "scanner")
+    model = RECEIVER_MODELS.get(data["kind"])
+    if model is None:
+        raise ProfileError(f"{path}: kind: got {data['kind']!r}, expected one of {', '.join(RECEIVER_MODELS)}")
+    return validate(data, model, str(path))
