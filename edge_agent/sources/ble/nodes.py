@@ -1,15 +1,20 @@
-"""Sightings from the store's other scanner nodes, over the store's MQTT broker, into the BLE source's queue.
+"""Sightings from the store's other receivers that publish to the store's MQTT broker, into the BLE source's queue:
+scanner nodes in our format (`node_format.py`), Theengs Gateways and OpenMQTTGateways (`theengs_format.py`) and
+ESPresense nodes (`espresense_format.py`), each read as its firmware publishes it.
 
 The connection is an `MqttLink` of its own (the `[mqtt]` section's broker, TLS and credentials; clean session:
-adverts are only worth having live). Each message is parsed (`remote_adverts`) and its adverts enqueued exactly
-like the local adapter's; a refused message or advert is counted by reason and logged without its content.
-A lost broker is retried with backoff while everything else keeps running.
+adverts are only worth having live). Each message is parsed by its kind's reader and its adverts enqueued exactly
+like the local adapter's; a refused message or advert is counted by reason and logged without its content — and
+without its topic where the topic names a device (a gateway's address, an ESPresense id): the receiver's id
+instead. A lost broker is retried with backoff while everything else keeps running.
 
 A scanner node is expected to keep reporting: one that sends nothing good for `ble.stall_s` (powered off, off
 the Wi-Fi, publishing to another broker or topic) is reported silent — one log line when it falls silent and one
 when it is back, `/healthz` and a metric per node — while presence carries on with the receivers that do report.
-The nodes are the receivers with a scanner-node `profile`, expected from the start, and any other that has
-reported here once (a receiver of another host sharing presence never reports here, and is no node).
+The nodes are the receivers with a profile of these kinds, expected from the start, and any other that has
+reported here once (a receiver of another host sharing presence never reports here, and is no node). An
+ESPresense node's telemetry counts as heard (it reports devices only when some are near), and its retained
+status `offline` (its last will) makes it silent at once.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ...clock import Clock
 from ...config import Settings
+from ...errors import Refused
 from ...mqtt import MqttLink
+from . import espresense_format, theengs_format
 from .node_format import RemoteAdvertError, parse, scanner_of, topic_filter
-from .scanner import BleSource
+from .profiles import EspresenseProfile, TheengsGatewayProfile, load_receiver
+from .scanner import Advert, BleSource
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +48,23 @@ class RemoteScanners:
         self._source = source
         self._clock = clock
         self._reached: float | None = None  # since when the broker is reached without a break, as last checked
+        kinds = {r.id: load_receiver(r.profile) for r in settings.ble.receivers if r.profile is not None}
+        self._gateways = {p.publish_topic: rid for rid, p in kinds.items() if isinstance(p, TheengsGatewayProfile)}
+        self._rooms = {(p.channel, p.room): rid for rid, p in kinds.items() if isinstance(p, EspresenseProfile)}
         self.last_heard: dict[str, float | None] = {
-            r.id: None for r in settings.ble.receivers if r.profile is not None and r.id != self._local
+            rid: None for rid, p in kinds.items() if rid != self._local and p.kind != "esphome-proxy"
         }
         self.silent: set[str] = set()
+        espresense = [p for p in kinds.values() if isinstance(p, EspresenseProfile)]
         self.link = MqttLink(
             mqtt,
             f"{mqtt.client_id or settings.store.device_id}-scanners",
-            subscriptions=[topic_filter(settings.store.id, mqtt.topic_prefix)],
+            subscriptions=[
+                topic_filter(settings.store.id, mqtt.topic_prefix),
+                *(f"{topic}/+" for topic in self._gateways),
+                *(f"{p.channel}/devices/+/{p.room}" for p in espresense),
+                *(f"{p.channel}/rooms/{p.room}/{leaf}" for p in espresense for leaf in ("status", "telemetry")),
+            ],
             persistent=False,
         )
         self.counts: Counter[str] = Counter()
@@ -106,7 +123,50 @@ class RemoteScanners:
             self.check_silence()
 
     def handle(self, topic: str, payload: bytes) -> None:
-        """One message: parse, check the scanner is ours, enqueue; never raises."""
+        """One message, by the kind of receiver its topic belongs to; never raises."""
+        head, _, leaf = topic.rpartition("/")
+        gateway = self._gateways.get(head)
+        if gateway is not None:
+            self._take(gateway, "theengs-gateway", theengs_format.parse, payload)
+            return
+        parts = topic.split("/")
+        if len(parts) >= 4 and parts[-3] == "devices":
+            room = self._rooms.get(("/".join(parts[:-3]), parts[-1]))
+            if room is not None:
+                self._take(room, "espresense", espresense_format.parse, payload)
+                return
+        if len(parts) >= 4 and parts[-3] == "rooms" and leaf in ("status", "telemetry"):
+            room = self._rooms.get(("/".join(parts[:-3]), parts[-2]))
+            if room is not None:
+                self._room_state(room, leaf, payload)
+                return
+        self._node(topic, payload)
+
+    def _take(self, receiver: str, kind: str, read: Callable[[bytes, str, float], Advert | None], data: bytes) -> None:
+        """A message of a gateway or an ESPresense node: its advert, if it carries one the agent reads."""
+        try:
+            advert = read(data, receiver, self._clock.mono())
+        except Refused as exc:
+            self._refuse(exc.code, exc.reason, f"{kind} {receiver}")
+            return
+        self.counts["messages"] += 1
+        if advert is None:
+            self.counts["unread"] += 1  # a device the agent has nothing to do with, or no advert data
+        else:
+            self._source.enqueue(advert)
+            self.counts["adverts"] += 1
+        self._heard(receiver)
+
+    def _room_state(self, receiver: str, leaf: str, payload: bytes) -> None:
+        """An ESPresense node's telemetry (it is alive) or status (`offline` is its last will: silent now)."""
+        if leaf == "telemetry" or payload.strip() == b"online":
+            self._heard(receiver)
+        elif payload.strip() == b"offline" and receiver not in self.silent:
+            self.silent.add(receiver)
+            log.warning("scanner node %s: its broker says it went offline; presence goes on without it", receiver)
+
+    def _node(self, topic: str, payload: bytes) -> None:
+        """A message of a scanner node in our format: parse, check the scanner is ours, enqueue."""
         try:
             batch = parse(payload, scanner_of(topic), self._clock.mono())
         except RemoteAdvertError as exc:
