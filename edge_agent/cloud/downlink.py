@@ -386,13 +386,15 @@ class Downlink:
     # --- app reports ---------------------------------------------------------------------------------
 
     def _app_report(self, data: bytes) -> None:
-        """A phone's report of the store's beacons, relayed by the cloud: its envelope is opened here, the
-        report itself (the customer's own tag) is verified by the BLE report intake, like one sent over Wi-Fi."""
+        """A phone's report of the store's beacons, relayed by the cloud: its envelope is opened here (a refused one
+        is acknowledged up, as every downlink refusal), the report itself (the customer's own tag) is verified by
+        the BLE report intake, like one sent over Wi-Fi, and counted there."""
         try:
             payload = open_envelope(data, "ble_report", self._settings.store.id, self._keys, MAX_SMALL)
         except BundleRejected as exc:
             self.counts[f"ble_report:rejected:{exc.code}"] += 1
             log.warning("rejected a relayed app report: %s: %s", exc.code, exc.reason)
+            self._ack("ble_report_result", {"status": "rejected", "code": exc.code, "reason": exc.reason})
             return
         self.counts["ble_report:relayed"] += 1
         self._bus.publish(AppReportRelayed(payload))
