@@ -8,6 +8,11 @@ Then the DESIGN budget "sighting → screen frame p99 ≤ 25 ms with 5 000 adver
 running agent takes 5 000 adverts/s at the scanner's hand-over queue while check-ins are timed from
 `POST /api/checkin` to the WebSocket frame at the screen (`loaded_p50_ms`, `loaded_p99_ms`).
 
+`receivers`: each kind of receiver a store can buy, what it publishes for the same adverts read by the agent's
+reader for that kind (`theengs_format`, `espresense_format`, `ad_structures`, our `node_format` in batches of 50),
+against the bare minimum for the same messages (decoding the JSON; for an ESPHome proxy's raw advertising data,
+slicing the AD structures apart), `ratio` = bare time / reader time.
+
 `token_table`: what building the token → customer table costs for 10 000 consenting customers (at start, after a
 roster change, at a new interval), against the bare library making one AES block per customer.
 """
@@ -16,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import random
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,11 +38,14 @@ from edge_agent.bus import Bus
 from edge_agent.config import from_dict
 from edge_agent.demo import demo_offers
 from edge_agent.presence import PresenceTracker
+from edge_agent.sources.ble import ad_structures, espresense_format, frames, node_format, theengs_format
 from edge_agent.sources.ble.scanner import Advert, AdvertResolver, BleSource
 from edge_agent.sources.ble.tokens import INTERVAL_S, TEST_COMPANY_ID, TokenResolver, days_around
 from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
+from simulators.esphome_proxy import ad_bytes
 from simulators.phone import phone_for
+from simulators.receivers import Heard, espresense_message, theengs_message
 from simulators.shoppers import SCENARIOS, START_UNIX, Radio, SimClock, agent_settings, make_shoppers
 
 
@@ -84,6 +94,81 @@ def _agent(adverts: list[Advert], keys: dict[str, dict[str, bytes]], models: dic
             tick(a.mono, clock.wall())
             next_tick = a.mono + 0.5
     return time.perf_counter() - start, (resolver, tracker)
+
+
+def _receivers(adverts: list[Advert]) -> dict[str, Any]:
+    """Adverts/s through each receiver kind's reader, against the bare decoding of the same messages."""
+    heard = [
+        Heard(a.mono, a.receiver, f"d{i % 500}", a.rssi, dict(a.manufacturer_data), a.tx_power)
+        for i, a in enumerate(adverts)
+    ]
+    token_ids = []
+    for h in heard:
+        frame = frames.token_in(h.manufacturer_data, TEST_COMPANY_ID)
+        if frame is not None:
+            beacon = frames.ibeacon_in({frames.APPLE: frames.ibeacon_payload(frame.token, -59)})
+            assert beacon is not None
+            token_ids.append(f"iBeacon:{beacon.uuid}-{beacon.major}-{beacon.minor}")
+    batches = [
+        json.dumps(
+            {"v": 1, "scanner": "rx-entrance", "adverts": [_node_advert(a) for a in adverts[i : i + 50]]}
+        ).encode()
+        for i in range(0, len(adverts), 50)
+    ]
+    messages: dict[str, tuple[list[bytes], Callable[[bytes], object], Callable[[bytes], object], int]] = {
+        "theengs-gateway": (
+            [theengs_message(h) for h in heard],
+            lambda m: theengs_format.parse(m, "rx", 0.0),
+            json.loads,
+            len(heard),
+        ),
+        "espresense": (
+            [espresense_message(i, -70.5) for i in token_ids],
+            lambda m: espresense_format.parse(m, "rx", 0.0),
+            json.loads,
+            len(token_ids),
+        ),
+        "esphome-proxy": (
+            [ad_bytes(manufacturer=h.manufacturer_data, tx_power=h.tx_power) for h in heard],
+            ad_structures.parse,
+            _bare_ad,
+            len(heard),
+        ),
+        "node": (batches, lambda m: node_format.parse(m, "rx-entrance", 0.0), json.loads, len(adverts)),
+    }
+    out: dict[str, Any] = {}
+    for kind, (payloads, read, bare, n) in messages.items():
+        reader = min(_timed(read, payloads) for _ in range(3))
+        bare_s = min(_timed(bare, payloads) for _ in range(3))
+        out[kind] = {
+            "adverts_per_s": round(n / reader),
+            "bare_per_s": round(n / bare_s),
+            "ratio": round(bare_s / reader, 3),
+        }
+    return out
+
+
+def _node_advert(a: Advert) -> dict[str, Any]:
+    advert: dict[str, Any] = {"rssi": round(a.rssi), "mfg": {str(c): d.hex() for c, d in a.manufacturer_data.items()}}
+    if a.tx_power is not None:
+        advert["tx"] = a.tx_power
+    return advert
+
+
+def _bare_ad(data: bytes) -> list[bytes]:
+    """The least reading raw advertising data takes: cutting it into its AD structures."""
+    out, i = [], 0
+    while i < len(data) and data[i]:
+        out.append(data[i + 1 : i + 1 + data[i]])
+        i += 1 + data[i]
+    return out
+
+
+def _timed(fn: Callable[[bytes], object], payloads: list[bytes]) -> float:
+    start = time.perf_counter()
+    for p in payloads:
+        fn(p)
+    return time.perf_counter() - start
 
 
 def _token_table(customers: int) -> dict[str, Any]:
@@ -183,6 +268,7 @@ async def run(quick: bool) -> dict[str, Any]:
         "bare_parse_per_s": round(n / bare),
         "ratio": round(bare / agent, 4),
         "phones_tracked_at_end": len(tracker.radio),
+        "receivers": _receivers(adverts),
         "token_table": _token_table(10_000),
     }
     with tempfile.TemporaryDirectory() as tmp:

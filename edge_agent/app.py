@@ -40,6 +40,7 @@ from .signage.kiosk import Kiosk
 from .signage.proof import ProofOfPlay
 from .signage.signs import SignDriver
 from .signage.till import Till
+from .sources.ble.esphome_proxies import EsphomeProxies, proxy_receivers
 from .sources.ble.nodes import RemoteScanners
 from .sources.ble.report_intake import ReportIntake
 from .sources.ble.report_listener import ReportListener
@@ -76,9 +77,10 @@ class Agent:
         self.catalog = OfferCatalog(self.store)
         self.roster_age = RosterAge(self.store, self.clock, settings.mqtt.max_roster_age_s if settings.mqtt else None)
         self.checkin = CheckinSource(settings, self.store, self.bus, self.clock) if settings.sources.checkin else None
+        proxies = bool(proxy_receivers(settings))  # receivers behind an ESPHome Bluetooth proxy
         self.ble = (
             BleSource(settings, self.store, self.bus, self.clock, self.progress, self.roster_age)
-            if settings.sources.ble or settings.ble.remote_scanners or settings.sources.ble_reports
+            if settings.sources.ble or settings.ble.remote_scanners or settings.sources.ble_reports or proxies
             else None
         )
         beacon_key_file = settings.ble.zone_beacon.key_file
@@ -105,6 +107,9 @@ class Agent:
             RemoteScanners(settings, self.ble, self.clock)
             if self.ble is not None and settings.ble.remote_scanners
             else None
+        )
+        self.esphome_proxies = (
+            EsphomeProxies(settings, self.ble, self.clock) if self.ble is not None and proxies else None
         )
         self.vision = self._vision() if settings.sources.vision else None
         self.peers = (
@@ -210,6 +215,8 @@ class Agent:
             components["ble"] = self.ble.run
         if self.remote_scanners is not None:
             components["ble.remote"] = self.remote_scanners.run
+        if self.esphome_proxies is not None:
+            components["ble.esphome"] = self.esphome_proxies.run
         if self.zone_beacon is not None:
             components["ble.zone_beacon"] = self.zone_beacon.run
         if self.vision is not None:
@@ -234,6 +241,8 @@ class Agent:
             await self.notices.stop()
         if self.remote_scanners is not None and tasks:
             await self.remote_scanners.stop()
+        if self.esphome_proxies is not None and tasks:
+            await self.esphome_proxies.stop()  # a DisconnectRequest to each proxy
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -332,15 +341,21 @@ class Agent:
             **({"peers": dict(self.peers.counts)} if self.peers is not None else {}),
             **({"host_notices": dict(self.notices.counts)} if self.notices is not None else {}),
             **({"remote_scanners": self.remote_scanners.health()} if self.remote_scanners is not None else {}),
+            **({"esphome_proxies": self.esphome_proxies.health()} if self.esphome_proxies is not None else {}),
         }
 
     def metrics(self) -> Iterator[Metric]:
-        """What every component counts (each its own `metrics()`), read at scrape time."""
+        """What every component counts (each its own `metrics()`), read at scrape time; a family two components
+        share (`edge_ble_node_silent`: scanner nodes and ESPHome proxies) comes out once with both's samples."""
+        return _merged(self._metrics())
+
+    def _metrics(self) -> Iterator[Metric]:
         yield from self.bus.metrics()
         for part in (
             self.checkin,
             self.ble,
             self.remote_scanners,
+            self.esphome_proxies,
             self.reports,
             self.report_listener,
             self.zone_beacon,
@@ -366,6 +381,21 @@ class Agent:
 
     def sign_status(self) -> dict[str, Any]:
         return {driver.id: driver.status() for driver in self.signs}
+
+
+def _merged(families: Iterator[Metric]) -> Iterator[Metric]:
+    """Each family once, in the order first seen, with the samples of every component that yields it (a new
+    family where two yield one: theirs are left as they were)."""
+    seen: dict[str, Metric] = {}
+    for family in families:
+        first = seen.get(family.name)
+        if first is None:
+            seen[family.name] = family
+            continue
+        both = Metric(first.name, first.documentation, first.type, first.unit)
+        both.samples = [*first.samples, *family.samples]
+        seen[family.name] = both
+    return iter(seen.values())
 
 
 def _counter(name: str, documentation: str, label: str, counts: Counter[str]) -> CounterMetricFamily:

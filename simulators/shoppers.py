@@ -51,13 +51,14 @@ from edge_agent.radio.placer import fit_path_loss_exponent
 from edge_agent.sources.ble import zone_beacons
 from edge_agent.sources.ble.report_intake import ReportIntake
 from edge_agent.sources.ble.reports import HeardBeacon, ReportRefused
-from edge_agent.sources.ble.scanner import Advert, AdvertResolver
+from edge_agent.sources.ble.scanner import AdvertResolver
 from edge_agent.sources.ble.tokens import INTERVAL_S
 from edge_agent.store import open_store
 from simulators import platforms
 from simulators.bluez import SimulatedBlueZ
 from simulators.phone import Phone, phone_for
 from simulators.platforms import PhonePlatform
+from simulators.receivers import KINDS, Heard, through
 
 CHAIN = "sim-chain"
 START_UNIX = 1_800_000_000.0
@@ -68,6 +69,7 @@ BEACON_KEY = hashlib.sha256(b"sim-zone-beacon").digest()  # the simulated store'
 BEACON_UUID = "e2c56db5-dffb-48d2-b060-d0f5a71096e0"
 BEACON_MAJOR = 1
 BEACON_POWER_DBM = -59  # the zone beacons' measured power at 1 m
+BEACON_ADVERTS_PER_S = 10  # a zone beacon advertises every 100 ms (ble.zone_beacon.interval_ms)
 SHADOW_DB = 1.2 / math.sqrt(1 - 0.9**2)  # the slow shadowing's spread, ≈ 2.75 dB
 SHADOW_S = -0.35 / math.log(0.9)  # how long it lasts: 0.9 per advert at a typical 0.35 s, ≈ 3.3 s
 
@@ -252,18 +254,6 @@ def _aisle_point(plan: FloorPlan, rng: random.Random) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class Heard:
-    """One advert as one receiver heard it (the simulator knows the phone; the agent will not)."""
-
-    t: float
-    receiver: str
-    device: str
-    rssi: float
-    manufacturer_data: dict[int, bytes]
-    tx_power: int | None
-
-
-@dataclass(frozen=True)
 class Ranged:
     """One reporting app's ranging second: (RSSI, zone, proximity) of the zone beacons heard, strongest first; none
     is the region exit."""
@@ -335,7 +325,7 @@ class Radio:
                 heard = []
                 since, last = t - last, t
                 for zone in self.plan.zones:
-                    rssi = self._rssi(-1 - i, beacon, zone, pos, self.noise_db / 2, since)  # a 1 s mean
+                    rssi = self._rssi(-1 - i, beacon, zone, pos, since, BEACON_ADVERTS_PER_S)
                     if rssi is not None:
                         heard.append((rssi, zone.id, platforms.proximity(rssi, BEACON_POWER_DBM)))
                 if heard:
@@ -352,12 +342,14 @@ class Radio:
         model: Model,
         zone: Zone,
         pos: tuple[float, float],
-        noise_db: float | None = None,
         since_s: float | None = None,
+        samples: int = 1,
     ) -> float | None:
         """One reading; the slow shadowing (a body, a shelf) moves by 0.9 per advert, or with `since_s` (the
         seconds since this link's last reading) by the same process in time: the ~3.3 s it lasts for a phone
-        advertising every 0.35 s."""
+        advertising every 0.35 s. With `samples`, the reading is the mean of that many adverts, as CoreLocation
+        reports a ranged beacon ("the average RSSI value of the samples received since the ranging of the beacon
+        was last reported", `CLBeacon.rssi`): the noise of the adverts received averaged, none only if all were lost."""
         d = max(0.5, math.hypot(pos[0] - zone.x, pos[1] - zone.y, RECEIVER_HEIGHT_M))
         key = (i, zone.id)
         keep = 0.9 if since_s is None else math.exp(-since_s / SHADOW_S)
@@ -365,11 +357,16 @@ class Radio:
         shadow = keep * self._shadow.get(key, 0.0) + self.rng.gauss(0, step)
         self._shadow[key] = shadow
         rssi = model.ref_dbm - 10 * self.plan.path_loss_exponent * math.log10(d) + shadow
-        noise = self.noise_db if noise_db is None else noise_db
-        rssi += self.rng.gauss(0, noise) + self.gains.get(receiver_id(zone.id), 0.0)
-        if rssi < SENSITIVITY_DBM or self.rng.random() < 0.1:
+        gain = self.gains.get(receiver_id(zone.id), 0.0)
+        if samples == 1:
+            rssi += self.rng.gauss(0, self.noise_db) + gain
+            lost = rssi < SENSITIVITY_DBM or self.rng.random() < 0.1  # 10 % of adverts lost
+            return None if lost else round(rssi)
+        received = sum(self.rng.random() >= 0.1 for _ in range(samples))
+        if received == 0:
             return None
-        return round(rssi)
+        rssi += self.rng.gauss(0, self.noise_db / math.sqrt(received)) + gain
+        return None if rssi < SENSITIVITY_DBM else round(rssi)
 
 
 async def feed_bluez(bluez: SimulatedBlueZ, radio: Radio, local_receiver: str, until: float) -> int:
@@ -551,12 +548,14 @@ def evaluate(
     calibrate_offsets: bool = False,
     advertising_share: float | None = ANDROID_ADVERTISING_SHARE,
     app_always_open: bool = False,
+    receivers: str = "adapter",
 ) -> dict[str, Any]:
     """Scores the agent's presence logic on both BLE paths: adverts through `AdvertResolver`, app reports through
     `ReportIntake`, one `PresenceTracker`. With `gain_db`, receivers read up to that many dB off the true level,
     and with `calibrate_offsets` the agent is given the offsets the store's fixed beacons suggest; with
     `advertising_share` None every phone advertises the token (the old model, for comparison); with
-    `app_always_open` every app is open all visit."""
+    `app_always_open` every app is open all visit; `receivers` puts every receiver behind that kind of firmware
+    (`simulators/receivers.py`): the adverts reach the agent as it publishes them."""
     plan = SCENARIOS[scenario]
     rng = random.Random(seed)
     shoppers = make_shoppers(
@@ -586,6 +585,7 @@ def evaluate(
     adverts = Radio(plan, shoppers, rng, gains=gains).adverts(span)
     ranging = Radio(plan, shoppers, random.Random(f"ranging-{seed}"), gains=gains).ranging(span)
     nonces = random.Random(f"nonces-{seed}")
+    receive = through(receivers)
     pending, ranged = next(adverts, None), next(ranging, None)
     score = _Score(plan, by_ref)
     heard = reports_sent = 0
@@ -599,11 +599,12 @@ def evaluate(
         while pending is not None and pending.t <= t:
             clock.t = pending.t
             heard += 1
-            sighting = resolver.handle(
-                Advert(pending.receiver, pending.t, pending.rssi, pending.manufacturer_data, {}, pending.tx_power)
-            )
-            if sighting is not None:
-                tracker.observe(sighting)
+            advert = receive(pending)
+            if advert is not None:
+                clock.t = advert.mono
+                sighting = resolver.handle(advert)
+                if sighting is not None:
+                    tracker.observe(sighting)
             pending = next(adverts, None)
         while ranged is not None and ranged.t <= t:
             clock.t = ranged.t
@@ -633,6 +634,7 @@ def evaluate(
         "opted_in": len(by_ref),
         "minutes": minutes,
         "adverts_heard": heard,
+        **({} if receivers == "adapter" else {"receivers": receivers}),
         **score.overall(),
         **({"receiver_gain_db": gain_db} if gain_db else {}),
         **(
@@ -676,6 +678,7 @@ class _Score:
         self._truth_start: dict[tuple[str, str], float] = {}
         self._previous: set[tuple[str, str]] = set()
         self.latencies: list[float] = []
+        self._path_latencies: dict[str, list[float]] = {}
         self.arrived: dict[str, float] = {}  # customer_ref → when first placed during the visit
 
     def _groups(self, shopper: Shopper, t: float) -> list[str]:
@@ -716,6 +719,9 @@ class _Score:
             if pair in self._truth_start and pair not in self._first_seen:
                 self._first_seen[pair] = t
                 self.latencies.append(t - self._truth_start[pair])
+                self._path_latencies.setdefault(self._shoppers[pair[0]].path_name, []).append(
+                    t - self._truth_start[pair]
+                )
         self._previous = truth
 
     def _pr(self, group: str) -> dict[str, float]:
@@ -725,6 +731,10 @@ class _Score:
             "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
             "recall": round(tp / (tp + fn), 4) if tp + fn else 1.0,
         }
+
+    def _latency(self, path: str) -> dict[str, float | None]:
+        found = self._path_latencies.get(path)
+        return {"median_enter_latency_s": round(statistics.median(found), 2) if found else None}
 
     def overall(self) -> dict[str, Any]:
         return {
@@ -742,7 +752,7 @@ class _Score:
             by_platform[name] = {"shoppers": len(visits), **self._pr(f"platform:{name}"), **self._arrivals(visits)}
         return {
             "by_platform": by_platform,
-            "by_path": {path: self._pr(f"path:{path}") for path in ("advert", "report")},
+            "by_path": {path: {**self._pr(f"path:{path}"), **self._latency(path)} for path in ("advert", "report")},
             "app_open": {"report": self._pr("report_app_open"), "android_advert": self._pr("android_advert")},
         }
 
@@ -806,6 +816,12 @@ def main(argv: list[str] | None = None) -> int:
         "--truth", metavar="FILE", help="write the ground truth (zone visits, silent phones) as JSON lines"
     )
     parser.add_argument(
+        "--receivers",
+        choices=KINDS,
+        default="adapter",
+        help="every receiver behind this kind of firmware: what it publishes reaches the agent's reader for it",
+    )
+    parser.add_argument(
         "--app-always-open",
         action="store_true",
         help="every shopper's app open all visit: the report path ranging every second, against the advert path",
@@ -840,6 +856,7 @@ def main(argv: list[str] | None = None) -> int:
         args.minutes,
         gain_db=args.receiver_gain_db,
         calibrate_offsets=args.beacon_offsets,
+        receivers=args.receivers,
     )
     result = run(advertising_share=args.android_advertising_share, app_always_open=args.app_always_open)
     old = run(advertising_share=None)  # every phone advertising, iPhones too: what the figures used to count

@@ -58,14 +58,14 @@ def test_iphones_never_advertise_and_are_found_by_their_reports():
     assert result["by_path"]["advert"]["precision"] >= 0.94 and result["by_path"]["advert"]["recall"] >= 0.93
 
 
-def test_apps_open_all_visit_place_their_shoppers_nearly_as_well_as_advertising_phones():
+def test_apps_open_all_visit_place_their_shoppers_about_as_well_as_advertising_phones():
     """Every app open (ranging every second): the report path against the advert path on the same floor and
-    walks. Measured 0.906 / 0.911 against 0.949 / 0.943 (seed 1): short of the aim of 0.02, see
-    docs/evaluation.md; the floors keep what is reached."""
+    walks. Measured 0.927 / 0.930 against 0.949 / 0.943 (seed 1; the aim of 0.02 is missed there by 0.002 in
+    precision, met on the other runs of docs/evaluation.md); the floors keep what is reached."""
     result = shoppers.evaluate("default", 1, 40, 20, app_always_open=True)
     report, advert = result["by_path"]["report"], result["by_path"]["advert"]
-    assert report["precision"] >= 0.895 and report["recall"] >= 0.90
-    assert advert["precision"] >= 0.94 and advert["recall"] >= 0.93
+    assert report["precision"] >= 0.92 and report["recall"] >= 0.92
+    assert advert["precision"] - report["precision"] <= 0.025 and advert["recall"] - report["recall"] <= 0.02
 
 
 def test_the_calibration_walk_recovers_each_floors_path_loss():
@@ -134,3 +134,19 @@ def test_ground_truth_is_physical():
         assert s.position(s.arrive) == plan.door
         assert plan.zone_at(-15.0, plan.door[1]) is None
     assert plan.zone_at(4, 10) == "entrance" and plan.zone_at(4, 14) is None
+
+
+def test_receivers_a_store_can_buy_place_phones_as_the_adapter_does_but_espresense_later():
+    """Every receiver behind a Theengs Gateway or an ESPHome proxy (default floor, seed 1): the phones that
+    advertise are placed as through the host's adapter, within run-to-run spread (docs/receivers.md); behind
+    ESPresense its 5 s reports of a 15 s median cost latency and accuracy even with the placement told."""
+    adapter = shoppers.evaluate("default", 1, 40, 20)["by_path"]["advert"]
+    for kind in ("theengs-gateway", "esphome-proxy"):
+        through = shoppers.evaluate("default", 1, 40, 20, receivers=kind)["by_path"]["advert"]
+        assert abs(through["precision"] - adapter["precision"]) <= 0.01, (kind, through, adapter)
+        assert abs(through["recall"] - adapter["recall"]) <= 0.01, (kind, through, adapter)
+        assert through["median_enter_latency_s"] <= adapter["median_enter_latency_s"] + 0.5
+    told = {"ble": {"window_s": 6.0, "min_samples": 1}}
+    espresense = shoppers.evaluate("default", 1, 40, 20, overrides=told, receivers="espresense")["by_path"]["advert"]
+    assert espresense["median_enter_latency_s"] >= adapter["median_enter_latency_s"] + 5  # measured 11 s against 1 s
+    assert espresense["precision"] >= 0.82 and espresense["recall"] >= 0.81  # measured 0.832 / 0.825

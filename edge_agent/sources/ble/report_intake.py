@@ -12,8 +12,8 @@ heard nearest (proximity class first, then RSSI) if it is close enough — proxi
 the zone receiver's enter distance (its exit distance to stay, and another beacon must be `switch_db` stronger
 to move: the receivers' hysteresis) — for `ble.report_ttl_s`. The first report of a visit places the customer
 in the nearest beacon's zone whatever the distance: it is the store arrival, and an iPhone in the background
-gets only a few seconds of ranging when it enters the store's region. Two reports in a row that hear every
-beacon far off, or an exit report (no beacons), end the zones reports hold.
+gets only a few seconds of ranging when it enters the store's region. A report that hears every beacon far off
+(by the averaged levels), or an exit report (no beacons), ends the zones reports hold.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ MAX_NONCES = 200_000  # reports remembered for replay checks; beyond that (a flo
 _RANK = {"immediate": 0, "near": 1, "far": 2, "unknown": 3}
 SMOOTH_S = 2.5  # a longer gap between reports starts the average afresh
 ALPHA = 0.5
-FAR_REPORTS = 2  # reports in a row hearing every beacon far off before the reported zone ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +83,6 @@ class ReportIntake:
         self._last: dict[str, float] = {}  # customer_ref → their last report (mono), for arrivals
         self._zone: dict[str, str] = {}  # customer_ref → the zone their reports hold them in
         self._levels: dict[str, dict[str, tuple[float, float]]] = {}
-        self._far: dict[str, int] = {}  # customer_ref → reports in a row that heard every beacon far off
         self._next_prune = float("-inf")
         self.counts: Counter[str] = Counter()
         bus.on(Erased, "ble.reports", lambda e: self.forget(e.customer_ref))
@@ -94,7 +92,6 @@ class ReportIntake:
     def forget(self, customer_ref: str) -> None:
         self._last.pop(customer_ref, None)
         self._zone.pop(customer_ref, None)
-        self._far.pop(customer_ref, None)
         self._levels.pop(customer_ref, None)
 
     def _on_consent(self, change: ConsentChanged) -> None:
@@ -150,18 +147,15 @@ class ReportIntake:
             self._next_prune = now + self._ttl_s
             self._last = {r: t for r, t in self._last.items() if now - t <= self._ttl_s}
             self._zone = {r: z for r, z in self._zone.items() if r in self._last}
-            self._far = {r: n for r, n in self._far.items() if r in self._last}
             self._levels = {r: lv for r, lv in self._levels.items() if r in self._last}
         zone = self._nearest(heard, self._zone.get(ref))
         if zone is not None or arrival:
             zone = zone or min(heard, key=_nearness)[1]
-            self._zone[ref], self._far[ref] = zone, 0
+            self._zone[ref] = zone
             self._bus.publish(Sighting(subject, zone, Channel.BLE, mono=now, wall=wall, hold_s=self._ttl_s))
             return Taken(zone)
-        self._far[ref] = self._far.get(ref, 0) + 1
-        if self._far[ref] >= FAR_REPORTS:  # not one lost advert or one deep fade: the phone has moved away
-            self._zone.pop(ref, None)
-            self._bus.publish(Departed(subject, now, wall))
+        self._zone.pop(ref, None)
+        self._bus.publish(Departed(subject, now, wall))
         return Taken(None)
 
     def _smoothed(
