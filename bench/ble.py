@@ -13,6 +13,8 @@ reader for that kind (`theengs_format`, `espresense_format`, `ad_structures`, ou
 against the bare minimum for the same messages (decoding the JSON; for an ESPHome proxy's raw advertising data,
 slicing the AD structures apart), `ratio` = bare time / reader time.
 
+`replay`: `edge-agent ble replay` on a recorded simulated day, readings/s through the whole command.
+
 `token_table`: what building the token → customer table costs for 10 000 consenting customers (at start, after a
 roster change, at a new interval), against the bare library making one AES block per customer.
 """
@@ -25,6 +27,7 @@ import json
 import random
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +41,7 @@ from edge_agent.bus import Bus
 from edge_agent.config import from_dict
 from edge_agent.demo import demo_offers
 from edge_agent.presence import PresenceTracker
+from edge_agent.replay.replay import replay
 from edge_agent.sources.ble import ad_structures, espresense_format, frames, node_format, theengs_format
 from edge_agent.sources.ble.scanner import Advert, AdvertResolver, BleSource
 from edge_agent.sources.ble.tokens import INTERVAL_S, TEST_COMPANY_ID, TokenResolver, days_around
@@ -46,7 +50,7 @@ from simulators.checkin_app import CheckinIssuer
 from simulators.esphome_proxy import ad_bytes
 from simulators.phone import phone_for
 from simulators.receivers import Heard, espresense_message, theengs_message
-from simulators.shoppers import SCENARIOS, START_UNIX, Radio, SimClock, agent_settings, make_shoppers
+from simulators.shoppers import SCENARIOS, START_UNIX, Radio, SimClock, agent_settings, make_shoppers, record
 
 
 def _adverts(n_shoppers: int, minutes: float) -> tuple[list[Advert], dict[str, dict[str, bytes]], dict[str, str]]:
@@ -171,6 +175,21 @@ def _timed(fn: Callable[[bytes], object], payloads: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
+def _replay(workdir: Path, quick: bool) -> dict[str, Any]:
+    """`edge-agent ble replay` on a recorded simulated day: readings/s through the whole command (CSV, the
+    agent's presence path, the naive rule, both scorings)."""
+    made = record("default", 2, 40 if quick else 120, 12 if quick else 30, workdir)
+    settings = from_dict(tomllib.loads((workdir / "store.toml").read_text()))
+    start = time.perf_counter()
+    result = replay(settings, workdir / "readings.csv", workdir / "truth.csv")
+    took = time.perf_counter() - start
+    return {
+        "readings": made["readings"],
+        "readings_per_s": round(made["readings"] / took),
+        "f1_vs_naive": result["f1_vs_naive"],
+    }
+
+
 def _token_table(customers: int) -> dict[str, Any]:
     """The token table of `customers` consenting customers: built at start, rebuilt after a roster change (nothing
     new to encrypt) and at a new 10-minute interval (one block per customer), against the bare library making one
@@ -271,6 +290,8 @@ async def run(quick: bool) -> dict[str, Any]:
         "receivers": _receivers(adverts),
         "token_table": _token_table(10_000),
     }
+    with tempfile.TemporaryDirectory() as tmp:
+        result["replay"] = _replay(Path(tmp), quick)
     with tempfile.TemporaryDirectory() as tmp:
         samples, background = await _loaded_latency(300 if quick else 2000, 5000, Path(tmp))
     loaded = percentiles(samples)

@@ -87,13 +87,22 @@ def main(argv: list[str] | None = None) -> int:
 
     _vision_commands(commands)
 
-    ble = commands.add_parser("ble", help="BLE calibration tools")
+    ble = commands.add_parser("ble", help="BLE calibration and evaluation tools")
     ble_commands = ble.add_subparsers(dest="ble_command", required=True)
     fit = ble_commands.add_parser(
         "fit-path-loss", help="the path-loss exponent from a calibration walk: CSV lines `distance_m,rssi_dbm`"
     )
     fit.add_argument("--reference", required=True, type=float, help="the walking phone's RSSI at 1 m (dBm)")
     fit.add_argument("file", type=Path)
+    replay = ble_commands.add_parser(
+        "replay", help="a recording's readings through the agent's presence path, scored against its truth (JSON)"
+    )
+    replay.add_argument("--config", required=True, type=Path, help="the store's config (receivers, zones, [ble])")
+    replay.add_argument("--readings", required=True, type=Path, help="CSV t_s,receiver,subject,rssi_dbm[,tx_dbm]")
+    replay.add_argument("--truth", required=True, type=Path, help="CSV t_s,subject,zone")
+    replay.add_argument("--min-visit-s", type=float, default=5.0, help="shorter true visits are not counted (5)")
+    replay.add_argument("--naive-window-s", type=float, default=5.0, help="the naive rule's mean window (5)")
+    replay.add_argument("--reference-dbm", type=float, help="every phone's RSSI at 1 m (default: learned, as live)")
 
     args = parser.parse_args(argv)
     logs.setup(args.log_level)
@@ -109,9 +118,34 @@ def main(argv: list[str] | None = None) -> int:
         return _report(args)
     if args.command in ("models", "enroll", "faces"):
         return _vision_command(args)
+    if args.command == "ble" and args.ble_command == "replay":
+        return _replay(args)
     if args.command == "ble":
         return _fit_path_loss(args.file, args.reference)
     return _db_status(args.config)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay.recording import RecordingError
+    from .replay.replay import replay
+
+    settings = _load(args.config)
+    if settings is None:
+        return 2
+    try:
+        result = replay(
+            settings,
+            args.readings,
+            args.truth,
+            min_visit_s=args.min_visit_s,
+            naive_window_s=args.naive_window_s,
+            reference_dbm=args.reference_dbm,
+        )
+    except RecordingError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
 
 
 def _fit_path_loss(path: Path, reference_dbm: float) -> int:

@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import csv
 import functools
 import hashlib
 import heapq
@@ -39,7 +40,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
@@ -799,6 +803,36 @@ def ground_truth(plan: FloorPlan, shoppers: list[Shopper], step: float = 0.1) ->
             yield {"kind": "silent", **who, "from_s": round(start, 3), "to_s": round(end, 3)}
 
 
+def record(scenario: str, seed: int, n: int, minutes: float, folder: Path) -> dict[str, int]:
+    """A simulated day as a recording (`edge-agent ble replay`'s formats, docs/evaluation.md): `readings.csv` (every
+    advert of an opted-in phone that advertises, at each receiver), `truth.csv` (each of those phones' zone from
+    each moment it changes, to 0.1 s), and `store.toml`, the agent's config for the floor."""
+    plan = SCENARIOS[scenario]
+    rng = random.Random(seed)
+    shoppers = [s for s in make_shoppers(plan, rng, n, minutes) if s.opted_in and s.advertises]
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "readings.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["t_s", "receiver", "subject", "rssi_dbm", "tx_dbm"])
+        rows = 0
+        for h in Radio(plan, shoppers, rng).adverts(minutes * 60):
+            writer.writerow([f"{h.t:.3f}", h.receiver, h.device, int(h.rssi), "" if h.tx_power is None else h.tx_power])
+            rows += 1
+    with (folder / "truth.csv").open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["t_s", "subject", "zone"])
+        changes = sorted(
+            (t, ref, zone)
+            for v in ground_truth(plan, shoppers)
+            if v["kind"] == "visit"
+            for t, ref, zone in ((v["enter_s"], v["shopper"], v["zone"]), (v["exit_s"], v["shopper"], ""))
+        )
+        writer.writerows([f"{t:.2f}", ref, zone] for t, ref, zone in changes)
+    config = agent_settings(plan, seed=seed).model_dump(mode="json", exclude_defaults=True)
+    (folder / "store.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
+    return {"readings": rows, "subjects": len(shoppers)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulators.shoppers", description=__doc__)
     parser.add_argument("--eval", action="store_true", help="score the agent's presence logic on a simulated day")
@@ -811,6 +845,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--beacon-offsets", action="store_true", help="configure the offsets the store's fixed beacons suggest"
+    )
+    parser.add_argument(
+        "--record", metavar="DIR", help="write the day as a recording: readings.csv, truth.csv and store.toml"
     )
     parser.add_argument(
         "--truth", metavar="FILE", help="write the ground truth (zone visits, silent phones) as JSON lines"
@@ -833,8 +870,10 @@ def main(argv: list[str] | None = None) -> int:
         help="share of Android apps that advertise under a foreground service (the rest report, like iPhones)",
     )
     args = parser.parse_args(argv)
-    if not args.eval and not args.truth:
-        parser.error("give --eval, --truth FILE or both")
+    if not args.eval and not args.truth and not args.record:
+        parser.error("give --eval, --truth FILE, --record DIR or several")
+    if args.record:
+        print(json.dumps(record(args.scenario, args.seed, args.shoppers, args.minutes, Path(args.record))))
     if args.truth:
         plan = SCENARIOS[args.scenario]
         people = make_shoppers(  # as evaluate makes them

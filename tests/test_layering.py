@@ -23,6 +23,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "decide": {*LOWER, "presence"},
     "cloud": {"store", "mqtt", "ops"},
     "signage": {*LOWER, "sources", "presence", "decide"},
+    "replay": {*LOWER, "sources", "presence"},
 }
 
 
