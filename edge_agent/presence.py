@@ -67,6 +67,7 @@ class PresenceTracker:
         self._clock = clock
         self._max = max_subjects
         self._table: dict[tuple[str, str], _State] = {}
+        self._zones: dict[str, set[str]] = {}  # subject key → the zones it is in: what one subject's news touches
         self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
@@ -125,7 +126,7 @@ class PresenceTracker:
                 continue
             state.channels.discard(Channel(channel))
             if not state.channels:
-                del self._table[key]
+                self._remove(key)
                 out.append(self._event(state, PresenceKind.EXIT, now, wall))
         return out
 
@@ -133,8 +134,8 @@ class PresenceTracker:
         """Erasure: the customer leaves every zone now, and the radio filter forgets their phone."""
         subject = Customer(customer_ref)
         self.radio.forget(subject.key)
-        gone = [key for key, state in self._table.items() if state.subject == subject]
-        return [self._event(self._table.pop(key), PresenceKind.EXIT, now, wall) for key in gone]
+        gone = [(subject.key, zone) for zone in self._zones.get(subject.key, ())]
+        return [self._event(self._pop(key), PresenceKind.EXIT, now, wall) for key in gone]
 
     def _on_erased(self, erased: Erased) -> None:
         for event in self.erase(erased.customer_ref, self._clock.mono(), erased.wall):
@@ -142,8 +143,9 @@ class PresenceTracker:
 
     def depart(self, d: Departed) -> list[Presence]:
         """The zones app reports alone hold this customer in end now."""
-        gone = [key for key, st in self._table.items() if st.subject == d.subject and st.reported]
-        return [self._event(self._table.pop(key), PresenceKind.EXIT, d.mono, d.wall) for key in gone]
+        held = [(d.subject.key, zone) for zone in self._zones.get(d.subject.key, ())]
+        gone = [key for key in held if self._table[key].reported]
+        return [self._event(self._pop(key), PresenceKind.EXIT, d.mono, d.wall) for key in gone]
 
     def observe(self, s: Sighting) -> list[Presence]:
         if s.hold_s is not None:
@@ -153,13 +155,13 @@ class PresenceTracker:
         verdict = self.radio.place(s)
         out = self._moved_from_reports(s, None)  # the receivers hear the phone: they place it, not its reports
         while self.radio.dropped:
-            state = self._table.pop(self.radio.dropped.pop(), None)
+            state = self._remove(self.radio.dropped.pop())
             if state is not None:
                 out.append(self._event(state, PresenceKind.EXIT, s.mono, s.wall))
         if verdict is None:
             return out
         if verdict.left is not None:
-            state = self._table.pop((s.subject.key, verdict.left), None)
+            state = self._remove((s.subject.key, verdict.left))
             if state is not None:
                 out.append(self._event(state, PresenceKind.EXIT, s.mono, s.wall))
         if verdict.zone is None:
@@ -174,7 +176,7 @@ class PresenceTracker:
     def _reported(self, s: Sighting, hold_s: float) -> list[Presence]:
         """An app report's zone, unless the store's receivers place the phone elsewhere."""
         key = s.subject.key
-        if self.radio.hears(key, s.mono) or any(st.radio for (subject, _), st in self._table.items() if subject == key):
+        if self.radio.hears(key, s.mono) or any(self._table[(key, zone)].radio for zone in self._zones.get(key, ())):
             self.reports_deferred += 1  # the receivers place this phone: its reports neither move nor hold it
             return []
         return self._moved_from_reports(s, s.zone) + self._seen(s, s.zone, s.mono + hold_s, reported=True)
@@ -182,8 +184,9 @@ class PresenceTracker:
     def _moved_from_reports(self, s: Sighting, zone: str | None) -> list[Presence]:
         """BLE places a phone in one zone: the other zones reports held it in end as it enters `zone` (all of them
         when None)."""
-        gone = [k for k, st in self._table.items() if k[0] == s.subject.key and k[1] != zone and st.reported]
-        return [self._event(self._table.pop(key), PresenceKind.EXIT, s.mono, s.wall) for key in gone]
+        key = s.subject.key
+        gone = [(key, z) for z in self._zones.get(key, ()) if z != zone and self._table[(key, z)].reported]
+        return [self._event(self._pop(k), PresenceKind.EXIT, s.mono, s.wall) for k in gone]
 
     def _seen(self, s: Sighting, zone: str, expires: float, *, reported: bool = False) -> list[Presence]:
         key = (s.subject.key, zone)
@@ -200,7 +203,7 @@ class PresenceTracker:
             return []
         out = []
         if len(self._table) >= self._max:
-            victim = self._table.pop(min(self._table, key=lambda k: self._table[k].expires))
+            victim = self._pop(min(self._table, key=lambda k: self._table[k].expires))
             self.radio.left(victim.subject.key, victim.zone)
             out.append(self._event(victim, PresenceKind.EXIT, s.mono, s.wall))
         state = _State(
@@ -215,6 +218,7 @@ class PresenceTracker:
             radio=s.receiver is not None and s.hold_s is None,
         )
         self._table[key] = state
+        self._zones.setdefault(s.subject.key, set()).add(zone)
         out.append(self._event(state, PresenceKind.ENTER, s.mono, s.wall, explicit=s.explicit))
         return out
 
@@ -222,7 +226,7 @@ class PresenceTracker:
         out = []
         for key, state in list(self._table.items()):
             if now >= state.expires:
-                del self._table[key]
+                self._remove(key)
                 self.radio.left(state.subject.key, state.zone)
                 out.append(self._event(state, PresenceKind.EXIT, now, wall))
             elif now - state.last_dwell >= self._cfg.dwell_interval_s:
@@ -230,6 +234,22 @@ class PresenceTracker:
                 out.append(self._event(state, PresenceKind.DWELL, now, wall))
         self.radio.prune(now)
         return out
+
+    def _pop(self, key: tuple[str, str]) -> _State:
+        """The state of (subject, zone), which is there, taken out."""
+        state = self._remove(key)
+        assert state is not None
+        return state
+
+    def _remove(self, key: tuple[str, str]) -> _State | None:
+        """The state of (subject, zone) taken out of the table and the subject's index (None if there was none)."""
+        state = self._table.pop(key, None)
+        zones = self._zones.get(key[0])
+        if zones is not None:
+            zones.discard(key[1])
+            if not zones:
+                del self._zones[key[0]]
+        return state
 
     def _event(self, st: _State, kind: PresenceKind, now: float, wall: WallTime, *, explicit: bool = False) -> Presence:
         return Presence(
