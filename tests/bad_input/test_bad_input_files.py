@@ -58,6 +58,7 @@ def test_near_misses_of_a_store_config_give_settings_or_every_problem_named(data
     )
 )
 @example(("beacon", {**SHIPPED_PROFILES["beacon"], "kind": []}))  # once a TypeError (unhashable) out of a kind lookup
+@example(("scanner", {**SHIPPED_PROFILES["scanner"], "kind": []}))  # ... and again, out of the receiver kinds' lookup
 def test_near_misses_of_every_profile_kind_load_or_are_refused_naming_the_file(tmp_path, kind_and_data):
     kind, data = kind_and_data
     path = tmp_path / "near-miss.toml"

@@ -209,7 +209,8 @@ def load_receiver(name: str | Path) -> ReceiverProfile:
     path = resolve(name, "scanners")
     data = read(path)
     data.setdefault("kind", "scanner")
-    model = RECEIVER_MODELS.get(data["kind"])
+    kind = data["kind"]
+    model = RECEIVER_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise ProfileError(f"{path}: kind: got {data['kind']!r}, expected one of {', '.join(RECEIVER_MODELS)}")
     return validate(data, model, str(path))
