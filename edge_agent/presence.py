@@ -68,6 +68,7 @@ class PresenceTracker:
         self._max = max_subjects
         self._table: dict[tuple[str, str], _State] = {}
         self._zones: dict[str, set[str]] = {}  # subject key → the zones it is in: what one subject's news touches
+        self._reported_states = 0  # states held by app reports alone: none, and a receiver's sighting skips them
         self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
@@ -153,7 +154,8 @@ class PresenceTracker:
         if s.receiver is None or s.rssi is None:
             return self._seen(s, s.zone, s.mono + self.hold_for(s.channel))
         verdict = self.radio.place(s)
-        out = self._moved_from_reports(s, None)  # the receivers hear the phone: they place it, not its reports
+        # the receivers hear the phone: they place it, not its reports
+        out = self._moved_from_reports(s, None) if self._reported_states else []
         while self.radio.dropped:
             state = self._remove(self.radio.dropped.pop())
             if state is not None:
@@ -193,7 +195,9 @@ class PresenceTracker:
         state = self._table.get(key)
         if state is not None:
             state.expires = max(state.expires, expires)
-            state.reported = state.reported and reported
+            if state.reported and not reported:
+                state.reported = False
+                self._reported_states -= 1
             state.radio = state.radio or (s.receiver is not None and s.hold_s is None)
             state.channels.add(s.channel)
             if s.touchpoint:
@@ -219,6 +223,7 @@ class PresenceTracker:
         )
         self._table[key] = state
         self._zones.setdefault(s.subject.key, set()).add(zone)
+        self._reported_states += reported
         out.append(self._event(state, PresenceKind.ENTER, s.mono, s.wall, explicit=s.explicit))
         return out
 
@@ -244,6 +249,8 @@ class PresenceTracker:
     def _remove(self, key: tuple[str, str]) -> _State | None:
         """The state of (subject, zone) taken out of the table and the subject's index (None if there was none)."""
         state = self._table.pop(key, None)
+        if state is not None and state.reported:
+            self._reported_states -= 1
         zones = self._zones.get(key[0])
         if zones is not None:
             zones.discard(key[1])

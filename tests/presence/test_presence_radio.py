@@ -198,6 +198,7 @@ def test_any_reading_sequence_keeps_one_zone_per_phone_and_bounded_tables(readin
         assert len(placed) <= 3 and len(p.radio) <= 3
         assert len({key for key, _ in placed}) == len(placed)  # a phone is in one zone at a time
         assert {(key, zone) for key, zones in p._zones.items() for zone in zones} == placed  # the index agrees
+        assert p._reported_states == 0
     p.tick(t + 60, WALL)
     assert p.placed() == set() and len(p.radio) == 0 and p._zones == {}
 

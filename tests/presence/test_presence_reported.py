@@ -57,6 +57,19 @@ def test_a_departure_ends_the_reported_zones_and_leaves_a_checkin_alone():
     assert p.placed() == {("customer:alice", "entrance")}
 
 
+def test_the_count_of_reported_states_follows_the_table():
+    p = tracker()
+    p.observe(reported(0.0, "bakery"))
+    p.observe(reported(1.0, "bakery", who="bob"))
+    assert p._reported_states == 2
+    p.observe(
+        Sighting(Customer("bob"), "bakery", Channel.CHECKIN, mono=2.0, wall=WALL)
+    )  # bob's zone: not reports alone
+    assert p._reported_states == 1
+    p.depart(Departed(Customer("alice"), 3.0, WALL))
+    assert p._reported_states == 0 and p.placed() == {("customer:bob", "bakery")}
+
+
 def test_a_report_refreshing_a_checkin_zone_keeps_it_from_a_departure():
     p = tracker()
     p.observe(Sighting(Customer("alice"), "entrance", Channel.CHECKIN, mono=0.0, wall=WALL))
