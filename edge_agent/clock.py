@@ -79,3 +79,22 @@ class Clock:
 
     def unix(self) -> float:
         return time.time()
+
+
+class SetClock(Clock):
+    """Time that only moves when set: `t` seconds since `start_unix`, for a recording's or a simulation's clock
+    (monotonic `t`, wall and unix time from `start_unix`, always taken as synced)."""
+
+    def __init__(self, start_unix: float = 0.0):
+        super().__init__()
+        self.start_unix = start_unix
+        self.t = 0.0
+
+    def mono(self) -> float:
+        return self.t
+
+    def unix(self) -> float:
+        return self.start_unix + self.t
+
+    def wall(self) -> WallTime:
+        return WallTime(datetime.fromtimestamp(self.start_unix + self.t, UTC), True)

@@ -16,17 +16,30 @@ def loads(data: str | bytes | bytearray) -> Any:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
+def any_object(data: bytes, *, max_bytes: int, refuse: Callable[[str, str], Exception], what: str) -> dict[str, Any]:
+    """A JSON object of at most `max_bytes` (whatever its keys: firmware that adds fields); otherwise
+    `refuse(code, reason)` is raised, naming `what` was wrong (`too_large` or `malformed`)."""
+    found = _decoded(data, max_bytes, refuse, what)
+    if not isinstance(found, dict):
+        raise refuse("malformed", f"{what} must be a JSON object")
+    return found
+
+
 def exact_object(
     data: bytes, keys: tuple[str, ...], *, max_bytes: int, refuse: Callable[[str, str], Exception], what: str
 ) -> dict[str, Any]:
     """A JSON object with exactly `keys`, at most `max_bytes` long; otherwise `refuse(code, reason)` is raised,
     naming `what` was wrong (`too_large` or `malformed`)."""
-    if len(data) > max_bytes:
-        raise refuse("too_large", f"{what} of {len(data)} bytes, at most {max_bytes}")
-    try:
-        found = loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise refuse("malformed", f"{what} is not UTF-8 JSON ({exc})") from None
+    found = _decoded(data, max_bytes, refuse, what)
     if not isinstance(found, dict) or set(found) != set(keys):
         raise refuse("malformed", f"{what} must be an object with exactly {', '.join(keys)}")
     return found
+
+
+def _decoded(data: bytes, max_bytes: int, refuse: Callable[[str, str], Exception], what: str) -> Any:
+    if len(data) > max_bytes:
+        raise refuse("too_large", f"{what} of {len(data)} bytes, at most {max_bytes}")
+    try:
+        return loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise refuse("malformed", f"{what} is not UTF-8 JSON ({exc})") from None

@@ -39,16 +39,15 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from edge_agent.bus import Bus
-from edge_agent.clock import Clock
+from edge_agent.clock import SetClock
 from edge_agent.config import BeaconPosition, Settings, from_dict
-from edge_agent.events import Departed, Sighting, WallTime
+from edge_agent.events import Departed, Sighting
 from edge_agent.presence import PresenceTracker
 from edge_agent.radio.beacon_offsets import BeaconLevels
 from edge_agent.radio.placer import fit_path_loss_exponent
@@ -525,21 +524,11 @@ def agent_settings(
     )
 
 
-class SimClock(Clock):
+class SimClock(SetClock):
     """Simulated time: monotonic seconds from the start, wall and unix time from START_UNIX."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.t = 0.0
-
-    def mono(self) -> float:
-        return self.t
-
-    def unix(self) -> float:
-        return START_UNIX + self.t
-
-    def wall(self) -> WallTime:
-        return WallTime(datetime.fromtimestamp(START_UNIX + self.t, UTC), True)
+        super().__init__(START_UNIX)
 
 
 def evaluate(

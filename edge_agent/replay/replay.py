@@ -7,14 +7,13 @@ receivers' positions as live, else `ble.reference_dbm`), or `reference_dbm` when
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..bus import Bus
-from ..clock import Clock
+from ..clock import SetClock
 from ..config import Settings
-from ..events import Channel, Customer, PresenceKind, Sighting, WallTime
+from ..events import Channel, Customer, PresenceKind, Sighting
 from ..presence import PresenceTracker
 from ..sources.ble.frames import FIRST_METRE_DB
 from . import naive, recording
@@ -23,23 +22,9 @@ from .scoring import Timeline, Visit, f1, score
 TICK_S = 0.5  # the tracker's tick, as live
 
 
-class RecordingClock(Clock):
-    """The recording's time as the tracker's clock."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.t = 0.0
-
-    def mono(self) -> float:
-        return self.t
-
-    def wall(self) -> WallTime:
-        return WallTime(datetime.fromtimestamp(self.t, UTC), True)
-
-
 def agent_visits(settings: Settings, readings: list[recording.Reading], reference_dbm: float | None) -> list[Visit]:
     """The visits the agent's presence path detects in the readings, closed at the last reading's time."""
-    clock = RecordingClock()
+    clock = SetClock()  # the recording's seconds
     tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)
     zone_of = {r.id: r.zone for r in settings.ble.receivers}
     opened: dict[tuple[str, str], float] = {}

@@ -98,25 +98,7 @@ def test_a_simulated_day_replayed_by_the_operators_command(tmp_path):
     `edge-agent ble replay`: the agent's figures beside the naive rule's, the agent clearly ahead (measured:
     per second 0.939 / 0.953 against the naive rule's 0.646 / 0.994, f1_vs_naive 1.21; visits found 20 of 22)."""
     made = shoppers.record("default", 2, 40, 12, tmp_path)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_agent",
-            "ble",
-            "replay",
-            "--config",
-            str(tmp_path / "store.toml"),
-            "--readings",
-            str(tmp_path / "readings.csv"),
-            "--truth",
-            str(tmp_path / "truth.csv"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _replay_command(tmp_path, tmp_path / "readings.csv")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["readings"] == made["readings"] and result["subjects"] == made["subjects"]
@@ -125,23 +107,17 @@ def test_a_simulated_day_replayed_by_the_operators_command(tmp_path):
     assert set(result) >= {"flaps_per_visit_hour", "enter_latency_s", "exit_latency_s", "visits", "naive"}
     bad = tmp_path / "bad.csv"
     bad.write_text("t_s,receiver,subject,rssi_dbm\n1,rx-nowhere,s,-60\n")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge_agent",
-            "ble",
-            "replay",
-            "--config",
-            str(tmp_path / "store.toml"),
-            "--readings",
-            str(bad),
-            "--truth",
-            str(tmp_path / "truth.csv"),
-        ],
+    done = _replay_command(tmp_path, bad)
+    assert done.returncode == 2 and "bad.csv line 2: receiver 'rx-nowhere' is not in ble.receivers" in done.stderr
+
+
+def _replay_command(folder: Path, readings_csv: Path) -> subprocess.CompletedProcess[str]:
+    """`edge-agent ble replay` on a recording's config and truth, with these readings."""
+    args = ["--config", folder / "store.toml", "--readings", readings_csv, "--truth", folder / "truth.csv"]
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent", "ble", "replay", *map(str, args)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2 and "bad.csv line 2: receiver 'rx-nowhere' is not in ble.receivers" in done.stderr

@@ -15,7 +15,6 @@ an address) carries nothing the agent reads and is left alone; `mac` and `name` 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -37,14 +36,9 @@ class EspresenseRefused(Refused):
 
 def parse(payload: bytes, receiver: str, now_mono: float) -> Advert | None:
     """The advert an iBeacon id stands for, or None for an id the agent does not read."""
-    if len(payload) > MAX_BYTES:
-        raise EspresenseRefused("too_large", f"message of {len(payload)} bytes, at most {MAX_BYTES}")
-    try:
-        data = json_input.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise EspresenseRefused("malformed", "not UTF-8 JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-        raise EspresenseRefused("malformed", "message must be a JSON object with an id")
+    data = json_input.any_object(payload, max_bytes=MAX_BYTES, refuse=EspresenseRefused, what="message")
+    if not isinstance(data.get("id"), str):
+        raise EspresenseRefused("malformed", "message must have an id")
     found = _IBEACON_ID.match(data["id"])
     if found is None:
         return None

@@ -14,7 +14,6 @@ here can name the device.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -35,14 +34,7 @@ class GatewayMessageRefused(Refused):
 def parse(payload: bytes, receiver: str, now_mono: float) -> Advert | None:
     """The advert in one message, or None when it carries nothing the agent reads (a name, a decoded sensor
     without its data); GatewayMessageRefused when it is not what a gateway sends."""
-    if len(payload) > MAX_BYTES:
-        raise GatewayMessageRefused("too_large", f"message of {len(payload)} bytes, at most {MAX_BYTES}")
-    try:
-        data = json_input.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise GatewayMessageRefused("malformed", "not UTF-8 JSON") from None
-    if not isinstance(data, dict):
-        raise GatewayMessageRefused("malformed", "message must be a JSON object")
+    data = json_input.any_object(payload, max_bytes=MAX_BYTES, refuse=GatewayMessageRefused, what="message")
     mfg = _manufacturer(data.get("manufacturerdata"))
     svc = _service(data.get("servicedata"), data.get("servicedatauuid"))
     if not mfg and not svc:
