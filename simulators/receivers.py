@@ -52,6 +52,7 @@ class Heard:
     rssi: float
     manufacturer_data: dict[int, bytes]
     tx_power: int | None
+    level: float | None = None  # the level without this advert's noise or the receiver's gain (for the oracle)
 
 
 Through = Callable[[Heard], Advert | None]

@@ -289,6 +289,7 @@ class Radio:
         self.noise_db = noise_db
         self.gains = gains or {}  # receiver → dB it reads above the true level (antenna, case, mounting)
         self._shadow: dict[tuple[int, str], float] = {}
+        self.level = 0.0  # the last reading's level without noise (see `_rssi`)
 
     def adverts(self, until: float) -> Iterator[Heard]:
         """Every advert heard by any receiver, in time order, up to `until` seconds."""
@@ -310,7 +311,7 @@ class Radio:
                 rssi = self._rssi(i, shopper.model, zone, pos)
                 if rssi is not None:
                     rx = receiver_id(zone.id)
-                    yield Heard(t, rx, shopper.phone.customer_ref, rssi, payload, shopper.model.tx_power)
+                    yield Heard(t, rx, shopper.phone.customer_ref, rssi, payload, shopper.model.tx_power, self.level)
 
     def ranging(self, until: float) -> Iterator[Ranged]:
         """What each reporting app ranges and sends, in time order: the zone beacons heard each ranging second
@@ -360,6 +361,7 @@ class Radio:
         shadow = keep * self._shadow.get(key, 0.0) + self.rng.gauss(0, step)
         self._shadow[key] = shadow
         rssi = model.ref_dbm - 10 * self.plan.path_loss_exponent * math.log10(d) + shadow
+        self.level = rssi  # what an oracle would read: the true level under this advert's shadowing, no noise
         gain = self.gains.get(receiver_id(zone.id), 0.0)
         if samples == 1:
             rssi += self.rng.gauss(0, self.noise_db) + gain
@@ -524,6 +526,51 @@ def agent_settings(
     )
 
 
+class Oracle:
+    """Presence as it could be at best on this radio: every phone's true reference and the floor's true
+    path-loss exponent, each advert's level under its shadowing but without its noise, no filter and no lag;
+    the receivers' enter and exit distances as configured, the zone of the nearest receiver; a phone not heard
+    keeps its zone for the hold-down, as the agent's does."""
+
+    WINDOW_S = 1.0  # adverts of the last second count
+
+    def __init__(self, settings: Settings, exponent: float):
+        self._exponent = exponent
+        ble = settings.ble
+        self._zone = {r.id: r.zone for r in ble.receivers}
+        self._enter = {r.id: r.enter_m or ble.enter_m for r in ble.receivers}
+        self._exit = {r.id: r.exit_m or ble.exit_m for r in ble.receivers}
+        self._hold_s = settings.presence.hold_down_s
+        self._heard: dict[str, dict[str, tuple[float, float]]] = {}  # subject → receiver → (t, distance m)
+        self._at: dict[str, str] = {}  # subject → the receiver whose zone it is in
+
+    def hear(self, h: Heard, ref_dbm: float) -> None:
+        if h.level is not None:
+            distance = 10 ** ((ref_dbm - h.level) / (10 * self._exponent))
+            self._heard.setdefault(h.device, {})[h.receiver] = (h.t, distance)
+
+    def placed(self, t: float) -> set[tuple[str, str]]:
+        out = set()
+        for subject, heard in self._heard.items():
+            recent = {rx: d for rx, (at, d) in heard.items() if t - at <= self.WINDOW_S}
+            current = self._at.get(subject)
+            last = max(at for at, _ in heard.values())
+            if not recent and current is not None and t - last <= self._hold_s:
+                out.add((subject, self._zone[current]))  # not heard: held, as the agent holds it
+                continue
+            if current in recent and recent[current] <= self._exit[current]:
+                rx: str | None = current
+            else:
+                nearest = min(recent, key=recent.__getitem__, default=None)
+                rx = nearest if nearest is not None and recent[nearest] <= self._enter[nearest] else None
+            if rx is None:
+                self._at.pop(subject, None)
+            else:
+                self._at[subject] = rx
+                out.add((subject, self._zone[rx]))
+        return out
+
+
 class SimClock(SetClock):
     """Simulated time: monotonic seconds from the start, wall and unix time from START_UNIX."""
 
@@ -581,6 +628,8 @@ def evaluate(
     receive = through(receivers)
     pending, ranged = next(adverts, None), next(ranging, None)
     score = _Score(plan, by_ref)
+    oracle = Oracle(settings, plan.path_loss_exponent)
+    true_ref = {ref: s.model.ref_dbm for ref, s in by_ref.items()}
     heard = reports_sent = 0
     step, next_second, next_rebuild = 0.5, 1.0, 0.0
     t = 0.0
@@ -592,6 +641,8 @@ def evaluate(
         while pending is not None and pending.t <= t:
             clock.t = pending.t
             heard += 1
+            if pending.device in true_ref:
+                oracle.hear(pending, true_ref[pending.device])
             advert = receive(pending)
             if advert is not None:
                 clock.t = advert.mono
@@ -619,6 +670,7 @@ def evaluate(
         if t >= next_second:
             next_second += 1.0
             score.second(t, placed)
+            score.oracle_second(t, oracle.placed(t))
         t = round(t + step, 6)
     return {
         "scenario": scenario,
@@ -675,7 +727,7 @@ class _Score:
         self.arrived: dict[str, float] = {}  # customer_ref → when first placed during the visit
 
     def _groups(self, shopper: Shopper, t: float) -> list[str]:
-        groups = ["all"]
+        groups = ["all", "advertising"] if shopper.advertises else ["all"]
         if shopper.platform is not None:
             groups += [f"platform:{shopper.platform.name}", f"path:{shopper.path_name}"]
             if shopper.path_name == "report" and any(a <= t <= b for a, b in shopper.platform.app_open):
@@ -690,13 +742,29 @@ class _Score:
             if ref not in self.arrived and shopper.arrive <= t <= shopper.leave + 60.0:
                 self.arrived[ref] = t
 
-    def second(self, t: float, placed: set[tuple[str, str]]) -> None:
+    def _truth(self, t: float) -> set[tuple[str, str]]:
         truth = set()
         for ref, s in self._shoppers.items():
             pos = s.position(t)
             zone = self._plan.zone_at(*pos) if pos is not None else None
             if zone is not None:
                 truth.add((ref, zone))
+        return truth
+
+    def oracle_second(self, t: float, placed: set[tuple[str, str]]) -> None:
+        """The oracle's placement of the phones that advertise, scored as the agent's."""
+        truth = self._truth(t)
+        counts = self._counts.setdefault("oracle", Counter())
+        for ref, s in self._shoppers.items():
+            if s.advertises:
+                mine_truth = {p for p in truth if p[0] == ref}
+                mine = {p for p in placed if p[0] == ref}
+                counts["tp"] += len(mine_truth & mine)
+                counts["fp"] += len(mine - mine_truth)
+                counts["fn"] += len(mine_truth - mine)
+
+    def second(self, t: float, placed: set[tuple[str, str]]) -> None:
+        truth = self._truth(t)
         for ref, s in self._shoppers.items():
             mine_truth = {p for p in truth if p[0] == ref}
             mine_agent = {p for p in placed if p[0] == ref}
@@ -730,10 +798,13 @@ class _Score:
         return {"median_enter_latency_s": round(statistics.median(found), 2) if found else None}
 
     def overall(self) -> dict[str, Any]:
+        advertising, oracle = self._pr("advertising"), self._pr("oracle")
         return {
             **self._pr("all"),
             "median_enter_latency_s": round(statistics.median(self.latencies), 2) if self.latencies else None,
             "visits_entered": len(self.latencies),
+            "oracle": oracle,
+            "f1_vs_oracle": round(_f1(advertising) / _f1(oracle), 4) if _f1(oracle) else None,
         }
 
     def split(self) -> dict[str, Any]:
@@ -772,6 +843,11 @@ class _Score:
             if visits
             else None,
         }
+
+
+def _f1(pr: dict[str, float]) -> float:
+    p, r = pr["precision"], pr["recall"]
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 
 def ground_truth(plan: FloorPlan, shoppers: list[Shopper], step: float = 0.1) -> Iterator[dict[str, Any]]:
