@@ -104,6 +104,7 @@ async def _run(
         )
         sims.append(feed_bluez(radio[0], radio[1], "rx-entrance", seconds or 8 * 3600))
         if agent.report_listener is not None:
+            print(f"  {'App reports':<16} {agent.report_listener.url}/api/ble/report (the store Wi-Fi)", flush=True)
             sims.append(feed_reports(agent.report_listener.url, radio[1], seconds or 8 * 3600))
     if players:
         sims += [ScreenPlayer(agent.url, t["id"]).run() for t in TOUCHPOINTS]

@@ -224,6 +224,7 @@ async def test_theengs_gateway_itself_scanning_the_simulated_bluez_feeds_only_co
     with PrivateBus() as bus:
         bluez = SimulatedBlueZ(bus.address)
         await bluez.start()
+        log = (tmp_path / "gateway.log").open("wb")  # a file, not a pipe nobody reads while it runs: never full
         gateway = subprocess.Popen(
             [
                 sys.executable,
@@ -247,16 +248,19 @@ async def test_theengs_gateway_itself_scanning_the_simulated_bluez_feeds_only_co
                 "WARNING",
             ],
             env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address, "HOME": str(tmp_path)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         await agent.start()
         try:
             await wait_for(lambda: agent.remote_scanners.connected, what="the agent on the broker")
+            gateway_log = tmp_path / "gateway.log"
             await wait_for(
-                lambda: bluez.discovering or gateway.poll() is not None, timeout=60, what="the gateway scanning"
+                lambda: bluez.discovering or gateway.poll() is not None,
+                timeout=120,
+                what=f"the gateway scanning (its log: {gateway_log})",
             )
-            assert gateway.poll() is None, gateway.stderr.read().decode()[-2000:] if gateway.stderr else ""
+            assert gateway.poll() is None, gateway_log.read_text(errors="replace")[-2000:]
             deadline = time.monotonic() + 60
             while not any(key == "customer:alice" for key, _ in agent.presence.placed()):
                 assert time.monotonic() < deadline, f"no presence; counts {dict(agent.remote_scanners.counts)}"
@@ -283,3 +287,4 @@ async def test_theengs_gateway_itself_scanning_the_simulated_bluez_feeds_only_co
                 gateway.kill()
                 gateway.wait()
             await bluez.stop()
+            log.close()
