@@ -82,7 +82,7 @@ class ReportIntake:
         self._nonces: OrderedDict[bytes, float] = OrderedDict()  # token + nonce → when taken (mono)
         self._last: dict[str, float] = {}  # customer_ref → their last report (mono), for arrivals
         self._zone: dict[str, str] = {}  # customer_ref → the zone their reports hold them in
-        self._levels: dict[str, dict[str, tuple[float, float]]] = {}
+        self._levels: dict[str, dict[str, tuple[float, float]]] = {}  # customer_ref → zone → (when, averaged RSSI)
         self._next_prune = float("-inf")
         self.counts: Counter[str] = Counter()
         bus.on(Erased, "ble.reports", lambda e: self.forget(e.customer_ref))
