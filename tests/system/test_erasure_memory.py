@@ -18,7 +18,7 @@ from edge_agent.store.faces import encode_embedding
 from edge_agent.store.roster import RosterEntry
 from simulators.cloud import roster_bundle
 from simulators.phone import phone_for
-from tests.factories import DEFAULT_OFFERS, DEVICE, config_dict, device_key_file, mqtt_section, seed
+from tests.factories import DEFAULT_OFFERS, DEVICE, config_dict, device_key_file, mqtt_section, seed, wait_for
 
 ALICE, BOB = phone_for("alice", "chain-test"), phone_for("bob", "chain-test")
 CONSENTS = {"checkin": True, "ble": True, "personalisation": True}
@@ -45,13 +45,6 @@ def _collect(agent, kind):
     return seen, asyncio.create_task(run())
 
 
-async def _wait(condition, what, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 async def _placed_with_offer(agent, phone):
     ref = phone.customer_ref
     shows, task = _collect(agent, Show)
@@ -74,7 +67,7 @@ async def test_erasing_a_present_customer_clears_screen_presence_and_tokens_befo
     agent = await running(_settings(tmp_path, issuer, broker, cloud), seeded=False)
     seed(agent, DEFAULT_OFFERS, [ALICE.roster_entry(time.time(), CONSENTS, segments=("coffee",))])
     await agent.ble.refresh(force=True)
-    await _wait(lambda: agent.cloud.link.connected.is_set(), "the link")
+    await wait_for(lambda: agent.cloud.link.connected.is_set(), timeout=30.0, what="the link")
     await asyncio.wait_for(_placed_with_offer(agent, ALICE), 30)
     presences, p_task = _collect(agent, Presence)
     screens, s_task = _collect(agent, Show)
@@ -89,12 +82,12 @@ async def test_erasing_a_present_customer_clears_screen_presence_and_tokens_befo
         return rows
 
     erase = await cloud.command(DEVICE, "erase", customer_ref="alice", consent_epoch=3)
-    await _wait(receipt_queued, "the receipt in the outbox")
+    await wait_for(receipt_queued, timeout=30.0, what="the receipt in the outbox")
     assert ("customer:alice", "entrance") not in at_receipt["placed"] and at_receipt["resolves"] is None
     receipt = await cloud.wait_for(lambda: cloud.ack_for(erase))
     assert receipt["status"] == "done"
-    await _wait(lambda: any(p.kind is PresenceKind.EXIT for p in presences), "alice's exit")
-    await _wait(lambda: screens or idles, "the screen turning to anyone")
+    await wait_for(lambda: any(p.kind is PresenceKind.EXIT for p in presences), timeout=30.0, what="alice's exit")
+    await wait_for(lambda: screens or idles, timeout=30.0, what="the screen turning to anyone")
     for t in (p_task, s_task, i_task):
         t.cancel()
     assert [(p.subject.key, p.kind) for p in presences][:1] == [("customer:alice", PresenceKind.EXIT)]
@@ -102,7 +95,7 @@ async def test_erasing_a_present_customer_clears_screen_presence_and_tokens_befo
     assert agent.engine._showing["screen-a"].customer_ref is None
     # her phone keeps advertising: it no longer resolves, nothing new is placed
     agent.ble.enqueue(_advert(ALICE))
-    await _wait(lambda: agent.ble.resolver.counts["unknown_token"] >= 1, "the advert handled")
+    await wait_for(lambda: agent.ble.resolver.counts["unknown_token"] >= 1, timeout=30.0, what="the advert handled")
     assert not any(key == "customer:alice" for key, _ in agent.presence.placed())
 
 
@@ -115,14 +108,14 @@ async def test_a_roster_that_drops_a_present_customer_clears_them_at_once(
 ):
     agent = await running(_settings(tmp_path, issuer, broker, cloud), seeded=False)
     now = time.time()
-    await _wait(lambda: agent.cloud.link.connected.is_set(), "the link")
+    await wait_for(lambda: agent.cloud.link.connected.is_set(), timeout=30.0, what="the link")
     seed(agent, DEFAULT_OFFERS, [])
     await cloud.publish_roster(roster_bundle(1, [ALICE.roster_entry(now, CONSENTS), BOB.roster_entry(now, CONSENTS)]))
-    await _wait(lambda: agent.store.bundle_versions.current("roster") == 1, "the roster")
+    await wait_for(lambda: agent.store.bundle_versions.current("roster") == 1, timeout=30.0, what="the roster")
     await agent.ble.refresh(force=True)
     await asyncio.wait_for(_placed_with_offer(agent, ALICE), 30)
     await cloud.publish_roster(roster_bundle(2, [BOB.roster_entry(now, CONSENTS)]))
-    await _wait(lambda: agent.store.bundle_versions.current("roster") == 2, "the second roster")
+    await wait_for(lambda: agent.store.bundle_versions.current("roster") == 2, timeout=30.0, what="the second roster")
     # at once, not after a hold-down or the next roster poll
     assert not any(key == "customer:alice" for key, _ in agent.presence.placed())
     assert agent.ble.resolver.tokens.resolve(ALICE.token(time.time())) is None
