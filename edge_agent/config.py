@@ -322,6 +322,10 @@ class BleSettings(Section):
         default=120, description="an app report older (or further ahead) than this is refused as stale"
     )
 
+    def thresholds(self, receiver: Receiver) -> tuple[float, float]:
+        """A receiver's enter and exit distances (m): its own, else the [ble] ones."""
+        return receiver.enter_m or self.enter_m, receiver.exit_m or self.exit_m
+
 
 class IdleItem(Section):
     title: str
@@ -773,7 +777,7 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
                     expected="both x_m and y_m, on every receiver or on none",
                 )
             )
-        enter, exit_ = rx.enter_m or s.ble.enter_m, rx.exit_m or s.ble.exit_m
+        enter, exit_ = s.ble.thresholds(rx)
         if exit_ < enter:
             problems.append(
                 ConfigProblem(key=f"ble.receivers[{i}].exit_m", value=exit_, expected=f"at least its enter_m ({enter})")

@@ -33,6 +33,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from edge_agent.radio.placer import distance_m
+
 RANGING_WINDOW_S = 10.0
 RANGING_PERIOD_S = 1.0
 SCREEN_WAKE_MEAN_S = 240.0  # assumed: a shopper looks at their phone every 4 minutes on average
@@ -99,5 +101,5 @@ def draw(
 
 def proximity(rssi: float, measured_power: float) -> str:
     """The class iOS gives a ranged beacon, from its estimate of the distance."""
-    distance = 10 ** ((measured_power - rssi) / 20.0)
+    distance = distance_m(rssi, measured_power, 2.0)  # iOS's estimate, as if in free space
     return "immediate" if distance < 0.5 else "near" if distance < 3.0 else "far"

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from edge_agent.radio.placer import distance_m
 from edge_agent.sources.ble import espresense_format, frames, theengs_format, tokens
 from edge_agent.sources.ble.scanner import Advert
 from simulators.bluez import fake_address
@@ -82,7 +83,7 @@ def theengs_message(h: Heard) -> bytes:
 
 def espresense_message(device_id: str, rssi: float, power_1m: int = APP_IBEACON_POWER) -> bytes:
     """What an ESPresense node publishes for a device it reports (the fields `BleFingerprint::fill` writes)."""
-    distance = 10 ** ((power_1m - rssi) / (10 * ESPRESENSE_ABSORPTION))
+    distance = distance_m(rssi, power_1m, ESPRESENSE_ABSORPTION)
     return json.dumps(
         {
             "mac": "c0ffee000000",
@@ -141,7 +142,7 @@ class EspresenseNodes:
         while window and (h.t - window[0][0] > ESPRESENSE_WINDOW_S or len(window) > ESPRESENSE_MAX_READINGS):
             window.popleft()
         rssi = _median_iqr([r for _, r in fp.readings])
-        distance = 10 ** ((APP_IBEACON_POWER - rssi) / (10 * ESPRESENSE_ABSORPTION))
+        distance = distance_m(rssi, APP_IBEACON_POWER, ESPRESENSE_ABSORPTION)
         if not self._due(fp, h.t, distance):
             return None
         fp.last_distance = distance

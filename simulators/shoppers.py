@@ -50,7 +50,7 @@ from edge_agent.config import BeaconPosition, Settings, from_dict
 from edge_agent.events import Departed, Sighting
 from edge_agent.presence import PresenceTracker
 from edge_agent.radio.beacon_offsets import BeaconLevels
-from edge_agent.radio.placer import fit_path_loss_exponent
+from edge_agent.radio.placer import distance_m, fit_path_loss_exponent
 from edge_agent.sources.ble import zone_beacons
 from edge_agent.sources.ble.report_intake import ReportIntake
 from edge_agent.sources.ble.reports import HeardBeacon, ReportRefused
@@ -538,15 +538,15 @@ class Oracle:
         self._exponent = exponent
         ble = settings.ble
         self._zone = {r.id: r.zone for r in ble.receivers}
-        self._enter = {r.id: r.enter_m or ble.enter_m for r in ble.receivers}
-        self._exit = {r.id: r.exit_m or ble.exit_m for r in ble.receivers}
+        self._enter = {r.id: ble.thresholds(r)[0] for r in ble.receivers}
+        self._exit = {r.id: ble.thresholds(r)[1] for r in ble.receivers}
         self._hold_s = settings.presence.hold_down_s
         self._heard: dict[str, dict[str, tuple[float, float]]] = {}  # subject → receiver → (t, distance m)
         self._at: dict[str, str] = {}  # subject → the receiver whose zone it is in
 
     def hear(self, h: Heard, ref_dbm: float) -> None:
         if h.level is not None:
-            distance = 10 ** ((ref_dbm - h.level) / (10 * self._exponent))
+            distance = distance_m(h.level, ref_dbm, self._exponent)
             self._heard.setdefault(h.device, {})[h.receiver] = (h.t, distance)
 
     def placed(self, t: float) -> set[tuple[str, str]]:

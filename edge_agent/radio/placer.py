@@ -62,6 +62,12 @@ class _Phone:
     next_locate: float = float("-inf")
 
 
+def distance_m(rssi: float, ref_dbm: float, path_loss_exponent: float) -> float:
+    """The log-distance model turned round: how far a transmitter whose level at 1 m is `ref_dbm` is, heard at
+    `rssi`."""
+    return 10 ** ((ref_dbm - rssi) / (10 * path_loss_exponent))
+
+
 def fit_path_loss_exponent(readings: list[tuple[float, float]], reference_dbm: float) -> float:
     """The store's path-loss exponent from a calibration walk: (distance m, RSSI dBm) readings of a phone whose
     RSSI at 1 m is `reference_dbm`, fitted by least squares on RSSI = reference − 10·n·log10(distance)."""
@@ -88,8 +94,8 @@ class RadioPlacer:
         offset = {r.id: r.offset_db for r in cfg.receivers}
         self._sensitivity.keep({rid for rid, db in offset.items() if db == self._offset.get(rid)})
         self._offset = offset
-        self._enter_m = {r.id: r.enter_m or cfg.enter_m for r in cfg.receivers}
-        self._exit_m = {r.id: r.exit_m or cfg.exit_m for r in cfg.receivers}
+        self._enter_m = {r.id: cfg.thresholds(r)[0] for r in cfg.receivers}
+        self._exit_m = {r.id: cfg.thresholds(r)[1] for r in cfg.receivers}
         self.leave_s = cfg.leave_s
         self._floor = Floor(cfg.receivers, cfg.path_loss_exponent)
         for phone in self._phones.values():  # placed on the old floor: from the next reading on, the new one
@@ -100,7 +106,7 @@ class RadioPlacer:
 
     def distance_m(self, rssi: float, ref_dbm: float | None) -> float:
         ref = self._cfg.reference_dbm if ref_dbm is None else ref_dbm
-        return 10 ** ((ref - rssi) / (10 * self._cfg.path_loss_exponent))
+        return distance_m(rssi, ref, self._cfg.path_loss_exponent)
 
     def place(self, s: Sighting) -> Verdict | None:
         """Take one reading; None when it changes nothing (not enough readings yet, unknown receiver)."""

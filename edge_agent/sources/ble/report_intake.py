@@ -30,6 +30,7 @@ from ...bus import Bus
 from ...clock import Clock
 from ...config import Settings
 from ...events import AppReportRelayed, Channel, ConsentChanged, Customer, Departed, Erased, Sighting
+from ...radio.placer import distance_m
 from ...store import Store
 from ..roster_age import RosterAge
 from . import reports, zone_beacons
@@ -72,9 +73,8 @@ class ReportIntake:
         self._zones = [z.id for z in settings.zones]
         self._static = {_major_minor(b.beacon): b.zone for b in ble.beacon_zones} if ble.static_beacon_reports else {}
         self._measured_power = float(ble.zone_beacon.measured_power_dbm)
-        self._enter_m = {r.zone: r.enter_m or ble.enter_m for r in reversed(ble.receivers)}
-        self._exit_m = {r.zone: r.exit_m or ble.exit_m for r in reversed(ble.receivers)}
-        self._default_enter_m, self._default_exit_m = ble.enter_m, ble.exit_m
+        self._thresholds = {r.zone: ble.thresholds(r) for r in reversed(ble.receivers)}  # a zone's first receiver
+        self._default_thresholds = ble.enter_m, ble.exit_m
         self._switch_db = ble.switch_db
         self._exponent = ble.path_loss_exponent
         self._ttl_s = ble.report_ttl_s
@@ -214,10 +214,8 @@ class ReportIntake:
             return True
         if beacon.rssi == 0:  # unknown
             return False
-        distance = 10 ** ((self._measured_power - beacon.rssi) / (10 * self._exponent))
-        if inside:
-            return distance <= self._exit_m.get(zone or "", self._default_exit_m)
-        return distance <= self._enter_m.get(zone or "", self._default_enter_m)
+        enter_m, exit_m = self._thresholds.get(zone or "", self._default_thresholds)
+        return distance_m(beacon.rssi, self._measured_power, self._exponent) <= (exit_m if inside else enter_m)
 
     def health(self) -> dict[str, object]:
         return {
