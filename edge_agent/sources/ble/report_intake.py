@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
@@ -42,6 +42,15 @@ MAX_NONCES = 200_000  # reports remembered for replay checks; beyond that (a flo
 _RANK = {"immediate": 0, "near": 1, "far": 2, "unknown": 3}
 SMOOTH_S = 2.5  # a longer gap between reports starts the average afresh
 ALPHA = 0.5
+
+
+@dataclass(slots=True)
+class _Phone:
+    """What one customer's reports have said lately."""
+
+    last: float  # when the last report came (mono): the next after `ble.report_ttl_s` is a new arrival
+    zone: str | None = None  # the zone the reports hold the customer in
+    levels: dict[str, tuple[float, float]] = field(default_factory=dict)  # zone → (when, averaged RSSI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +89,7 @@ class ReportIntake:
         self._ttl_s = ble.report_ttl_s
         self._max_age_s = ble.report_max_age_s
         self._nonces: OrderedDict[bytes, float] = OrderedDict()  # token + nonce → when taken (mono)
-        self._last: dict[str, float] = {}  # customer_ref → their last report (mono), for arrivals
-        self._zone: dict[str, str] = {}  # customer_ref → the zone their reports hold them in
-        self._levels: dict[str, dict[str, tuple[float, float]]] = {}  # customer_ref → zone → (when, averaged RSSI)
+        self._phones: dict[str, _Phone] = {}  # customer_ref → what their reports have said lately
         self._next_prune = float("-inf")
         self.counts: Counter[str] = Counter()
         bus.on(Erased, "ble.reports", lambda e: self.forget(e.customer_ref))
@@ -90,9 +97,7 @@ class ReportIntake:
         bus.on(AppReportRelayed, "ble.reports", lambda r: self._relayed(r.data))
 
     def forget(self, customer_ref: str) -> None:
-        self._last.pop(customer_ref, None)
-        self._zone.pop(customer_ref, None)
-        self._levels.pop(customer_ref, None)
+        self._phones.pop(customer_ref, None)
 
     def _on_consent(self, change: ConsentChanged) -> None:
         if change.channel == Channel.BLE and not change.granted:
@@ -124,8 +129,8 @@ class ReportIntake:
         ref = self._tokens.resolve(report.token)
         if ref is None:
             raise reports.ReportRefused("unknown_token", "the token is no consenting customer's now")
-        entry = self._store.roster.get(ref)
-        if entry is None or not entry.consents_to(Channel.BLE):
+        held = self._store.roster.held([ref]).get(ref)
+        if held is None or not held[1].get(Channel.BLE, False):
             raise reports.ReportRefused("no_consent", "the customer's consent does not cover BLE")
         day_key = self._tokens.day_key(ref, day_of(interval_of(report.at)))
         if day_key is None or not reports.verify(report, day_key):
@@ -133,7 +138,8 @@ class ReportIntake:
         self._remember_nonce(report.token + report.nonce, now)
         wall = self._clock.wall()
         subject = Customer(ref)
-        arrival = now - self._last.get(ref, float("-inf")) > self._ttl_s
+        phone = self._phones.get(ref)
+        arrival = phone is None or now - phone.last > self._ttl_s
         if not report.beacons:  # region exit
             self.forget(ref)
             self._bus.publish(Departed(subject, now, wall))
@@ -141,29 +147,28 @@ class ReportIntake:
         heard = [(b, zone) for b in report.beacons if (zone := self._zone_of(b, now_unix)) is not None]
         if not heard:
             raise reports.ReportRefused("stale_minor", "no beacon heard names a zone of this store now")
-        heard = self._smoothed(ref, heard, now)
-        self._last[ref] = now
+        if phone is None:
+            phone = self._phones[ref] = _Phone(now)
+        heard = self._smoothed(phone, heard, now)
+        phone.last = now
         if now >= self._next_prune:  # visits long over
             self._next_prune = now + self._ttl_s
-            self._last = {r: t for r, t in self._last.items() if now - t <= self._ttl_s}
-            self._zone = {r: z for r, z in self._zone.items() if r in self._last}
-            self._levels = {r: lv for r, lv in self._levels.items() if r in self._last}
-        zone = self._nearest(heard, self._zone.get(ref))
-        if zone is not None or arrival:
-            zone = zone or min(heard, key=_nearness)[1]
-            self._zone[ref] = zone
-            self._bus.publish(Sighting(subject, zone, Channel.BLE, mono=now, wall=wall, hold_s=self._ttl_s))
-            return Taken(zone)
-        self._zone.pop(ref, None)
-        self._bus.publish(Departed(subject, now, wall))
-        return Taken(None)
+            self._phones = {r: p for r, p in self._phones.items() if now - p.last <= self._ttl_s}
+        phone.zone = self._nearest(heard, phone.zone)
+        if phone.zone is None and arrival:
+            phone.zone = min(heard, key=_nearness)[1]
+        if phone.zone is not None:
+            self._bus.publish(Sighting(subject, phone.zone, Channel.BLE, mono=now, wall=wall, hold_s=self._ttl_s))
+        else:
+            self._bus.publish(Departed(subject, now, wall))
+        return Taken(phone.zone)
 
     def _smoothed(
-        self, ref: str, heard: list[tuple[reports.HeardBeacon, str]], now: float
+        self, phone: _Phone, heard: list[tuple[reports.HeardBeacon, str]], now: float
     ) -> list[tuple[reports.HeardBeacon, str]]:
         """Each beacon's RSSI as a moving average over the phone's reports (weight ALPHA for the newest), restarted
         after a gap of more than SMOOTH_S: one ranging second is a mean of a second's adverts, still a noisy one."""
-        before = self._levels.get(ref, {})
+        before = phone.levels
         out, levels = [], {}
         for b, zone in heard:
             if b.rssi:
@@ -174,7 +179,7 @@ class ReportIntake:
                 levels[zone] = (now, level)
                 b = reports.HeardBeacon(b.major, b.minor, round(level), b.proximity)
             out.append((b, zone))
-        self._levels[ref] = levels
+        phone.levels = levels
         return out
 
     def _nearest(self, heard: list[tuple[reports.HeardBeacon, str]], current: str | None) -> str | None:
