@@ -16,6 +16,13 @@ def loads(data: str | bytes | bytearray) -> Any:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
+def number(value: Any, name: str, low: float, high: float, refuse: Callable[[str, str], Exception]) -> float:
+    """A JSON number (not a boolean) within low..high, as a float; otherwise `refuse("bad_field", reason)`."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
+        raise refuse("bad_field", f"{name} must be a number in {low:g}..{high:g}")
+    return float(value)
+
+
 def any_object(data: bytes, *, max_bytes: int, refuse: Callable[[str, str], Exception], what: str) -> dict[str, Any]:
     """A JSON object of at most `max_bytes` (whatever its keys: firmware that adds fields); otherwise
     `refuse(code, reason)` is raised, naming `what` was wrong (`too_large` or `malformed`)."""

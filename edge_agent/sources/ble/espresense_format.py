@@ -16,7 +16,6 @@ an address) carries nothing the agent reads and is left alone; `mac` and `name` 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ... import json_input
 from ...errors import Refused
@@ -45,13 +44,7 @@ def parse(payload: bytes, receiver: str, now_mono: float) -> Advert | None:
     uuid, major, minor = bytes.fromhex(found.group(1).replace("-", "")), int(found.group(2)), int(found.group(3))
     if major > 0xFFFF or minor > 0xFFFF:
         raise EspresenseRefused("bad_field", "id: major and minor must be 0..65535")
-    rssi = _number(data.get("rssi"), "rssi", -127, 20)
+    rssi = json_input.number(data.get("rssi"), "rssi", -127, 20, EspresenseRefused)
     power = data.get("rssi@1m", DEFAULT_POWER_1M)
-    power_1m = int(_number(power, "rssi@1m", -127, 20))
+    power_1m = int(json_input.number(power, "rssi@1m", -127, 20, EspresenseRefused))
     return Advert(receiver, now_mono, rssi, {APPLE: ibeacon_data(uuid, major, minor, power_1m)})
-
-
-def _number(value: Any, name: str, low: int, high: int) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-        raise EspresenseRefused("bad_field", f"{name} must be a number in {low}..{high}")
-    return float(value)

@@ -39,9 +39,9 @@ def parse(payload: bytes, receiver: str, now_mono: float) -> Advert | None:
     svc = _service(data.get("servicedata"), data.get("servicedatauuid"))
     if not mfg and not svc:
         return None
-    rssi = _number(data.get("rssi"), "rssi", -127, 20)
+    rssi = json_input.number(data.get("rssi"), "rssi", -127, 20, GatewayMessageRefused)
     tx = data.get("txpower")
-    tx_power = None if tx is None else int(_number(tx, "txpower", -127, 127))
+    tx_power = None if tx is None else int(json_input.number(tx, "txpower", -127, 127, GatewayMessageRefused))
     return Advert(receiver, now_mono, rssi, mfg, svc, tx_power)
 
 
@@ -63,9 +63,3 @@ def _service(value: Any, uuid: Any) -> dict[str, bytes]:
     if short is None:
         raise GatewayMessageRefused("bad_field", "servicedatauuid must be a 16-bit UUID in hex beside servicedata")
     return {f"0000{short.group(1).lower()}-0000-1000-8000-00805f9b34fb": bytes.fromhex(value)}
-
-
-def _number(value: Any, name: str, low: int, high: int) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-        raise GatewayMessageRefused("bad_field", f"{name} must be a number in {low}..{high}")
-    return float(value)
