@@ -49,7 +49,7 @@ from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
 from simulators.esphome_proxy import ad_bytes
 from simulators.phone import phone_for
-from simulators.receivers import Heard, espresense_message, theengs_message
+from simulators.receivers import Heard, espresense_id, espresense_message, theengs_message
 from simulators.shoppers import SCENARIOS, START_UNIX, Radio, SimClock, agent_settings, make_shoppers, record
 
 
@@ -106,13 +106,8 @@ def _receivers(adverts: list[Advert]) -> dict[str, Any]:
         Heard(a.mono, a.receiver, f"d{i % 500}", a.rssi, dict(a.manufacturer_data), a.tx_power)
         for i, a in enumerate(adverts)
     ]
-    token_ids = []
-    for h in heard:
-        frame = frames.token_in(h.manufacturer_data, TEST_COMPANY_ID)
-        if frame is not None:
-            beacon = frames.ibeacon_in({frames.APPLE: frames.ibeacon_payload(frame.token, -59)})
-            assert beacon is not None
-            token_ids.append(f"iBeacon:{beacon.uuid}-{beacon.major}-{beacon.minor}")
+    tokens_heard = (frames.token_in(h.manufacturer_data, TEST_COMPANY_ID) for h in heard)
+    token_ids = [espresense_id(frame.token) for frame in tokens_heard if frame is not None]
     batches = [
         json.dumps(
             {"v": 1, "scanner": "rx-entrance", "adverts": [_node_advert(a) for a in adverts[i : i + 50]]}

@@ -99,6 +99,13 @@ def espresense_message(device_id: str, rssi: float, power_1m: int = APP_IBEACON_
     ).encode()
 
 
+def espresense_id(token: bytes) -> str:
+    """How ESPresense names a phone advertising the token in its iBeacon shape: iBeacon:<uuid>-<major>-<minor>."""
+    beacon = frames.ibeacon_in({frames.APPLE: frames.ibeacon_payload(token, APP_IBEACON_POWER)})
+    assert beacon is not None
+    return f"iBeacon:{beacon.uuid}-{beacon.major}-{beacon.minor}"
+
+
 def _theengs(h: Heard) -> Advert | None:
     return theengs_format.parse(theengs_message(h), h.receiver, h.t)
 
@@ -129,9 +136,7 @@ class EspresenseNodes:
         frame = frames.token_in(h.manufacturer_data, self._company_id)
         if frame is None:
             return None  # not the app's token: ESPresense would publish an id without content
-        beacon = frames.ibeacon_in({frames.APPLE: frames.ibeacon_payload(frame.token, APP_IBEACON_POWER)})
-        assert beacon is not None
-        device_id = f"iBeacon:{beacon.uuid}-{beacon.major}-{beacon.minor}"
+        device_id = espresense_id(frame.token)
         fp = self._prints.get((device_id, h.receiver))
         if fp is None:
             slot = int.from_bytes(hashlib.sha256(device_id.encode()).digest()[:4], "big") % ESPRESENSE_SKIP_MS
