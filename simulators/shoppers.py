@@ -754,25 +754,24 @@ class _Score:
     def oracle_second(self, t: float, placed: set[tuple[str, str]]) -> None:
         """The oracle's placement of the phones that advertise, scored as the agent's."""
         truth = self._truth(t)
-        counts = self._counts.setdefault("oracle", Counter())
         for ref, s in self._shoppers.items():
             if s.advertises:
-                mine_truth = {p for p in truth if p[0] == ref}
-                mine = {p for p in placed if p[0] == ref}
-                counts["tp"] += len(mine_truth & mine)
-                counts["fp"] += len(mine - mine_truth)
-                counts["fn"] += len(mine_truth - mine)
+                self._count(["oracle"], ref, truth, placed)
+
+    def _count(self, groups: list[str], ref: str, truth: set[tuple[str, str]], placed: set[tuple[str, str]]) -> None:
+        """One shopper's second: (shopper, zone) pairs found, placed wrongly and missed, into each group."""
+        mine_truth = {p for p in truth if p[0] == ref}
+        mine = {p for p in placed if p[0] == ref}
+        for group in groups:
+            counts = self._counts.setdefault(group, Counter())
+            counts["tp"] += len(mine_truth & mine)
+            counts["fp"] += len(mine - mine_truth)
+            counts["fn"] += len(mine_truth - mine)
 
     def second(self, t: float, placed: set[tuple[str, str]]) -> None:
         truth = self._truth(t)
         for ref, s in self._shoppers.items():
-            mine_truth = {p for p in truth if p[0] == ref}
-            mine_agent = {p for p in placed if p[0] == ref}
-            for group in self._groups(s, t):
-                counts = self._counts.setdefault(group, Counter())
-                counts["tp"] += len(mine_truth & mine_agent)
-                counts["fp"] += len(mine_agent - mine_truth)
-                counts["fn"] += len(mine_truth - mine_agent)
+            self._count(self._groups(s, t), ref, truth, placed)
         for pair in truth - self._previous:
             self._truth_start[pair] = t
             self._first_seen.pop(pair, None)
