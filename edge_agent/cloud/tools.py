@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +63,21 @@ def load_key(path: Path) -> Ed25519PrivateKey:
 
 def new_device_key(folder: Path, name: str) -> tuple[Path, dict[str, str]]:
     """A host's device key, NAME.key (never overwritten), and its public keys as the cloud registers them."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.key"
     key = DeviceKey.generate()
-    try:
-        key.write(path)
-    except FileExistsError:
-        raise ToolError(f"{path} exists; choose another --name or move it away (keys are never overwritten)") from None
-    return path, key.public().as_json()
+    return _new_key_file(folder, name, key.write), key.public().as_json()
 
 
 def new_zone_beacon_key_file(folder: Path, name: str) -> Path:
     """The store's zone-beacon key, NAME.key (never overwritten): the same file goes to every host of the store."""
+    return _new_key_file(folder, name, new_zone_beacon_key)
+
+
+def _new_key_file(folder: Path, name: str, write: Callable[[Path], None]) -> Path:
+    """FOLDER/NAME.key written by `write`, which never overwrites: an existing one is a ToolError saying so."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.key"
     try:
-        new_zone_beacon_key(path)
+        write(path)
     except FileExistsError:
         raise ToolError(f"{path} exists; choose another --name or move it away (keys are never overwritten)") from None
     return path
