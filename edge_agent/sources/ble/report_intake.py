@@ -80,6 +80,7 @@ class ReportIntake:
         self._roster_age = roster_age
         self._major = ble.zone_beacon.major
         self._zones = [z.id for z in settings.zones]
+        self._minors: tuple[int | None, dict[int, str]] = (None, {})  # (interval, minor → zone) of the zone beacons
         self._static = {_major_minor(b.beacon): b.zone for b in ble.beacon_zones} if ble.static_beacon_reports else {}
         self._measured_power = float(ble.zone_beacon.measured_power_dbm)
         self._thresholds = {r.zone: ble.thresholds(r) for r in reversed(ble.receivers)}  # a zone's first receiver
@@ -207,7 +208,10 @@ class ReportIntake:
 
     def _zone_of(self, beacon: reports.HeardBeacon, unix: float) -> str | None:
         if self._key is not None and beacon.major == self._major:
-            zone = zone_beacons.zone_of(self._key, self._zones, beacon.minor, unix)
+            interval = interval_of(unix)
+            if self._minors[0] != interval:  # the minors of the intervals around now, made once an interval
+                self._minors = (interval, zone_beacons.zones_by_minor(self._key, self._zones, interval))
+            zone = self._minors[1].get(beacon.minor)
             if zone is not None:
                 return zone
         return self._static.get((beacon.major, beacon.minor))

@@ -28,10 +28,16 @@ def minor(key: bytes, zone: str, interval: int) -> int:
     return int.from_bytes(mac[:2], "big")
 
 
+def zones_by_minor(key: bytes, zones: Iterable[str], interval: int) -> dict[int, str]:
+    """Every minor the zones' beacons advertise within WINDOW of `interval`, and its zone (the first zone listed,
+    should two collide): what a heard minor is looked up in, made once an interval."""
+    table: dict[int, str] = {}
+    for zone in zones:
+        for j in range(interval - WINDOW, interval + WINDOW + 1):
+            table.setdefault(minor(key, zone, j), zone)
+    return table
+
+
 def zone_of(key: bytes, zones: Iterable[str], heard_minor: int, unix_seconds: float) -> str | None:
     """The zone whose beacon advertised this minor around now, or None (stale, invented, or another store's)."""
-    now = int(unix_seconds // INTERVAL_S)
-    for zone in zones:
-        if any(minor(key, zone, j) == heard_minor for j in range(now - WINDOW, now + WINDOW + 1)):
-            return zone
-    return None
+    return zones_by_minor(key, zones, int(unix_seconds // INTERVAL_S)).get(heard_minor)
