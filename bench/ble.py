@@ -13,6 +13,8 @@ reader for that kind (`theengs_format`, `espresense_format`, `ad_structures`, ou
 against the bare minimum for the same messages (decoding the JSON; for an ESPHome proxy's raw advertising data,
 slicing the AD structures apart), `ratio` = bare time / reader time.
 
+`app_reports`: app reports through the verifier (`ReportIntake.take`), reports/s on one core.
+
 `replay`: `edge-agent ble replay` on a recorded simulated day, readings/s through the whole command.
 
 `token_table`: what building the token → customer table costs for 10 000 consenting customers (at start, after a
@@ -42,15 +44,29 @@ from edge_agent.config import from_dict
 from edge_agent.demo import demo_offers
 from edge_agent.presence import PresenceTracker
 from edge_agent.replay.replay import replay
-from edge_agent.sources.ble import ad_structures, espresense_format, frames, node_format, theengs_format
+from edge_agent.sources.ble import ad_structures, espresense_format, frames, node_format, theengs_format, zone_beacons
+from edge_agent.sources.ble.report_intake import ReportIntake
+from edge_agent.sources.ble.reports import HeardBeacon
 from edge_agent.sources.ble.scanner import Advert, AdvertResolver, BleSource
-from edge_agent.sources.ble.tokens import INTERVAL_S, TEST_COMPANY_ID, TokenResolver, days_around
+from edge_agent.sources.ble.tokens import INTERVAL_S, TEST_COMPANY_ID, TokenResolver, days_around, interval_of
+from edge_agent.store import open_store
 from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
 from simulators.esphome_proxy import ad_bytes
 from simulators.phone import phone_for
 from simulators.receivers import Heard, espresense_id, espresense_message, theengs_message
-from simulators.shoppers import SCENARIOS, START_UNIX, Radio, SimClock, agent_settings, make_shoppers, record
+from simulators.shoppers import (
+    BEACON_KEY,
+    BEACON_MAJOR,
+    CHAIN,
+    SCENARIOS,
+    START_UNIX,
+    Radio,
+    SimClock,
+    agent_settings,
+    make_shoppers,
+    record,
+)
 
 
 def _adverts(n_shoppers: int, minutes: float) -> tuple[list[Advert], dict[str, dict[str, bytes]], dict[str, str]]:
@@ -170,6 +186,32 @@ def _timed(fn: Callable[[bytes], object], payloads: list[bytes]) -> float:
     return time.perf_counter() - start
 
 
+def _reports(n_phones: int, per_phone: int) -> dict[str, Any]:
+    """App reports through the verifier (`ReportIntake.take`: parse, token, consent, tag, nonce, zone beacons,
+    nearest zone) on one core, each naming the five zone beacons of the default floor."""
+    plan = SCENARIOS["default"]
+    settings = agent_settings(plan)
+    clock = SimClock()
+    resolver = AdvertResolver(settings, clock)
+    phones = [phone_for(f"p{i}", CHAIN) for i in range(n_phones)]
+    keys = {p.customer_ref: {d: base64.b64decode(k) for d, k in p.day_keys(START_UNIX, 0, 1).items()} for p in phones}
+    resolver.rebuild(keys, {}, clock.unix())
+    store = open_store(":memory:")
+    store.roster.upsert([p.roster_entry(START_UNIX, {"ble": True}) for p in phones], updated_at="bench")
+    intake = ReportIntake(settings, resolver.tokens, store, Bus(), clock, BEACON_KEY)
+    at, j = int(clock.unix()), interval_of(clock.unix())
+    heard = tuple(
+        HeardBeacon(BEACON_MAJOR, zone_beacons.minor(BEACON_KEY, z.id, j), -60 - k, "near")
+        for k, z in enumerate(plan.zones)
+    )
+    reports = [p.report(at, heard, i.to_bytes(8, "big")) for i in range(per_phone) for p in phones]
+    start = time.perf_counter()
+    for report in reports:
+        intake.take(report, "lan")
+    took = time.perf_counter() - start
+    return {"reports": len(reports), "reports_per_s": round(len(reports) / took), "taken": intake.counts["taken_lan"]}
+
+
 def _replay(workdir: Path, quick: bool) -> dict[str, Any]:
     """`edge-agent ble replay` on a recorded simulated day: readings/s through the whole command (CSV, the
     agent's presence path, the naive rule, both scorings)."""
@@ -283,6 +325,7 @@ async def run(quick: bool) -> dict[str, Any]:
         "ratio": round(bare / agent, 4),
         "phones_tracked_at_end": len(tracker.radio),
         "receivers": _receivers(adverts),
+        "app_reports": _reports(200, 10 if quick else 50),
         "token_table": _token_table(10_000),
     }
     with tempfile.TemporaryDirectory() as tmp:
