@@ -43,7 +43,7 @@ from edge_agent.bus import Bus
 from edge_agent.config import from_dict
 from edge_agent.demo import demo_offers
 from edge_agent.presence import PresenceTracker
-from edge_agent.replay.replay import replay
+from edge_agent.replay.replay import figures, load
 from edge_agent.sources.ble import ad_structures, espresense_format, frames, node_format, theengs_format, zone_beacons
 from edge_agent.sources.ble.report_intake import ReportIntake
 from edge_agent.sources.ble.reports import HeardBeacon
@@ -218,7 +218,7 @@ def _replay(workdir: Path, quick: bool) -> dict[str, Any]:
     made = record("default", 2, 40 if quick else 120, 12 if quick else 30, workdir)
     settings = from_dict(tomllib.loads((workdir / "store.toml").read_text()))
     start = time.perf_counter()
-    result = replay(settings, workdir / "readings.csv", workdir / "truth.csv")
+    result = figures(settings, load(settings, workdir / "readings.csv", workdir / "truth.csv"))
     took = time.perf_counter() - start
     return {
         "readings": made["readings"],

@@ -127,16 +127,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from .replay.recording import RecordingError
-    from .replay.replay import replay
+    from .replay.replay import figures, load
 
     settings = _load(args.config)
     if settings is None:
         return 2
     try:
-        result = replay(
+        result = figures(
             settings,
-            args.readings,
-            args.truth,
+            load(settings, args.readings, args.truth),
             min_visit_s=args.min_visit_s,
             naive_window_s=args.naive_window_s,
             reference_dbm=args.reference_dbm,

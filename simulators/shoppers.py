@@ -36,6 +36,7 @@ import math
 import random
 import statistics
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,10 +48,13 @@ import tomli_w
 from edge_agent.bus import Bus
 from edge_agent.clock import SetClock
 from edge_agent.config import BeaconPosition, Settings, from_dict
-from edge_agent.events import Departed, Sighting
+from edge_agent.events import Customer, Departed, Sighting
 from edge_agent.presence import PresenceTracker
 from edge_agent.radio.beacon_offsets import BeaconLevels
 from edge_agent.radio.placer import distance_m, fit_path_loss_exponent
+from edge_agent.replay import replay, scoring
+from edge_agent.replay.recording import Reading
+from edge_agent.replay.scoring import Visit
 from edge_agent.sources.ble import zone_beacons
 from edge_agent.sources.ble.report_intake import ReportIntake
 from edge_agent.sources.ble.reports import HeardBeacon, ReportRefused
@@ -75,6 +79,7 @@ BEACON_POWER_DBM = -59  # the zone beacons' measured power at 1 m
 BEACON_ADVERTS_PER_S = 10  # a zone beacon advertises every 100 ms (ble.zone_beacon.interval_ms)
 SHADOW_DB = 1.2 / math.sqrt(1 - 0.9**2)  # the slow shadowing's spread, ≈ 2.75 dB
 SHADOW_S = -0.35 / math.log(0.9)  # how long it lasts: 0.9 per advert at a typical 0.35 s, ≈ 3.3 s
+MIN_VISIT_S = 5.0  # shorter true visits are not counted (as `edge-agent ble replay` by default)
 
 
 @dataclass(frozen=True)
@@ -589,13 +594,18 @@ def evaluate(
     advertising_share: float | None = ANDROID_ADVERTISING_SHARE,
     app_always_open: bool = False,
     receivers: str = "adapter",
+    record_to: Path | None = None,
 ) -> dict[str, Any]:
     """Scores the agent's presence logic on both BLE paths: adverts through `AdvertResolver`, app reports through
-    `ReportIntake`, one `PresenceTracker`. With `gain_db`, receivers read up to that many dB off the true level,
-    and with `calibrate_offsets` the agent is given the offsets the store's fixed beacons suggest; with
-    `advertising_share` None every phone advertises the token (the old model, for comparison); with
-    `app_always_open` every app is open all visit; `receivers` puts every receiver behind that kind of firmware
-    (`simulators/receivers.py`): the adverts reach the agent as it publishes them."""
+    `ReportIntake`, one `PresenceTracker`. What reached the agent from the phones that advertise is also kept as a
+    recording (in `record_to`, else a temporary folder) and replayed as `edge-agent ble replay` does: the
+    `advertising` figures are that replay's, beside the oracle's on the same truth (`f1_vs_oracle`).
+
+    With `gain_db`, receivers read up to that many dB off the true level, and with `calibrate_offsets` the agent is
+    given the offsets the store's fixed beacons suggest; with `advertising_share` None every phone advertises the
+    token (the old model, for comparison); with `app_always_open` every app is open all visit; `receivers` puts
+    every receiver behind that kind of firmware (`simulators/receivers.py`): the adverts reach the agent as it
+    publishes them."""
     plan = SCENARIOS[scenario]
     rng = random.Random(seed)
     shoppers = make_shoppers(
@@ -631,6 +641,8 @@ def evaluate(
     oracle = Oracle(settings, plan.path_loss_exponent)
     true_ref = {ref: s.model.ref_dbm for ref, s in by_ref.items()}
     heard = reports_sent = 0
+    recorded: list[Reading] = []  # what reached the agent from the phones that advertise
+    oracle_runs = _Runs()
     step, next_second, next_rebuild = 0.5, 1.0, 0.0
     t = 0.0
     while t <= span:
@@ -649,6 +661,7 @@ def evaluate(
                 sighting = resolver.handle(advert)
                 if sighting is not None:
                     tracker.observe(sighting)
+                    recorded.append(_reading(sighting, advert.tx_power))
             pending = next(adverts, None)
         while ranged is not None and ranged.t <= t:
             clock.t = ranged.t
@@ -670,8 +683,15 @@ def evaluate(
         if t >= next_second:
             next_second += 1.0
             score.second(t, placed)
-            score.oracle_second(t, oracle.placed(t))
+            oracle_runs.second(t, {p for p in oracle.placed(t) if by_ref[p[0]].advertises})
         t = round(t + step, 6)
+    with contextlib.ExitStack() as stack:
+        folder = record_to or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        advertising = [s for s in by_ref.values() if s.advertises]
+        _write_recording(folder, settings, recorded, ground_truth(plan, advertising))
+        rec = replay.load(settings, folder / "readings.csv", folder / "truth.csv")
+    replayed = replay.figures(settings, rec)
+    oracle_figures = scoring.score(rec.timeline, oracle_runs.visits(rec.end), rec.start, rec.end, MIN_VISIT_S)
     return {
         "scenario": scenario,
         "seed": seed,
@@ -681,6 +701,11 @@ def evaluate(
         "adverts_heard": heard,
         **({} if receivers == "adapter" else {"receivers": receivers}),
         **score.overall(),
+        "advertising": replayed,
+        "oracle": oracle_figures,
+        "f1_vs_oracle": round(scoring.f1(replayed) / scoring.f1(oracle_figures), 4)
+        if scoring.f1(oracle_figures)
+        else None,
         **({"receiver_gain_db": gain_db} if gain_db else {}),
         **(
             {"offset_error_db": round(max((abs(offsets.get(r, 0.0) - g) for r, g in gains.items()), default=0.0), 2)}
@@ -727,7 +752,7 @@ class _Score:
         self.arrived: dict[str, float] = {}  # customer_ref → when first placed during the visit
 
     def _groups(self, shopper: Shopper, t: float) -> list[str]:
-        groups = ["all", "advertising"] if shopper.advertises else ["all"]
+        groups = ["all"]
         if shopper.platform is not None:
             groups += [f"platform:{shopper.platform.name}", f"path:{shopper.path_name}"]
             if shopper.path_name == "report" and any(a <= t <= b for a, b in shopper.platform.app_open):
@@ -750,13 +775,6 @@ class _Score:
             if zone is not None:
                 truth.add((ref, zone))
         return truth
-
-    def oracle_second(self, t: float, placed: set[tuple[str, str]]) -> None:
-        """The oracle's placement of the phones that advertise, scored as the agent's."""
-        truth = self._truth(t)
-        for ref, s in self._shoppers.items():
-            if s.advertises:
-                self._count(["oracle"], ref, truth, placed)
 
     def _count(self, groups: list[str], ref: str, truth: set[tuple[str, str]], placed: set[tuple[str, str]]) -> None:
         """One shopper's second: (shopper, zone) pairs found, placed wrongly and missed, into each group."""
@@ -797,13 +815,10 @@ class _Score:
         return {"median_enter_latency_s": round(statistics.median(found), 2) if found else None}
 
     def overall(self) -> dict[str, Any]:
-        advertising, oracle = self._pr("advertising"), self._pr("oracle")
         return {
             **self._pr("all"),
             "median_enter_latency_s": round(statistics.median(self.latencies), 2) if self.latencies else None,
             "visits_entered": len(self.latencies),
-            "oracle": oracle,
-            "f1_vs_oracle": round(_f1(advertising) / _f1(oracle), 4) if _f1(oracle) else None,
         }
 
     def split(self) -> dict[str, Any]:
@@ -844,9 +859,26 @@ class _Score:
         }
 
 
-def _f1(pr: dict[str, float]) -> float:
-    p, r = pr["precision"], pr["recall"]
-    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+class _Runs:
+    """Per-second placements as visits: a (subject, zone) placed from one whole second to the first it is not."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], float] = {}
+        self._closed: list[Visit] = []
+
+    def second(self, t: float, placed: set[tuple[str, str]]) -> None:
+        for pair in set(self._open) - placed:
+            self._closed.append(Visit(*pair, self._open.pop(pair), t))
+        for pair in placed - set(self._open):
+            self._open[pair] = t
+
+    def visits(self, end: float) -> list[Visit]:
+        return self._closed + [Visit(*pair, since, max(since, end)) for pair, since in self._open.items()]
+
+
+def _reading(s: Sighting, tx_dbm: int | None) -> Reading:
+    assert s.receiver is not None and s.rssi is not None and isinstance(s.subject, Customer)
+    return Reading(s.mono, s.receiver, s.subject.customer_ref, s.rssi, tx_dbm)
 
 
 def ground_truth(plan: FloorPlan, shoppers: list[Shopper], step: float = 0.1) -> Iterator[dict[str, Any]]:
@@ -868,33 +900,37 @@ def ground_truth(plan: FloorPlan, shoppers: list[Shopper], step: float = 0.1) ->
 
 
 def record(scenario: str, seed: int, n: int, minutes: float, folder: Path) -> dict[str, int]:
-    """A simulated day as a recording (`edge-agent ble replay`'s formats, docs/evaluation.md): `readings.csv` (every
-    advert of an opted-in phone that advertises, at each receiver), `truth.csv` (each of those phones' zone from
-    each moment it changes, to 0.1 s), and `store.toml`, the agent's config for the floor."""
-    plan = SCENARIOS[scenario]
-    rng = random.Random(seed)
-    shoppers = [s for s in make_shoppers(plan, rng, n, minutes) if s.opted_in and s.advertises]
+    """A simulated day as a recording (`edge-agent ble replay`'s formats, docs/evaluation.md), the one `--eval`
+    replays: `readings.csv` (every advert of an opted-in phone that advertises, as it reached the agent),
+    `truth.csv` (each of those phones' zone from each moment it changes, to 0.1 s), and `store.toml`, the agent's
+    config for the floor."""
+    replayed = evaluate(scenario, seed, n, minutes, record_to=folder)["advertising"]
+    return {"readings": replayed["readings"], "subjects": replayed["subjects"]}
+
+
+def _write_recording(
+    folder: Path, settings: Settings, readings: list[Reading], truth: Iterator[dict[str, Any]]
+) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "readings.csv").open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["t_s", "receiver", "subject", "rssi_dbm", "tx_dbm"])
-        rows = 0
-        for h in Radio(plan, shoppers, rng).adverts(minutes * 60):
-            writer.writerow([f"{h.t:.3f}", h.receiver, h.device, int(h.rssi), "" if h.tx_power is None else h.tx_power])
-            rows += 1
+        writer.writerows(
+            [f"{r.t_s:.3f}", r.receiver, r.subject, f"{r.rssi_dbm:g}", "" if r.tx_dbm is None else r.tx_dbm]
+            for r in readings
+        )
     with (folder / "truth.csv").open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow(["t_s", "subject", "zone"])
         changes = sorted(
             (t, ref, zone)
-            for v in ground_truth(plan, shoppers)
+            for v in truth
             if v["kind"] == "visit"
             for t, ref, zone in ((v["enter_s"], v["shopper"], v["zone"]), (v["exit_s"], v["shopper"], ""))
         )
         writer.writerows([f"{t:.2f}", ref, zone] for t, ref, zone in changes)
-    config = agent_settings(plan, seed=seed).model_dump(mode="json", exclude_defaults=True)
+    config = settings.model_dump(mode="json", exclude_defaults=True)
     (folder / "store.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
-    return {"readings": rows, "subjects": len(shoppers)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -911,7 +947,9 @@ def main(argv: list[str] | None = None) -> int:
         "--beacon-offsets", action="store_true", help="configure the offsets the store's fixed beacons suggest"
     )
     parser.add_argument(
-        "--record", metavar="DIR", help="write the day as a recording: readings.csv, truth.csv and store.toml"
+        "--record",
+        metavar="DIR",
+        help="write the day as a recording (readings.csv, truth.csv, store.toml): the one --eval replays",
     )
     parser.add_argument(
         "--truth", metavar="FILE", help="write the ground truth (zone visits, silent phones) as JSON lines"
@@ -936,7 +974,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.eval and not args.truth and not args.record:
         parser.error("give --eval, --truth FILE, --record DIR or several")
-    if args.record:
+    if args.record and not args.eval:
         print(json.dumps(record(args.scenario, args.seed, args.shoppers, args.minutes, Path(args.record))))
     if args.truth:
         plan = SCENARIOS[args.scenario]
@@ -961,7 +999,11 @@ def main(argv: list[str] | None = None) -> int:
         calibrate_offsets=args.beacon_offsets,
         receivers=args.receivers,
     )
-    result = run(advertising_share=args.android_advertising_share, app_always_open=args.app_always_open)
+    result = run(
+        advertising_share=args.android_advertising_share,
+        app_always_open=args.app_always_open,
+        record_to=Path(args.record) if args.record else None,
+    )
     old = run(advertising_share=None)  # every phone advertising, iPhones too: what the figures used to count
     result["every_phone_advertising"] = {k: old[k] for k in ("precision", "recall", "median_enter_latency_s")}
     print(json.dumps(result), file=sys.stdout)

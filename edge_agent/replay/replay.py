@@ -7,6 +7,7 @@ receivers' positions as live, else `ble.reference_dbm`), or `reference_dbm` when
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,31 +67,43 @@ def agent_visits(settings: Settings, readings: list[recording.Reading], referenc
     return out
 
 
-def replay(
-    settings: Settings,
-    readings_csv: Path,
-    truth_csv: Path,
-    *,
-    min_visit_s: float = 5.0,
-    naive_window_s: float = 5.0,
-    reference_dbm: float | None = None,
-) -> dict[str, Any]:
-    """The agent's figures and the naive rule's on one recording; RecordingError for a recording that is not one."""
+@dataclass(frozen=True)
+class Recording:
+    """A recording read and checked: its readings, its truth, and the span it is scored over."""
+
+    readings: list[recording.Reading]
+    timeline: Timeline
+    start: float
+    end: float
+
+
+def load(settings: Settings, readings_csv: Path, truth_csv: Path) -> Recording:
+    """The recording's files, checked against the store's receivers and zones; RecordingError if not one."""
     readings = list(recording.readings(readings_csv, [r.id for r in settings.ble.receivers]))
     truth_rows = recording.truth(truth_csv, [z.id for z in settings.zones])
     if not readings:
         raise recording.RecordingError("empty", f"{readings_csv.name}: no readings")
     start = min(readings[0].t_s, truth_rows[0].t_s if truth_rows else readings[0].t_s)
-    end = readings[-1].t_s
-    timeline = Timeline(truth_rows)
-    agent = score(timeline, agent_visits(settings, readings, reference_dbm), start, end, min_visit_s)
+    return Recording(readings, Timeline(truth_rows), start, readings[-1].t_s)
+
+
+def figures(
+    settings: Settings,
+    rec: Recording,
+    *,
+    min_visit_s: float = 5.0,
+    naive_window_s: float = 5.0,
+    reference_dbm: float | None = None,
+) -> dict[str, Any]:
+    """The agent's figures and the naive rule's on one recording."""
+    agent = score(rec.timeline, agent_visits(settings, rec.readings, reference_dbm), rec.start, rec.end, min_visit_s)
     zone_of = {r.id: r.zone for r in settings.ble.receivers}
-    rule = score(timeline, naive.visits(readings, zone_of, naive_window_s), start, end, min_visit_s)
+    rule = score(rec.timeline, naive.visits(rec.readings, zone_of, naive_window_s), rec.start, rec.end, min_visit_s)
     return {
         **agent,
         "naive": rule,
         "f1_vs_naive": round(f1(agent) / f1(rule), 4) if f1(rule) else None,
-        "readings": len(readings),
-        "subjects": len(timeline.subjects | {r.subject for r in readings}),
-        "seconds": round(end - start, 1),
+        "readings": len(rec.readings),
+        "subjects": len(rec.timeline.subjects | {r.subject for r in rec.readings}),
+        "seconds": round(rec.end - rec.start, 1),
     }
