@@ -129,6 +129,7 @@ class Agent:
             radio=settings.ble,
             progress=self.progress,
             stall_after_s=settings.ops.stall_after_s,
+            zones=settings.zones,
         )
         self.engine = OfferEngine(settings, self.store, self.catalog, self.bus, self.clock, progress=self.progress)
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
 
 from .errors import Refused
 from .secret_files import credential
@@ -69,9 +69,79 @@ class StoreSettings(Section):
         return name
 
 
+Metres = Annotated[float, Field(ge=-1000, le=1000)]
+
+
+class CircleArea(Section):
+    """A round area of the floor plan: its centre and radius, in metres."""
+
+    x_m: Metres
+    y_m: Metres
+    r_m: Annotated[float, Field(gt=0, le=500)]
+
+
+class PolygonArea(Section):
+    """An area of the floor plan bounded by its corners in order, in metres; a simple polygon (no crossing edges)."""
+
+    polygon: list[Annotated[list[Metres], Field(min_length=2, max_length=2)]] = Field(min_length=3, max_length=256)
+
+    @field_validator("polygon")
+    @classmethod
+    def _simple(cls, corners: list[list[float]]) -> list[list[float]]:
+        points = [(x, y) for x, y in corners]
+        for i, point in enumerate(points):
+            if point in points[:i]:
+                raise ValueError(
+                    f"each corner once (corner {i + 1} repeats corner {points.index(point) + 1}; the "
+                    "last corner joins the first by itself)"
+                )
+        edges = list(zip(points, points[1:] + points[:1], strict=True))
+        for i, a in enumerate(edges):
+            for j in range(i + 2, len(edges)):
+                if (i, j) != (0, len(edges) - 1) and _segments_cross(*a, *edges[j]):
+                    raise ValueError(f"edges that do not cross (edge {i + 1} crosses edge {j + 1})")
+        if abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in edges)) < 0.01:
+            raise ValueError("corners enclosing an area (these lie on one line or repeat)")
+        return corners
+
+
+def _segments_cross(
+    a: tuple[float, float], b: tuple[float, float], c: tuple[float, float], d: tuple[float, float]
+) -> bool:
+    """Whether segment ab and segment cd share a point."""
+
+    def side(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    def within(p: tuple[float, float], q: tuple[float, float], r: tuple[float, float]) -> bool:
+        return min(p[0], q[0]) <= r[0] <= max(p[0], q[0]) and min(p[1], q[1]) <= r[1] <= max(p[1], q[1])
+
+    d1, d2, d3, d4 = side(c, d, a), side(c, d, b), side(a, b, c), side(a, b, d)
+    if ((d1 > 0 > d2) or (d1 < 0 < d2)) and ((d3 > 0 > d4) or (d3 < 0 < d4)):
+        return True
+    return any(
+        v == 0 and within(p, q, r) for v, p, q, r in ((d1, c, d, a), (d2, c, d, b), (d3, a, b, c), (d4, a, b, d))
+    )
+
+
+def _area_kind(value: object) -> str:
+    has_polygon = "polygon" in value if isinstance(value, dict) else isinstance(value, PolygonArea)
+    return "polygon" if has_polygon else "circle"
+
+
+Area = Annotated[
+    Annotated[CircleArea, Tag("circle")] | Annotated[PolygonArea, Tag("polygon")], Discriminator(_area_kind)
+]
+
+
 class Zone(Section):
     id: Ident
     name: str = ""
+    area: Area | None = Field(
+        default=None,
+        description="where the zone lies on the floor plan (m): BLE places a phone in it from where the receivers "
+        "(with x_m, y_m) put it on the floor",
+    )
 
 
 class Touchpoint(Section):
@@ -294,6 +364,9 @@ class BleSettings(Section):
         default=2.0, description="how long another receiver must stay switch_db stronger to take the phone over"
     )
     leave_s: Seconds = Field(default=0.1, description="hold-down once readings say the phone is out of range")
+    area_exit_m: Annotated[float, Field(ge=0, le=20)] = Field(
+        default=1.0, description="a phone placed in a zone's area leaves it only this far beyond its edge"
+    )
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
     stall_s: Seconds = Field(
         default=60.0, description="no advert for this long: the scan is restarted, a scanner node reported silent"
@@ -796,6 +869,16 @@ def _check_ble(s: Settings) -> list[ConfigProblem]:
             problems.append(
                 ConfigProblem(key=f"ble.beacon_positions[{i}].beacon", value=at.beacon, expected="a beacon placed once")
             )
+    areas = [z.id for z in s.zones if z.area is not None]
+    if areas and (len(s.ble.receivers) < 3 or not all(placed)):
+        problems.append(
+            ConfigProblem(
+                key="ble.receivers",
+                value=f"{sum(placed)} of {len(placed)} with x_m and y_m",
+                expected=f"at least 3 receivers, each with x_m and y_m: zones {', '.join(areas)} are areas of the "
+                "floor, where the receivers' levels place a phone",
+            )
+        )
     if s.ble.beacon_positions and not any(placed):
         problems.append(
             ConfigProblem(

@@ -17,11 +17,12 @@ the zones reports hold.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .bus import Bus
 from .clock import Clock
-from .config import BleSettings, PresenceSettings
+from .config import BleSettings, PresenceSettings, Zone
 from .events import (
     Channel,
     ConsentChanged,
@@ -61,6 +62,7 @@ class PresenceTracker:
         radio: BleSettings | None = None,
         progress: Progress | None = None,
         stall_after_s: float = 30.0,
+        zones: Sequence[Zone] = (),
     ):
         self._cfg = settings
         self._bus = bus
@@ -69,7 +71,7 @@ class PresenceTracker:
         self._table: dict[tuple[str, str], _State] = {}
         self._zones: dict[str, set[str]] = {}  # subject key → the zones it is in: what one subject's news touches
         self._reported_states = 0  # states held by app reports alone: none, and a receiver's sighting skips them
-        self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects)
+        self.radio = RadioPlacer(radio or BleSettings(), max_subjects=max_subjects, zones=zones)
         self._sightings = bus.subscribe(Sighting, "presence", maxsize=10_000)
         self._consents = bus.subscribe(ConsentChanged, "presence", maxsize=1000)
         self._departures = bus.subscribe(Departed, "presence", maxsize=10_000)

@@ -50,7 +50,9 @@ from edge_agent.clock import SetClock
 from edge_agent.config import BeaconPosition, Settings, from_dict
 from edge_agent.events import Customer, Departed, Sighting
 from edge_agent.presence import PresenceTracker
+from edge_agent.radio.areas import Areas
 from edge_agent.radio.beacon_offsets import BeaconLevels
+from edge_agent.radio.floor import Floor
 from edge_agent.radio.placer import distance_m, fit_path_loss_exponent
 from edge_agent.replay import replay, scoring
 from edge_agent.replay.recording import Reading
@@ -84,26 +86,70 @@ MIN_VISIT_S = 5.0  # shorter true visits are not counted (as `edge-agent ble rep
 
 @dataclass(frozen=True)
 class Zone:
+    """A circle of `radius` around (x, y), or with `half` a rectangle of that half width and depth around it."""
+
     id: str
     x: float
     y: float
     radius: float
+    half: tuple[float, float] | None = None
+
+    def holds(self, x: float, y: float) -> bool:
+        if self.half is not None:
+            return abs(x - self.x) <= self.half[0] and abs(y - self.y) <= self.half[1]
+        return (x - self.x) ** 2 + (y - self.y) ** 2 <= self.radius**2
+
+    def clear_of(self, x: float, y: float, margin: float) -> bool:
+        """Whether the point is more than `margin` from the zone."""
+        if self.half is not None:
+            return abs(x - self.x) > self.half[0] + margin or abs(y - self.y) > self.half[1] + margin
+        return math.dist((x, y), (self.x, self.y)) > self.radius + margin
+
+    def stop(self, rng: random.Random) -> tuple[float, float]:
+        """Where a shopper stops in the zone: anywhere but its outer 30 %."""
+        if self.half is not None:
+            return self.x + 0.7 * self.half[0] * rng.uniform(-1, 1), self.y + 0.7 * self.half[1] * rng.uniform(-1, 1)
+        r, a = self.radius * 0.7 * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+        return self.x + r * math.cos(a), self.y + r * math.sin(a)
+
+
+@dataclass(frozen=True)
+class Spot:
+    """Where a receiver (or a zone beacon) hangs."""
+
+    id: str
+    x: float
+    y: float
 
 
 @dataclass(frozen=True)
 class FloorPlan:
+    """A store's floor: one receiver over each zone, or with `grid_m` receivers on a grid of that pitch, the zones
+    then areas of the floor (rectangles) that the agent is configured with."""
+
     width: float
     depth: float
     door: tuple[float, float]
     zones: tuple[Zone, ...]
     path_loss_exponent: float = 2.2
     uncalibrated_share: float = 0.0  # phones of a model missing from the store's calibration table
+    grid_m: float | None = None
+    receiver_height_m: float = RECEIVER_HEIGHT_M
 
     def zone_at(self, x: float, y: float) -> str | None:
-        for z in self.zones:
-            if (x - z.x) ** 2 + (y - z.y) ** 2 <= z.radius**2:
-                return z.id
-        return None
+        return next((z.id for z in self.zones if z.holds(x, y)), None)
+
+    @functools.cached_property
+    def receivers(self) -> tuple[Spot, ...]:
+        if self.grid_m is None:
+            return tuple(Spot(receiver_id(z.id), z.x, z.y) for z in self.zones)
+        g = self.grid_m
+        xs = [g / 2 + g * i for i in range(int(self.width // g))]
+        ys = [g / 2 + g * j for j in range(int(self.depth // g))]
+        return tuple(Spot(f"rx-{i}-{j}", x, y) for j, y in enumerate(ys) for i, x in enumerate(xs))
+
+    def nearest_zone(self, spot: Spot) -> Zone:
+        return min(self.zones, key=lambda z: (not z.holds(spot.x, spot.y), math.dist((z.x, z.y), (spot.x, spot.y))))
 
 
 SCENARIOS: dict[str, FloorPlan] = {
@@ -144,6 +190,22 @@ SCENARIOS: dict[str, FloorPlan] = {
         tuple(Zone(f"z{i}{j}", 10 + 20 * i, 10 + 20 * j, 4.5) for i in range(4) for j in range(2)),
         path_loss_exponent=2.6,
         uncalibrated_share=0.15,
+    ),
+    # departments as areas of the floor (10 × 8 m, aisles of 4 m between), receivers on a 7 m grid at 3 m
+    "receiver-grid": FloorPlan(
+        42,
+        24,
+        (0.0, 12.0),
+        tuple(
+            Zone(f"{name}", 7 + 14 * i, 6 + 12 * j, 4.0, half=(5.0, 4.0))
+            for (i, j), name in zip(
+                [(i, j) for j in range(2) for i in range(3)],
+                ("bakery", "dairy", "drinks", "produce", "frozen", "household"),
+                strict=True,
+            )
+        ),
+        grid_m=7.0,
+        receiver_height_m=3.0,
     ),
 }
 
@@ -228,9 +290,7 @@ def make_shoppers(
         shopper.path.append((t, x, y))
         for _ in range(rng.randint(2, 5)):
             if rng.random() < 0.75:
-                z = rng.choice(plan.zones)
-                r, a = z.radius * 0.7 * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
-                nx, ny = z.x + r * math.cos(a), z.y + r * math.sin(a)
+                nx, ny = rng.choice(plan.zones).stop(rng)
             else:
                 nx, ny = _aisle_point(plan, rng)
             t += math.dist((x, y), (nx, ny)) / rng.uniform(0.8, 1.4)
@@ -257,7 +317,7 @@ def make_shoppers(
 def _aisle_point(plan: FloorPlan, rng: random.Random) -> tuple[float, float]:
     while True:
         x, y = rng.uniform(1, plan.width - 1), rng.uniform(1, plan.depth - 1)
-        if plan.zone_at(x, y) is None and all(math.dist((x, y), (z.x, z.y)) > z.radius + 1.5 for z in plan.zones):
+        if all(z.clear_of(x, y, 1.5) for z in plan.zones):
             return x, y
 
 
@@ -312,15 +372,15 @@ class Radio:
             if shopper.is_silent(t) or not shopper.advertises:
                 continue
             payload = shopper.phone.advert(self.start_unix + t)
-            for zone in self.plan.zones:
-                rssi = self._rssi(i, shopper.model, zone, pos)
+            for rx in self.plan.receivers:
+                rssi = self._rssi(i, shopper.model, rx, pos)
                 if rssi is not None:
-                    rx = receiver_id(zone.id)
-                    yield Heard(t, rx, shopper.phone.customer_ref, rssi, payload, shopper.model.tx_power, self.level)
+                    yield Heard(t, rx.id, shopper.phone.customer_ref, rssi, payload, shopper.model.tx_power, self.level)
 
     def ranging(self, until: float) -> Iterator[Ranged]:
         """What each reporting app ranges and sends, in time order: the zone beacons heard each ranging second
-        (the host over each zone advertises from its receiver), and a region exit after the shopper left."""
+        (each zone's beacon hangs over its middle: the host there advertises it), and a region exit after the
+        shopper left."""
         beacon = Model("zone-beacon", float(BEACON_POWER_DBM), None, (0.1, 0.1))
         events: list[Ranged] = []
         for i, shopper in enumerate(self.shoppers):
@@ -334,7 +394,8 @@ class Radio:
                 heard = []
                 since, last = t - last, t
                 for zone in self.plan.zones:
-                    rssi = self._rssi(-1 - i, beacon, zone, pos, since, BEACON_ADVERTS_PER_S)
+                    spot = Spot(receiver_id(zone.id), zone.x, zone.y)
+                    rssi = self._rssi(-1 - i, beacon, spot, pos, since, BEACON_ADVERTS_PER_S)
                     if rssi is not None:
                         heard.append((rssi, zone.id, platforms.proximity(rssi, BEACON_POWER_DBM)))
                 if heard:
@@ -349,7 +410,7 @@ class Radio:
         self,
         i: int,
         model: Model,
-        zone: Zone,
+        rx: Spot,
         pos: tuple[float, float],
         since_s: float | None = None,
         samples: int = 1,
@@ -359,15 +420,15 @@ class Radio:
         advertising every 0.35 s. With `samples`, the reading is the mean of that many adverts, as CoreLocation
         reports a ranged beacon ("the average RSSI value of the samples received since the ranging of the beacon
         was last reported", `CLBeacon.rssi`): the noise of the adverts received averaged, none only if all were lost."""
-        d = max(0.5, math.hypot(pos[0] - zone.x, pos[1] - zone.y, RECEIVER_HEIGHT_M))
-        key = (i, zone.id)
+        d = max(0.5, math.hypot(pos[0] - rx.x, pos[1] - rx.y, self.plan.receiver_height_m))
+        key = (i, rx.id)
         keep = 0.9 if since_s is None else math.exp(-since_s / SHADOW_S)
         step = 1.2 if since_s is None else SHADOW_DB * math.sqrt(1 - keep * keep)
         shadow = keep * self._shadow.get(key, 0.0) + self.rng.gauss(0, step)
         self._shadow[key] = shadow
         rssi = model.ref_dbm - 10 * self.plan.path_loss_exponent * math.log10(d) + shadow
         self.level = rssi  # what an oracle would read: the true level under this advert's shadowing, no noise
-        gain = self.gains.get(receiver_id(zone.id), 0.0)
+        gain = self.gains.get(rx.id, 0.0)
         if samples == 1:
             rssi += self.rng.gauss(0, self.noise_db) + gain
             lost = rssi < SENSITIVITY_DBM or self.rng.random() < 0.1  # 10 % of adverts lost
@@ -419,27 +480,35 @@ async def feed_reports(url: str, radio: Radio, until: float) -> int:
     return taken
 
 
-def receiver_config(zone: Zone, offset_db: float = 0.0) -> dict[str, Any]:
-    """What an operator writes for a receiver over a zone: enter at 1.05× the distance from the receiver to the
-    zone's edge (docs/ble-presence.md), leave 0.3 m further out, where it hangs on the floor plan, its offset."""
-    enter = round(1.05 * math.hypot(zone.radius, RECEIVER_HEIGHT_M), 1)
-    return {
-        "id": receiver_id(zone.id),
-        "zone": zone.id,
-        "offset_db": offset_db,
-        "enter_m": enter,
-        "exit_m": round(enter + 0.3, 1),
-        "x_m": zone.x,
-        "y_m": zone.y,
-        "height_m": RECEIVER_HEIGHT_M,
-    }
+def receiver_config(plan: FloorPlan, rx: Spot, offset_db: float = 0.0) -> dict[str, Any]:
+    """What an operator writes for a receiver: where it hangs on the floor plan, its offset, the zone it hangs
+    over (on a grid, the one it is in or nearest); over a zone of its own, enter at 1.05× the distance from the
+    receiver to the zone's edge (docs/ble-presence.md), leave 0.3 m further out."""
+    zone = plan.nearest_zone(rx)
+    at = {"id": rx.id, "zone": zone.id, "offset_db": offset_db, "x_m": rx.x, "y_m": rx.y}
+    if plan.grid_m is not None:
+        return {**at, "height_m": plan.receiver_height_m}
+    enter = round(1.05 * math.hypot(zone.radius, plan.receiver_height_m), 1)
+    return {**at, "enter_m": enter, "exit_m": round(enter + 0.3, 1), "height_m": plan.receiver_height_m}
+
+
+def zone_config(plan: FloorPlan, zone: Zone) -> dict[str, Any]:
+    """A zone as the operator configures it: on a receiver grid, its area on the floor plan."""
+    if plan.grid_m is None:
+        return {"id": zone.id}
+    assert zone.half is not None
+    (x0, x1), (y0, y1) = (
+        (zone.x - zone.half[0], zone.x + zone.half[0]),
+        (zone.y - zone.half[1], zone.y + zone.half[1]),
+    )
+    return {"id": zone.id, "area": {"polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]}}
 
 
 def receiver_gains(plan: FloorPlan, spread_db: float, seed: int) -> dict[str, float]:
     """Receivers that read up to `spread_db` above or below the true level; the first zone's is this host's, the
     reference the phone models' 1 m levels were measured with (0)."""
     rng = random.Random(f"gains-{seed}")
-    return {receiver_id(z.id): 0.0 if i == 0 else rng.uniform(-spread_db, spread_db) for i, z in enumerate(plan.zones)}
+    return {rx.id: 0.0 if i == 0 else rng.uniform(-spread_db, spread_db) for i, rx in enumerate(plan.receivers)}
 
 
 def beacon_offsets(plan: FloorPlan, gains: dict[str, float], seed: int, minutes: float = 30.0) -> dict[str, float]:
@@ -450,7 +519,7 @@ def beacon_offsets(plan: FloorPlan, gains: dict[str, float], seed: int, minutes:
     beacon = Model("beacon", -59.0, None, (0.35, 0.35))
     placed = [
         (f"ibeacon:00000000-0000-0000-0000-000000000000:1:{k}", (a.x + b.x) / 2, (a.y + b.y) / 2)
-        for k, (a, b) in enumerate(_neighbours(plan.zones))
+        for k, (a, b) in enumerate(_neighbours(plan.receivers))
     ]
     ble = agent_settings(plan, seed=seed).ble.model_copy(
         update={
@@ -458,38 +527,38 @@ def beacon_offsets(plan: FloorPlan, gains: dict[str, float], seed: int, minutes:
             "beacon_positions": [BeaconPosition(beacon=b, x_m=x, y_m=y, height_m=0.0) for b, x, y in placed],
         }
     )
-    levels = BeaconLevels(ble, receiver_id(plan.zones[0].id))
+    levels = BeaconLevels(ble, plan.receivers[0].id)
     radio = Radio(plan, [], random.Random(f"beacons-{seed}"), gains=gains)
     for n in range(int(minutes * 60 / 0.35)):
         for k, (beacon_id, x, y) in enumerate(placed):
-            for zone in plan.zones:
-                rssi = radio._rssi(-1 - k, beacon, zone, (x, y))
+            for rx in plan.receivers:
+                rssi = radio._rssi(-1 - k, beacon, rx, (x, y))
                 if rssi is not None:
-                    levels.record(beacon_id, receiver_id(zone.id), rssi, int(beacon.ref_dbm), n * 0.35)
+                    levels.record(beacon_id, rx.id, rssi, int(beacon.ref_dbm), n * 0.35)
     return levels.offsets()
 
 
 def calibration_walk(plan: FloorPlan, seed: int) -> float:
     """What an operator does once per store: a calibrated phone held still for ~30 s at each of 1.5–12 m under one
     receiver, heard through the same noisy radio as the shoppers; the agent fits the path-loss exponent."""
-    model, zone = CALIBRATED[1], plan.zones[0]
+    model, rx, height = CALIBRATED[1], plan.receivers[0], plan.receiver_height_m
     radio = Radio(plan, [], random.Random(f"calibration-{seed}"))
     readings = []
     for distance in (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0):
-        across = math.sqrt(distance**2 - RECEIVER_HEIGHT_M**2) if distance > RECEIVER_HEIGHT_M else 0.0
+        across = math.sqrt(distance**2 - height**2) if distance > height else 0.0
         for _ in range(100):
-            rssi = radio._rssi(-1, model, zone, (zone.x + across, zone.y))
+            rssi = radio._rssi(-1, model, rx, (rx.x + across, rx.y))
             if rssi is not None:
-                readings.append((max(distance, RECEIVER_HEIGHT_M), rssi))
+                readings.append((max(distance, height), rssi))
     return round(fit_path_loss_exponent(readings, model.ref_dbm), 2)
 
 
-def _neighbours(zones: tuple[Zone, ...]) -> list[tuple[Zone, Zone]]:
-    """The shortest links that connect every zone (a minimum spanning tree, Prim's)."""
-    linked, links = [zones[0]], []
-    while len(linked) < len(zones):
+def _neighbours(spots: tuple[Spot, ...]) -> list[tuple[Spot, Spot]]:
+    """The shortest links that connect every receiver (a minimum spanning tree, Prim's)."""
+    linked, links = [spots[0]], []
+    while len(linked) < len(spots):
         a, b = min(
-            ((a, b) for a in linked for b in zones if b not in linked),
+            ((a, b) for a in linked for b in spots if b not in linked),
             key=lambda ab: math.dist((ab[0].x, ab[0].y), (ab[1].x, ab[1].y)),
         )
         linked.append(b)
@@ -510,11 +579,11 @@ def agent_settings(
     return from_dict(
         {
             "store": {"id": "sim-store", "chain_id": CHAIN, "device_id": "edge-sim"},
-            "zones": [{"id": z.id} for z in plan.zones],
+            "zones": [zone_config(plan, z) for z in plan.zones],
             "sources": {"checkin": False, "ble": False, "ble_reports": True},
             "http": {"report_listen": "127.0.0.1:0"},
             "ble": {
-                "receivers": [receiver_config(z, offsets.get(receiver_id(z.id), 0.0)) for z in plan.zones],
+                "receivers": [receiver_config(plan, rx, offsets.get(rx.id, 0.0)) for rx in plan.receivers],
                 "reference_by_model": {m.name: m.ref_dbm for m in CALIBRATED},
                 "path_loss_exponent": calibration_walk(plan, seed),
                 "zone_beacon": {
@@ -534,8 +603,9 @@ def agent_settings(
 class Oracle:
     """Presence as it could be at best on this radio: every phone's true reference and the floor's true
     path-loss exponent, each advert's level under its shadowing but without its noise, no filter and no lag;
-    the receivers' enter and exit distances as configured, the zone of the nearest receiver; a phone not heard
-    keeps its zone for the hold-down, as the agent's does."""
+    the receivers' enter and exit distances as configured, the zone of the nearest receiver — or, with zones as
+    areas, the zone whose area holds the position those levels fit best, left `area_exit_m` beyond its edge; a
+    phone not heard keeps its zone for the hold-down, as the agent's does."""
 
     WINDOW_S = 1.0  # adverts of the last second count
 
@@ -545,35 +615,54 @@ class Oracle:
         self._zone = {r.id: r.zone for r in ble.receivers}
         self._enter = {r.id: ble.thresholds(r)[0] for r in ble.receivers}
         self._exit = {r.id: ble.thresholds(r)[1] for r in ble.receivers}
+        self._areas = Areas(settings.zones)
+        self._floor = Floor(ble.receivers, exponent)
+        self._margin = ble.area_exit_m
         self._hold_s = settings.presence.hold_down_s
-        self._heard: dict[str, dict[str, tuple[float, float]]] = {}  # subject → receiver → (t, distance m)
-        self._at: dict[str, str] = {}  # subject → the receiver whose zone it is in
+        self._heard: dict[str, dict[str, tuple[float, float]]] = {}  # subject → receiver → (t, true level)
+        self._ref: dict[str, float] = {}
+        self._at: dict[str, str] = {}  # subject → the receiver whose zone it is in (with areas: the zone)
 
     def hear(self, h: Heard, ref_dbm: float) -> None:
         if h.level is not None:
-            distance = distance_m(h.level, ref_dbm, self._exponent)
-            self._heard.setdefault(h.device, {})[h.receiver] = (h.t, distance)
+            self._heard.setdefault(h.device, {})[h.receiver] = (h.t, h.level)
+            self._ref[h.device] = ref_dbm
 
     def placed(self, t: float) -> set[tuple[str, str]]:
         out = set()
         for subject, heard in self._heard.items():
-            recent = {rx: d for rx, (at, d) in heard.items() if t - at <= self.WINDOW_S}
+            recent = {rx: level for rx, (at, level) in heard.items() if t - at <= self.WINDOW_S}
             current = self._at.get(subject)
             last = max(at for at, _ in heard.values())
             if not recent and current is not None and t - last <= self._hold_s:
-                out.add((subject, self._zone[current]))  # not heard: held, as the agent holds it
+                out.add((subject, current if self._areas else self._zone[current]))  # not heard: held, as the agent
                 continue
-            if current in recent and recent[current] <= self._exit[current]:
-                rx: str | None = current
-            else:
-                nearest = min(recent, key=recent.__getitem__, default=None)
-                rx = nearest if nearest is not None and recent[nearest] <= self._enter[nearest] else None
-            if rx is None:
+            now = (
+                self._in_area(current, recent, self._ref[subject])
+                if self._areas
+                else self._near(current, recent, subject)
+            )
+            if now is None:
                 self._at.pop(subject, None)
             else:
-                self._at[subject] = rx
-                out.add((subject, self._zone[rx]))
+                self._at[subject] = now
+                out.add((subject, now if self._areas else self._zone[now]))
         return out
+
+    def _near(self, current: str | None, recent: dict[str, float], subject: str) -> str | None:
+        distances = {rx: distance_m(level, self._ref[subject], self._exponent) for rx, level in recent.items()}
+        if current in distances and distances[current] <= self._exit[current]:
+            return current
+        nearest = min(distances, key=distances.__getitem__, default=None)
+        return nearest if nearest is not None and distances[nearest] <= self._enter[nearest] else None
+
+    def _in_area(self, current: str | None, recent: dict[str, float], ref: float) -> str | None:
+        located = self._floor.locate({rx: (level, 1.0) for rx, level in recent.items()}, ref)
+        if located is None:
+            return current
+        if current is not None and self._areas.outside_m(current, located.x, located.y) <= self._margin:
+            return current
+        return self._areas.zone_at(located.x, located.y)
 
 
 class SimClock(SetClock):
@@ -622,7 +711,7 @@ def evaluate(
         [s.phone.roster_entry(START_UNIX, {"ble": True}) for s in shoppers if s.opted_in], updated_at="sim"
     )
     intake = ReportIntake(settings, resolver.tokens, store, bus, clock, BEACON_KEY)
-    tracker = PresenceTracker(settings.presence, bus, clock, radio=settings.ble)
+    tracker = PresenceTracker(settings.presence, bus, clock, radio=settings.ble, zones=settings.zones)
     reported, departed = bus.subscribe(Sighting, "eval"), bus.subscribe(Departed, "eval")
     keys = {
         s.phone.customer_ref: {day: base64.b64decode(k) for day, k in s.phone.day_keys(START_UNIX, 0, 1).items()}

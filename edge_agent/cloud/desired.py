@@ -58,6 +58,7 @@ LIVE_KEYS: dict[str, tuple[str, ...]] = {
         "switch_db",
         "switch_s",
         "leave_s",
+        "area_exit_m",
         "path_loss_exponent",
         "reference_dbm",
     ),

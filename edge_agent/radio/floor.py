@@ -15,6 +15,7 @@ the phone's own, and their running mean is what its distances are computed with.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -26,11 +27,21 @@ MAX_CELLS = 40_000  # ~0.6 MB per receiver, and a placement in well under a mill
 MARGIN_M = 3.0  # shoppers stand a little beyond the outermost receivers too
 
 
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where a phone is placed on the floor (m), and each hearing receiver's distance from there."""
+
+    x: float
+    y: float
+    distances: dict[str, float]
+
+
 class Floor:
     def __init__(self, receivers: Sequence[Receiver], path_loss_exponent: float):
         at = {r.id: (r.x_m, r.y_m, r.height_m) for r in receivers if r.x_m is not None and r.y_m is not None}
         self.receivers = frozenset(at)
         self._dist: dict[str, npt.NDArray[np.float64]] = {}
+        self._x = self._y = np.zeros(0)
         if at:
             xs, ys = [x for x, _, _ in at.values()], [y for _, y, _ in at.values()]
             width, depth = max(xs) - min(xs) + 2 * MARGIN_M, max(ys) - min(ys) + 2 * MARGIN_M
@@ -38,6 +49,7 @@ class Floor:
             gx = np.arange(min(xs) - MARGIN_M, max(xs) + MARGIN_M + step / 2, step)
             gy = np.arange(min(ys) - MARGIN_M, max(ys) + MARGIN_M + step / 2, step)
             cx, cy = (a.ravel() for a in np.meshgrid(gx, gy))
+            self._x, self._y = cx, cy
             self._dist = {rid: np.sqrt((cx - x) ** 2 + (cy - y) ** 2 + h**2) for rid, (x, y, h) in at.items()}
         self._loss = {rid: 10 * path_loss_exponent * np.log10(d) for rid, d in self._dist.items()}
 
@@ -45,17 +57,23 @@ class Floor:
         """How many cells the floor has."""
         return len(next(iter(self._dist.values()), ()))
 
-    def distances(self, levels: Mapping[str, tuple[float, float]], ref: float) -> dict[str, float]:
-        """Each hearing receiver's distance (m) from the floor cell that best explains every receiver's level
-        (receiver → filtered dBm, its variance) for a phone of reference `ref`; empty when fewer than two hear it.
+    def locate(self, levels: Mapping[str, tuple[float, float]], ref: float) -> Located | None:
+        """The floor cell that best explains every receiver's level (receiver → filtered dBm, its variance) for a
+        phone of reference `ref`, and each hearing receiver's distance (m) from it; None when fewer than two hear it.
         The best cell, not an average over cells: an average weighs the many far cells of a floor against the few
         near a receiver and pushes every phone out."""
         heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._loss]
         if len(heard) < 2:  # one receiver alone says as much from its level
-            return {}
+            return None
         misfit = sum((level - ref + self._loss[rid]) ** 2 / var for rid, level, var in heard)
         best = int(np.argmin(misfit))
-        return {rid: float(self._dist[rid][best]) for rid, _, _ in heard}
+        distances = {rid: float(self._dist[rid][best]) for rid, _, _ in heard}
+        return Located(float(self._x[best]), float(self._y[best]), distances)
+
+    def distances(self, levels: Mapping[str, tuple[float, float]], ref: float) -> dict[str, float]:
+        """Each hearing receiver's distance (m) from the best cell (`locate`); empty when fewer than two hear it."""
+        located = self.locate(levels, ref)
+        return {} if located is None else located.distances
 
     def reference(self, levels: Mapping[str, tuple[float, float]]) -> float | None:
         """The reference level (dBm at 1 m) that best explains `levels` (receiver → filtered dBm, its variance) at

@@ -15,7 +15,11 @@ position on the floor that best explains every receiver's filtered level at once
 a model with no known reference gets one learned from the same fit (each level first corrected for the readings its
 receiver missed below its sensitivity, `sensitivity.py`); without positions, from each level alone.
 
-A phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
+Zones drawn as areas of the floor (`[[zones]] area`, `areas.py`) take the place of receivers' circles: the phone
+is in the zone whose area holds its position on the floor, and leaves it once placed `area_exit_m` beyond the edge
+(then after `leave_s`, as below); receivers need not hang one per zone.
+
+Otherwise a phone enters a receiver's zone within `enter_m` and stays inside until beyond `exit_m` (two thresholds,
 so a phone at the boundary does not flap); each receiver may set its own, to fit its zone. With several
 receivers the zone follows the strongest filtered receiver, but switches only when another has been
 `switch_db` stronger than the current one for `switch_s` (or the current one fell silent).
@@ -24,10 +28,12 @@ receivers the zone follows the strongest filtered receiver, but switches only wh
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..config import BleSettings
+from ..config import BleSettings, Zone
 from ..events import Sighting
+from .areas import Areas
 from .floor import Floor
 from .level_filter import Level
 from .sensitivity import Sensitivity
@@ -59,6 +65,7 @@ class _Phone:
     fits: int = 0
     next_fit: float = float("-inf")
     located: dict[str, float] = field(default_factory=dict)  # receiver → distance (m), from every receiver at once
+    position: tuple[float, float] | None = None  # where on the floor, from every receiver at once
     next_locate: float = float("-inf")
 
 
@@ -78,8 +85,9 @@ def fit_path_loss_exponent(readings: list[tuple[float, float]], reference_dbm: f
 
 
 class RadioPlacer:
-    def __init__(self, cfg: BleSettings, max_subjects: int = 20_000):
+    def __init__(self, cfg: BleSettings, max_subjects: int = 20_000, zones: Sequence[Zone] = ()):
         self._max = max_subjects
+        self._areas = Areas(zones)
         self._phones: dict[str, _Phone] = {}
         self.unknown_receiver = 0
         self.dropped: list[tuple[str, str]] = []  # (subject key, zone) of phones let go; the tracker empties it
@@ -99,7 +107,7 @@ class RadioPlacer:
         self.leave_s = cfg.leave_s
         self._floor = Floor(cfg.receivers, cfg.path_loss_exponent)
         for phone in self._phones.values():  # placed on the old floor: from the next reading on, the new one
-            phone.located = {}
+            phone.located, phone.position = {}, None
 
     def __len__(self) -> int:
         return len(self._phones)
@@ -136,6 +144,8 @@ class RadioPlacer:
         horizon = now - self._cfg.window_s
         if self._floor.receivers and now >= phone.next_locate:
             self._locate(phone, now, s.ref_dbm, horizon)
+        if self._areas:
+            return self._in_area(phone) if link.count >= self._cfg.min_samples else None
         ref = s.ref_dbm if s.ref_dbm is not None else phone.reference
         if link.count < self._cfg.min_samples:
             return None if phone.receiver is None else Verdict(phone.zone, self._inside(phone, ref, horizon))
@@ -158,7 +168,9 @@ class RadioPlacer:
                 current = cfg.reference_dbm if phone.reference is None else phone.reference
                 phone.reference = current + (measured - current) / phone.fits
         ref = known_ref if known_ref is not None else phone.reference
-        phone.located = self._floor.distances(levels, cfg.reference_dbm if ref is None else ref)
+        located = self._floor.locate(levels, cfg.reference_dbm if ref is None else ref)
+        phone.located = {} if located is None else located.distances
+        phone.position = None if located is None else (located.x, located.y)
 
     def _uncensored(self, receiver: str, level: float, variance: float) -> tuple[float, float]:
         """The level and its variance corrected for the readings the receiver missed (sensitivity.py)."""
@@ -195,6 +207,19 @@ class RadioPlacer:
             phone.receiver, phone.zone, phone.challenger = best, self._zone_of[best], None
             return Verdict(phone.zone, True, left=old_zone if old_zone != phone.zone else None)
         return Verdict(phone.zone, self._inside(phone, ref, horizon))
+
+    def _in_area(self, phone: _Phone) -> Verdict | None:
+        """The zone whose area holds the phone's position; kept until the phone is `area_exit_m` beyond its edge."""
+        if phone.position is None:
+            return None
+        current, (x, y) = phone.zone, phone.position
+        if current is not None and self._areas.outside_m(current, x, y) <= self._cfg.area_exit_m:
+            return Verdict(current, True)
+        found = self._areas.zone_at(x, y)
+        if found is None:
+            return None if current is None else Verdict(current, False)
+        phone.zone = found
+        return Verdict(found, True, left=current)
 
     def _inside(self, phone: _Phone, ref: float | None, horizon: float) -> bool:
         receiver = phone.receiver or ""

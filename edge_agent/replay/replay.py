@@ -26,7 +26,7 @@ TICK_S = 0.5  # the tracker's tick, as live
 def agent_visits(settings: Settings, readings: list[recording.Reading], reference_dbm: float | None) -> list[Visit]:
     """The visits the agent's presence path detects in the readings, closed at the last reading's time."""
     clock = SetClock()  # the recording's seconds
-    tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble)
+    tracker = PresenceTracker(settings.presence, Bus(), clock, radio=settings.ble, zones=settings.zones)
     zone_of = {r.id: r.zone for r in settings.ble.receivers}
     opened: dict[tuple[str, str], float] = {}
     out: list[Visit] = []

@@ -42,6 +42,18 @@ def test_presence_accuracy_does_not_regress(scenario, seed, precision, recall):
     assert result["median_enter_latency_s"] <= 3.0
 
 
+def test_a_grid_of_receivers_places_shoppers_in_areas_of_the_floor():
+    """`receiver-grid`: departments as areas of the floor (10 × 8 m, aisles of 4 m), receivers every 7 m at 3 m,
+    none of them over a zone of its own. The replay of the day (every phone advertising; seed 2, 12 minutes):
+    measured 0.855 / 0.944 against the naive rule's 0.679 / 0.950 (f1_vs_naive 1.13), f1_vs_oracle 0.965 — the
+    aim of 0.97 / 0.97 is not reached (docs/evaluation.md, "Zones as floor areas"); the floors keep what is."""
+    result = shoppers.evaluate("receiver-grid", 2, 40, 12, advertising_share=None)
+    replayed = result["advertising"]
+    assert replayed["precision"] >= 0.84 and replayed["recall"] >= 0.93 and replayed["visit_recall"] >= 0.93
+    assert replayed["f1_vs_naive"] >= 1.1 and result["f1_vs_oracle"] >= 0.95
+    assert replayed["enter_latency_s"]["median"] <= 2.5
+
+
 def test_iphones_never_advertise_and_are_found_by_their_reports():
     """The platform-aware day (default floor, seed 1; figures in docs/evaluation.md): no iPhone advert reaches a
     receiver; every iPhone visit the platform let the app range in is detected at its arrival, at most 2 s after
