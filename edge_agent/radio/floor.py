@@ -51,21 +51,30 @@ class Floor:
             cx, cy = (a.ravel() for a in np.meshgrid(gx, gy))
             self._x, self._y = cx, cy
             self._dist = {rid: np.sqrt((cx - x) ** 2 + (cy - y) ** 2 + h**2) for rid, (x, y, h) in at.items()}
-        self._loss = {rid: 10 * path_loss_exponent * np.log10(d) for rid, d in self._dist.items()}
+        self._row = {rid: i for i, rid in enumerate(self._dist)}
+        # each receiver's path loss to every cell (dB), a row per receiver, and its square: the fits below are
+        # weighted sums of squares over the hearing receivers, expanded into two matrix-vector products
+        self._loss = np.array([10 * path_loss_exponent * np.log10(d) for d in self._dist.values()]).reshape(
+            len(self._dist), len(self._x)
+        )
+        self._both = np.vstack([self._loss**2, self._loss])  # loss², then loss: one product gives Σ w·loss² + Σ v·loss
 
     def __len__(self) -> int:
         """How many cells the floor has."""
-        return len(next(iter(self._dist.values()), ()))
+        return len(self._x)
 
     def locate(self, levels: Mapping[str, tuple[float, float]], ref: float) -> Located | None:
         """The floor cell that best explains every receiver's level (receiver → filtered dBm, its variance) for a
         phone of reference `ref`, and each hearing receiver's distance (m) from it; None when fewer than two hear it.
         The best cell, not an average over cells: an average weighs the many far cells of a floor against the few
         near a receiver and pushes every phone out."""
-        heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._loss]
+        heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._row]
         if len(heard) < 2:  # one receiver alone says as much from its level
             return None
-        misfit = sum((level - ref + self._loss[rid]) ** 2 / var for rid, level, var in heard)
+        w, c = self._weighted(heard)
+        c -= ref
+        # Σ w·(c + loss)² over the receivers, less the Σ w·c² every cell shares
+        misfit = np.concatenate([w, 2 * w * c]) @ self._both
         best = int(np.argmin(misfit))
         distances = {rid: float(self._dist[rid][best]) for rid, _, _ in heard}
         return Located(float(self._x[best]), float(self._y[best]), distances)
@@ -81,11 +90,24 @@ class Floor:
         reference fits some position). No pull towards a default: near a receiver the fit is loose, and a pull
         there biases every measurement of a weak phone back towards the default (the running mean averages the
         looseness out instead)."""
-        heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._loss]
+        heard = [(rid, level, var) for rid, (level, var) in levels.items() if rid in self._row]
         if len(heard) < 3:
             return None
-        weights = np.array([1.0 / var for _, _, var in heard])[:, None]
-        at_one_m = np.stack([level + self._loss[rid] for rid, level, _ in heard])  # each receiver's reference per cell
-        ref = (weights * at_one_m).sum(axis=0) / weights.sum()
-        misfit = (weights * (at_one_m - ref) ** 2).sum(axis=0)
+        w, level = self._weighted(heard)
+        total = w.sum()
+        # each receiver's reference per cell is level + loss: their weighted mean, and the weighted squares about it
+        # (Σ w·(level + loss)² − total·ref²) less the Σ w·level² every cell shares
+        loss_sum = np.concatenate([np.zeros(len(w)), w]) @ self._both  # Σ w·loss
+        squares = np.concatenate([w, 2 * w * level]) @ self._both  # Σ w·loss² + Σ 2·w·level·loss
+        ref = (w @ level + loss_sum) / total
+        misfit = squares - total * ref * ref
         return float(ref[int(np.argmin(misfit))])
+
+    def _weighted(
+        self, heard: list[tuple[str, float, float]]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per receiver row: the weight (1 / variance) of a hearing one, 0 of the others; and its level."""
+        w, level = np.zeros(len(self._row)), np.zeros(len(self._row))
+        for rid, lv, var in heard:
+            w[self._row[rid]], level[self._row[rid]] = 1.0 / var, lv
+        return w, level

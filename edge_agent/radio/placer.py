@@ -66,6 +66,7 @@ class _Phone:
     next_fit: float = float("-inf")
     located: dict[str, float] = field(default_factory=dict)  # receiver → distance (m), from every receiver at once
     position: tuple[float, float] | None = None  # where on the floor, from every receiver at once
+    in_area: tuple[tuple[float, float], str | None, Verdict | None] | None = None  # (position, zone) → verdict
     next_locate: float = float("-inf")
 
 
@@ -209,10 +210,19 @@ class RadioPlacer:
         return Verdict(phone.zone, self._inside(phone, ref, horizon))
 
     def _in_area(self, phone: _Phone) -> Verdict | None:
-        """The zone whose area holds the phone's position; kept until the phone is `area_exit_m` beyond its edge."""
+        """The zone whose area holds the phone's position; kept until the phone is `area_exit_m` beyond its edge.
+        Worked out once per position (placed every LOCATE_S) and zone, not at every reading."""
         if phone.position is None:
             return None
-        current, (x, y) = phone.zone, phone.position
+        if phone.in_area is not None and phone.in_area[0] is phone.position and phone.in_area[1] == phone.zone:
+            return phone.in_area[2]
+        zone = phone.zone
+        verdict = self._area_verdict(phone, zone, phone.position)
+        phone.in_area = (phone.position, phone.zone, verdict) if phone.zone == zone else None
+        return verdict
+
+    def _area_verdict(self, phone: _Phone, current: str | None, at: tuple[float, float]) -> Verdict | None:
+        x, y = at
         if current is not None and self._areas.outside_m(current, x, y) <= self._cfg.area_exit_m:
             return Verdict(current, True)
         found = self._areas.zone_at(x, y)

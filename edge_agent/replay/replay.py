@@ -39,24 +39,28 @@ def agent_visits(settings: Settings, readings: list[recording.Reading], referenc
             elif e.kind is PresenceKind.EXIT and key in opened:
                 out.append(Visit(key[0], key[1], opened.pop(key), e.mono))
 
+    subjects: dict[str, Customer] = {}
     next_tick = None
+    wall = clock.wall()  # the wall time of the last tick: it dates events, and places nobody
     for r in readings:
         if next_tick is None:
             next_tick = r.t_s
         while r.t_s >= next_tick:
             clock.t = next_tick
-            record(tracker.tick(next_tick, clock.wall()))
+            wall = clock.wall()
+            record(tracker.tick(next_tick, wall))
             next_tick += TICK_S
         clock.t = r.t_s
         ref = reference_dbm
         if ref is None and r.tx_dbm is not None:
             ref = float(r.tx_dbm - FIRST_METRE_DB)  # as the scanner takes an advert's TX power level
+        subject = subjects.get(r.subject) or subjects.setdefault(r.subject, Customer(r.subject))
         sighting = Sighting(
-            Customer(r.subject),
+            subject,
             zone_of[r.receiver],
             Channel.BLE,
             mono=r.t_s,
-            wall=clock.wall(),
+            wall=wall,
             rssi=r.rssi_dbm,
             receiver=r.receiver,
             ref_dbm=ref,
