@@ -684,6 +684,7 @@ def evaluate(
     app_always_open: bool = False,
     receivers: str = "adapter",
     record_to: Path | None = None,
+    holds: tuple[tuple[float, float], ...] = (),
 ) -> dict[str, Any]:
     """Scores the agent's presence logic on both BLE paths: adverts through `AdvertResolver`, app reports through
     `ReportIntake`, one `PresenceTracker`. What reached the agent from the phones that advertise is also kept as a
@@ -781,6 +782,7 @@ def evaluate(
         rec = replay.load(settings, folder / "readings.csv", folder / "truth.csv")
     replayed = replay.figures(settings, rec)
     oracle_figures = scoring.score(rec.timeline, oracle_runs.visits(rec.end), rec.start, rec.end, MIN_VISIT_S)
+    sweep = _held(settings, rec, oracle_runs.visits(rec.end), holds) if holds else None
     return {
         "scenario": scenario,
         "seed": seed,
@@ -795,6 +797,7 @@ def evaluate(
         "f1_vs_oracle": round(scoring.f1(replayed) / scoring.f1(oracle_figures), 4)
         if scoring.f1(oracle_figures)
         else None,
+        **({} if sweep is None else {"held": sweep}),
         **({"receiver_gain_db": gain_db} if gain_db else {}),
         **(
             {"offset_error_db": round(max((abs(offsets.get(r, 0.0) - g) for r, g in gains.items()), default=0.0), 2)}
@@ -948,6 +951,28 @@ class _Score:
         }
 
 
+HOLD_SWEEP = ((0, 0), (1, 0), (2, 0), (3, 0), (5, 0), (8, 0), (0, 1), (0, 2), (0, 4), (3, 2))
+
+
+def _held(
+    settings: Settings, rec: replay.Recording, oracle: list[Visit], holds: tuple[tuple[float, float], ...]
+) -> list[dict[str, Any]]:
+    """The replayed agent's and the oracle's visits debounced (`scoring.held`): each (hold, confirm) scored."""
+    agent = replay.agent_visits(settings, rec.readings, None)
+    out = []
+    for hold_s, confirm_s in holds:
+        row: dict[str, Any] = {"hold_s": hold_s, "confirm_s": confirm_s}
+        for name, visits in (("agent", agent), ("oracle", oracle)):
+            r = scoring.score(rec.timeline, scoring.held(visits, hold_s, confirm_s), rec.start, rec.end, MIN_VISIT_S)
+            row[name] = {
+                "f1": round(scoring.f1(r), 4),
+                **{k: r[k] for k in ("visit_precision", "visit_recall", "flaps_per_visit_hour")},
+                "median_enter_latency_s": r["enter_latency_s"]["median"],
+            }
+        out.append(row)
+    return out
+
+
 class _Runs:
     """Per-second placements as visits: a (subject, zone) placed from one whole second to the first it is not."""
 
@@ -1041,6 +1066,11 @@ def main(argv: list[str] | None = None) -> int:
         help="write the day as a recording (readings.csv, truth.csv, store.toml): the one --eval replays",
     )
     parser.add_argument(
+        "--hold-sweep",
+        action="store_true",
+        help="also score the replayed agent and the oracle with exits held and entries confirmed (held)",
+    )
+    parser.add_argument(
         "--truth", metavar="FILE", help="write the ground truth (zone visits, silent phones) as JSON lines"
     )
     parser.add_argument(
@@ -1092,6 +1122,7 @@ def main(argv: list[str] | None = None) -> int:
         advertising_share=args.android_advertising_share,
         app_always_open=args.app_always_open,
         record_to=Path(args.record) if args.record else None,
+        holds=HOLD_SWEEP if args.hold_sweep else (),
     )
     old = run(advertising_share=None)  # every phone advertising, iPhones too: what the figures used to count
     result["every_phone_advertising"] = {k: old[k] for k in ("precision", "recall", "median_enter_latency_s")}

@@ -111,6 +111,28 @@ def score(truth: Timeline, detected: list[Visit], start: float, end: float, min_
     }
 
 
+def held(visits: Iterable[Visit], hold_s: float, confirm_s: float = 0.0) -> list[Visit]:
+    """The visits as a screen would see them with their exits held `hold_s` (a return within it continues the
+    visit, and every exit is known that much later) and their entries confirmed after `confirm_s` (shorter ones
+    never shown): what debouncing costs and gains, for the evaluation's trade-off table."""
+    by_pair: dict[tuple[str, str], list[Visit]] = defaultdict(list)
+    for v in visits:
+        by_pair[(v.subject, v.zone)].append(v)
+    out = []
+    for (subject, zone), pair in by_pair.items():
+        pair.sort(key=lambda v: v.start)
+        runs = [[pair[0].start, pair[0].end]]
+        for v in pair[1:]:
+            if v.start - runs[-1][1] <= hold_s:
+                runs[-1][1] = max(runs[-1][1], v.end)
+            else:
+                runs.append([v.start, v.end])
+        out += [
+            Visit(subject, zone, start + confirm_s, end + hold_s) for start, end in runs if end - start >= confirm_s
+        ]
+    return out
+
+
 def f1(result: Mapping[str, Any]) -> float:
     p, r = result["precision"], result["recall"]
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)

@@ -12,7 +12,7 @@ import pytest
 
 from edge_agent.replay import naive
 from edge_agent.replay.recording import Reading, RecordingError, TruthRow, readings, truth
-from edge_agent.replay.scoring import Timeline, Visit, score
+from edge_agent.replay.scoring import Timeline, Visit, held, score
 from simulators import shoppers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +91,17 @@ def test_the_naive_rule_follows_the_strongest_mean_over_its_window():
     found = naive.visits(sorted(heard, key=lambda r: r.t_s), zone_of, window_s=5)
     # from 10 s a reads -80 and b -68: a's 5 s mean falls below -68 at 12 s (-70), and the subject moves to b
     assert [(v.zone, v.start, v.end) for v in found] == [("a", 0, 12), ("b", 12, 19.5)]
+
+
+def test_visits_held_and_confirmed_are_what_a_debounced_screen_would_show():
+    shown = [Visit("s", "a", 0, 10), Visit("s", "a", 11, 20), Visit("s", "a", 30, 31), Visit("s", "b", 12, 13)]
+    assert sorted(held(shown, 2.0), key=lambda v: (v.zone, v.start)) == [
+        Visit("s", "a", 0, 22),  # the 1 s gap is held over: one visit, known to end 2 s late
+        Visit("s", "a", 30, 33),
+        Visit("s", "b", 12, 15),
+    ]
+    assert held(shown, 2.0, confirm_s=2.0) == [Visit("s", "a", 2, 22)]  # shown only after 2 s; short ones never
+    assert sorted(held(shown, 0.0), key=lambda v: (v.zone, v.start)) == sorted(shown, key=lambda v: (v.zone, v.start))
 
 
 def test_the_evaluation_is_a_replay_of_its_own_recording(tmp_path):
