@@ -323,6 +323,7 @@ class Agent:
             "bus_dropped": {f"{k[0]}:{k[1]}": v for k, v in self.bus.dropped.items()},
             "bus_handler_failures": {f"{k[0]}:{k[1]}": v for k, v in self.bus.failed.items()},
             "screens": {tp.id: self.hub.players(tp.id) for tp in self.settings.touchpoints},
+            "videos_refused": self.hub.media.refusals(),
             "kiosk_sessions": self.kiosk.active(),
             "decide": {
                 "policy": self.catalog.scorer.version,

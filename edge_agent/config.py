@@ -149,6 +149,11 @@ class Touchpoint(Section):
     kind: Literal["screen", "kiosk", "sign"]
     zone: Ident
     name: str = ""
+    profile: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a screen's player (firmware_configs/screens/): the videos it plays; default pi4-chromium",
+    )
 
 
 class DatabaseSettings(Section):
@@ -404,7 +409,8 @@ class IdleItem(Section):
     title: str
     text: str = ""
     image: str = ""
-    duration_s: Seconds = 8
+    video: str = Field(default="", description="an MP4 or WebM the offer bundle names (played muted, from the cache)")
+    duration_s: Seconds | None = Field(default=None, description="default: a video's own length, else 8 s")
 
 
 class SignageSettings(Section):
@@ -502,8 +508,10 @@ class KioskSettings(Section):
 
 class AssetSettings(Section):
     dir: Annotated[Path, Field(strict=False)] = Field(default=Path("assets"), description="relative to the config")
-    max_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 20 * 1024 * 1024
-    fetch_timeout_s: Seconds = 30
+    max_bytes: Annotated[int, Field(ge=1024, le=4 * 1024 * 1024 * 1024)] = Field(
+        default=512 * 1024 * 1024, description="the largest image or video fetched"
+    )
+    fetch_timeout_s: Seconds = Field(default=30, description="a download that stalls this long is cut (and resumed)")
     retry_s: Seconds = 60
 
 
@@ -734,6 +742,10 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
                     value=tp.zone,
                     expected=f"one of the zones defined under [[zones]]: {', '.join(zone_ids)}",
                 )
+            )
+        if tp.profile is not None and tp.kind != "screen":
+            problems.append(
+                ConfigProblem(key=f"touchpoints[{i}].profile", value=tp.profile, expected="a profile on a screen only")
             )
     tp_ids = {t.id for t in s.touchpoints}
     for i, playlist in enumerate(s.surfaces.playlists):

@@ -1,6 +1,6 @@
 """The device kinds a store runs, each with its schema where it is used (beacons and scanner nodes in
-sources/ble, cameras in sources/vision, tills in sources/pos, serial signs in signage), and the check that
-every profile a config names is good and agrees with the config. Composition level, like app.py.
+sources/ble, cameras in sources/vision, tills in sources/pos, serial signs and screen players in signage), and
+the check that every profile a config names is good and agrees with the config. Composition level, like app.py.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from pydantic import BaseModel
 
 from . import profiles
 from .config import BeaconPosition, Settings
+from .signage import screen_profile
+from .signage.screen_profile import ScreenProfile
 from .signage.sign_profile import SignProfile
 from .signage.sign_profile import load as load_sign
 from .sources.ble.node_format import topic_filter
@@ -29,6 +31,7 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "scanner": ("scanners", ReceiverKinds),
     "camera": ("cameras", CameraProfile),
     "sign": ("signs", SignProfile),
+    "screen": ("screens", ScreenProfile),
     "pos": ("pos", PosProfile),
 }
 
@@ -56,6 +59,9 @@ def referenced(settings: Settings) -> list[str]:
 
     for i, sign in enumerate(settings.surfaces.signs):
         check(f"surfaces.signs[{i}].profile", sign.profile, "sign")
+    for i, tp in enumerate(settings.touchpoints):
+        if tp.kind == "screen":
+            check(f"touchpoints[{i}].profile", tp.profile or screen_profile.DEFAULT, "screen")
     if settings.pos is not None:
         check("pos.profile", settings.pos.profile, "pos")
     for i, name in enumerate(settings.ble.beacon_profiles):

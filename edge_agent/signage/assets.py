@@ -1,8 +1,11 @@
-"""Images named by the offer bundle, fetched once, verified by sha256 and served from local disk.
+"""Images and videos named by the offer bundle, fetched once, verified by sha256 and served from local disk.
 
-Screens then show their pictures with the uplink down. A file is only ever served under its own hash, so
-a tampered or truncated download can never reach the glass: it is refused, counted and tried again later.
-Files are checked again at start (an SD card can rot), and written atomically (temporary file + rename).
+Screens then show their pictures and play their videos with the uplink down. A file is only ever served under
+its own hash, so a tampered or truncated download can never reach the glass: it is refused, counted and tried
+again later; a video must also be the codec, frame size and length the bundle said (`video.py`). Files are
+checked again at start (an SD card can rot). A download streams into `<sha256>.part`, kept across cuts and
+restarts and resumed with an HTTP range request, and becomes the cached file by rename once it is whole and
+verified. Files are served with range support, so a browser can seek in a video.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from ..config import AssetSettings
 from ..errors import Refused
 from ..store import Store
 from ..store.assets import AssetRef
+from . import video
 
 log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 256 * 1024
 
 
 class AssetCache:
@@ -34,14 +40,24 @@ class AssetCache:
         self._store = store
         self._clock = clock
         self._dir = Path(settings.dir)
-        self._local: dict[str, AssetRef] = {}
+        self._named: dict[str, AssetRef] = {}  # url → asset the bundle names
+        self._local: dict[str, AssetRef] = {}  # url → asset verified on disk
         self._by_hash: dict[str, AssetRef] = {}
         self._wake = asyncio.Event()
+        self.changed = asyncio.Event()  # set when the files on disk change: screens' items may change with them
         self.counts: Counter[str] = Counter()
         self._refresh()
 
     def path(self, sha256: str) -> Path:
         return self._dir / sha256
+
+    def named(self, url: str) -> AssetRef | None:
+        """The asset the bundle names at `url`, cached or not."""
+        return self._named.get(url)
+
+    def cached(self, url: str) -> AssetRef | None:
+        """The asset named by `url`, when it is verified on disk."""
+        return self._local.get(url)
 
     def localise(self, display: dict[str, Any]) -> dict[str, Any]:
         """The display dict with its image pointing at the local copy, when there is a verified one."""
@@ -56,13 +72,20 @@ class AssetCache:
         self._wake.set()
 
     def _refresh(self) -> None:
-        self._local = self._store.assets.local()
+        self._named = {asset.url: asset for asset, _ in self._store.assets.all()}
+        local = self._store.assets.local()
+        if local != self._local:
+            self.changed.set()
+        self._local = local
         self._by_hash = {a.sha256: a for a in self._local.values()}
 
     async def run(self) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         await self.verify_on_disk()
-        timeout = aiohttp.ClientTimeout(total=self._cfg.fetch_timeout_s)
+        # no limit on the whole download (a video is large), only on a stall: a cut download resumes later
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self._cfg.fetch_timeout_s, sock_read=self._cfg.fetch_timeout_s
+        )
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while True:
                 await self.sync(http)
@@ -104,22 +127,52 @@ class AssetCache:
         return missing
 
     async def _fetch(self, http: aiohttp.ClientSession, asset: AssetRef) -> None:
-        limit = min(asset.size, self._cfg.max_bytes)
         if asset.size > self._cfg.max_bytes:
             raise AssetRefused("too_large", f"{asset.size} bytes is over surfaces.assets.max_bytes")
-        try:
-            async with http.get(asset.url) as resp:
-                if resp.status != 200:
-                    raise AssetRefused("http_status", f"HTTP {resp.status}")
-                body = await resp.content.read(limit + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise AssetRefused("network", f"{type(exc).__name__}: {exc}") from None
-        if len(body) != asset.size:
-            raise AssetRefused("wrong_size", f"got {len(body)} bytes, the bundle says {asset.size}")
-        digest = hashlib.sha256(body).hexdigest()
+        part = self.path(asset.sha256).with_suffix(".part")
+        have = part.stat().st_size if part.exists() else 0
+        if have > asset.size:
+            part.unlink()
+            have = 0
+        if have < asset.size:
+            await self._download(http, asset, part, have)
+        digest = await asyncio.to_thread(_file_sha256, part)
         if digest != asset.sha256:
+            part.unlink(missing_ok=True)
             raise AssetRefused("hash_mismatch", f"sha256 {digest} is not the bundle's {asset.sha256}")
-        await asyncio.to_thread(_write_atomically, self.path(asset.sha256), body)
+        if asset.is_video:
+            problem = video.mismatch(asset, await asyncio.to_thread(video.probe, part))
+            if problem is not None:
+                part.unlink(missing_ok=True)
+                raise AssetRefused("video_mismatch", problem)
+        await asyncio.to_thread(_commit, part, self.path(asset.sha256))
+
+    async def _download(self, http: aiohttp.ClientSession, asset: AssetRef, part: Path, have: int) -> None:
+        """Stream the asset into `part` from byte `have` on (a range request); what arrived stays there, whole or
+        not, for the next try."""
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            async with http.get(asset.url, headers=headers) as resp:
+                if have and resp.status == 206 and resp.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+                    self.counts["resumed"] += 1
+                elif resp.status == 200:
+                    have = 0  # the server sends it all again
+                else:
+                    raise AssetRefused("http_status", f"HTTP {resp.status}")
+                with part.open("ab" if have else "wb") as out:
+                    async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+                        if have + len(chunk) > asset.size:
+                            raise AssetRefused("wrong_size", f"more than the {asset.size} bytes the bundle says")
+                        await asyncio.to_thread(out.write, chunk)
+                        have += len(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AssetRefused("network", f"{type(exc).__name__} after {have} of {asset.size} bytes") from None
+        except AssetRefused as exc:
+            if exc.code == "wrong_size":
+                part.unlink(missing_ok=True)
+            raise
+        if have != asset.size:
+            raise AssetRefused("network", f"the download ended after {have} of {asset.size} bytes")
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
         asset = self._by_hash.get(request.match_info["sha256"])
@@ -148,10 +201,8 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-def _write_atomically(path: Path, body: bytes) -> None:
-    tmp = path.with_suffix(".part")
-    with tmp.open("wb") as f:
-        f.write(body)
-        f.flush()
+def _commit(part: Path, path: Path) -> None:
+    """The whole, verified download becomes the cached file: on the card first, then by rename."""
+    with part.open("rb+") as f:
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    os.replace(part, path)

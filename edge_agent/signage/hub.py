@@ -36,6 +36,7 @@ from ..store.faults import StorageRefused
 from ..store.screens import ScreenKeys
 from . import playlists
 from .assets import AssetCache
+from .media import ScreenMedia
 from .proof import AckRejected, ProofOfPlay
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class ScreenHub:
         self._progress = progress
         self._proof = proof
         self._assets = assets
+        self.media = ScreenMedia(settings, assets)
         self._clock = clock
         self._zone = ZoneInfo(settings.store.timezone)
         self._players: dict[str, set[_Player]] = {tp.id: set() for tp in settings.touchpoints}
@@ -104,7 +106,7 @@ class ScreenHub:
     def idle_items(self, touchpoint: str) -> list[dict[str, Any]]:
         local = self._clock.wall().at.astimezone(self._zone)
         items = playlists.items_for(self._settings.surfaces.playlists, self._settings.signage.idle, touchpoint, local)
-        return [self._assets.localise(item) for item in items]
+        return [sent for item in items if (sent := self.media.item(touchpoint, item)) is not None]
 
     def showing(self, touchpoint: str) -> dict[str, Any]:
         """What a touchpoint shows now, for the dashboard: an offer's title, or its idle playlist."""
@@ -126,9 +128,12 @@ class ScreenHub:
             tg.create_task(self._schedule_forever(), name="signage.playlists")
 
     async def _schedule_forever(self, every_s: float = 20.0) -> None:
+        """Every `every_s` (the schedule), and at once when a picture or video was cached or dropped."""
         while True:
             self.refresh_playlists()
-            await asyncio.sleep(every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._assets.changed.wait(), every_s)
+            self._assets.changed.clear()
 
     def refresh_playlists(self) -> None:
         """Push a screen's playlist again when the schedule (or a cached picture) changes it."""
@@ -146,7 +151,7 @@ class ScreenHub:
                 frame = {
                     "type": "show",
                     "show_id": event.show_id,
-                    "offer": self._assets.localise(event.offer),
+                    "offer": self.media.offer(event.touchpoint, event.offer),
                     "personal": event.customer_ref is not None,
                 }
                 self.counts["shown"] += 1
@@ -180,7 +185,7 @@ class ScreenHub:
         current = self._current.get(touchpoint)
         if current is not None:
             if current["type"] == "show":  # its picture may have been cached since it was decided
-                current = {**current, "offer": self._assets.localise(current["offer"])}
+                current = {**current, "offer": self.media.offer(touchpoint, current["offer"])}
             player.offer(json.dumps(current))
         self._players[touchpoint].add(player)
         self.counts["connects"] += 1
@@ -242,6 +247,12 @@ class ScreenHub:
         for tp in self._settings.touchpoints:
             players.add_metric([tp.id], self.players(tp.id))
         yield players
+        refused = CounterMetricFamily(
+            "edge_videos_refused", "Videos a screen was not sent, by reason", labels=["reason"]
+        )
+        for reason, n in self.media.counts.items():
+            refused.add_metric([reason], n)
+        yield refused
 
 
 def _loopback(remote: str | None) -> bool:

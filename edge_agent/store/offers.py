@@ -103,6 +103,7 @@ class Offer(Model):
     price_cents: Annotated[int, Field(ge=0)] | None = None
     currency: Annotated[str, Field(pattern=r"^([A-Z]{3})?$")] = ""
     image: Annotated[str, Field(max_length=2000)] = ""
+    video: Annotated[str, Field(max_length=2000)] = Field(default="", description="an MP4 or WebM the bundle names")
     valid_from: AwareDatetime
     valid_to: AwareDatetime
     zones: tuple[str, ...] = ()
@@ -147,6 +148,7 @@ class Offer(Model):
             "price_cents": self.price_cents,
             "currency": self.currency,
             "image": self.image,
+            "video": self.video,
             "expires_at": self.valid_to.isoformat(),
         }
 

@@ -99,6 +99,28 @@
     });
   }
 
+  // A video plays only from the agent's cache (offline first, and never a stranger's URL): muted, looped for as
+  // long as its item lasts. Resolves whether it is ready to play.
+  function loadVideo(video, url) {
+    return new Promise((resolve) => {
+      video.pause();
+      video.oncanplay = video.onerror = null;
+      const src = typeof url === "string" && url.startsWith("/assets/") ? url : "";
+      if (!src) { video.hidden = true; video.removeAttribute("src"); resolve(false); return; }
+      const done = (ok) => { clearTimeout(timer); video.hidden = !ok; resolve(ok); };
+      const timer = setTimeout(() => done(false), 8000);
+      video.oncanplay = () => { video.oncanplay = null; done(true); };
+      video.onerror = () => done(false);
+      video.muted = true;
+      if (video.getAttribute("src") !== src) video.src = src;
+      else { video.currentTime = 0; if (video.readyState >= 2) done(true); } // the same video again: from its start
+    });
+  }
+
+  function play(video) {
+    if (!video.hidden) video.play().catch(() => {}); // muted autoplay: a refusal leaves the first frame showing
+  }
+
   function formatPrice(cents, currency) {
     if (typeof cents !== "number" || !currency) return "";
     try {
@@ -150,9 +172,11 @@
     $("offer-label").textContent = String(offer.label ?? "");
     $("offer-expiry").textContent = Number.isNaN(expires) ? "" : `Until ${new Date(expires).toLocaleString(undefined,
       { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" })}`;
-    await loadImage($("offer-image"), offer.image);
+    const moving = await loadVideo($("offer-video"), offer.video);
+    await loadImage($("offer-image"), moving ? "" : offer.image);
     if (currentShow !== message.show_id) return; // replaced before it reached the glass
     reveal("offer");
+    play($("offer-video"));
     await painted();
     await visible();
     if (currentShow !== message.show_id) return;
@@ -171,19 +195,23 @@
   function stopIdle() {
     clearTimeout(idleTimer);
     idleTimer = null;
+    $("idle-video").pause();
   }
 
   async function startIdle() {
     stopIdle();
+    $("offer-video").pause();
     clearTimeout(expiryTimer);
     if (idleItems.length === 0) { reveal("idle"); return; }
     const item = idleItems[idleIndex % idleItems.length];
     idleIndex += 1;
     $("idle-title").textContent = String(item.title ?? "");
     $("idle-text").textContent = String(item.text ?? "");
-    await loadImage($("idle-image"), item.image);
+    const moving = await loadVideo($("idle-video"), item.video);
+    await loadImage($("idle-image"), moving ? "" : item.image);
     if (currentShow !== null) return;
     reveal("idle", item.transition);
+    play($("idle-video"));
     idleTimer = setTimeout(startIdle, Math.max(1, Number(item.duration_s) || 8) * 1000);
   }
 

@@ -13,6 +13,8 @@ from edge_agent.signage.http import STATIC
 from edge_agent.store.assets import AssetRef
 from edge_agent.store.bundles import OfferBundle, apply_offers
 from tests.factories import offer
+from tests.signage.test_video import Cdn
+from tests.signage.videos import asset_of, make_video
 from tests.surfaces import surfaces_settings
 
 from .chromium import artifact, chromium
@@ -112,4 +114,42 @@ async def test_a_cached_file_that_rotted_on_disk_is_fetched_again(tmp_path, issu
         assert (tmp_path / "assets" / good.sha256).read_bytes() == PICTURE
     finally:
         await cdn.cleanup()
+        await agent.stop()
+
+
+async def test_a_video_item_plays_from_the_cache_with_the_uplink_down(tmp_path, issuer):
+    """An idle loop whose item is an MP4 (H.264 video, AAC sound) the bundle names: fetched, verified, then with
+    the content host gone the screen plays it muted from the agent's cache: its clock runs and it was not
+    stalled, and the item lasts the video's own length."""
+    clip = make_video(tmp_path / "autumn.mp4", "h264", (640, 360), 4.0)
+    cdn = Cdn({"autumn.mp4": clip.read_bytes()})
+    base = await cdn.start()
+    asset = asset_of(clip, f"{base}/v/autumn.mp4", "h264", (640, 360), 4.0)
+    loop = {"id": "autumn", "items": [{"title": "Autumn at the bakery", "video": asset.url}]}
+    agent = Agent(surfaces_settings(tmp_path, issuer, playlists=[loop]))
+    now = datetime.now(UTC)
+    store = agent.store
+    bundle = OfferBundle(version=1, issued_at=now, offers=[], assets=[asset])
+    apply_offers(store.db, store.bundle_versions, store.offers, bundle, now.isoformat())
+    agent.catalog.reload()
+    await agent.start()
+    try:
+        await _wait_for(lambda: agent.assets.cached(asset.url) is not None)
+        await cdn.runner.cleanup()  # the uplink goes down
+        assert agent.hub.idle_items("screen-b")[0]["duration_s"] == 4.0
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            await page.goto(f"{agent.url}/screen/screen-b")
+            video = page.locator("#idle-video")
+            await expect(video).to_be_visible()
+            await expect(video).to_have_attribute("src", f"/assets/{asset.sha256}")
+            first = await video.evaluate("v => v.currentTime")
+            await page.wait_for_timeout(1500)
+            state = await video.evaluate("v => ({t: v.currentTime, paused: v.paused, muted: v.muted, w: v.videoWidth})")
+            assert state["t"] > first + 0.5, state  # it plays
+            assert not state["paused"] and state["muted"] and state["w"] == 640
+            assert await page.locator("#idle-image").is_hidden()
+            await page.screenshot(path=artifact("screen-offline-video.png"))
+    finally:
+        await cdn.runner.cleanup()
         await agent.stop()
