@@ -36,6 +36,7 @@ from .signage.associate import AssociateView
 from .signage.auth import Auth
 from .signage.dashboard import Dashboard
 from .signage.hub import ScreenHub
+from .signage.item_plays import ItemPlays
 from .signage.kiosk import Kiosk
 from .signage.proof import ProofOfPlay
 from .signage.signs import SignDriver
@@ -138,9 +139,10 @@ class Agent:
             profile = load_profile(settings.pos.profile)
             self.pos = PosSource(settings.pos, profile, self.store, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
+        self.plays = ItemPlays(settings, self.store, self.bus, self.clock)
         self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock)
         self.hub = ScreenHub(
-            settings, self.bus, self.proof, self.assets, self.clock, self.progress, self.store.screen_keys
+            settings, self.bus, self.proof, self.assets, self.clock, self.progress, self.store.screen_keys, self.plays
         )
         self.auth = Auth(settings.surfaces.auth)
         identifier = KioskIdentifier(settings, self.store, self.bus, self.clock, self.checkin)
@@ -286,6 +288,7 @@ class Agent:
             self.ble.reconfigure(live)
         self.engine.reconfigure(live)
         self.hub.reconfigure(live)
+        self.plays.reconfigure(live)
         self.progress.retune(("signage", "ble"), live.ops.stall_after_s)
 
     def _vision(self) -> VisionSource | None:
@@ -367,6 +370,7 @@ class Agent:
         yield from self.engine.metrics()
         yield from self.hub.metrics()
         yield from self.proof.metrics()
+        yield from self.plays.metrics()
         yield _counter("edge_http_refused", "HTTP requests refused (4xx), by code", "code", self.http_refused)
         yield from self.store.metrics()
         for other in (self.cloud, self.vision):

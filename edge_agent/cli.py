@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--cert", type=Path, help="client certificate allowed to publish bundles (not the store's)")
     publish.add_argument("--cert-key", type=Path)
 
-    report = commands.add_parser("report", help="per offer and arm: decisions, conversions, uplift vs holdout")
+    report = commands.add_parser(
+        "report", help="per offer and arm: decisions, conversions, uplift vs holdout; playlist plays per campaign"
+    )
     report.add_argument("--config", required=True, type=Path)
     report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     report.add_argument("--since", default=None, help="only decisions from this UTC time on (ISO 8601)")
@@ -399,7 +401,8 @@ def _report(args: argparse.Namespace) -> int:
     store = open_store(settings.database.path)
     try:
         rows = report.build(store, since)
+        played = report.plays(store, since)
     finally:
         store.close()
-    print(json.dumps(report.as_json(rows)) if args.json else report.as_text(rows))
+    print(json.dumps(report.as_json(rows, played)) if args.json else report.as_text(rows, played))
     return 0

@@ -406,6 +406,7 @@ class BleSettings(Section):
 
 
 class IdleItem(Section):
+    id: Ident | None = Field(default=None, description="names its plays (proof of play); default: its place")
     title: str
     text: str = ""
     image: str = ""
@@ -418,6 +419,10 @@ class SignageSettings(Section):
     idle: list[IdleItem] = Field(
         default_factory=lambda: [IdleItem(title="Welcome", text="Ask our team about today's offers")]
     )
+
+    def item_ids(self) -> list[str]:
+        """Each idle item's id: its own, else `idle.<place>` (from 1)."""
+        return [item.id or f"idle.{k}" for k, item in enumerate(self.idle, start=1)]
 
 
 class OpsSettings(Section):
@@ -464,6 +469,7 @@ _EVERY_DAY: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "su
 
 class PlaylistItem(IdleItem):
     transition: Literal["fade", "slide", "cut"] = "fade"
+    campaign: Ident | None = Field(default=None, description="the campaign its plays are counted for")
 
 
 class Playlist(Section):
@@ -475,6 +481,10 @@ class Playlist(Section):
     start: Clock24 = "00:00"
     end: Clock24 = "24:00"
     items: list[PlaylistItem] = Field(min_length=1)
+
+    def item_ids(self) -> list[str]:
+        """Each item's id: its own, else `<playlist>.<place>` (from 1)."""
+        return [item.id or f"{self.id}.{k}" for k, item in enumerate(self.items, start=1)]
 
 
 class AuthSettings(Section):
@@ -760,6 +770,18 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
             problems.append(
                 ConfigProblem(key=f"surfaces.playlists[{i}].end", value=playlist.end, expected="a time after start")
             )
+    seen: set[str] = set(s.signage.item_ids())
+    for i, playlist in enumerate(s.surfaces.playlists):
+        for j, item_id in enumerate(playlist.item_ids()):
+            if item_id in seen:
+                problems.append(
+                    ConfigProblem(
+                        key=f"surfaces.playlists[{i}].items[{j}].id",
+                        value=item_id,
+                        expected="an item id not used before",
+                    )
+                )
+            seen.add(item_id)
     for i, sign in enumerate(s.surfaces.signs):
         if not any(t.id == sign.touchpoint and t.kind == "sign" for t in s.touchpoints):
             problems.append(

@@ -121,6 +121,13 @@ class Show:
 
 
 @dataclass(frozen=True, slots=True)
+class ScreenReload:
+    """The cloud asked for a screen's page to be loaded afresh (a `reload_screen` command): its players reload."""
+
+    touchpoint: str
+
+
+@dataclass(frozen=True, slots=True)
 class ShowRequested:
     """The cloud asked for an offer on a touchpoint (a `show` command, already checked): `decide/` logs it as a
     decision of its own under `show_id` and shows it, before the command is acknowledged."""

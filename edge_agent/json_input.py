@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -14,6 +15,19 @@ def loads(data: str | bytes | bytearray) -> Any:
         return json.loads(data)
     except RecursionError:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
+
+
+def aware_time(value: Any, name: str, code: str, refuse: Callable[[str, str], Exception]) -> datetime:
+    """An ISO 8601 time with its zone (a browser's `toISOString()`), as UTC; otherwise `refuse(code, reason)`."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise refuse(code, f"{name} must be an ISO 8601 time")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise refuse(code, f"{name} must be an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise refuse(code, f"{name} needs a time zone (UTC 'Z')")
+    return parsed.astimezone(UTC)
 
 
 def number(value: Any, name: str, low: float, high: float, refuse: Callable[[str, str], Exception]) -> float:

@@ -45,9 +45,16 @@ class ShowOffer(_Command):
     offer_id: Annotated[str, Field(min_length=1, max_length=128)]
 
 
+class ReloadScreen(_Command):
+    """Load a screen's page afresh (a stuck or outdated player): every player of the touchpoint reloads."""
+
+    type: Literal["reload_screen"]
+    touchpoint: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class Ping(_Command):
     type: Literal["ping"]
 
 
-Command = Annotated[Erase | Reload | ShowOffer | Ping, Field(discriminator="type")]
+Command = Annotated[Erase | Reload | ShowOffer | ReloadScreen | Ping, Field(discriminator="type")]
 COMMAND: TypeAdapter[Command] = TypeAdapter(Command)

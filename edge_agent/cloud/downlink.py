@@ -33,7 +33,7 @@ from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..events import AppReportRelayed, ContextUpdate, Erased, OffersChanged, ShowRequested
+from ..events import AppReportRelayed, ContextUpdate, Erased, OffersChanged, ScreenReload, ShowRequested
 from ..keys import DeviceKey, public_keys
 from ..mqtt import SESSION_EXPIRY_S, Incoming, MqttLink
 from ..store import Store
@@ -50,7 +50,7 @@ from ..store.erasure import erase_customer
 from ..store.faults import StorageRefused, is_storage_error
 from ..store.outbox import DropClass
 from . import sealed
-from .commands import COMMAND, Command, Erase, Ping, Reload, ShowOffer
+from .commands import COMMAND, Command, Erase, Ping, Reload, ReloadScreen, ShowOffer
 from .desired import DesiredConfig
 from .envelope import BundleRejected, describe, open_envelope, parse_payload
 from .topics import Down, Topics
@@ -318,6 +318,8 @@ class Downlink:
             return
         if isinstance(command, ShowOffer) and (problem := self._show_problem(command)) is not None:
             self._reject_command(command.command_id, "unshowable", problem)
+        elif isinstance(command, ReloadScreen) and not self._is_screen(command.touchpoint):
+            self._reject_command(command.command_id, "not_a_screen", f"no screen {command.touchpoint!r} here")
         else:
             self._carry_out(command)
             self.counts[f"cmd:{command.type}"] += 1
@@ -326,7 +328,7 @@ class Downlink:
         self._store.command_ids.claim(command.command_id, max(expires, self._clock.unix() + COMMAND_MAX_AGE_S))
         self._store.command_ids.prune(self._clock.unix())
 
-    def _carry_out(self, command: Erase | Reload | ShowOffer | Ping) -> None:
+    def _carry_out(self, command: Command) -> None:
         if isinstance(command, Erase):
             self._erase(command)
         elif isinstance(command, Reload):
@@ -335,6 +337,9 @@ class Downlink:
             self._ack("command_result", result)
         elif isinstance(command, ShowOffer):
             self._show(command)
+        elif isinstance(command, ReloadScreen):
+            self._bus.publish(ScreenReload(command.touchpoint))
+            self._ack("command_result", {"command_id": command.command_id, "status": "ok"})
         elif isinstance(command, Ping):
             self._ack("command_result", {"command_id": command.command_id, "status": "ok", "pong": True})
 
@@ -376,6 +381,9 @@ class Downlink:
         if self._store.offers.get(command.offer_id) is None:
             return f"no offer {command.offer_id!r} in the catalogue"
         return None
+
+    def _is_screen(self, touchpoint: str) -> bool:
+        return any(tp.id == touchpoint and tp.kind == "screen" for tp in self._settings.touchpoints)
 
     def _show(self, command: ShowOffer) -> None:
         """`decide/` logs the show as a decision and shows it before this returns; a refused write raises."""

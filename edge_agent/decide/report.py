@@ -81,11 +81,17 @@ def _baseline(store: Store, row: Row) -> str | None:
     return "holdout"
 
 
-def as_json(rows: list[Row]) -> dict[str, Any]:
-    return {"rows": [asdict(r) for r in rows]}
+def plays(store: Store, since: str | None = None) -> list[dict[str, Any]]:
+    """Proof of play of the playlist items, per hour (UTC), campaign and screen: plays, completed, seconds on
+    screen, people reached (`store/plays.py`)."""
+    return store.plays.hourly(since or "")
 
 
-def as_text(rows: list[Row]) -> str:
+def as_json(rows: list[Row], played: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"rows": [asdict(r) for r in rows], "plays": played or []}
+
+
+def as_text(rows: list[Row], played: list[dict[str, Any]] | None = None) -> str:
     header = f"{'offer':<24} {'arm':<12} {'decisions':>9} {'impr.':>7} {'conv.':>6} {'rate':>7}  uplift (95% CI)"
     lines = [header, "-" * len(header)]
     for r in rows:
@@ -98,4 +104,15 @@ def as_text(rows: list[Row]) -> str:
         lines.append(f"{r.offer_id[:24]:<24} {r.arm[:12]:<12} {counts}  {up}")
     if not rows:
         lines.append("no decisions yet")
+    if played:
+        header = (
+            f"{'hour (UTC)':<18} {'campaign':<20} {'screen':<20} {'plays':>6} {'done':>6} {'seconds':>9} {'people':>7}"
+        )
+        lines += ["", header, "-" * len(header)]
+        for p in played:
+            people = "-" if p["people_reached"] is None else str(p["people_reached"])
+            lines.append(
+                f"{p['hour']:<18} {(p['campaign'] or '-')[:20]:<20} {p['touchpoint'][:20]:<20} {p['plays']:>6}"
+                f" {p['completed']:>6} {p['seconds']:>9} {people:>7}"
+            )
     return "\n".join(lines)

@@ -72,6 +72,8 @@ class Dashboard:
                     "online": self._hub.players(tp.id) > 0,
                     "players": self._hub.players(tp.id),
                     "showing": self._hub.showing(tp.id),
+                    "stalled": self._hub.stalled(tp.id, self._clock.mono()),
+                    "last_play": self._store.plays.last(tp.id),
                     # staff only: open it once on the screen to pair it (the page keeps the key)
                     "pairing_link": f"/screen/{tp.id}?key={self._store.screen_keys.key(tp.id)}"
                     if tp.kind == "screen"
@@ -103,7 +105,31 @@ class Dashboard:
                 "conversions": self._conversions(since),
             },
             "hourly": self._hourly(since, midnight),
+            "plays": self._plays(since),
         }
+
+    def _plays(self, since: str) -> list[dict[str, Any]]:
+        """Today's proof of play per campaign and screen: plays, completed, seconds on screen, people reached."""
+        totals: dict[tuple[str | None, str], dict[str, Any]] = {}
+        for row in self._store.plays.hourly(since):
+            key = (row["campaign"], row["touchpoint"])
+            total = totals.setdefault(
+                key,
+                {
+                    "campaign": key[0],
+                    "touchpoint": key[1],
+                    "plays": 0,
+                    "completed": 0,
+                    "seconds": 0.0,
+                    "people_reached": None,
+                },
+            )
+            total["plays"] += row["plays"]
+            total["completed"] += row["completed"]
+            total["seconds"] = round(total["seconds"] + row["seconds"], 1)
+            if row["people_reached"] is not None:
+                total["people_reached"] = (total["people_reached"] or 0) + row["people_reached"]
+        return list(totals.values())
 
     def _scalar(self, sql: str, *args: Any) -> Any:
         return self._store.db.execute(sql, list(args)).fetchone()[0]

@@ -30,12 +30,13 @@ from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
-from ..events import Idle, Show
+from ..events import Idle, ScreenReload, Show
 from ..ops.progress import Progress
 from ..store.faults import StorageRefused
 from ..store.screens import ScreenKeys
 from . import playlists
 from .assets import AssetCache
+from .item_plays import ItemPlays, PlayRefused
 from .media import ScreenMedia
 from .proof import AckRejected, ProofOfPlay
 
@@ -63,7 +64,8 @@ class _Player:
 
 
 PAIRING_TIMEOUT_S = 10.0
-NOT_PAIRED = 4401  # a WebSocket close code in the private range: the screen shows it needs pairing
+NOT_PAIRED = 4401
+STALL_GRACE_S = 60.0  # a WebSocket close code in the private range: the screen shows it needs pairing
 
 
 class ScreenHub:
@@ -76,6 +78,7 @@ class ScreenHub:
         clock: Clock,
         progress: Progress,
         keys: ScreenKeys,
+        plays: ItemPlays,
     ):
         self._settings = settings
         self._keys = keys
@@ -83,6 +86,7 @@ class ScreenHub:
             keys.key(tp.id)  # every touchpoint has its key from the first start on
         self._progress = progress
         self._proof = proof
+        self._plays = plays
         self._assets = assets
         self.media = ScreenMedia(settings, assets)
         self._clock = clock
@@ -91,7 +95,9 @@ class ScreenHub:
         self._current: dict[str, dict[str, Any]] = {}
         self._showing: dict[str, dict[str, Any]] = {}
         self._playlists: dict[str, str] = {}
+        self._heard: dict[str, tuple[float, dict[str, Any]]] = {}  # touchpoint → (mono, what its page last said)
         self._shows = bus.subscribe(Show, "signage", maxsize=1000)
+        bus.on(ScreenReload, "signage", self._reload)
         self._idles = bus.subscribe(Idle, "signage", maxsize=1000)
         self.counts: Counter[str] = Counter()
         progress.watch("signage", max_silence_s=settings.ops.stall_after_s, pending=self.backlog)
@@ -105,12 +111,30 @@ class ScreenHub:
 
     def idle_items(self, touchpoint: str) -> list[dict[str, Any]]:
         local = self._clock.wall().at.astimezone(self._zone)
-        items = playlists.items_for(self._settings.surfaces.playlists, self._settings.signage.idle, touchpoint, local)
+        items = playlists.items_for(self._settings.surfaces.playlists, self._settings.signage, touchpoint, local)
         return [sent for item in items if (sent := self.media.item(touchpoint, item)) is not None]
 
     def showing(self, touchpoint: str) -> dict[str, Any]:
-        """What a touchpoint shows now, for the dashboard: an offer's title, or its idle playlist."""
-        return self._showing.get(touchpoint, {"kind": "idle"})
+        """What a touchpoint shows now, for the dashboard: an offer's title, or the playlist item its page said it
+        started (`playing`)."""
+        shown = self._showing.get(touchpoint, {"kind": "idle"})
+        heard = self._heard.get(touchpoint)
+        if shown["kind"] == "idle" and heard is not None and heard[1].get("type") == "playing":
+            return {"kind": "idle", "item": heard[1].get("item"), "since": heard[1].get("started_at")}
+        return shown
+
+    def stalled(self, touchpoint: str, now: float) -> bool:
+        """A screen connected whose page has said nothing (no item started or ended, no offer acknowledged) for
+        longer than its longest idle item plus STALL_GRACE_S: it is frozen, and may be reloaded."""
+        if self.players(touchpoint) == 0 or touchpoint not in self._heard:
+            return False
+        longest = max((float(i.get("duration_s") or 0) for i in self.idle_items(touchpoint)), default=0.0)
+        return now - self._heard[touchpoint][0] > longest + STALL_GRACE_S
+
+    def _reload(self, reload: ScreenReload) -> None:
+        self.counts["reloads"] += 1
+        for player in self._players.get(reload.touchpoint, ()):  # not kept as its content: sent once
+            player.offer(json.dumps({"type": "reload"}))
 
     async def close_all(self) -> None:
         """Tell every player the agent is going away (they reconnect by themselves)."""
@@ -227,9 +251,15 @@ class ScreenHub:
             message = json_input.loads(data) if isinstance(data, str) else None  # acks are text frames
         except json.JSONDecodeError:
             message = None
+        if isinstance(message, dict) and message.get("type") in ("ack", "played", "playing"):
+            self._heard[touchpoint] = (self._clock.mono(), message)
+        if isinstance(message, dict) and message.get("type") == "playing":
+            return {"type": "noted"}
+        if isinstance(message, dict) and message.get("type") == "played":
+            return self._on_played(touchpoint, message)
         if not isinstance(message, dict) or message.get("type") != "ack":
             self.counts["bad_messages"] += 1
-            return {"type": "error", "reason": "expected a JSON object with type 'ack'"}
+            return {"type": "error", "reason": "expected a JSON object with type 'ack' or 'played'"}
         try:
             self._proof.acknowledge(touchpoint, message)
         except AckRejected as exc:
@@ -240,6 +270,19 @@ class ScreenHub:
             self.counts["acks_refused_storage"] += 1
             return {"type": "error", "reason": f"{exc.code}: {exc.reason}"}
         return {"type": "acked", "show_id": message["show_id"]}
+
+    def _on_played(self, touchpoint: str, message: dict[str, Any]) -> dict[str, Any]:
+        """A playlist item's play: `play_recorded` once it is on disk (or was already), else an `error`."""
+        play_id = message.get("play_id")
+        try:
+            self._plays.played(touchpoint, message)
+        except PlayRefused as exc:
+            # refused for good: the screen drops it (a report it would send again would be refused again)
+            return {"type": "play_refused", "play_id": play_id, "reason": f"{exc.code}: {exc.reason}"}
+        except StorageRefused as exc:
+            self.counts["plays_refused_storage"] += 1  # the screen keeps it and sends it again
+            return {"type": "error", "reason": f"{exc.code}: {exc.reason}"}
+        return {"type": "play_recorded", "play_id": play_id}
 
     def metrics(self) -> Iterator[Metric]:
         yield CounterMetricFamily("edge_shows", "Show frames sent to touchpoints", value=self.counts["shown"])

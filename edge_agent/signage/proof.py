@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
 from ..errors import Refused
@@ -94,12 +94,5 @@ def _displayed_at(value: Any) -> str | None:
     """The screen's own display time, if it sent a sane one (ISO 8601 with a zone)."""
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > 40:
-        raise AckRejected("bad_displayed_at", "displayed_at must be an ISO 8601 time")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise AckRejected("bad_displayed_at", "displayed_at must be an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        raise AckRejected("bad_displayed_at", "displayed_at needs a time zone (UTC 'Z')")
+    parsed = json_input.aware_time(value, "displayed_at", "bad_displayed_at", AckRejected)
     return parsed.isoformat(timespec="milliseconds")

@@ -22,6 +22,7 @@ from .migrate import migrate
 from .nonces import NonceLedger
 from .offers import OfferCache
 from .outbox import Outbox
+from .plays import PlayLog
 from .policy import PolicyStore
 from .purchases import PurchaseLedger
 from .roster import Roster
@@ -39,6 +40,7 @@ class Store:
         self.roster = Roster(db)
         self.decisions = DecisionLog(db, self.outbox)
         self.impressions = ImpressionLog(db, self.outbox)
+        self.plays = PlayLog(db, self.outbox)
         self.nonces = NonceLedger(db)
         self.command_ids = NonceLedger(db, "command_ids")
         self.screen_keys = ScreenKeys(db)

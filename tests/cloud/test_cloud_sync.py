@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 import tomli_w
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.events import ContextUpdate, Show
+from edge_agent.events import ContextUpdate, ScreenReload, Show
 from edge_agent.ops import metrics
 from simulators.broker import free_port
 from simulators.checkin_app import post_checkin
@@ -42,6 +42,8 @@ async def test_every_kind_of_message_is_delivered(tmp_path, issuer, broker, clou
     assert "edge_mqtt_connected 1.0" in metrics.render(agent.metrics).decode()
     shows = agent.bus.subscribe(Show, "test")
     contexts = agent.bus.subscribe(ContextUpdate, "test")
+    reloads: list[ScreenReload] = []
+    agent.bus.on(ScreenReload, "test", reloads.append)
 
     # Down: offers, roster, roster delta, context.
     await cloud.publish_offers(offer_bundle(1, [offer("welcome"), offer("coffee", priority=2.0)]))
@@ -72,6 +74,11 @@ async def test_every_kind_of_message_is_delivered(tmp_path, issuer, broker, clou
     while shown.touchpoint != "screen-b":
         shown = await asyncio.wait_for(shows.get(), 10)
     assert shown.offer["offer_id"] == "coffee" and shown.show_id == cloud.ack_for(show)["show_id"]
+    screen = await cloud.command(DEVICE, "reload_screen", touchpoint="screen-b")
+    kiosk = await cloud.command(DEVICE, "reload_screen", touchpoint="kiosk-a")
+    await cloud.wait_for(lambda: all(cloud.ack_for(c) for c in (screen, kiosk)))
+    assert cloud.ack_for(screen)["status"] == "ok" and reloads == [ScreenReload("screen-b")]
+    assert cloud.ack_for(kiosk)["code"] == "not_a_screen"  # a kiosk is no screen to reload
     # The decision behind that show goes up as an event, with a uuid.
     decision = await cloud.wait_for(
         lambda: next((e for e in cloud.of_kind("decision") if e["decision_id"] == shown.show_id), None)

@@ -99,10 +99,16 @@
       tr.dataset.touchpoint = tp.id;
       const cells = [tp.name, tp.zone].map((v) => { const td = document.createElement("td"); td.textContent = String(v); return td; });
       const status = document.createElement("td");
-      status.append(pill(tp.online, "online", tp.kind === "kiosk" ? "no page open" : "offline"));
+      status.append(tp.stalled ? pill(false, "", "stalled") : pill(tp.online, "online", tp.kind === "kiosk" ? "no page open" : "offline"));
       const showing = document.createElement("td");
       showing.className = "showing";
-      showing.textContent = tp.showing.kind === "offer" ? `${tp.showing.title}${tp.showing.personal ? " (personal)" : ""}` : "idle playlist";
+      showing.textContent = tp.showing.kind === "offer" ? `${tp.showing.title}${tp.showing.personal ? " (personal)" : ""}`
+        : tp.showing.item ? `playlist: ${tp.showing.item}` : "idle playlist";
+      const last = document.createElement("td");
+      last.className = "last-play";
+      last.textContent = tp.last_play
+        ? `${tp.last_play.item}${tp.last_play.completed ? "" : " (cut short)"}, ${new Date(tp.last_play.ended_at).toLocaleTimeString()}`
+        : "–";
       const pairing = document.createElement("td");
       if (tp.pairing_link) {
         const link = document.createElement("a");
@@ -111,10 +117,17 @@
         link.className = "pairing";
         pairing.append(link);
       }
-      tr.append(...cells, status, showing, pairing);
+      tr.append(...cells, status, showing, last, pairing);
       return tr;
     });
     $("screens").replaceChildren(...rows);
+    $("plays").replaceChildren(...d.plays.map((p) => {
+      const tr = document.createElement("tr");
+      for (const v of [p.campaign ?? "–", p.touchpoint, p.plays, p.completed, p.seconds, p.people_reached ?? "no camera"]) {
+        const td = document.createElement("td"); td.textContent = String(v); tr.append(td);
+      }
+      return tr;
+    }));
 
     const facts = [
       ["Uplink", d.sync.uplink],

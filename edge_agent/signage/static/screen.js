@@ -1,11 +1,14 @@
 // A signage player: shows what the agent sends, falls back to the idle playlist, reconnects by itself,
-// and acknowledges a show only once it is really on the glass (proof of play). Every text goes in through
-// textContent, so offer text can never become markup.
+// and acknowledges a show only once it is really on the glass (proof of play). Every play of a playlist item
+// is reported when it ends (completed, or cut short by an offer, a new playlist or the page going away) and
+// kept until the agent has recorded it; an interrupted item plays again from its start. Every text goes in
+// through textContent, so offer text can never become markup.
 "use strict";
 (() => {
   const touchpoint = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop());
   const $ = (id) => document.getElementById(id);
   const ACKS_KEY = `edge-agent.pending-acks.${touchpoint}`;
+  const PLAYS_KEY = `edge-agent.pending-plays.${touchpoint}`;
   const PAIRING_KEY = `edge-agent.screen-key.${touchpoint}`;
   const NOT_PAIRED = 4401;
   // The pairing link (from the dashboard) carries the key once; the page keeps it and takes it off the address.
@@ -15,6 +18,8 @@
     history.replaceState(null, "", location.pathname);
   }
   const pendingAcks = new Map(JSON.parse(localStorage.getItem(ACKS_KEY) || "[]"));
+  const pendingPlays = new Map(JSON.parse(localStorage.getItem(PLAYS_KEY) || "[]"));
+  let playing = null; // the playlist item on the glass: its play id, item id and start
   let ws = null;
   let backoffMs = 500;
   let idleItems = [];
@@ -25,6 +30,25 @@
 
   function saveAcks() {
     localStorage.setItem(ACKS_KEY, JSON.stringify([...pendingAcks]));
+  }
+
+  function savePlays() {
+    localStorage.setItem(PLAYS_KEY, JSON.stringify([...pendingPlays]));
+  }
+
+  function newId() { // crypto.randomUUID needs a secure context; a screen on the store LAN may be plain http
+    return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  // The item on the glass ends: report its play (kept until recorded). Cut short, it plays again next.
+  function endPlay(completed) {
+    if (playing === null) return;
+    const play = { type: "played", ...playing, ended_at: new Date().toISOString(), completed };
+    playing = null;
+    if (!completed) idleIndex = Math.max(0, idleIndex - 1);
+    pendingPlays.set(play.play_id, play);
+    savePlays();
+    send(play);
   }
 
   function send(message) {
@@ -39,6 +63,7 @@
       backoffMs = 500;
       $("status").classList.remove("offline");
       for (const ack of pendingAcks.values()) send(ack);
+      for (const play of pendingPlays.values()) send(play);
     };
     ws.onmessage = (event) => {
       let message;
@@ -57,21 +82,33 @@
 
   function handle(message) {
     switch (message.type) {
-      case "hello":
-        idleItems = Array.isArray(message.idle) ? message.idle : [];
+      case "hello": // (re)connected: the loop goes on unless its items changed meanwhile
+      case "playlist": { // the schedule turned to another playlist for this time of day
+        const items = Array.isArray(message.idle) ? message.idle : [];
+        const same = JSON.stringify(items) === JSON.stringify(idleItems);
+        if (same && (idleTimer !== null || currentShow !== null)) break;
+        endPlay(false);
+        idleItems = items;
+        if (!same) idleIndex = 0;
         if (currentShow === null) startIdle();
         break;
-      case "playlist": // the schedule turned to another playlist for this time of day
-        idleItems = Array.isArray(message.idle) ? message.idle : [];
-        idleIndex = 0;
-        if (currentShow === null) startIdle();
-        break;
+      }
       case "show":
         showOffer(message);
         break;
       case "idle":
+        if (currentShow === null && idleTimer !== null) break; // already playing the loop
         currentShow = null;
         startIdle();
+        break;
+      case "reload": // the cloud asked: load the page afresh (an unfinished play is kept and sent again)
+        endPlay(false);
+        location.reload();
+        break;
+      case "play_recorded":
+      case "play_refused":
+        if (pendingPlays.delete(message.play_id)) savePlays();
+        if (message.type === "play_refused") console.warn("agent:", message.reason);
         break;
       case "acked":
       case "error":
@@ -195,6 +232,7 @@
   function stopIdle() {
     clearTimeout(idleTimer);
     idleTimer = null;
+    endPlay(false);
     $("idle-video").pause();
   }
 
@@ -212,8 +250,14 @@
     if (currentShow !== null) return;
     reveal("idle", item.transition);
     play($("idle-video"));
-    idleTimer = setTimeout(startIdle, Math.max(1, Number(item.duration_s) || 8) * 1000);
+    if (typeof item.id === "string") {
+      playing = { play_id: newId(), item: item.id, started_at: new Date().toISOString() };
+      send({ type: "playing", item: playing.item, started_at: playing.started_at }); // for the dashboard
+    }
+    idleTimer = setTimeout(() => { endPlay(true); startIdle(); }, Math.max(1, Number(item.duration_s) || 8) * 1000);
   }
+
+  addEventListener("pagehide", () => endPlay(false)); // kept, and sent when the page next connects
 
   connect();
 })();
