@@ -10,6 +10,7 @@ import base64
 import binascii
 import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -532,10 +533,30 @@ class SerialSign(Section):
     profile: str = Field(min_length=1, description="a profile file in firmware_configs/signs/ or a path")
 
 
+class Campaign(Section):
+    """A brand's (or the store's own) screen time: its items play for `share` of each screen's loop while the
+    campaign runs — between its dates, in its daypart — a share of voice measured in seconds on screen."""
+
+    id: Ident
+    name: str = ""
+    share: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        default=None, description="its share of the loop's airtime; none: it fills what the others leave (house)"
+    )
+    priority: int = Field(default=0, description="served first when the shares add up to more than the loop")
+    start: Annotated[date, Field(strict=False)] | None = Field(default=None, description="first day (store's date)")
+    end: Annotated[date, Field(strict=False)] | None = Field(default=None, description="last day, inclusive")
+    days: list[Weekday] = Field(default_factory=lambda: list(_EVERY_DAY))
+    from_time: Clock24 = Field(default="00:00", description="its daypart starts (store's local time)")
+    until: Clock24 = Field(default="24:00", description="and ends")
+    touchpoints: list[Ident] = Field(default_factory=list, description="empty: every screen")
+
+
 class SurfacesSettings(Section):
-    """Everything people touch: screen playlists, kiosk, associate tablet, dashboard, serial signs."""
+    """Everything people touch: screen playlists and their campaigns, kiosk, associate tablet, dashboard, serial
+    signs."""
 
     playlists: list[Playlist] = Field(default_factory=list)
+    campaigns: list[Campaign] = Field(default_factory=list)
     auth: AuthSettings = AuthSettings()
     kiosk: KioskSettings = KioskSettings()
     assets: AssetSettings = AssetSettings()
@@ -737,6 +758,35 @@ def _vision_paths(vision: VisionSettings, base_dir: Path) -> VisionSettings:
     return vision.model_copy(update={"models_dir": models, "cameras": cameras})
 
 
+def _check_campaigns(s: Settings, tp_ids: set[str]) -> list[ConfigProblem]:
+    problems: list[ConfigProblem] = []
+    ids = [c.id for c in s.surfaces.campaigns]
+    for i, c in enumerate(s.surfaces.campaigns):
+        key = f"surfaces.campaigns[{i}]"
+        if c.id in ids[:i]:
+            problems.append(ConfigProblem(key=f"{key}.id", value=c.id, expected="an id not used before"))
+        if c.from_time >= c.until:
+            problems.append(ConfigProblem(key=f"{key}.until", value=c.until, expected="a time after from_time"))
+        if c.start is not None and c.end is not None and c.end < c.start:
+            problems.append(ConfigProblem(key=f"{key}.end", value=str(c.end), expected="a date from start on"))
+        problems += [
+            ConfigProblem(key=f"{key}.touchpoints[{j}]", value=tp, expected="a touchpoint id")
+            for j, tp in enumerate(c.touchpoints)
+            if tp not in tp_ids
+        ]
+    for i, playlist in enumerate(s.surfaces.playlists):
+        for j, item in enumerate(playlist.items):
+            if item.campaign is not None and item.campaign not in ids:
+                problems.append(
+                    ConfigProblem(
+                        key=f"surfaces.playlists[{i}].items[{j}].campaign",
+                        value=item.campaign,
+                        expected=f"a campaign of [[surfaces.campaigns]]: {', '.join(ids) or 'none defined'}",
+                    )
+                )
+    return problems
+
+
 def _cross_check(s: Settings) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     zone_ids = [z.id for z in s.zones]
@@ -770,6 +820,7 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
             problems.append(
                 ConfigProblem(key=f"surfaces.playlists[{i}].end", value=playlist.end, expected="a time after start")
             )
+    problems.extend(_check_campaigns(s, tp_ids))
     seen: set[str] = set(s.signage.item_ids())
     for i, playlist in enumerate(s.surfaces.playlists):
         for j, item_id in enumerate(playlist.item_ids()):

@@ -34,7 +34,7 @@ from ..events import Idle, ScreenReload, Show
 from ..ops.progress import Progress
 from ..store.faults import StorageRefused
 from ..store.screens import ScreenKeys
-from . import playlists
+from . import campaigns, playlists
 from .assets import AssetCache
 from .item_plays import ItemPlays, PlayRefused
 from .media import ScreenMedia
@@ -110,8 +110,20 @@ class ScreenHub:
         return self._shows.queue.qsize() + self._idles.queue.qsize()
 
     def idle_items(self, touchpoint: str) -> list[dict[str, Any]]:
+        """The loop a screen plays now: its playlist's items it can play, ordered for the running campaigns' shares
+        of voice (`campaigns.py`) when items belong to campaigns; the store's idle list when nothing is left."""
         local = self._clock.wall().at.astimezone(self._zone)
-        items = playlists.items_for(self._settings.surfaces.playlists, self._settings.signage, touchpoint, local)
+        surfaces = self._settings.surfaces
+        items = playlists.items_for(surfaces.playlists, self._settings.signage, touchpoint, local)
+        playable = self._playable(touchpoint, items)
+        if not any(item.get("campaign") for item in playable):
+            return playable
+        scheduled = campaigns.loop(playable, campaigns.running(surfaces.campaigns, touchpoint, local))
+        return scheduled or self._playable(
+            touchpoint, playlists.items_for([], self._settings.signage, touchpoint, local)
+        )
+
+    def _playable(self, touchpoint: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [sent for item in items if (sent := self.media.item(touchpoint, item)) is not None]
 
     def showing(self, touchpoint: str) -> dict[str, Any]:

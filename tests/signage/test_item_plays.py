@@ -28,6 +28,7 @@ def _settings():
                 {"id": "oven", "kind": "screen", "zone": "bakery"},
             ],
             "surfaces": {
+                "campaigns": [{"id": "brand-a", "share": 0.5}, {"id": "brand-b", "share": 0.2}],
                 "playlists": [
                     {
                         "id": "morning",
@@ -38,7 +39,7 @@ def _settings():
                             {"title": "Welcome"},
                         ],
                     }
-                ]
+                ],
             },
             "vision": {"cameras": [{"id": "cam-door", "source": 0, "zone": "entrance"}]},
         }

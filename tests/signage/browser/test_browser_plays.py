@@ -22,6 +22,8 @@ LOOP = {
     ],
 }
 
+CAMPAIGNS = [{"id": "brand-a"}, {"id": "brand-b"}]  # no shares: the loop keeps its order
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -44,7 +46,7 @@ def _plays(agent):
 async def test_every_item_play_is_recorded_and_an_offer_interrupts_the_loop_which_resumes_where_it_was(
     tmp_path, issuer
 ):
-    agent = Agent(surfaces_settings(tmp_path, issuer, playlists=[LOOP]))
+    agent = Agent(surfaces_settings(tmp_path, issuer, playlists=[LOOP], campaigns=CAMPAIGNS))
     await agent.start()
     try:
         async with chromium() as browser:
@@ -77,7 +79,7 @@ async def test_every_item_play_is_recorded_and_an_offer_interrupts_the_loop_whic
 
 async def test_plays_made_while_the_agent_was_away_are_recorded_when_it_is_back(tmp_path, issuer):
     port = _free_port()
-    settings = surfaces_settings(tmp_path, issuer, playlists=[LOOP])
+    settings = surfaces_settings(tmp_path, issuer, playlists=[LOOP], campaigns=CAMPAIGNS)
     settings = settings.model_copy(update={"http": settings.http.model_copy(update={"port": port})})
     first = Agent(settings)
     await first.start()
