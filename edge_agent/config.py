@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from .errors import Refused
 from .secret_files import credential
@@ -155,6 +155,7 @@ class Touchpoint(Section):
         min_length=1,
         description="a screen's player (firmware_configs/screens/): the videos it plays; default pi4-chromium",
     )
+    layout: Ident | None = Field(default=None, description="a screen's layout (surfaces.layouts); default: full screen")
 
 
 class DatabaseSettings(Section):
@@ -482,6 +483,7 @@ class Playlist(Section):
     start: Clock24 = "00:00"
     end: Clock24 = "24:00"
     items: list[PlaylistItem] = Field(min_length=1)
+    layout: Ident | None = Field(default=None, description="the screen's layout while this playlist plays")
 
     def item_ids(self) -> list[str]:
         """Each item's id: its own, else `<playlist>.<place>` (from 1)."""
@@ -533,6 +535,60 @@ class SerialSign(Section):
     profile: str = Field(min_length=1, description="a profile file in firmware_configs/signs/ or a path")
 
 
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class Region(Section):
+    """A part of a screen, in percent of its width and height: the item loop, the offer panel, a ticker of text
+    lines or the store's clock."""
+
+    id: Ident
+    kind: Literal["loop", "offer", "ticker", "clock"]
+    x: Percent = 0
+    y: Percent = 0
+    width: Annotated[float, Field(gt=0, le=100)] = 100
+    height: Annotated[float, Field(gt=0, le=100)] = 100
+    text: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=20, description="a ticker's lines"
+    )
+
+
+class Layout(Section):
+    """How a screen is divided. Without an `offer` region an offer takes the loop's region for as long as it
+    shows (the loop resumes after); with one, offers show there and the loop plays on."""
+
+    id: Ident
+    orientation: Literal["landscape", "portrait"] = Field(
+        default="landscape", description="portrait: on a landscape output the page turns its content a quarter"
+    )
+    regions: list[Region] = Field(min_length=1, max_length=8)
+
+    @model_validator(mode="after")
+    def _regions(self) -> Layout:
+        problems = []
+        ids = [r.id for r in self.regions]
+        problems += [f"region id {r} used twice" for r in sorted({i for i in ids if ids.count(i) > 1})]
+        kinds = [r.kind for r in self.regions]
+        if kinds.count("loop") != 1:
+            problems.append(f"exactly one region of kind loop (found {kinds.count('loop')})")
+        if kinds.count("offer") > 1:
+            problems.append(f"at most one region of kind offer (found {kinds.count('offer')})")
+        for r in self.regions:
+            if r.x + r.width > 100 or r.y + r.height > 100:
+                problems.append(f"region {r.id} within the screen (x + width and y + height at most 100)")
+            if r.kind == "ticker" and not r.text:
+                problems.append(f"region {r.id}, a ticker, with lines of text")
+            if r.kind != "ticker" and r.text:
+                problems.append(f"region {r.id} without text (only a ticker has lines)")
+        for i, a in enumerate(self.regions):
+            for b in self.regions[i + 1 :]:
+                if a.x < b.x + b.width and b.x < a.x + a.width and a.y < b.y + b.height and b.y < a.y + a.height:
+                    problems.append(f"regions {a.id} and {b.id} apart (they overlap)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class Campaign(Section):
     """A brand's (or the store's own) screen time: its items play for `share` of each screen's loop while the
     campaign runs — between its dates, in its daypart — a share of voice measured in seconds on screen."""
@@ -557,6 +613,7 @@ class SurfacesSettings(Section):
 
     playlists: list[Playlist] = Field(default_factory=list)
     campaigns: list[Campaign] = Field(default_factory=list)
+    layouts: list[Layout] = Field(default_factory=list)
     auth: AuthSettings = AuthSettings()
     kiosk: KioskSettings = KioskSettings()
     assets: AssetSettings = AssetSettings()
@@ -821,6 +878,16 @@ def _cross_check(s: Settings) -> list[ConfigProblem]:
                 ConfigProblem(key=f"surfaces.playlists[{i}].end", value=playlist.end, expected="a time after start")
             )
     problems.extend(_check_campaigns(s, tp_ids))
+    layouts = [layout.id for layout in s.surfaces.layouts]
+    named = [(f"touchpoints[{i}].layout", tp.layout) for i, tp in enumerate(s.touchpoints)]
+    named += [(f"surfaces.playlists[{i}].layout", p.layout) for i, p in enumerate(s.surfaces.playlists)]
+    problems += [
+        ConfigProblem(
+            key=key, value=layout, expected=f"a layout of [[surfaces.layouts]]: {', '.join(layouts) or 'none'}"
+        )
+        for key, layout in named
+        if layout is not None and layout not in layouts
+    ]
     seen: set[str] = set(s.signage.item_ids())
     for i, playlist in enumerate(s.surfaces.playlists):
         for j, item_id in enumerate(playlist.item_ids()):

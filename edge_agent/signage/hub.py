@@ -29,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
-from ..config import Settings
+from ..config import Layout, Region, Settings
 from ..events import Idle, ScreenReload, Show
 from ..ops.progress import Progress
 from ..store.faults import StorageRefused
@@ -65,6 +65,7 @@ class _Player:
 
 PAIRING_TIMEOUT_S = 10.0
 NOT_PAIRED = 4401
+FULL_SCREEN = Layout(id="full-screen", regions=[Region(id="main", kind="loop")])
 STALL_GRACE_S = 60.0  # a WebSocket close code in the private range: the screen shows it needs pairing
 
 
@@ -108,6 +109,20 @@ class ScreenHub:
 
     def backlog(self) -> int:
         return self._shows.queue.qsize() + self._idles.queue.qsize()
+
+    def content(self, touchpoint: str) -> dict[str, Any]:
+        """What a screen plays now: its loop, its layout (the touchpoint's, else its playlist's, else full screen)
+        and the store's time zone (for a clock region)."""
+        local = self._clock.wall().at.astimezone(self._zone)
+        tp = next(t for t in self._settings.touchpoints if t.id == touchpoint)
+        playlist = playlists.active(self._settings.surfaces.playlists, touchpoint, local)
+        name = tp.layout or (playlist.layout if playlist is not None else None)
+        layout = next((lay for lay in self._settings.surfaces.layouts if lay.id == name), FULL_SCREEN)
+        return {
+            "idle": self.idle_items(touchpoint),
+            "layout": layout.model_dump(mode="json"),
+            "timezone": self._settings.store.timezone,
+        }
 
     def idle_items(self, touchpoint: str) -> list[dict[str, Any]]:
         """The loop a screen plays now: its playlist's items it can play, ordered for the running campaigns' shares
@@ -174,7 +189,7 @@ class ScreenHub:
     def refresh_playlists(self) -> None:
         """Push a screen's playlist again when the schedule (or a cached picture) changes it."""
         for tp in self._settings.touchpoints:
-            frame = json.dumps({"type": "playlist", "idle": self.idle_items(tp.id)})
+            frame = json.dumps({"type": "playlist", **self.content(tp.id)})
             if self._playlists.get(tp.id, frame) != frame:
                 for player in self._players[tp.id]:
                     player.offer(frame)
@@ -217,7 +232,7 @@ class ScreenHub:
         if not await self._paired(ws, request, touchpoint):
             return ws
         player = _Player(ws)
-        player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, "idle": self.idle_items(touchpoint)}))
+        player.offer(json.dumps({"type": "hello", "touchpoint": touchpoint, **self.content(touchpoint)}))
         current = self._current.get(touchpoint)
         if current is not None:
             if current["type"] == "show":  # its picture may have been cached since it was decided

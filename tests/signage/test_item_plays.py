@@ -5,14 +5,18 @@ reason; a report sent again is recorded once; the hour's totals per campaign and
 import json
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 import pytest
 
+from edge_agent.app import Agent
 from edge_agent.bus import Bus
 from edge_agent.clock import SetClock, WallTime
 from edge_agent.config import from_dict
 from edge_agent.events import Crowd
 from edge_agent.signage.item_plays import ItemPlays, PlayRefused
 from edge_agent.store import open_store
+from tests.factories import paired_screen, wait_for
+from tests.surfaces import surfaces_settings
 
 T0 = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
@@ -147,3 +151,29 @@ def test_item_ids_must_be_unique_across_playlists():
     data["surfaces"]["playlists"].append({"id": "later", "items": [{"id": "bread-loop", "title": "Again"}]})
     with pytest.raises(Exception, match=r"surfaces.playlists\[1\].items\[0\].id: got 'bread-loop'"):
         from_dict(data)
+
+
+async def test_the_dashboard_sees_what_a_screen_plays_and_when_it_stalls(tmp_path, issuer):
+    """A screen's page says which item it started; the dashboard shows it, then the screen's last play; a page
+    that says nothing for longer than its longest item and a minute is stalled."""
+    loop = {"id": "loop", "items": [{"id": "coffee", "title": "Coffee", "duration_s": 10}]}
+    clock = SetClock(T0.timestamp())
+    agent = Agent(surfaces_settings(tmp_path, issuer, playlists=[loop]), clock)
+    await agent.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            ws = await paired_screen(http, agent, "screen-b")
+            await ws.send_json({"type": "playing", "item": "coffee", "started_at": "2026-12-05T10:00:00Z"})
+            await wait_for(lambda: agent.hub.showing("screen-b").get("item") == "coffee", what="now playing")
+            await ws.send_json(_play("p1", "coffee", T0, 10))
+            frame = await ws.receive_json()
+            while frame["type"] != "play_recorded":  # hello, idle, noted come first
+                frame = await ws.receive_json()
+            assert frame == {"type": "play_recorded", "play_id": "p1"}
+            screens = {tp["id"]: tp for tp in agent.dashboard.snapshot()["touchpoints"]}
+            assert screens["screen-b"]["last_play"]["item"] == "coffee" and not screens["screen-b"]["stalled"]
+            clock.t += 10 + 61  # longer than its longest item and a minute, without a word from the page
+            assert agent.hub.stalled("screen-b", clock.mono())
+            await ws.close()
+    finally:
+        await agent.stop()

@@ -27,6 +27,11 @@
   let idleTimer = null;
   let expiryTimer = null;
   let currentShow = null;
+  // The layout (regions in percent of the screen); without an offer region an offer takes the loop's place.
+  const views = { offer: $("offer"), idle: $("idle") };
+  let layoutKey = "";
+  let offerRegion = false;
+  let clockTimer = null;
 
   function saveAcks() {
     localStorage.setItem(ACKS_KEY, JSON.stringify([...pendingAcks]));
@@ -84,6 +89,7 @@
     switch (message.type) {
       case "hello": // (re)connected: the loop goes on unless its items changed meanwhile
       case "playlist": { // the schedule turned to another playlist for this time of day
+        applyLayout(message.layout, message.timezone);
         const items = Array.isArray(message.idle) ? message.idle : [];
         const same = JSON.stringify(items) === JSON.stringify(idleItems);
         if (same && (idleTimer !== null || currentShow !== null)) break;
@@ -97,9 +103,7 @@
         showOffer(message);
         break;
       case "idle":
-        if (currentShow === null && idleTimer !== null) break; // already playing the loop
-        currentShow = null;
-        startIdle();
+        endOffer();
         break;
       case "reload": // the cloud asked: load the page afresh (an unfinished play is kept and sent again)
         endPlay(false);
@@ -169,18 +173,66 @@
   }
 
   function reveal(viewId, transition = "fade") {
-    for (const id of ["offer", "idle"]) {
-      const view = $(id);
-      if (id === viewId) {
-        view.dataset.transition = ["fade", "slide", "cut"].includes(transition) ? transition : "fade";
-        view.classList.remove("visible");
-        view.hidden = false;
-        requestAnimationFrame(() => view.classList.add("visible"));
-      } else {
-        view.classList.remove("visible");
-        view.hidden = true;
+    const view = views[viewId];
+    view.dataset.transition = ["fade", "slide", "cut"].includes(transition) ? transition : "fade";
+    view.classList.remove("visible");
+    view.hidden = false;
+    requestAnimationFrame(() => view.classList.add("visible"));
+    if (!offerRegion) conceal(viewId === "offer" ? "idle" : "offer"); // one region: one view at a time
+  }
+
+  function conceal(viewId) {
+    views[viewId].classList.remove("visible");
+    views[viewId].hidden = true;
+  }
+
+  // The offer is over: its region empties, or (one region) the loop takes the glass back.
+  function endOffer() {
+    if (offerRegion) { currentShow = null; $("offer-video").pause(); conceal("offer"); return; }
+    if (currentShow === null && idleTimer !== null) return; // already playing the loop
+    currentShow = null;
+    startIdle();
+  }
+
+  function place(box, region) {
+    box.dataset.region = region.id;
+    box.className = `region region-${region.kind}`;
+    Object.assign(box.style, { left: `${region.x}%`, top: `${region.y}%`, width: `${region.width}%`, height: `${region.height}%` });
+  }
+
+  function applyLayout(layout, timezone) {
+    const key = JSON.stringify([layout, timezone]);
+    if (!layout || !Array.isArray(layout.regions) || key === layoutKey) return;
+    layoutKey = key;
+    const stage = $("stage");
+    // a portrait layout on a landscape output (a screen hung on end): the page turns its content a quarter
+    stage.classList.toggle("rotated", layout.orientation === "portrait" && innerWidth > innerHeight);
+    clearInterval(clockTimer);
+    offerRegion = layout.regions.some((r) => r.kind === "offer");
+    const boxes = layout.regions.map((region) => {
+      const box = document.createElement("section");
+      place(box, region);
+      if (region.kind === "loop") box.append(views.idle, ...(offerRegion ? [] : [views.offer]));
+      else if (region.kind === "offer") box.append(views.offer);
+      else if (region.kind === "ticker") {
+        const line = document.createElement("p");
+        line.className = "ticker-text";
+        line.textContent = region.text.map(String).join("     •     ");
+        line.style.animationDuration = `${Math.max(8, line.textContent.length / 6)}s`;
+        box.append(line);
+      } else if (region.kind === "clock") {
+        const face = document.createElement("p");
+        face.className = "clock-face";
+        const format = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", timeZone: timezone || undefined });
+        const tick = () => { face.textContent = format.format(new Date()); };
+        tick();
+        clockTimer = setInterval(tick, 1000);
+        box.append(face);
       }
-    }
+      return box;
+    });
+    stage.replaceChildren(...boxes);
+    if (offerRegion && currentShow === null) conceal("offer");
   }
 
   const painted = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
@@ -198,7 +250,7 @@
     const expires = Date.parse(offer.expires_at);
     if (!Number.isNaN(expires) && expires <= Date.now()) return;
     currentShow = message.show_id;
-    stopIdle();
+    if (!offerRegion) stopIdle(); // in its own region, an offer leaves the loop playing
     $("offer-kicker").textContent = message.personal ? "Just for you" : "Today's offer";
     $("offer-title").textContent = String(offer.title ?? "");
     $("offer-text").textContent = String(offer.text ?? "");
@@ -224,7 +276,7 @@
     clearTimeout(expiryTimer);
     if (!Number.isNaN(expires)) {
       expiryTimer = setTimeout(() => {
-        if (currentShow === message.show_id) { currentShow = null; startIdle(); }
+        if (currentShow === message.show_id) endOffer();
       }, Math.min(expires - Date.now(), 2 ** 31 - 1));
     }
   }
@@ -238,8 +290,10 @@
 
   async function startIdle() {
     stopIdle();
-    $("offer-video").pause();
-    clearTimeout(expiryTimer);
+    if (!offerRegion) { // the loop takes the glass back from the offer
+      $("offer-video").pause();
+      clearTimeout(expiryTimer);
+    }
     if (idleItems.length === 0) { reveal("idle"); return; }
     const item = idleItems[idleIndex % idleItems.length];
     idleIndex += 1;
@@ -247,7 +301,7 @@
     $("idle-text").textContent = String(item.text ?? "");
     const moving = await loadVideo($("idle-video"), item.video);
     await loadImage($("idle-image"), moving ? "" : item.image);
-    if (currentShow !== null) return;
+    if (currentShow !== null && !offerRegion) return;
     reveal("idle", item.transition);
     play($("idle-video"));
     if (typeof item.id === "string") {
