@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -172,3 +177,33 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+class AgentProcess:
+    """`edge-agent run` in its own process, from this worktree, so it can be killed with SIGKILL."""
+
+    def __init__(self, config_path):
+        self.config_path = config_path
+        self.process = None
+
+    def start(self):
+        root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        log = (self.config_path.parent / "agent.log").open("ab")
+        command = [sys.executable, "-m", "edge_agent", "run", "--config", str(self.config_path)]
+        self.process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)
+        log.close()
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(15)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -5,15 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import aiohttp
 import paho.mqtt.client as mqtt
@@ -25,7 +19,18 @@ from edge_agent.ops import metrics
 from simulators.broker import free_port
 from simulators.checkin_app import post_checkin
 from simulators.cloud import CloudSim, offer_bundle, roster_bundle
-from tests.factories import DEVICE, STORE, config_dict, customer, decision, mqtt_section, mqtt_settings, offer
+from tests.factories import (
+    DEVICE,
+    STORE,
+    AgentProcess,
+    config_dict,
+    customer,
+    decision,
+    mqtt_section,
+    mqtt_settings,
+    offer,
+    port_open,
+)
 
 
 async def _online(agent, cloud):
@@ -195,38 +200,13 @@ async def test_broker_killed_and_restarted_mid_stream_loses_nothing(tmp_path, is
     assert len({e["uuid"] for e in cloud.of_kind("decision")}) == len(expected)
 
 
-class _AgentProcess:
-    """`edge-agent run` in its own process, from this worktree, so it can be killed with SIGKILL."""
-
-    def __init__(self, config_path):
-        self.config_path = config_path
-        self.process = None
-
-    def start(self):
-        root = Path(__file__).resolve().parents[2]
-        env = {**os.environ, "PYTHONPATH": str(root)}
-        log = (self.config_path.parent / "agent.log").open("ab")
-        command = [sys.executable, "-m", "edge_agent", "run", "--config", str(self.config_path)]
-        self.process = subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)
-        log.close()
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(15)
-
-
 async def test_agent_killed_mid_stream_loses_nothing_it_recorded(tmp_path, issuer, broker, cloud):
     port = free_port()
     mqtt = mqtt_section(broker, cloud, batch_max_events=5)
     data = config_dict(tmp_path, issuer, http={"host": "127.0.0.1", "port": port}, mqtt=mqtt)
     config_path = tmp_path / "agent.toml"
     config_path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    agent = _AgentProcess(config_path)
+    agent = AgentProcess(config_path)
     agent.start()
     try:
         await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "online")
@@ -249,7 +229,7 @@ async def test_agent_killed_mid_stream_loses_nothing_it_recorded(tmp_path, issue
         await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "offline")  # the last will
         agent.start()
         await cloud.wait_for(lambda: cloud.status.get(DEVICE) == "online")
-        await cloud.wait_for(lambda: _port_open(port))
+        await cloud.wait_for(lambda: port_open(port))
         assert await check_in(20) == 20
         with contextlib.closing(sqlite3.connect(f"file:{tmp_path / 'agent.db'}?mode=ro", uri=True)) as db:
             expected = await cloud.wait_for(lambda: _all_sent(db, cloud))
@@ -266,11 +246,6 @@ def _all_sent(db, cloud) -> list[str] | None:
     recorded = _recorded(db)
     empty = db.execute("SELECT count(*) FROM outbox WHERE stream = 'events'").fetchone()[0] == 0
     return recorded if empty and set(_first_copies(cloud)) >= set(recorded) else None
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def test_mqtt_5_with_a_persistent_session_queues_commands_while_the_agent_is_away(
