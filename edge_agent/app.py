@@ -39,6 +39,7 @@ from .signage.hub import ScreenHub
 from .signage.item_plays import ItemPlays
 from .signage.kiosk import Kiosk
 from .signage.proof import ProofOfPlay
+from .signage.schedule import Schedule
 from .signage.signs import SignDriver
 from .signage.till import Till
 from .sources.ble.esphome_proxies import EsphomeProxies, proxy_receivers
@@ -139,10 +140,19 @@ class Agent:
             profile = load_profile(settings.pos.profile)
             self.pos = PosSource(settings.pos, profile, self.store, self.bus, self.clock)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock)
-        self.plays = ItemPlays(settings, self.store, self.bus, self.clock)
+        self.schedule = Schedule(settings, self.store, self.bus)
+        self.plays = ItemPlays(self.schedule, self.store, self.bus, self.clock)
         self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock)
         self.hub = ScreenHub(
-            settings, self.bus, self.proof, self.assets, self.clock, self.progress, self.store.screen_keys, self.plays
+            settings,
+            self.bus,
+            self.proof,
+            self.assets,
+            self.clock,
+            self.progress,
+            self.store.screen_keys,
+            self.plays,
+            self.schedule,
         )
         self.auth = Auth(settings.surfaces.auth)
         identifier = KioskIdentifier(settings, self.store, self.bus, self.clock, self.checkin)
@@ -288,7 +298,7 @@ class Agent:
             self.ble.reconfigure(live)
         self.engine.reconfigure(live)
         self.hub.reconfigure(live)
-        self.plays.reconfigure(live)
+        self.schedule.reconfigure(live)
         self.progress.retune(("signage", "ble"), live.ops.stall_after_s)
 
     def _vision(self) -> VisionSource | None:

@@ -733,6 +733,19 @@ def parse(text: str, *, source: str = "<string>", base_dir: Path | None = None) 
     return from_dict(data, source=source, base_dir=base_dir)
 
 
+def with_screens(
+    settings: Settings, playlists: list[Playlist], campaigns: list[Campaign], layouts: list[Layout], source: str
+) -> Settings:
+    """The settings with these playlists, campaigns and layouts in place of the config's (an offer bundle's);
+    ConfigError naming every problem (a touchpoint, layout or campaign this store does not have)."""
+    surfaces = settings.surfaces.model_copy(update={"playlists": playlists, "campaigns": campaigns, "layouts": layouts})
+    merged = settings.model_copy(update={"surfaces": surfaces})
+    problems = _cross_check(merged)
+    if problems:
+        raise ConfigError(source, problems)
+    return merged
+
+
 def from_dict(data: dict[str, Any], *, source: str = "<dict>", base_dir: Path | None = None) -> Settings:
     try:
         settings = Settings.model_validate(data)

@@ -32,7 +32,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
-from ..config import Settings
+from ..config import ConfigError, Settings, with_screens
 from ..events import AppReportRelayed, ContextUpdate, Erased, OffersChanged, ScreenReload, ShowRequested
 from ..keys import DeviceKey, public_keys
 from ..mqtt import SESSION_EXPIRY_S, Incoming, MqttLink
@@ -243,6 +243,9 @@ class Downlink:
                 self._report_applied(kind, bundle.version)
             self.counts[f"{kind}:unchanged"] += 1  # the retained copy again, after a reconnect
             return
+        if isinstance(bundle, OfferBundle) and (problem := self._screens_problem(bundle)) is not None:
+            self._bundle_rejected(kind, bundle.version, "bad_screens", problem)
+            return
         now = self._clock.wall().iso()
         store = self._store
         target = store.offers if kind == "offers" else store.roster
@@ -261,6 +264,18 @@ class Downlink:
         log.info("applied %s bundle version %d", kind, bundle.version)
         self._unreported.add((kind, bundle.version))
         self._report_applied(kind, bundle.version)
+
+    def _screens_problem(self, bundle: OfferBundle) -> str | None:
+        """Why the bundle's screen content cannot run in this store (a touchpoint, layout or campaign it does not
+        have, an item id twice), or None."""
+        if bundle.screens is None:
+            return None
+        screens = bundle.screens
+        try:
+            with_screens(self._settings, screens.playlists, screens.campaigns, screens.layouts, "screens")
+        except ConfigError as exc:
+            return str(exc)
+        return None
 
     def _report_applied(self, kind: str, version: int) -> None:
         self._ack("bundle_result", {"bundle": kind, "version": version, "status": "applied"})

@@ -39,6 +39,7 @@ from .assets import AssetCache
 from .item_plays import ItemPlays, PlayRefused
 from .media import ScreenMedia
 from .proof import AckRejected, ProofOfPlay
+from .schedule import Schedule
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class ScreenHub:
         progress: Progress,
         keys: ScreenKeys,
         plays: ItemPlays,
+        schedule: Schedule,
     ):
         self._settings = settings
         self._keys = keys
@@ -88,6 +90,8 @@ class ScreenHub:
         self._progress = progress
         self._proof = proof
         self._plays = plays
+        self._schedule = schedule
+        schedule.listeners.append(self.refresh_playlists)
         self._assets = assets
         self.media = ScreenMedia(settings, assets)
         self._clock = clock
@@ -114,10 +118,11 @@ class ScreenHub:
         """What a screen plays now: its loop, its layout (the touchpoint's, else its playlist's, else full screen)
         and the store's time zone (for a clock region)."""
         local = self._clock.wall().at.astimezone(self._zone)
+        surfaces = self._schedule.settings.surfaces
         tp = next(t for t in self._settings.touchpoints if t.id == touchpoint)
-        playlist = playlists.active(self._settings.surfaces.playlists, touchpoint, local)
+        playlist = playlists.active(surfaces.playlists, touchpoint, local)
         name = tp.layout or (playlist.layout if playlist is not None else None)
-        layout = next((lay for lay in self._settings.surfaces.layouts if lay.id == name), FULL_SCREEN)
+        layout = next((lay for lay in surfaces.layouts if lay.id == name), FULL_SCREEN)
         return {
             "idle": self.idle_items(touchpoint),
             "layout": layout.model_dump(mode="json"),
@@ -128,7 +133,7 @@ class ScreenHub:
         """The loop a screen plays now: its playlist's items it can play, ordered for the running campaigns' shares
         of voice (`campaigns.py`) when items belong to campaigns; the store's idle list when nothing is left."""
         local = self._clock.wall().at.astimezone(self._zone)
-        surfaces = self._settings.surfaces
+        surfaces = self._schedule.settings.surfaces
         items = playlists.items_for(surfaces.playlists, self._settings.signage, touchpoint, local)
         playable = self._playable(touchpoint, items)
         if not any(item.get("campaign") for item in playable):

@@ -20,12 +20,12 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from .. import json_input
 from ..bus import Bus
 from ..clock import Clock
-from ..config import Settings
 from ..errors import Refused
 from ..events import Crowd
 from ..store import Store
 from ..store.plays import PlayRecord
 from . import playlists
+from .schedule import Schedule
 
 MAX_PLAY_S = 24 * 3600.0  # a longer play is a screen clock gone wrong
 HISTORY = timedelta(hours=1)  # how far back a zone's counts are kept, for plays that end late
@@ -63,8 +63,9 @@ class Audience:
 
 
 class ItemPlays:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock):
-        self._settings = settings
+    def __init__(self, schedule: Schedule, store: Store, bus: Bus, clock: Clock):
+        settings = schedule.settings
+        self._schedule = schedule
         self._store = store
         self._clock = clock
         self._zone = {tp.id: tp.zone for tp in settings.touchpoints}
@@ -72,9 +73,6 @@ class ItemPlays:
         self.recorded = 0
         self.duplicates = 0
         self.rejected: Counter[str] = Counter()
-
-    def reconfigure(self, settings: Settings) -> None:
-        self._settings = settings
 
     def played(self, touchpoint: str, message: dict[str, Any]) -> bool:
         """Record the play; True if new, False if it was recorded before.
@@ -92,7 +90,8 @@ class ItemPlays:
         if not isinstance(play_id, str) or not 0 < len(play_id) <= 64:
             raise PlayRefused("bad_play_id", "play_id must be a string of 1..64 characters")
         item = message.get("item")
-        campaigns = playlists.campaigns(self._settings.surfaces.playlists, self._settings.signage, touchpoint)
+        settings = self._schedule.settings
+        campaigns = playlists.campaigns(settings.surfaces.playlists, settings.signage, touchpoint)
         if not isinstance(item, str) or item not in campaigns:
             raise PlayRefused("unknown_item", f"item {str(item)[:64]!r} is in no playlist of this screen")
         started = json_input.aware_time(message.get("started_at"), "started_at", "bad_times", PlayRefused)

@@ -17,6 +17,7 @@ from .assets import AssetIndex, AssetRef
 from .offers import Cap, Offer, OfferCache
 from .policy import DecisionPolicy, Holdout, PolicyStore, PricingBounds, ScoringPolicy, Sku
 from .roster import CustomerRef, Roster, RosterEntry
+from .screen_content import ScreenContent, ScreenContentStore
 
 Version = Annotated[int, Field(ge=1)]
 DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -50,6 +51,8 @@ class OfferBundle(BaseModel):
     bought_together: dict[Sku, tuple[Sku, ...]] = Field(default_factory=dict, max_length=100_000)
     pricing_bounds: PricingBounds = PricingBounds()
     default_caps: tuple[Cap, ...] = Field(default=(), max_length=16)
+    # what the screens play (store/screen_content.py); without it, the config's playlists
+    screens: ScreenContent | None = None
 
     def decision_policy(self) -> DecisionPolicy:
         return DecisionPolicy(
@@ -120,6 +123,7 @@ def apply_offers(db: Database, versions: BundleVersions, offers: OfferCache, bun
         offers.replace_all(bundle.offers)
         AssetIndex(db).replace_all(bundle.assets)  # the images are fetched afterwards, by signage.assets
         PolicyStore(db).replace(bundle.decision_policy(), bundle.version)
+        ScreenContentStore(db).replace(bundle.screens, bundle.version)
 
 
 def apply_roster(db: Database, versions: BundleVersions, roster: Roster, bundle: RosterBundle, now: str) -> list[str]:

@@ -26,6 +26,7 @@ from .plays import PlayLog
 from .policy import PolicyStore
 from .purchases import PurchaseLedger
 from .roster import Roster
+from .screen_content import ScreenContentStore
 from .screens import ScreenKeys
 
 
@@ -41,6 +42,7 @@ class Store:
         self.decisions = DecisionLog(db, self.outbox)
         self.impressions = ImpressionLog(db, self.outbox)
         self.plays = PlayLog(db, self.outbox)
+        self.screen_content = ScreenContentStore(db)
         self.nonces = NonceLedger(db)
         self.command_ids = NonceLedger(db, "command_ids")
         self.screen_keys = ScreenKeys(db)

@@ -14,6 +14,7 @@ from edge_agent.clock import SetClock, WallTime
 from edge_agent.config import from_dict
 from edge_agent.events import Crowd
 from edge_agent.signage.item_plays import ItemPlays, PlayRefused
+from edge_agent.signage.schedule import Schedule
 from edge_agent.store import open_store
 from tests.factories import paired_screen, wait_for
 from tests.surfaces import surfaces_settings
@@ -66,7 +67,7 @@ def plays(tmp_path):
     store = open_store(tmp_path / "edge.db")
     bus = Bus()
     clock = SetClock(T0.timestamp() + 60)
-    recorder = ItemPlays(_settings(), store, bus, clock)
+    recorder = ItemPlays(Schedule(_settings(), store, bus), store, bus, clock)
     yield recorder, store, bus
     store.close()
 
