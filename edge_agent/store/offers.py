@@ -44,7 +44,7 @@ class Experiment(Model):
 
     key: Name
     seed: str = Field(default="", max_length=128, description="hashing seed; the key if empty")
-    hash_version: Literal[1, 2] = 2
+    hash_version: Literal[1, 2] = Field(default=1, description="GrowthBook's hashVersion; 1 unless set, as its SDKs")
     variations: tuple[Name, ...] = Field(default=("control", "treatment"), min_length=2, max_length=16)
     weights: tuple[Annotated[float, Field(ge=0, le=1)], ...] | None = None
     coverage: Annotated[float, Field(ge=0, le=1)] = 1.0

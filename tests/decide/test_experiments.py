@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import growthbook
 import pytest
 
 from edge_agent.decide.experiments import assign, bucket_ranges, choose_variation, gb_hash, in_holdout
@@ -41,6 +42,40 @@ def test_assignment_matches_growthbook(case):
         coverage=case["coverage"],
     )
     assert assign(experiment, case["id"]) == case["variations"][case["variation"]]
+
+
+@pytest.mark.parametrize(("name", "bucket", "ranges", "expected"), CASES["chooseVariation"], ids=lambda c: str(c))
+def test_choose_variation_matches_growthbook(name, bucket, ranges, expected):
+    assert choose_variation(bucket, [tuple(r) for r in ranges]) == expected
+
+
+GB_EXPERIMENTS = [
+    {"key": "coffee-promo"},  # no hash version, seed, weights or coverage: everything at GrowthBook's defaults
+    {"key": "bakery", "variations": ("control", "half", "double")},
+    {"key": "pricing", "seed": "pricing-2026", "hash_version": 2, "weights": (0.2, 0.8)},
+    {"key": "loyalty", "hash_version": 1, "coverage": 0.4, "weights": (0.5, 0.25, 0.25),
+     "variations": ("control", "a", "b")},
+    {"key": "tea", "seed": "s", "hash_version": 2, "coverage": 0.75},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", GB_EXPERIMENTS, ids=[e["key"] for e in GB_EXPERIMENTS])
+def test_assignment_matches_the_growthbook_sdk_run_unchanged(spec):
+    """GrowthBook's own Python SDK (from PyPI, unchanged) runs the same experiment for 500 customers: every one is
+    in the same variation here, or out of the experiment in both — the default hash version included."""
+    ours = Experiment(**spec)
+    theirs = growthbook.Experiment(
+        key=ours.key,
+        variations=list(ours.variations),
+        weights=list(ours.weights) if ours.weights else None,
+        coverage=ours.coverage,
+        seed=spec.get("seed"),
+        hashVersion=spec.get("hash_version"),
+    )
+    for i in range(500):
+        ref = f"customer-{i:04d}"
+        result = growthbook.GrowthBook(attributes={"id": ref}).run(theirs)
+        assert assign(ours, ref) == (result.value if result.inExperiment else None), ref
 
 
 def test_outside_coverage_nobody_is_assigned():
