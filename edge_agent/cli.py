@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--config", required=True, type=Path)
     report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     report.add_argument("--since", default=None, help="only decisions from this UTC time on (ISO 8601)")
+    report.add_argument("--day", default=None, help="only this day, as the store counts days (YYYY-MM-DD, local)")
 
     _vision_commands(commands)
 
@@ -147,6 +148,17 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(result))
     return 0
+
+
+def _local_day(day: str, timezone: str) -> tuple[str, str]:
+    """The UTC span of a store's local day (23 or 25 hours when the clocks change)."""
+    from datetime import UTC, date, datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    start = date.fromisoformat(day)
+    zone = ZoneInfo(timezone)
+    begin, end = (datetime.combine(d, time(), zone).astimezone(UTC) for d in (start, start + timedelta(days=1)))
+    return begin.isoformat(timespec="milliseconds"), end.isoformat(timespec="milliseconds")
 
 
 def _fit_path_loss(path: Path, reference_dbm: float) -> int:
@@ -389,7 +401,13 @@ def _report(args: argparse.Namespace) -> int:
     from .decide import report
     from .store import open_store
 
-    since = None
+    since = until = None
+    if args.day is not None:
+        try:
+            since, until = _local_day(args.day, settings.store.timezone)
+        except ValueError:
+            print(f"--day: got {args.day!r}, expected a date like 2026-12-05", file=sys.stderr)
+            return 2
     if args.since is not None:
         try:
             at = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
@@ -400,8 +418,8 @@ def _report(args: argparse.Namespace) -> int:
         since = at.isoformat(timespec="milliseconds")
     store = open_store(settings.database.path)
     try:
-        rows = report.build(store, since)
-        played = report.plays(store, since)
+        rows = report.build(store, since, until)
+        played = report.plays(store, since, until)
     finally:
         store.close()
     print(json.dumps(report.as_json(rows, played)) if args.json else report.as_text(rows, played))

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
@@ -84,6 +85,7 @@ class OfferEngine:
         self._bus = bus
         self._clock = clock
         self._rng = rng or random.Random()
+        self._zone = ZoneInfo(settings.store.timezone)  # "ends today" is the store's today
         d = settings.decide
         self.context = ContextState(
             settings.store.timezone,
@@ -356,7 +358,7 @@ class OfferEngine:
                 propensity,
                 ref,
                 wall,
-                price_cents=price(chosen, wall.at, self._catalog.policy.pricing_bounds).price_cents,
+                price_cents=price(chosen, wall.at, self._catalog.policy.pricing_bounds, self._zone).price_cents,
                 eligible_set=self._catalog.eligible_set(slate, choice.mask),
                 policy=self._catalog.scorer.version,
                 dwell_s=dwell_s,
@@ -367,7 +369,7 @@ class OfferEngine:
 
     def _priced(self, slate: Slate, i: int, now: datetime) -> dict[str, Any]:
         offer = slate.offers[i]
-        p = price(offer, now, self._catalog.policy.pricing_bounds)
+        p = price(offer, now, self._catalog.policy.pricing_bounds, self._zone)
         return {
             **offer.display(),
             "audience": offer.audience,

@@ -4,7 +4,7 @@ maximum discount nor below the offer's floor price."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 from ..store.offers import AgeMarkdown, EndsToday, ExpiryMarkdown, Offer, Overstock
 from ..store.policy import PricingBounds
@@ -18,9 +18,12 @@ class Price:
     label: str  # "ends today" urgency, or ""
 
 
-def price(offer: Offer, now: datetime, bounds: PricingBounds) -> Price:
+def price(offer: Offer, now: datetime, bounds: PricingBounds, zone: tzinfo) -> Price:
+    """The offer's price now; "ends today" on the offer's last day as the store counts days (`zone`, its time zone:
+    in a UTC−5 store the label stays until local midnight, not until 19:00)."""
     percent = 0.0
     label = ""
+    last_day = (offer.valid_to - timedelta(microseconds=1)).astimezone(zone).date()  # valid_to itself is not valid
     for rule in offer.pricing:
         if isinstance(rule, ExpiryMarkdown):
             if offer.expires_at is not None and now <= offer.expires_at <= now + timedelta(hours=rule.within_h):
@@ -31,7 +34,7 @@ def price(offer: Offer, now: datetime, bounds: PricingBounds) -> Price:
         elif isinstance(rule, Overstock):
             if offer.stock is not None and offer.stock > rule.stock_above:
                 percent = max(percent, rule.percent_off)
-        elif isinstance(rule, EndsToday) and offer.valid_to.date() == now.date():
+        elif isinstance(rule, EndsToday) and last_day == now.astimezone(zone).date():
             label = "ends today"
     base = offer.price_cents
     percent = min(percent, bounds.max_discount_pct)

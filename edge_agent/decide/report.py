@@ -46,15 +46,15 @@ def uplift(c1: int, n1: int, c0: int, n0: int) -> tuple[float, tuple[float, floa
     return round(100 * diff, 3), (round(100 * lo, 3), round(100 * hi, 3))
 
 
-def build(store: Store, since: str | None = None) -> list[Row]:
+def build(store: Store, since: str | None = None, until: str | None = None) -> list[Row]:
     rows = store.db.execute(
         "SELECT d.intended_offer_id, d.arm, count(*), count(i.impression_id), count(c.conversion_id)"
         " FROM decisions d"
         " LEFT JOIN impressions i ON i.decision_id = d.decision_id"
         " LEFT JOIN conversions c ON c.decision_id = d.decision_id"
-        " WHERE d.intended_offer_id IS NOT NULL AND d.at >= ?"
+        " WHERE d.intended_offer_id IS NOT NULL AND d.at >= ? AND d.at < ?"
         " GROUP BY d.intended_offer_id, d.arm ORDER BY d.intended_offer_id, d.arm",
-        [since or ""],
+        [since or "", until or "9999"],
     ).fetchall()
     out = [Row(o, a, n, imp, conv, rate(conv, n)) for o, a, n, imp, conv in rows]
     by_key = {(r.offer_id, r.arm): r for r in out}
@@ -81,10 +81,10 @@ def _baseline(store: Store, row: Row) -> str | None:
     return "holdout"
 
 
-def plays(store: Store, since: str | None = None) -> list[dict[str, Any]]:
+def plays(store: Store, since: str | None = None, until: str | None = None) -> list[dict[str, Any]]:
     """Proof of play of the playlist items, per hour (UTC), campaign and screen: plays, completed, seconds on
     screen, people reached (`store/plays.py`)."""
-    return store.plays.hourly(since or "")
+    return store.plays.hourly(since or "", until)
 
 
 def as_json(rows: list[Row], played: list[dict[str, Any]] | None = None) -> dict[str, Any]:

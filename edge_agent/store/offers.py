@@ -86,7 +86,7 @@ class Overstock(Model):
 
 
 class EndsToday(Model):
-    """An "ends today" label on the offer's last (UTC) day."""
+    """An "ends today" label on the offer's last day, in the store's time zone."""
 
     kind: Literal["ends_today"]
 

@@ -100,7 +100,7 @@ def test_prices_stay_within_the_bundle_bounds_and_the_floor(base, pct, max_disco
         valid_from=NOW - timedelta(days=1),
         valid_to=NOW + timedelta(days=10),
     )
-    p = price(o, NOW, PricingBounds(max_discount_pct=max_discount))
+    p = price(o, NOW, PricingBounds(max_discount_pct=max_discount), UTC)
     assert p.price_cents is not None and p.price_cents <= base
     assert p.price_cents >= round(base * (1 - max_discount / 100)) - 1
     if floor is not None:

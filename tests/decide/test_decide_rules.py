@@ -3,6 +3,7 @@ arms, context from the bus, pricing, and what every decision logs."""
 
 import random
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -272,22 +273,48 @@ def test_prices_follow_the_rules_and_never_leave_the_bounds():
         pricing=({"kind": "expiry", "within_h": 12, "percent_off": 60}, {"kind": "ends_today"}),
         valid_to=now + timedelta(hours=3),
     )
-    p = price(expiring, now, PricingBounds(max_discount_pct=40))
+    p = price(expiring, now, PricingBounds(max_discount_pct=40), UTC)
     assert (p.price_cents, p.was_cents, p.percent_off, p.label) == (600, 1000, 40.0, "ends today")
     floored = expiring.model_copy(update={"floor_price_cents": 800})
-    assert price(floored, now, PricingBounds(max_discount_pct=40)).price_cents == 800
+    assert price(floored, now, PricingBounds(max_discount_pct=40), UTC).price_cents == 800
     overstock = _offer(
         "beans", **base, stock=500, pricing=({"kind": "overstock", "stock_above": 100, "percent_off": 15},)
     )
-    assert price(overstock, now, PricingBounds()).price_cents == 850
-    assert price(overstock.model_copy(update={"stock": 50}), now, PricingBounds()).price_cents == 1000
+    assert price(overstock, now, PricingBounds(), UTC).price_cents == 850
+    assert price(overstock.model_copy(update={"stock": 50}), now, PricingBounds(), UTC).price_cents == 1000
     aged = _offer(
         "cheese",
         **base,
         stocked_at=now - timedelta(days=6),
         pricing=({"kind": "age", "after_days": 5, "percent_off": 10},),
     )
-    assert price(aged, now, PricingBounds()).price_cents == 900
+    assert price(aged, now, PricingBounds(), UTC).price_cents == 900
+
+
+@pytest.mark.parametrize(
+    ("zone", "last_day", "at", "labelled"),
+    [
+        # a UTC−5 store: the offer's last day is 5 December until local midnight, 05:00 UTC on the 6th
+        ("America/New_York", "2026-12-06T00:00:00-05:00", "2026-12-05T19:30:00-05:00", True),  # 00:30 UTC, the 6th
+        ("America/New_York", "2026-12-06T00:00:00-05:00", "2026-12-04T21:00:00-05:00", False),  # 02:00 UTC, the 5th
+        ("America/New_York", "2026-12-06T00:00:00-05:00", "2026-12-06T00:00:00-05:00", False),  # over
+        # a UTC+1/+2 store on the night the clocks go back (25 October 2026, 03:00 CEST → 02:00 CET)
+        ("Europe/Berlin", "2026-10-26T00:00:00+01:00", "2026-10-25T02:30:00+01:00", True),  # after the change
+        ("Europe/Berlin", "2026-10-26T00:00:00+01:00", "2026-10-25T00:30:00+02:00", True),  # 22:30 UTC on the 24th
+        ("Europe/Berlin", "2026-10-26T00:00:00+01:00", "2026-10-24T23:59:00+02:00", False),
+    ],
+)
+def test_ends_today_follows_the_stores_day(zone, last_day, at, labelled):
+    now = datetime.fromisoformat(at)
+    offer = _offer(
+        "soup",
+        price_cents=300,
+        currency="EUR",
+        pricing=({"kind": "ends_today"},),
+        valid_from=now - timedelta(days=3),
+        valid_to=datetime.fromisoformat(last_day),
+    )
+    assert price(offer, now, PricingBounds(), ZoneInfo(zone)).label == ("ends today" if labelled else "")
 
 
 def test_the_screen_gets_the_dynamic_price(settings):
