@@ -70,8 +70,11 @@ def choose(
     holdout = in_holdout(policy.holdout, ref)
     exploration = policy.policy.exploration
     candidates = ordered[: exploration.candidates]
-    probs = probabilities([float(scores[i]) for i in candidates], exploration)
-    j = draw(probs, rng) if explore else 0
+    if explore:
+        probs = probabilities([float(scores[i]) for i in candidates], exploration)
+        j = draw(probs, rng)
+    else:  # the best, deterministically (a kiosk's list): it had no chance of being anything else
+        probs, j = [1.0] + [0.0] * (len(candidates) - 1), 0
     intended = candidates[j]
 
     def in_control(i: int) -> bool:

@@ -227,6 +227,12 @@ def test_exploration_logs_exact_probabilities_and_the_propensity(settings):
         assert d.eligible == ["o5", "o4", "o3", "o2", "o1", "o0"]
         chosen.add(d.offer_id)
     assert len(chosen) >= 3  # exploration really explores
+    # a kiosk's list is not drawn: its first offer is the best, deterministically, and says so (propensity 1)
+    listed = engine.offers_for("alice", "kiosk-a", 3, record=True)
+    first = store.decisions.get(listed[0]["show_id"])
+    assert (first.intended_offer_id, first.propensity) == ("o5", 1.0)
+    assert first.probabilities == {"o5": 1.0, "o4": 0.0, "o3": 0.0, "o2": 0.0}
+    assert [store.decisions.get(o["show_id"]).propensity for o in listed[1:]] == [None, None]  # listed, not chosen
 
 
 def test_context_from_the_bus_changes_the_choice(settings):
