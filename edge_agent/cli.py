@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--cert-key", type=Path)
 
     report = commands.add_parser(
-        "report", help="per offer and arm: decisions, conversions, uplift vs holdout; playlist plays per campaign"
+        "report",
+        help="per offer and arm, by customer: conversions, revenue, uplift vs control or holdout, split checks; "
+        "offers for anyone; playlist plays per campaign",
     )
     report.add_argument("--config", required=True, type=Path)
     report.add_argument("--json", action="store_true", help="one JSON object instead of a table")
@@ -418,9 +420,8 @@ def _report(args: argparse.Namespace) -> int:
         since = at.isoformat(timespec="milliseconds")
     store = open_store(settings.database.path)
     try:
-        rows = report.build(store, since, until)
-        played = report.plays(store, since, until)
+        results = report.report(store, since, until)
     finally:
         store.close()
-    print(json.dumps(report.as_json(rows, played)) if args.json else report.as_text(rows, played))
+    print(json.dumps(report.as_json(results)) if args.json else report.as_text(results))
     return 0

@@ -50,8 +50,8 @@ def test_the_report_and_the_dashboard_count_the_stores_today(tmp_path, issuer, z
     for name, unix in moments.items():
         at = datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds")
         agent.store.decisions.record(_decision(name, at))
-    rows = report.build(agent.store, since, until)
-    assert sum(r.decisions for r in rows) == 2  # "first" and "late"
+    shown = report.anonymous(agent.store, since, until)  # offers for anyone: counted apart, per decision
+    assert sum(a.decisions for a in shown) == 2  # "first" and "late"
     agent.store.db.execute("DELETE FROM decisions WHERE decision_id = 'after'")  # not yet made at 23:55
     assert agent.dashboard.snapshot()["today"]["decisions"] == 2  # "before" was yesterday
     agent.store.decisions.record(_decision("after", datetime.fromtimestamp(moments["after"], UTC).isoformat()))
