@@ -33,6 +33,7 @@ from .presence import PresenceTracker
 from .signage import server
 from .signage.assets import AssetCache
 from .signage.associate import AssociateView
+from .signage.audience import Audience
 from .signage.auth import Auth
 from .signage.dashboard import Dashboard
 from .signage.hub import ScreenHub
@@ -139,9 +140,10 @@ class Agent:
         if settings.sources.pos and settings.pos is not None:
             profile = load_profile(settings.pos.profile)
             self.pos = PosSource(settings.pos, profile, self.store, self.bus, self.clock)
-        self.proof = ProofOfPlay(self.store, self.bus, self.clock)
+        self.audience = Audience(settings, self.bus)
+        self.proof = ProofOfPlay(self.store, self.bus, self.clock, self.audience)
         self.schedule = Schedule(settings, self.store, self.bus)
-        self.plays = ItemPlays(self.schedule, self.store, self.bus, self.clock)
+        self.plays = ItemPlays(self.schedule, self.store, self.audience, self.clock)
         self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock)
         self.hub = ScreenHub(
             settings,

@@ -34,6 +34,7 @@ class Row:
     customers: int  # customers assigned to this arm for this offer
     decisions: int
     impressions: int
+    people_reached: int | None  # people in front of the screens at those impressions, where cameras watch
     converted: int  # customers with at least one conversion
     conversion_rate: float | None  # converted / customers
     revenue_cents: int
@@ -54,6 +55,7 @@ class Anonymous:
     arm: str
     decisions: int
     impressions: int
+    people_reached: int | None  # the "customers contacted" of an offer for anyone, where cameras watch
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,8 @@ def build(store: Store, since: str | None = None, until: str | None = None) -> l
     """Per offer and arm of personal decisions, by customer; the uplift rows against their baseline."""
     window = [since or "", until or "9999"]
     counts = store.db.execute(
-        "SELECT d.intended_offer_id, d.arm, count(DISTINCT d.customer_ref), count(*), count(i.impression_id)"
-        " FROM decisions d LEFT JOIN impressions i ON i.decision_id = d.decision_id"
+        "SELECT d.intended_offer_id, d.arm, count(DISTINCT d.customer_ref), count(*), count(i.impression_id),"
+        " sum(i.people) FROM decisions d LEFT JOIN impressions i ON i.decision_id = d.decision_id"
         " WHERE d.intended_offer_id IS NOT NULL AND d.customer_ref IS NOT NULL AND d.at >= ? AND d.at < ?"
         " GROUP BY d.intended_offer_id, d.arm ORDER BY d.intended_offer_id, d.arm",
         window,
@@ -150,11 +152,22 @@ def build(store: Store, since: str | None = None, until: str | None = None) -> l
         ).fetchall()
     )
     out = []
-    for offer_id, arm, customers, decisions, impressions in counts:
+    for offer_id, arm, customers, decisions, impressions, people in counts:
         spend = list(revenue[(offer_id, arm)].values())
         won = converted.get((offer_id, arm), 0)
         per_customer = sum(spend) / customers if customers else None
-        row = Row(offer_id, arm, customers, decisions, impressions, won, rate(won, customers), sum(spend), per_customer)
+        row = Row(
+            offer_id,
+            arm,
+            customers,
+            decisions,
+            impressions,
+            people,
+            won,
+            rate(won, customers),
+            sum(spend),
+            per_customer,
+        )
         row.revenues = spend
         out.append(row)
     by_key = {(r.offer_id, r.arm): r for r in out}
@@ -176,7 +189,7 @@ def build(store: Store, since: str | None = None, until: str | None = None) -> l
 def anonymous(store: Store, since: str | None = None, until: str | None = None) -> list[Anonymous]:
     """Offers shown to anyone, apart: decisions and impressions; nobody was assigned, so no uplift."""
     rows = store.db.execute(
-        "SELECT d.intended_offer_id, d.arm, count(*), count(i.impression_id) FROM decisions d"
+        "SELECT d.intended_offer_id, d.arm, count(*), count(i.impression_id), sum(i.people) FROM decisions d"
         " LEFT JOIN impressions i ON i.decision_id = d.decision_id"
         " WHERE d.intended_offer_id IS NOT NULL AND d.customer_ref IS NULL AND d.at >= ? AND d.at < ?"
         " GROUP BY d.intended_offer_id, d.arm ORDER BY d.intended_offer_id, d.arm",
@@ -286,7 +299,10 @@ def as_text(r: Report) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in s.observed.items())
         lines.append(f"split {s.name}: {counts} (p = {s.p_value}) {verdict}")
     for a in r.anonymous:
-        lines.append(f"for anyone: {a.offer_id} ({a.arm}): {a.decisions} decisions, {a.impressions} impressions")
+        reached = "" if a.people_reached is None else f", {a.people_reached} people reached"
+        lines.append(
+            f"for anyone: {a.offer_id} ({a.arm}): {a.decisions} decisions, {a.impressions} impressions{reached}"
+        )
     if played:
         header = (
             f"{'hour (UTC)':<18} {'campaign':<20} {'screen':<20} {'plays':>6} {'done':>6} {'seconds':>9} {'people':>7}"

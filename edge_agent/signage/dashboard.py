@@ -98,6 +98,7 @@ class Dashboard:
             "today": {
                 "decisions": self._scalar("SELECT count(*) FROM decisions WHERE at >= ?", since),
                 "offers_shown": self._scalar("SELECT count(*) FROM impressions WHERE at >= ?", since),
+                "people_reached": self._people_reached(since),
                 "personal_shown": self._scalar(
                     "SELECT count(*) FROM impressions WHERE at >= ? AND customer_ref IS NOT NULL", since
                 ),
@@ -133,6 +134,13 @@ class Dashboard:
 
     def _scalar(self, sql: str, *args: Any) -> Any:
         return self._store.db.execute(sql, list(args)).fetchone()[0]
+
+    def _people_reached(self, since: str) -> int | None:
+        """The people in front of the screens when offers and playlist items were on them, where cameras watch
+        (None: no camera counted anyone in front of a screen today)."""
+        shown = self._scalar("SELECT sum(people) FROM impressions WHERE at >= ?", since)
+        played = self._scalar("SELECT sum(people) FROM plays WHERE started_at >= ?", since)
+        return None if shown is None and played is None else (shown or 0) + (played or 0)
 
     def _conversions(self, since: str) -> int:
         """Attributed purchases (the POS room's `conversions` table, when there is one) plus claims redeemed."""

@@ -1,7 +1,7 @@
 """Proof of play for every playlist item: a screen reports each play of an item when it ends — which item, when it
 started and ended by the screen's clock, completed or cut short — and the play is recorded once
 (`store/plays.py`), under the item's campaign as this agent's config names it, with the people in front of the
-screen while it played where a camera counts its zone (an anonymous number, `Crowd`).
+screen while it played where a camera watches it (`audience.py`).
 
 A screen keeps every play it reported until the agent confirms it (`play_recorded`) and sends it again after
 any reconnect, so a play survives an agent restart, a full disk or a broker outage; a play recorded twice is
@@ -10,66 +10,34 @@ recorded once.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from .. import json_input
-from ..bus import Bus
 from ..clock import Clock
 from ..errors import Refused
-from ..events import Crowd
 from ..store import Store
 from ..store.plays import PlayRecord
 from . import playlists
+from .audience import Audience
 from .schedule import Schedule
 
 MAX_PLAY_S = 24 * 3600.0  # a longer play is a screen clock gone wrong
-HISTORY = timedelta(hours=1)  # how far back a zone's counts are kept, for plays that end late
 
 
 class PlayRefused(Refused):
     """A screen's play report that cannot become a record."""
 
 
-class Audience:
-    """How many people each watched zone's camera counts, over the last hour: the people a play reached."""
-
-    def __init__(self, bus: Bus, watched: set[str]):
-        self._watched = watched
-        self._counts: dict[str, deque[tuple[datetime, int]]] = {zone: deque() for zone in watched}
-        bus.on(Crowd, "plays", self._on_crowd)
-
-    def _on_crowd(self, crowd: Crowd) -> None:
-        counts = self._counts.get(crowd.zone)
-        if counts is None:
-            return
-        counts.append((crowd.wall.at, crowd.people))
-        while len(counts) > 1 and counts[1][0] < crowd.wall.at - HISTORY:
-            counts.popleft()  # the one in force at the window's start stays
-
-    def reached(self, zone: str, start: datetime, end: datetime) -> int | None:
-        """The most people counted in the zone while the play ran (None where no camera counts it yet)."""
-        counts = self._counts.get(zone)
-        if not counts:
-            return None
-        in_force = [people for at, people in counts if at <= start][-1:]
-        during = [people for at, people in counts if start < at <= end]
-        seen = in_force + during
-        return max(seen) if seen else None
-
-
 class ItemPlays:
-    def __init__(self, schedule: Schedule, store: Store, bus: Bus, clock: Clock):
-        settings = schedule.settings
+    def __init__(self, schedule: Schedule, store: Store, audience: Audience, clock: Clock):
         self._schedule = schedule
         self._store = store
         self._clock = clock
-        self._zone = {tp.id: tp.zone for tp in settings.touchpoints}
-        self.audience = Audience(bus, {cam.zone for cam in settings.vision.cameras})
+        self._audience = audience
         self.recorded = 0
         self.duplicates = 0
         self.rejected: Counter[str] = Counter()
@@ -113,7 +81,7 @@ class ItemPlays:
             duration_s=round(seconds, 3),
             completed=completed,
             ntp_synced=wall.ntp_synced,
-            people=self.audience.reached(self._zone[touchpoint], started, ended),
+            people=self._audience.reached(touchpoint, started, ended),
             recorded_at=wall.iso(),
         )
         if not self._store.plays.record(record):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -17,6 +18,7 @@ from ..errors import Refused
 from ..events import Impression
 from ..store import Store
 from ..store.impressions import ImpressionRecord
+from .audience import Audience
 
 
 class AckRejected(Refused):
@@ -24,8 +26,9 @@ class AckRejected(Refused):
 
 
 class ProofOfPlay:
-    def __init__(self, store: Store, bus: Bus, clock: Clock):
+    def __init__(self, store: Store, bus: Bus, clock: Clock, audience: Audience | None = None):
         self._store = store
+        self._audience = audience  # people reached, where a camera watches the touchpoint
         self._bus = bus
         self._clock = clock
         self.recorded = 0
@@ -47,23 +50,26 @@ class ProofOfPlay:
         show_id = message.get("show_id")
         if not isinstance(show_id, str) or not 0 < len(show_id) <= 64:
             raise AckRejected("bad_show_id", "show_id must be a string of 1..64 characters")
-        displayed_at = _displayed_at(message.get("displayed_at"))
+        shown = _displayed_at(message.get("displayed_at"))
         decision = self._store.decisions.get(show_id)
         if decision is None or decision.offer_id is None:
             raise AckRejected("unknown_show", f"no decision {show_id!r} was shown here")
         if decision.touchpoint != touchpoint:
             raise AckRejected("wrong_touchpoint", f"decision {show_id!r} was made for another touchpoint")
         wall = self._clock.wall()
+        displayed_at = shown or wall.at
+        people = self._audience.reached(touchpoint, displayed_at) if self._audience is not None else None
         record = ImpressionRecord(
             impression_id=uuid.uuid4().hex,
             decision_id=show_id,
             at=wall.iso(),
             ntp_synced=wall.ntp_synced,
-            displayed_at=displayed_at or wall.iso(),
+            displayed_at=displayed_at.isoformat(timespec="milliseconds"),
             touchpoint=touchpoint,
             offer_id=decision.offer_id,
             customer_ref=decision.customer_ref,
             arm=decision.arm,
+            people=people,
         )
         if not self._store.impressions.record(record):
             self.duplicates += 1
@@ -90,9 +96,8 @@ class ProofOfPlay:
         yield acks
 
 
-def _displayed_at(value: Any) -> str | None:
+def _displayed_at(value: Any) -> datetime | None:
     """The screen's own display time, if it sent a sane one (ISO 8601 with a zone)."""
     if value is None:
         return None
-    parsed = json_input.aware_time(value, "displayed_at", "bad_displayed_at", AckRejected)
-    return parsed.isoformat(timespec="milliseconds")
+    return json_input.aware_time(value, "displayed_at", "bad_displayed_at", AckRejected)

@@ -20,6 +20,7 @@ class ImpressionRecord:
     offer_id: str
     customer_ref: str | None
     arm: str = ""
+    people: int | None = None  # people in front of the touchpoint when it was displayed, where a camera watches
 
 
 class ImpressionLog:
@@ -32,7 +33,7 @@ class ImpressionLog:
         with self._db.atomic():
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO impressions (impression_id, decision_id, at, ntp_synced, displayed_at,"
-                " touchpoint, offer_id, customer_ref, arm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " touchpoint, offer_id, customer_ref, arm, people) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     imp.impression_id,
                     imp.decision_id,
@@ -43,6 +44,7 @@ class ImpressionLog:
                     imp.offer_id,
                     imp.customer_ref,
                     imp.arm,
+                    imp.people,
                 ],
             )
             if cur.rowcount != 1:
@@ -59,6 +61,7 @@ class ImpressionLog:
                     "offer_id": imp.offer_id,
                     "customer_ref": imp.customer_ref,
                     "arm": imp.arm,
+                    "people": imp.people,
                 },
                 created_at=imp.at,
                 drop_class=DropClass.EVENT,

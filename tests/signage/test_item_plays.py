@@ -12,11 +12,14 @@ from edge_agent.app import Agent
 from edge_agent.bus import Bus
 from edge_agent.clock import SetClock, WallTime
 from edge_agent.config import from_dict
+from edge_agent.decide import report
 from edge_agent.events import Crowd
+from edge_agent.signage.audience import Audience
 from edge_agent.signage.item_plays import ItemPlays, PlayRefused
 from edge_agent.signage.schedule import Schedule
 from edge_agent.store import open_store
-from tests.factories import paired_screen, wait_for
+from edge_agent.store.decisions import DecisionRecord
+from tests.factories import offer, paired_screen, seed, wait_for
 from tests.surfaces import surfaces_settings
 
 T0 = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
@@ -67,7 +70,8 @@ def plays(tmp_path):
     store = open_store(tmp_path / "edge.db")
     bus = Bus()
     clock = SetClock(T0.timestamp() + 60)
-    recorder = ItemPlays(Schedule(_settings(), store, bus), store, bus, clock)
+    settings = _settings()
+    recorder = ItemPlays(Schedule(settings, store, bus), store, Audience(settings, bus), clock)
     yield recorder, store, bus
     store.close()
 
@@ -178,3 +182,25 @@ async def test_the_dashboard_sees_what_a_screen_plays_and_when_it_stalls(tmp_pat
             await ws.close()
     finally:
         await agent.stop()
+
+
+async def test_an_impression_records_the_people_a_camera_counted_in_front_of_its_screen(tmp_path, issuer):
+    """A camera watches screen-b's zone: the offer it acknowledges records the people in front of it then, the
+    number goes up with the impression, and the dashboard and the report show the people reached."""
+    clock = SetClock(T0.timestamp())
+    data = surfaces_settings(tmp_path, issuer).model_dump(mode="json", exclude_defaults=True)
+    data["vision"] = {"cameras": [{"id": "cam-b", "source": 0, "zone": "bakery", "touchpoint": "screen-b"}]}
+    agent = Agent(from_dict(data), clock)
+    seed(agent, offers=[offer("croissant")], roster=[])
+    agent.bus.publish(Crowd("bakery", 4, 0.0, WallTime(T0 - timedelta(seconds=5), True)))
+    agent.store.decisions.record(
+        DecisionRecord("show-1", T0.isoformat(), True, "screen-b", "bakery", None, "croissant", ["croissant"],
+                       {"croissant": 1.0}, "test", arm="anonymous", intended_offer_id="croissant")
+    )  # fmt: skip
+    assert agent.proof.acknowledge("screen-b", {"show_id": "show-1", "displayed_at": "2026-12-05T10:00:01Z"})
+    assert agent.store.db.execute("SELECT people FROM impressions").fetchone() == (4,)
+    payload = json.loads(agent.store.db.execute("SELECT payload FROM outbox WHERE kind = 'impression'").fetchone()[0])
+    assert payload["people"] == 4
+    assert agent.dashboard.snapshot()["today"]["people_reached"] == 4
+    (shown,) = report.anonymous(agent.store)
+    assert (shown.offer_id, shown.impressions, shown.people_reached) == ("croissant", 1, 4)

@@ -86,6 +86,7 @@
     const people = d.zones.reduce((n, z) => n + z.identified + z.anonymous, 0);
     text($("kpi-people"), people);
     text($("kpi-shown"), d.today.offers_shown);
+    text($("kpi-reached"), d.today.people_reached ?? "no camera");
     text($("kpi-claims"), d.today.claimed);
     text($("kpi-conversions"), d.today.conversions);
     text($("kpi-outbox"), d.sync.outbox_depth);
