@@ -59,6 +59,9 @@ class StoreSettings(Section):
     timezone: str = Field(
         default="UTC", description="the store's IANA time zone: playlist schedules, time of day and week for offers"
     )
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")] = Field(
+        default="en", description="the language offers are shown in when a shopper's is not known (BCP 47)"
+    )
 
     @field_validator("timezone")
     @classmethod

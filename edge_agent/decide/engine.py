@@ -233,7 +233,7 @@ class OfferEngine:
             Show(
                 touchpoint=request.touchpoint,
                 show_id=request.show_id,
-                offer=offer.display(),
+                offer=offer.display(self._settings.store.language),
                 customer_ref=None,
                 mono=mono,
                 origin_mono=mono,
@@ -279,7 +279,7 @@ class OfferEngine:
         rest = [i for i in presentable if i not in shown]
         listed = (shown + rest)[: max(0, limit)]
         if not record:
-            return [self._priced(slate, i, wall.at) for i in listed]
+            return [self._priced(slate, i, wall.at, entry) for i in listed]
         customer = personalised(entry)
         ref = customer.customer_ref if customer else None
         out = []
@@ -287,7 +287,7 @@ class OfferEngine:
             first = n == 0
             intended, propensity = (choice.intended, choice.propensity) if first else (i, None)
             decision_id = self._log(tp, slate, choice, i, intended, propensity, ref, wall, listing=True)
-            out.append({**self._priced(slate, i, wall.at), "show_id": decision_id})
+            out.append({**self._priced(slate, i, wall.at, entry), "show_id": decision_id})
         self.counts["kiosk_listings"] += 1
         return out
 
@@ -315,7 +315,7 @@ class OfferEngine:
             self._bus.publish(Idle(touchpoint=tp.id, mono=self._clock.mono()))
             return
         chosen = slate.offers[choice.shown]
-        display = self._priced(slate, choice.shown, wall.at)
+        display = self._priced(slate, choice.shown, wall.at, entry)
         decision_id = self._log(tp, slate, choice, choice.shown, choice.intended, choice.propensity, ref, wall, dwell_s)
         # Only once it is logged is it what the touchpoint shows (a refused write leaves the screen as it was).
         showing.customer_ref, showing.offer_id = (entry.customer_ref if entry else None), chosen.offer_id
@@ -367,11 +367,12 @@ class OfferEngine:
         )
         return decision_id
 
-    def _priced(self, slate: Slate, i: int, now: datetime) -> dict[str, Any]:
+    def _priced(self, slate: Slate, i: int, now: datetime, entry: RosterEntry | None) -> dict[str, Any]:
+        """The offer as a touchpoint shows it: priced now, in the shopper's language (else the store's)."""
         offer = slate.offers[i]
         p = price(offer, now, self._catalog.policy.pricing_bounds, self._zone)
         return {
-            **offer.display(),
+            **offer.display(entry.language if entry is not None else None, self._settings.store.language),
             "audience": offer.audience,
             "price_cents": p.price_cents,
             "was_cents": p.was_cents,

@@ -9,6 +9,7 @@ validated JSON document, so a new rule never needs a schema change.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from sqlite_utils import Database
 
 Text = Annotated[str, Field(max_length=2000)]
+Language = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")]  # BCP 47: a language, perhaps its region
 Name = Annotated[str, Field(min_length=1, max_length=128)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 LONGEST_WINDOW_S = 31 * 86_400  # caps and cool-downs look back at most a month; the engine remembers that long
@@ -94,6 +96,26 @@ class EndsToday(Model):
 PricingRule = Annotated[ExpiryMarkdown | AgeMarkdown | Overstock | EndsToday, Field(discriminator="kind")]
 
 
+class OfferText(Model):
+    """An offer's words in one language."""
+
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    body: Text = ""
+
+
+def pick_language(available: Iterable[str], wanted: Iterable[str | None]) -> str | None:
+    """The first of `wanted` (the shopper's, then the store's) that `available` has, exactly or by its language
+    alone (`pt-BR` reads `pt`); None when none is."""
+    have = set(available)
+    for language in wanted:
+        if language is None:
+            continue
+        for candidate in (language, language.split("-")[0]):
+            if candidate in have:
+                return candidate
+    return None
+
+
 class Offer(Model):
     """One offer as a bundle carries it; validated here because bundles come from outside."""
 
@@ -102,6 +124,9 @@ class Offer(Model):
     body: Text = ""
     price_cents: Annotated[int, Field(ge=0)] | None = None
     currency: Annotated[str, Field(pattern=r"^([A-Z]{3})?$")] = ""
+    translations: dict[Language, OfferText] = Field(
+        default_factory=dict, max_length=32, description="title and body per language; title and body are the default"
+    )
     image: Annotated[str, Field(max_length=2000)] = ""
     video: Annotated[str, Field(max_length=2000)] = Field(default="", description="an MP4 or WebM the bundle names")
     valid_from: AwareDatetime
@@ -139,12 +164,16 @@ class Offer(Model):
             raise ValueError("replenish_days needs the sku it refers to")
         return self
 
-    def display(self) -> dict[str, Any]:
-        """What a screen needs to show the offer; the screen escapes every text field itself."""
+    def display(self, *languages: str | None) -> dict[str, Any]:
+        """What a screen needs to show the offer, in the first of `languages` it has words in (else its own title
+        and body); the screen escapes every text field itself."""
+        language = pick_language(self.translations, languages)
+        words = self.translations[language] if language is not None else OfferText(title=self.title, body=self.body)
         return {
             "offer_id": self.offer_id,
-            "title": self.title,
-            "text": self.body,
+            "title": words.title,
+            "text": words.body,
+            "language": language,
             "price_cents": self.price_cents,
             "currency": self.currency,
             "image": self.image,

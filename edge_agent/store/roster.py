@@ -44,6 +44,9 @@ class RosterEntry(BaseModel):
     segments: tuple[str, ...] = ()
     loyalty_id: LoyaltyId | None = None
     phone_hash: PhoneHash | None = None
+    language: Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")] | None = Field(
+        default=None, description="the language the customer reads offers in (BCP 47)"
+    )
     day_keys: dict[str, str] = Field(
         default_factory=dict, description="BLE day keys: yyyymmdd → base64 of 16 bytes (see sources/tokens.py)"
     )
@@ -141,10 +144,11 @@ class Roster:
             for cloud in entries:
                 e = forward(cloud, held.get(cloud.customer_ref))
                 self._db.execute(
-                    "INSERT INTO customers (customer_ref, segments, consent_epoch, updated_at, loyalty_id, phone_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (customer_ref) DO UPDATE SET segments = excluded.segments,"
-                    " consent_epoch = excluded.consent_epoch, updated_at = excluded.updated_at,"
-                    " loyalty_id = excluded.loyalty_id, phone_hash = excluded.phone_hash",
+                    "INSERT INTO customers (customer_ref, segments, consent_epoch, updated_at, loyalty_id, phone_hash,"
+                    " language) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_ref) DO UPDATE SET"
+                    " segments = excluded.segments, consent_epoch = excluded.consent_epoch,"
+                    " updated_at = excluded.updated_at, loyalty_id = excluded.loyalty_id,"
+                    " phone_hash = excluded.phone_hash, language = excluded.language",
                     [
                         e.customer_ref,
                         json.dumps(list(e.segments)),
@@ -152,6 +156,7 @@ class Roster:
                         updated_at,
                         e.loyalty_id,
                         e.phone_hash,
+                        e.language,
                     ],
                 )
                 self._db.execute("DELETE FROM consents WHERE customer_ref = ?", [e.customer_ref])
@@ -177,7 +182,7 @@ class Roster:
 
     def get(self, customer_ref: str) -> RosterEntry | None:
         row = self._db.execute(
-            "SELECT segments, consent_epoch, loyalty_id, phone_hash FROM customers WHERE customer_ref = ?",
+            "SELECT segments, consent_epoch, loyalty_id, phone_hash, language FROM customers WHERE customer_ref = ?",
             [customer_ref],
         ).fetchone()
         if row is None:
@@ -198,6 +203,7 @@ class Roster:
             phone_hash=row[3],
             day_keys={day: base64.b64encode(key).decode("ascii") for day, key in day_keys},
             phone_model=model[0] if model else None,
+            language=row[4],
         )
 
     def ble_day_keys(self, days: list[str]) -> dict[str, dict[str, bytes]]:

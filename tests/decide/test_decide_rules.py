@@ -435,3 +435,36 @@ def test_local_events_count_while_they_run_and_bad_ones_are_refused(settings):
     assert engine.context.rejected == {"local_event_bad_time": 1, "local_event_without_kind": 1}
     later = wall.at + timedelta(hours=2)
     assert "event:football" not in engine.context.tags("entrance", later, clock.mono())
+
+
+def test_an_offer_is_shown_in_the_shoppers_language_else_the_stores(settings):
+    """Translations per language: a shopper whose roster language has words sees them (on the screen and in the
+    kiosk's list), `pt-BR` reads `pt`, and anyone else — unknown shoppers, a language without words — sees the
+    store's default language."""
+    settings = settings.model_copy(update={"store": settings.store.model_copy(update={"language": "de"})})
+    words = {
+        "fa": {"title": "قهوه با نصف قیمت", "body": "برای اعضا"},
+        "de": {"title": "Kaffee zum halben Preis", "body": "Für Mitglieder"},
+        "pt": {"title": "Café pela metade do preço"},
+    }
+    roster = [
+        customer("alice").model_copy(update={"language": "fa"}),
+        customer("bruno").model_copy(update={"language": "pt-BR"}),
+        customer("carla").model_copy(update={"language": "it"}),
+    ]
+    coffee = _offer("coffee", title="Half-price coffee", body="For members", translations=words)
+    engine, store, shows, clock = make(settings, [coffee], roster)
+    seen = {}
+    for who in ("alice", "bruno", "carla"):
+        enter(engine, clock, who)
+        got = shown(shows)[-1].offer
+        seen[who] = (got["title"], got["language"])
+    assert seen == {
+        "alice": ("قهوه با نصف قیمت", "fa"),
+        "bruno": ("Café pela metade do preço", "pt"),
+        "carla": ("Kaffee zum halben Preis", "de"),
+    }
+    listed = engine.offers_for("alice", "kiosk-a", 3)
+    assert (listed[0]["title"], listed[0]["text"]) == ("قهوه با نصف قیمت", "برای اعضا")
+    assert coffee.display() == {**coffee.display(), "title": "Half-price coffee", "language": None}
+    assert store.roster.get("alice").language == "fa"  # kept with the roster

@@ -252,6 +252,7 @@
     currentShow = message.show_id;
     if (!offerRegion) stopIdle(); // in its own region, an offer leaves the loop playing
     $("offer-kicker").textContent = message.personal ? "Just for you" : "Today's offer";
+    views.offer.lang = typeof offer.language === "string" ? offer.language : ""; // the shopper's, for the fonts
     $("offer-title").textContent = String(offer.title ?? "");
     $("offer-text").textContent = String(offer.text ?? "");
     $("offer-price").textContent = formatPrice(offer.price_cents, offer.currency);
