@@ -17,6 +17,13 @@ def loads(data: str | bytes | bytearray) -> Any:
         raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
 
+def short_id(value: Any, name: str, code: str, refuse: Callable[[str, str], Exception]) -> str:
+    """A string of 1..64 characters (an id a page made up); otherwise `refuse(code, reason)`."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise refuse(code, f"{name} must be a string of 1..64 characters")
+    return value
+
+
 def aware_time(value: Any, name: str, code: str, refuse: Callable[[str, str], Exception]) -> datetime:
     """An ISO 8601 time with its zone (a browser's `toISOString()`), as UTC; otherwise `refuse(code, reason)`."""
     if not isinstance(value, str) or len(value) > 40:

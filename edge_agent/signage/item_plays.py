@@ -54,9 +54,7 @@ class ItemPlays:
             raise
 
     def _played(self, touchpoint: str, message: dict[str, Any]) -> bool:
-        play_id = message.get("play_id")
-        if not isinstance(play_id, str) or not 0 < len(play_id) <= 64:
-            raise PlayRefused("bad_play_id", "play_id must be a string of 1..64 characters")
+        play_id = json_input.short_id(message.get("play_id"), "play_id", "bad_play_id", PlayRefused)
         item = message.get("item")
         settings = self._schedule.settings
         campaigns = playlists.campaigns(settings.surfaces.playlists, settings.signage, touchpoint)

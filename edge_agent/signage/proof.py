@@ -47,9 +47,7 @@ class ProofOfPlay:
             raise
 
     def _acknowledge(self, touchpoint: str, message: dict[str, Any]) -> bool:
-        show_id = message.get("show_id")
-        if not isinstance(show_id, str) or not 0 < len(show_id) <= 64:
-            raise AckRejected("bad_show_id", "show_id must be a string of 1..64 characters")
+        show_id = json_input.short_id(message.get("show_id"), "show_id", "bad_show_id", AckRejected)
         shown = _displayed_at(message.get("displayed_at"))
         decision = self._store.decisions.get(show_id)
         if decision is None or decision.offer_id is None:
