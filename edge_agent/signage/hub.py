@@ -100,7 +100,8 @@ class ScreenHub:
         self._current: dict[str, dict[str, Any]] = {}
         self._showing: dict[str, dict[str, Any]] = {}
         self._playlists: dict[str, str] = {}
-        self._heard: dict[str, tuple[float, dict[str, Any]]] = {}  # touchpoint → (mono, what its page last said)
+        self._heard: dict[str, float] = {}  # touchpoint → when its page last said anything (mono)
+        self._playing: dict[str, dict[str, Any]] = {}  # touchpoint → the playlist item its page last started
         self._shows = bus.subscribe(Show, "signage", maxsize=1000)
         bus.on(ScreenReload, "signage", self._reload)
         self._idles = bus.subscribe(Idle, "signage", maxsize=1000)
@@ -150,9 +151,9 @@ class ScreenHub:
         """What a touchpoint shows now, for the dashboard: an offer's title, or the playlist item its page said it
         started (`playing`)."""
         shown = self._showing.get(touchpoint, {"kind": "idle"})
-        heard = self._heard.get(touchpoint)
-        if shown["kind"] == "idle" and heard is not None and heard[1].get("type") == "playing":
-            return {"kind": "idle", "item": heard[1].get("item"), "since": heard[1].get("started_at")}
+        playing = self._playing.get(touchpoint)
+        if shown["kind"] == "idle" and playing is not None:
+            return {"kind": "idle", "item": playing.get("item"), "since": playing.get("started_at")}
         return shown
 
     def stalled(self, touchpoint: str, now: float) -> bool:
@@ -161,7 +162,7 @@ class ScreenHub:
         if self.players(touchpoint) == 0 or touchpoint not in self._heard:
             return False
         longest = max((float(i.get("duration_s") or 0) for i in self.idle_items(touchpoint)), default=0.0)
-        return now - self._heard[touchpoint][0] > longest + STALL_GRACE_S
+        return now - self._heard[touchpoint] > longest + STALL_GRACE_S
 
     def _reload(self, reload: ScreenReload) -> None:
         self.counts["reloads"] += 1
@@ -284,8 +285,13 @@ class ScreenHub:
         except json.JSONDecodeError:
             message = None
         if isinstance(message, dict) and message.get("type") in ("ack", "played", "playing"):
-            self._heard[touchpoint] = (self._clock.mono(), message)
+            self._heard[touchpoint] = self._clock.mono()
         if isinstance(message, dict) and message.get("type") == "playing":
+            started = message.get("started_at")
+            self._playing[touchpoint] = {
+                "item": str(message.get("item"))[:64],  # for the dashboard only: the page's word, cut short
+                "started_at": started[:40] if isinstance(started, str) else None,
+            }
             return {"type": "noted"}
         if isinstance(message, dict) and message.get("type") == "played":
             return self._on_played(touchpoint, message)
