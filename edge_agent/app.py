@@ -53,8 +53,8 @@ from .sources.checkin.kiosk_id import KioskIdentifier
 from .sources.checkin.source import CheckinSource
 from .sources.peers.notices import HostNotices
 from .sources.peers.source import StorePeers
-from .sources.pos.protocol import load_profile
 from .sources.pos.source import PosSource
+from .sources.pos.tills import load_till
 from .sources.roster_age import RosterAge
 from .store import open_store
 from .store.checkpoint import WalCheckpointer
@@ -138,7 +138,7 @@ class Agent:
         self.attribution = Attribution(self.store, self.engine.profiles, self.engine.caps, self.bus)
         self.pos: PosSource | None = None
         if settings.sources.pos and settings.pos is not None:
-            profile = load_profile(settings.pos.profile)
+            profile = load_till(settings.pos.profile)
             self.pos = PosSource(settings.pos, profile, self.store, self.bus, self.clock)
         self.audience = Audience(settings, self.bus)
         self.proof = ProofOfPlay(self.store, self.bus, self.clock, self.audience)

@@ -23,7 +23,7 @@ from .sources.ble.profiles import (
     ScannerProfile,
     load_receiver,
 )
-from .sources.pos.protocol import PosProfile
+from .sources.pos.tills import TillKinds, load_till
 from .sources.vision.profile import CameraProfile
 
 KINDS: dict[str, tuple[str, type[BaseModel]]] = {
@@ -32,7 +32,7 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "camera": ("cameras", CameraProfile),
     "sign": ("signs", SignProfile),
     "screen": ("screens", ScreenProfile),
-    "pos": ("pos", PosProfile),
+    "pos": ("pos", TillKinds),
 }
 
 
@@ -42,6 +42,8 @@ def load(kind: str, name: str | Path) -> BaseModel:
         return load_sign(name)  # adds the sign's own cross-field checks
     if kind == "scanner":
         return load_receiver(name)  # one of the receiver kinds, by the file's `kind`
+    if kind == "pos":
+        return load_till(name)  # one of the till kinds, by the file's `kind`
     folder, model = KINDS[kind]
     return profiles.load(name, model, folder)
 

@@ -20,6 +20,7 @@ from edge_agent.sources.ble import node_format as remote_adverts
 from edge_agent.sources.ble.frames import EDDYSTONE_UUID
 from edge_agent.sources.ble.profiles import RECEIVER_MODELS, BeaconProfile, ReceiverKinds, ScannerProfile
 from edge_agent.sources.ble.scanner import Advert, BleSource
+from edge_agent.sources.pos.tills import TILL_MODELS, TillKinds
 from edge_agent.store import open_store
 from tests.factories import STORE, config_dict
 
@@ -31,7 +32,9 @@ def test_every_kind_ships_an_example_and_every_shipped_profile_is_valid():
     loaded = [devices.load(KIND_OF_FOLDER[path.parent.name], path) for path in SHIPPED]
     receivers = {type(p) for p in loaded if type(p) in RECEIVER_MODELS.values()}
     assert receivers == set(RECEIVER_MODELS.values())  # every receiver kind, in firmware_configs/scanners/
-    kinds = {ReceiverKinds if type(p) in receivers else type(p) for p in loaded}
+    tills = {type(p) for p in loaded if type(p) in TILL_MODELS.values()}
+    assert tills == set(TILL_MODELS.values())  # every till kind, in firmware_configs/pos/
+    kinds = {ReceiverKinds if type(p) in receivers else TillKinds if type(p) in tills else type(p) for p in loaded}
     assert kinds == {model for _, model in devices.KINDS.values()}
 
 
@@ -68,7 +71,19 @@ def _shipped(folder: str) -> dict:
         ("cameras", {"capture": {"rotate": 45}}, "capture.rotate", "0, 90, 180 or 270"),
         ("cameras", {"lens": {"horizontal_fov_deg": 5}}, "lens.horizontal_fov_deg", "greater than or equal to 20"),
         ("signs", {"serial": {"baudrate": 12345}}, "serial.baudrate", "1200"),
-        ("pos", {"records": {"begin": {"tag": "T", "fields": ["colour"]}}}, "records", "unknown ['colour']"),
+        (
+            "pos:generic-pipe",
+            {"records": {"begin": {"tag": "T", "fields": ["colour"]}}},
+            "records",
+            "unknown ['colour']",
+        ),
+        (
+            "pos:escpos-receipt-tap",
+            {"patterns": {"transaction": "Receipt (\\d+)", "item": "(?P<sku>x)"}},
+            "patterns.transaction",
+            "the named groups ['txn_id']",
+        ),
+        ("pos:escpos-receipt-tap", {"codepage": "ebcdic"}, "codepage", "'cp437'"),
         ("beacons", {"kind": "camera"}, "kind", "expected 'beacon'"),
     ],
 )

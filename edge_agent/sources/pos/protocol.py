@@ -139,7 +139,7 @@ class ReceiptParser:
             fields = self._fields(r.begin, values, "begin")
             if self._open is not None:
                 self.abandoned += 1
-            self._open = _Open(_ident(fields["txn_id"], "txn_id"), _loyalty(fields.get("loyalty_id")))
+            self._open = _Open(checked_id(fields["txn_id"], "txn_id"), checked_loyalty(fields.get("loyalty_id")))
             return None
         if tag == r.item.tag:
             if self._open is None:
@@ -155,7 +155,7 @@ class ReceiptParser:
                 raise LineRejected("end_outside_receipt", "an end record with no begin record before it")
             if "txn_id" in fields and fields["txn_id"] != current.txn_id:
                 raise LineRejected("txn_mismatch", f"end of {fields['txn_id']!r} closes receipt {current.txn_id!r}")
-            loyalty = current.loyalty_id or _loyalty(fields.get("loyalty_id"))
+            loyalty = current.loyalty_id or checked_loyalty(fields.get("loyalty_id"))
             return Receipt(current.txn_id, loyalty, tuple(current.items))
         raise LineRejected("unknown_record", f"tag {tag[:16]!r} is not {r.begin.tag}, {r.item.tag} or {r.end.tag}")
 
@@ -166,29 +166,36 @@ class ReceiptParser:
         return {k: v.strip() for k, v in zip(record.fields, values, strict=True) if k != "_"}
 
 
-def _ident(value: str, name: str) -> str:
+def checked_id(value: str, name: str) -> str:
     if not _ID.match(value):
         raise LineRejected(f"bad_{name}", f"{value[:70]!r} is not 1..64 letters, digits or _.:-")
     return value
 
 
-def _loyalty(value: str | None) -> str | None:
-    return _ident(value, "loyalty_id") if value else None
+def checked_loyalty(value: str | None) -> str | None:
+    return checked_id(value, "loyalty_id") if value else None
 
 
 def _item(fields: dict[str, str]) -> Item:
-    sku = fields["sku"]
+    qty = checked_int(fields.get("qty") or "1", "qty", 1, 10_000)
+    price = checked_int(fields["price_cents"], "price_cents", 0, 100_000_000) if fields.get("price_cents") else None
+    claim = fields.get("claim_code") or None
+    return Item(checked_sku(fields["sku"]), qty, price, None if claim is None else checked_claim(claim))
+
+
+def checked_sku(sku: str) -> str:
     if not _SKU.match(sku):
         raise LineRejected("bad_sku", f"{sku[:70]!r} is not 1..64 letters, digits or _.-")
-    qty = _int(fields.get("qty") or "1", "qty", 1, 10_000)
-    price = _int(fields["price_cents"], "price_cents", 0, 100_000_000) if fields.get("price_cents") else None
-    claim = fields.get("claim_code") or None
-    if claim is not None and not re.fullmatch(r"[A-Za-z0-9-]{4,20}", claim):
+    return sku
+
+
+def checked_claim(claim: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9-]{4,20}", claim):
         raise LineRejected("bad_claim_code", f"{claim[:20]!r} is not 4..20 letters, digits or dashes")
-    return Item(sku, qty, price, claim)
+    return claim
 
 
-def _int(value: str, name: str, lo: int, hi: int) -> int:
+def checked_int(value: str, name: str, lo: int, hi: int) -> int:
     try:
         n = int(value)
     except ValueError:

@@ -1,4 +1,5 @@
-"""Purchases from a till or scanner over a serial line (pyserial).
+"""Purchases from a till over a serial line (pyserial): its line protocol, or a copy of the ESC/POS stream it
+prints receipts with (a receipt tap).
 
 Blocking reads run in one thread, which hands each complete line to the event loop (waiting if the loop is
 behind, so nothing is dropped); parsing, identity and publishing happen on the loop. A port that vanishes
@@ -28,6 +29,8 @@ from ...config import PosSettings
 from ...events import Purchase, PurchaseLine
 from ...store import Store
 from .protocol import LineRejected, PosProfile, Receipt, ReceiptParser
+from .receipt_tap import ReceiptTap
+from .tills import TillProfile
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ class PosSource:
     def __init__(
         self,
         settings: PosSettings,
-        profile: PosProfile,
+        profile: TillProfile,
         store: Store,
         bus: Bus,
         clock: Clock,
@@ -53,7 +56,8 @@ class PosSource:
         self._bus = bus
         self._clock = clock
         self._open_port = open_port
-        self._parser = ReceiptParser(profile)
+        self._parser = ReceiptParser(profile) if isinstance(profile, PosProfile) else None
+        self._tap = ReceiptTap(profile) if not isinstance(profile, PosProfile) else None
         self.counts: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.connected = threading.Event()
@@ -68,15 +72,27 @@ class PosSource:
 
         reader = threading.Thread(target=self._read_forever, args=(hand_over, stop), name="pos.reader", daemon=True)
         reader.start()
+        handle = self.on_line if self._tap is None else self.on_bytes
         try:
             while True:
-                self.on_line(await lines.get())
+                handle(await lines.get())
         finally:
             stop.set()
             await asyncio.to_thread(reader.join, 5.0)
 
+    def on_bytes(self, raw: bytes) -> list[Purchase]:
+        """A receipt tap's bytes: publish and return a purchase for each receipt they complete."""
+        assert self._tap is not None
+        self.counts["bytes"] += len(raw)
+        purchases = [self._publish(receipt) for receipt in self._tap.feed(raw)]
+        for refused in self._tap.refused:
+            self.rejected[refused.code] += 1
+            log.warning("till receipt skipped (%s)", refused.code)  # its lines may hold a loyalty id: not logged
+        return purchases
+
     def on_line(self, raw: bytes) -> Purchase | None:
         """Parse one line; publish and return the purchase when it completes a receipt."""
+        assert self._parser is not None
         self.counts["lines"] += 1
         try:
             receipt = self._parser.feed(raw)
@@ -85,8 +101,9 @@ class PosSource:
             log.warning("till line skipped (%s)", exc.code)  # the line itself may hold a loyalty id: not logged
             return None
         self.counts["abandoned_receipts"] = self._parser.abandoned
-        if receipt is None:
-            return None
+        return None if receipt is None else self._publish(receipt)
+
+    def _publish(self, receipt: Receipt) -> Purchase:
         purchase = self._purchase(receipt)
         self.counts["receipts"] += 1
         self._bus.publish(purchase)
@@ -140,6 +157,12 @@ class PosSource:
             stop.wait(self._settings.reconnect_s)
 
     def _read_port(self, port: Any, hand_over: Callable[[bytes], None], stop: threading.Event) -> None:
+        if self._tap is not None:  # a printer stream: bytes as they come, the tap finds the lines and cuts
+            while not stop.is_set():
+                chunk = port.read(4096)
+                if chunk:
+                    hand_over(chunk)
+            return
         limit = self._profile.serial.max_line_bytes
         pending = b""
         skipping = False  # inside an over-long line, whose rejection has been handed over already
