@@ -639,6 +639,11 @@ class PosSettings(Section):
         description="line-protocol profile (TOML), see firmware_configs/pos"
     )
     till_id: Ident = Field(default="till-1", description="names this till on every transaction")
+    scanner_port: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a barcode scanner at this till in serial mode (9600 8N1): claim codes, loyalty cards",
+    )
     reconnect_s: Seconds = Field(default=2.0, description="wait before reopening a port that vanished")
 
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import serial
@@ -28,8 +30,9 @@ from ...clock import Clock
 from ...config import PosSettings
 from ...events import Purchase, PurchaseLine
 from ...store import Store
-from .protocol import LineRejected, PosProfile, Receipt, ReceiptParser
+from .protocol import LineRejected, PosProfile, Receipt, ReceiptParser, SerialLine
 from .receipt_tap import ReceiptTap
+from .scanner import TillScanner
 from .tills import TillProfile
 
 log = logging.getLogger(__name__)
@@ -58,27 +61,43 @@ class PosSource:
         self._open_port = open_port
         self._parser = ReceiptParser(profile) if isinstance(profile, PosProfile) else None
         self._tap = ReceiptTap(profile) if not isinstance(profile, PosProfile) else None
+        self.scanner = TillScanner(store, clock) if settings.scanner_port is not None else None
         self.counts: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.connected = threading.Event()
+        self.scanner_connected = threading.Event()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        lines: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1_000)
+        lines: asyncio.Queue[tuple[bool, bytes]] = asyncio.Queue(maxsize=1_000)  # (from the scanner, bytes)
         stop = threading.Event()
 
-        def hand_over(line: bytes) -> None:
-            asyncio.run_coroutine_threadsafe(lines.put(line), loop).result()
+        def hand_over(scanned: bool) -> Callable[[bytes], None]:
+            return lambda data: asyncio.run_coroutine_threadsafe(lines.put((scanned, data)), loop).result()
 
-        reader = threading.Thread(target=self._read_forever, args=(hand_over, stop), name="pos.reader", daemon=True)
-        reader.start()
+        till = _Port("till", self._settings.port, self._profile.serial, self._read_port, self.connected)
+        ports = [(till, hand_over(False))]
+        if self._settings.scanner_port is not None:
+            scanner = _Port("scanner", self._settings.scanner_port, SerialLine(), _read_scans, self.scanner_connected)
+            ports.append((scanner, hand_over(True)))
+        readers = [
+            threading.Thread(target=self._read_forever, args=(p, h, stop), name=f"pos.{p.label}", daemon=True)
+            for p, h in ports
+        ]
+        for reader in readers:
+            reader.start()
         handle = self.on_line if self._tap is None else self.on_bytes
         try:
             while True:
-                handle(await lines.get())
+                scanned, data = await lines.get()
+                if scanned and self.scanner is not None:
+                    self.scanner.scan(data)
+                else:
+                    handle(data)
         finally:
             stop.set()
-            await asyncio.to_thread(reader.join, 5.0)
+            for reader in readers:
+                await asyncio.to_thread(reader.join, 5.0)
 
     def on_bytes(self, raw: bytes) -> list[Purchase]:
         """A receipt tap's bytes: publish and return a purchase for each receipt they complete."""
@@ -111,9 +130,11 @@ class PosSource:
 
     def _purchase(self, receipt: Receipt) -> Purchase:
         ref = None
-        if receipt.loyalty_id is not None:
+        card = self.scanner.card_for_receipt() if self.scanner is not None else None
+        loyalty_id = receipt.loyalty_id or card  # the receipt's own, else a card scanned at the till just before
+        if loyalty_id is not None:
             roster = self._store.roster
-            entry = roster.get(roster.find(loyalty_id=receipt.loyalty_id) or receipt.loyalty_id)
+            entry = roster.get(roster.find(loyalty_id=loyalty_id) or loyalty_id)
             if entry is not None and entry.consents_to(PURCHASE_CONSENT):
                 ref = entry.customer_ref
             else:
@@ -126,13 +147,13 @@ class PosSource:
             wall=self._clock.wall(),
         )
 
-    def _read_forever(self, hand_over: Callable[[bytes], None], stop: threading.Event) -> None:
-        """The reader thread: open, read lines, and on any port error close, wait and reopen."""
-        line = self._profile.serial
+    def _read_forever(self, device: _Port, hand_over: Callable[[bytes], None], stop: threading.Event) -> None:
+        """A reader thread: open, read, and on any port error close, wait and reopen."""
+        line, prefix = device.line, "" if device.label == "till" else f"{device.label}_"
         while not stop.is_set():
             try:
                 port = self._open_port(
-                    self._settings.port,
+                    device.port,
                     baudrate=line.baudrate,
                     bytesize=line.bytesize,
                     parity=_PARITY[line.parity],
@@ -140,19 +161,19 @@ class PosSource:
                     timeout=0.2,
                 )
             except (serial.SerialException, OSError) as exc:
-                self.counts["open_failures"] += 1
-                log.warning("cannot open till port %s (%s); retrying", self._settings.port, exc)
+                self.counts[f"{prefix}open_failures"] += 1
+                log.warning("cannot open %s port %s (%s); retrying", device.label, device.port, exc)
                 stop.wait(self._settings.reconnect_s)
                 continue
-            self.counts["opened"] += 1
-            self.connected.set()
+            self.counts[f"{prefix}opened"] += 1
+            device.connected.set()
             try:
-                self._read_port(port, hand_over, stop)
+                device.read(port, hand_over, stop)
             except (serial.SerialException, OSError) as exc:
-                self.counts["port_lost"] += 1
-                log.warning("till port %s lost (%s); reopening", self._settings.port, exc)
+                self.counts[f"{prefix}port_lost"] += 1
+                log.warning("%s port %s lost (%s); reopening", device.label, device.port, exc)
             finally:
-                self.connected.clear()
+                device.connected.clear()
                 port.close()
             stop.wait(self._settings.reconnect_s)
 
@@ -180,3 +201,28 @@ class PosSource:
             elif len(pending) > limit + 2:
                 hand_over(pending)  # the parser rejects it as too long
                 pending, skipping = b"", True
+
+
+@dataclass(frozen=True)
+class _Port:
+    """A serial device this source reads: the till (or its printer stream), or the barcode scanner at it."""
+
+    label: str
+    port: str
+    line: SerialLine
+    read: Callable[[Any, Callable[[bytes], None], threading.Event], None]
+    connected: threading.Event
+
+
+def _read_scans(port: Any, hand_over: Callable[[bytes], None], stop: threading.Event) -> None:
+    """A scanner in serial mode: each code ends with CR, LF or both."""
+    pending = b""
+    while not stop.is_set():
+        pending += port.read(256)
+        *scans, pending = re.split(rb"[\r\n]+", pending)
+        for scan in scans:
+            if scan:
+                hand_over(scan)
+        if len(pending) > 256:  # no line ending in sight: not a scanner in serial mode; its bytes go
+            hand_over(pending)
+            pending = b""

@@ -106,3 +106,41 @@ async def test_receipts_printed_by_python_escpos_become_purchases(tmp_path):
         await asyncio.gather(task, return_exceptions=True)
         line.close()
         store.close()
+
+
+async def test_a_barcode_scanner_at_the_till_redeems_claims_and_names_the_next_receipts_shopper(tmp_path):
+    """A scanner in serial mode on its own port: a kiosk's claim code is redeemed (once), a loyalty card names the
+    shopper of the till's next receipt, a product's barcode is nobody's business."""
+    line = PrinterLine(tmp_path)
+    scanner_master, scanner_slave = os.openpty()
+    tty.setraw(scanner_slave)
+    store = open_store(tmp_path / "edge.db")
+    store.roster.upsert([customer("alice").model_copy(update={"loyalty_id": "40012345"})], updated_at="t")
+    now, later = "2026-12-05T10:00:00.000+00:00", "2099-01-01T00:00:00.000+00:00"
+    code = store.claims.claim("alice", "croissant", touchpoint="kiosk-a", at=now, expires_at=later).code
+    bus = Bus()
+    purchases = bus.subscribe(Purchase, "test")
+    settings = PosSettings(
+        port=line.tap_port, profile="escpos-receipt-tap", scanner_port=os.ttyname(scanner_slave), reconnect_s=0.1
+    )
+    source = PosSource(settings, PROFILE, store, bus, Clock())
+    task = asyncio.create_task(source.run())
+    printer = Serial(devfile=line.printer_port, baudrate=9600, dsrdtr=False)
+    try:
+        await wait_for(source.scanner_connected.is_set)
+        for scan in (code.lower().replace("-", "") + "\r", code + "\r\n", "4006381333931\r", "40012345\r"):
+            os.write(scanner_master, scan.encode())
+        await wait_for(lambda: sum(source.scanner.counts.values()) == 4)
+        assert source.scanner.counts == {"redeemed": 1, "claim_already_redeemed": 1, "not_ours": 1, "loyalty": 1}
+        assert store.claims.get(code).redeemed_at is not None
+        await asyncio.to_thread(_print_receipt, printer, "000200", [("4006381333931", "Croissant", 1, 120)])
+        got = await asyncio.wait_for(purchases.queue.get(), 20)
+        assert (got.txn_id, got.customer_ref) == ("till-1:000200", "alice")  # the card scanned just before
+    finally:
+        printer.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        line.close()
+        os.close(scanner_master)
+        os.close(scanner_slave)
+        store.close()
