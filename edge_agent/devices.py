@@ -13,7 +13,7 @@ from . import profiles
 from .config import BeaconPosition, Settings
 from .signage import screen_profile
 from .signage.screen_profile import ScreenProfile
-from .signage.sign_profile import SignProfile
+from .signage.sign_profile import SignKinds
 from .signage.sign_profile import load as load_sign
 from .sources.ble.node_format import topic_filter
 from .sources.ble.profiles import (
@@ -30,7 +30,7 @@ KINDS: dict[str, tuple[str, type[BaseModel]]] = {
     "beacon": ("beacons", BeaconProfile),
     "scanner": ("scanners", ReceiverKinds),
     "camera": ("cameras", CameraProfile),
-    "sign": ("signs", SignProfile),
+    "sign": ("signs", SignKinds),
     "screen": ("screens", ScreenProfile),
     "pos": ("pos", TillKinds),
 }

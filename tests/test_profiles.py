@@ -16,6 +16,7 @@ from edge_agent import devices, profiles
 from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import from_dict
+from edge_agent.signage.sign_profile import SIGN_MODELS, SignKinds
 from edge_agent.sources.ble import node_format as remote_adverts
 from edge_agent.sources.ble.frames import EDDYSTONE_UUID
 from edge_agent.sources.ble.profiles import RECEIVER_MODELS, BeaconProfile, ReceiverKinds, ScannerProfile
@@ -34,7 +35,11 @@ def test_every_kind_ships_an_example_and_every_shipped_profile_is_valid():
     assert receivers == set(RECEIVER_MODELS.values())  # every receiver kind, in firmware_configs/scanners/
     tills = {type(p) for p in loaded if type(p) in TILL_MODELS.values()}
     assert tills == set(TILL_MODELS.values())  # every till kind, in firmware_configs/pos/
-    kinds = {ReceiverKinds if type(p) in receivers else TillKinds if type(p) in tills else type(p) for p in loaded}
+    signs = {type(p) for p in loaded if type(p) in SIGN_MODELS.values()}
+    assert signs == set(SIGN_MODELS.values())  # a framed sign and a pole display, in firmware_configs/signs/
+    union = {**dict.fromkeys(receivers, ReceiverKinds), **dict.fromkeys(tills, TillKinds)}
+    union |= dict.fromkeys(signs, SignKinds)
+    kinds = {union.get(type(p), type(p)) for p in loaded}
     assert kinds == {model for _, model in devices.KINDS.values()}
 
 

@@ -10,7 +10,7 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from .. import profiles
 from ..profiles import ProfileError
@@ -87,13 +87,73 @@ class SignProfile(_Part):
         return bytes([self.frame.start]) + body + self.checksum(body)
 
 
-def load(name: str | Path) -> SignProfile:
-    """A profile by file path or by name in `firmware_configs/signs/`."""
+class DisplayText(_Part):
+    encoding: Literal["ascii", "latin-1", "cp437", "cp850", "cp858"] = "cp437"
+    columns: Annotated[int, Field(ge=4, le=80)] = 20
+    lines: Annotated[int, Field(ge=1, le=4)] = 2
+    code_table: Byte = Field(default=0, description="the character table (ESC t n) matching `encoding`")
+
+
+class PoleDisplayProfile(_Part):
+    """A customer (pole) display on the till — a vacuum fluorescent display of 2 × 20 characters — driven with the
+    Epson ESC/POS customer-display commands: initialise (ESC @), the character table (ESC t n), clear (CLR, 0x0C),
+    the cursor to column x of line y (US $ x y), then the text. It answers nothing: a frame written whole is shown.
+    The schema of firmware_configs/signs/*.toml of this kind."""
+
+    kind: Literal["pole-display"] = "pole-display"
+    name: str
+    serial: SerialPart = SerialPart()
+    text: DisplayText = DisplayText()
+    write_timeout_s: Annotated[float, Field(gt=0, le=30)] = 1.0
+
+    def fit(self, lines: list[str]) -> list[str]:
+        """The lines as the display can show them: each character its table has (an accent too), else its plain
+        letter, else nothing; cut to its size, padded to its lines."""
+        out = []
+        for line in (lines + [""] * self.text.lines)[: self.text.lines]:
+            shown = "".join(self._showable(c) for c in unicodedata.normalize("NFC", " ".join(line.split())))
+            out.append(shown[: self.text.columns])
+        return out
+
+    def _showable(self, char: str) -> str:
+        try:
+            char.encode(self.text.encoding)
+        except UnicodeEncodeError:
+            plain = unicodedata.normalize("NFKD", char)
+            return plain.encode(self.text.encoding, "ignore").decode(self.text.encoding)
+        return char if char.isprintable() else ""
+
+    def text_frame(self, lines: list[str]) -> bytes:
+        frame = b"\x1b@" + bytes([0x1B, 0x74, self.text.code_table]) + b"\x0c"
+        for y, line in enumerate(self.fit(lines), start=1):
+            frame += bytes([0x1F, 0x24, 1, y]) + line.encode(self.text.encoding)
+        return frame
+
+
+SignKind = SignProfile | PoleDisplayProfile
+SIGN_MODELS: dict[str, type[SignProfile] | type[PoleDisplayProfile]] = {
+    "sign": SignProfile,
+    "pole-display": PoleDisplayProfile,
+}
+
+
+class SignKinds(RootModel[Annotated[SignKind, Field(discriminator="kind")]]):
+    """The schema of firmware_configs/signs/*.toml: a framed sign or a pole display, by its `kind`."""
+
+
+def load(name: str | Path) -> SignKind:
+    """A profile of either kind by file path or by name in `firmware_configs/signs/`."""
     path = profiles.resolve(name, "signs")
     return parse(profiles.read(path), source=str(path))
 
 
-def parse(data: dict[str, Any], source: str = "<profile>") -> SignProfile:
+def parse(data: dict[str, Any], source: str = "<profile>") -> SignKind:
+    data = {"kind": "sign", **data}
+    model = SIGN_MODELS.get(data["kind"]) if isinstance(data["kind"], str) else None
+    if model is None:
+        raise ProfileError(f"{source}: kind: got {data['kind']!r}, expected one of {', '.join(SIGN_MODELS)}")
+    if model is PoleDisplayProfile:
+        return profiles.validate(data, PoleDisplayProfile, source)
     profile = profiles.validate(data, SignProfile, source)
     clash = profile.frame.address.encode("ascii")
     if profile.frame.start == profile.frame.end or any(b in profile.control_bytes() for b in clash):

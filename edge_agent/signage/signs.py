@@ -1,5 +1,6 @@
-"""Serial LED / shelf-edge signs: what the engine decides for a sign touchpoint, framed by its profile and
-written over pyserial. The sign's ACK is its proof of play; a NAK or silence is retried, then counted.
+"""Serial LED / shelf-edge signs and pole displays: what the engine decides for a sign touchpoint, framed by its
+profile and written over pyserial. A framed sign's ACK is its proof of play; a NAK or silence is retried, then
+counted. A pole display answers nothing: a frame written whole is its proof (a weaker one).
 
 The port is blocking, so every write-and-wait runs in a worker thread; the event loop only hands over the
 latest content (a sign that fell behind skips straight to what it should show now).
@@ -19,7 +20,7 @@ from ..bus import Bus
 from ..config import SerialSign, Settings
 from ..events import Idle, Show
 from .proof import AckRejected, ProofOfPlay
-from .sign_profile import SignProfile, load
+from .sign_profile import PoleDisplayProfile, SignKind, load
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,19 @@ log = logging.getLogger(__name__)
 class SignPort:
     """The blocking side: one open port, one frame at a time, waiting for the sign's answer."""
 
-    def __init__(self, url: str, profile: SignProfile):
+    def __init__(self, url: str, profile: SignKind):
         self._url = url
         self._profile = profile
         self._port: serial.SerialBase | None = None
 
     def send(self, frame: bytes) -> str:
-        """Write the frame until ACKed; returns 'ack', 'nak' or 'timeout' (after the profile's retries)."""
+        """Write the frame until ACKed; returns 'ack', 'nak' or 'timeout' (after the profile's retries). A pole
+        display answers nothing: written whole and flushed, it is 'shown'."""
+        if isinstance(self._profile, PoleDisplayProfile):
+            port = self._open()
+            port.write(frame)
+            port.flush()
+            return "shown"
         f = self._profile.frame
         outcome = "timeout"
         for _ in range(f.retries + 1):
@@ -51,14 +58,16 @@ class SignPort:
     def _open(self) -> serial.SerialBase:
         if self._port is None:
             s = self._profile.serial
+            p = self._profile
+            timeout = p.write_timeout_s if isinstance(p, PoleDisplayProfile) else p.frame.timeout_s
             self._port = serial.serial_for_url(
                 self._url,
                 baudrate=s.baudrate,
                 bytesize=s.bytesize,
                 parity=s.parity,
                 stopbits=s.stopbits,
-                timeout=self._profile.frame.timeout_s,
-                write_timeout=self._profile.frame.timeout_s,
+                timeout=timeout,
+                write_timeout=timeout,
             )
         return self._port
 
@@ -126,7 +135,7 @@ class SignDriver:
                 continue
             backoff = 0.5
             self.counts[outcome] += 1
-            if outcome != "ack":
+            if outcome not in ("ack", "shown"):
                 self.state = "not answering" if outcome == "timeout" else "refusing frames"
                 continue
             self.state = "online"

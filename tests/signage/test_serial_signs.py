@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tomllib
+import tty
 
 import aiohttp
 import pytest
@@ -16,6 +17,7 @@ from edge_agent.config import from_dict
 from edge_agent.profiles import firmware_dir
 from edge_agent.signage.sign_profile import ProfileError, load, parse
 from simulators.checkin_app import post_checkin
+from simulators.pole_display import SimulatedPoleDisplay
 from simulators.serial_sign import SimulatedSign
 from tests.factories import config_dict, customer, offer, seed
 
@@ -137,3 +139,40 @@ def test_check_config_refuses_a_sign_whose_profile_is_bad(tmp_path, issuer):
     )
     assert done.returncode == 2
     assert "surfaces.signs[0].profile" in done.stderr and "serial.baudrate" in done.stderr and "12345" in done.stderr
+
+
+async def test_the_agent_drives_a_pole_display_with_escpos_customer_display_commands(tmp_path, issuer):
+    """A customer pole display (2 × 20, Epson ESC/POS customer-display commands) on a pty: a simulator that does what
+    the commands say shows the shopper the offer's two lines, accents in the display's character table."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    display = SimulatedPoleDisplay(master).start()
+    data = config_dict(tmp_path, issuer)
+    data["touchpoints"].append({"id": "till-pole", "kind": "sign", "zone": "bakery"})
+    data["surfaces"] = {
+        "signs": [{"id": "pole", "touchpoint": "till-pole", "port": os.ttyname(slave), "profile": "pole-display-2x20"}]
+    }
+    agent = Agent(from_dict(data))
+    seed(
+        agent,
+        offers=[offer("cake", title="Crème brûlée, two for one", price_cents=390, currency="EUR", zones=("bakery",))],
+        roster=[],
+    )
+    await agent.start()
+    try:
+        await _wait_for(lambda: display.lines() == ["Crème brûlée, two fo", "EUR 3.90"])
+        await _wait_for(lambda: agent.proof.recorded >= 1)  # written whole: the display's proof of play
+        assert agent.signs[0].counts["shown"] >= 1 and display.unknown == 0 and display.frames >= 1
+        assert agent.sign_status()["pole"]["state"] == "online"
+    finally:
+        await agent.stop()
+        display.stop()
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_pole_display_frame_is_what_the_command_set_says():
+    profile = load("pole-display-2x20")
+    frame = profile.text_frame(["Fresh bread", "EUR 1.20"])
+    assert frame == b"\x1b@\x1bt\x00\x0c\x1f$\x01\x01Fresh bread\x1f$\x01\x02EUR 1.20"
+    assert profile.fit(["Ćevapi \u2014 ça va", "Łódź"]) == ["Cevapi  ça va", "ódz"]  # no Ć, —, Ł in PC437
