@@ -5,6 +5,10 @@
   the claim's transaction and the QR cost on top of aiohttp.
 - sign: text frames to a simulated sign on a pty, through the agent's SignPort (profile framing, pyserial,
   wait for ACK), against bare pyserial writing the same bytes and reading the ACK.
+- receipt tap: receipts python-escpos prints (text, barcodes, a QR code, cuts) read from a pty through the
+  agent's receipt tap into receipts, against bare pyserial reading the same bytes; printed lines/s.
+- pole display: ESC/POS customer-display frames through the agent's SignPort, against bare pyserial writing the
+  same bytes; frames/s.
 - video: a cached video served by ranges (256 KiB at random offsets, as a browser seeking and buffering asks
   for it) from the agent's `/assets/` route, against bare aiohttp serving the same file with FileResponse.
 """
@@ -16,7 +20,10 @@ import hashlib
 import os
 import random
 import tempfile
+import threading
 import time
+import tty
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,8 @@ from edge_agent.config import from_dict
 from edge_agent.demo.store import demo_config, demo_offers
 from edge_agent.signage.sign_profile import load
 from edge_agent.signage.signs import SignPort
+from edge_agent.sources.pos.receipt_tap import ReceiptTap
+from edge_agent.sources.pos.tills import load_till
 from edge_agent.store.assets import AssetRef
 from edge_agent.store.roster import RosterEntry
 from simulators.checkin_app import CheckinIssuer
@@ -114,6 +123,101 @@ def _sign(n: int, bare: bool) -> float:
         os.close(slave)
 
 
+def _escpos_receipts(n: int) -> tuple[bytes, int]:
+    """`n` receipts as python-escpos prints them, and how many text lines they hold."""
+    from escpos.printer import Dummy
+
+    printer = Dummy()
+    lines = 0
+    for r in range(n):
+        printer.text(f"CORNER BAKERY\nReceipt {r:06d}\n")
+        for k in range(5):
+            printer.text(f"40063813339{k:02d}  Croissant      2 x 1.20   2.40\n")
+        printer.text("Loyalty 40012345\nTOTAL  12.00\n")
+        printer.barcode("4006381333931", "EAN13")
+        printer.cut()
+        lines += 9
+    return printer.output, lines
+
+
+def _through_pty(data: bytes, read: Callable[[bytes], None]) -> float:
+    """Seconds to read `data` written into a pty, handing each read to `read`."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = serial.Serial(os.ttyname(slave), 9600, timeout=0.2)
+
+    def write() -> None:
+        for k in range(0, len(data), 4096):
+            os.write(master, data[k : k + 4096])
+
+    writer = threading.Thread(target=write)
+    start = time.perf_counter()
+    writer.start()
+    got = 0
+    while got < len(data):
+        chunk = port.read(4096)
+        got += len(chunk)
+        read(chunk)
+    took = time.perf_counter() - start
+    writer.join()
+    port.close()
+    os.close(master)
+    os.close(slave)
+    return took
+
+
+def _receipt_tap(n: int) -> tuple[float, float, int]:
+    """Printed lines/s through the agent's receipt tap and through bare pyserial (reading only)."""
+    data, lines = _escpos_receipts(n)
+    tap = ReceiptTap(load_till("escpos-receipt-tap"))  # type: ignore[arg-type]
+    receipts = 0
+
+    def parse(chunk: bytes) -> None:
+        nonlocal receipts
+        receipts += len(tap.feed(chunk))
+
+    agent = _through_pty(data, parse)
+    bare = _through_pty(data, lambda _: None)
+    assert receipts == n, receipts
+    return lines / agent, lines / bare, receipts
+
+
+def _pole_display(n: int, bare: bool) -> float:
+    """Frames/s to a pole display on a pty (a thread drains it): the agent's SignPort or bare pyserial."""
+    profile = load("pole-display-2x20")
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stop = threading.Event()
+
+    def drain() -> None:
+        while not stop.is_set():
+            try:
+                os.read(master, 65536)
+            except OSError:
+                return
+
+    threading.Thread(target=drain, daemon=True).start()
+    frames = [profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"]) for i in range(n)]
+    try:
+        start = time.perf_counter()
+        if bare:
+            port = serial.Serial(os.ttyname(slave), 9600, timeout=1)
+            for frame in frames:
+                port.write(frame)
+                port.flush()
+            port.close()
+        else:
+            sign_port = SignPort(os.ttyname(slave), profile)
+            for i in range(n):
+                assert sign_port.send(profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"])) == "shown"
+            sign_port.close()
+        return n / (time.perf_counter() - start)
+    finally:
+        stop.set()
+        os.close(master)
+        os.close(slave)
+
+
 RANGE_BYTES = 256 * 1024
 
 
@@ -172,6 +276,9 @@ async def run(quick: bool) -> dict[str, Any]:
     bare_fps = await asyncio.to_thread(_sign, frames, True)
     with tempfile.TemporaryDirectory() as tmp:
         served, bare_mb = await _video(Path(tmp), 200 if quick else 2000, 16 if quick else 64)
+    tap_lps, bare_lps, receipts = await asyncio.to_thread(_receipt_tap, 200 if quick else 2000)
+    pole_fps = await asyncio.to_thread(_pole_display, frames, False)
+    pole_bare_fps = await asyncio.to_thread(_pole_display, frames, True)
     return {
         "kiosk_visits": n,
         "kiosk_visit_p50_ms": kiosk["p50_ms"],
@@ -185,4 +292,11 @@ async def run(quick: bool) -> dict[str, Any]:
         "video_range_mb_per_s": round(served, 1),
         "bare_aiohttp_range_mb_per_s": round(bare_mb, 1),
         "video_range_ratio": round(served / bare_mb, 3),
+        "receipt_tap_receipts": receipts,
+        "receipt_tap_lines_per_s": round(tap_lps),
+        "bare_pyserial_lines_per_s": round(bare_lps),
+        "receipt_tap_ratio": round(tap_lps / bare_lps, 3),
+        "pole_display_frames_per_s": round(pole_fps, 1),
+        "bare_pyserial_pole_frames_per_s": round(pole_bare_fps, 1),
+        "pole_display_ratio": round(pole_fps / pole_bare_fps, 3),
     }

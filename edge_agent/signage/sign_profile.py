@@ -111,14 +111,14 @@ class PoleDisplayProfile(_Part):
         letter, else nothing; cut to its size, padded to its lines."""
         out = []
         for line in (lines + [""] * self.text.lines)[: self.text.lines]:
-            shown = "".join(self._showable(c) for c in unicodedata.normalize("NFC", " ".join(line.split())))
-            out.append(shown[: self.text.columns])
+            text = unicodedata.normalize("NFC", " ".join(line.split()))
+            if not (text.isprintable() and _encodes(text, self.text.encoding)):  # most lines are shown as they are
+                text = "".join(self._showable(c) for c in text)
+            out.append(text[: self.text.columns])
         return out
 
     def _showable(self, char: str) -> str:
-        try:
-            char.encode(self.text.encoding)
-        except UnicodeEncodeError:
+        if not _encodes(char, self.text.encoding):
             plain = unicodedata.normalize("NFKD", char)
             return plain.encode(self.text.encoding, "ignore").decode(self.text.encoding)
         return char if char.isprintable() else ""
@@ -128,6 +128,14 @@ class PoleDisplayProfile(_Part):
         for y, line in enumerate(self.fit(lines), start=1):
             frame += bytes([0x1F, 0x24, 1, y]) + line.encode(self.text.encoding)
         return frame
+
+
+def _encodes(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 SignKind = SignProfile | PoleDisplayProfile
