@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -59,6 +60,18 @@ def validate(data: dict[str, Any], model: type[Model], source: str) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ProfileError(f"{source}: {'; '.join(_problem(e) for e in exc.errors())}") from None
+
+
+def model_of_kind(
+    data: dict[str, Any], models: Mapping[str, type[BaseModel]], default: str, source: str
+) -> type[BaseModel]:
+    """For a folder that holds several kinds: the model of the profile's `kind` (`default` when it names none);
+    ProfileError naming the file and the kinds there are otherwise."""
+    kind = data.setdefault("kind", default)
+    model = models.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise ProfileError(f"{source}: kind: got {kind!r}, expected one of {', '.join(models)}")
+    return model
 
 
 def load(name: str | Path, model: type[Model], folder: str) -> Model:

@@ -156,11 +156,8 @@ def load(name: str | Path) -> SignKind:
 
 
 def parse(data: dict[str, Any], source: str = "<profile>") -> SignKind:
-    data = {"kind": "sign", **data}
-    model = SIGN_MODELS.get(data["kind"]) if isinstance(data["kind"], str) else None
-    if model is None:
-        raise ProfileError(f"{source}: kind: got {data['kind']!r}, expected one of {', '.join(SIGN_MODELS)}")
-    if model is PoleDisplayProfile:
+    data = dict(data)
+    if profiles.model_of_kind(data, SIGN_MODELS, "sign", source) is PoleDisplayProfile:
         return profiles.validate(data, PoleDisplayProfile, source)
     profile = profiles.validate(data, SignProfile, source)
     clash = profile.frame.address.encode("ascii")

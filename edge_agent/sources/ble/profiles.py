@@ -11,12 +11,12 @@ between stores.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from pydantic import Field, RootModel, model_validator
 
 from ...config import Ident, Section
-from ...profiles import Name, ProfileError, read, resolve, validate
+from ...profiles import Name, model_of_kind, read, resolve, validate
 from .node_format import MAX_ADVERTS
 
 Topic = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=200)]
@@ -208,9 +208,5 @@ def load_receiver(name: str | Path) -> ReceiverProfile:
     """A receiver's profile of any kind, by bare name or `.toml` path; ProfileError naming the file otherwise."""
     path = resolve(name, "scanners")
     data = read(path)
-    data.setdefault("kind", "scanner")
-    kind = data["kind"]
-    model = RECEIVER_MODELS.get(kind) if isinstance(kind, str) else None
-    if model is None:
-        raise ProfileError(f"{path}: kind: got {data['kind']!r}, expected one of {', '.join(RECEIVER_MODELS)}")
-    return validate(data, model, str(path))
+    profile = validate(data, model_of_kind(data, RECEIVER_MODELS, "scanner", str(path)), str(path))
+    return cast(ReceiverProfile, profile)

@@ -5,11 +5,11 @@ receipt_tap.py)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 from pydantic import Field, RootModel
 
-from ...profiles import ProfileError, read, resolve, validate
+from ...profiles import model_of_kind, read, resolve, validate
 from .protocol import PosProfile
 from .receipt_tap import ReceiptTapProfile
 
@@ -28,9 +28,4 @@ def load_till(name: str | Path) -> TillProfile:
     """A till's profile of either kind, by bare name or `.toml` path; ProfileError naming the file otherwise."""
     path = resolve(name, "pos")
     data = read(path)
-    data.setdefault("kind", "pos")
-    kind = data["kind"]
-    model = TILL_MODELS.get(kind) if isinstance(kind, str) else None
-    if model is None:
-        raise ProfileError(f"{path}: kind: got {data['kind']!r}, expected one of {', '.join(TILL_MODELS)}")
-    return validate(data, model, str(path))
+    return cast(TillProfile, validate(data, model_of_kind(data, TILL_MODELS, "pos", str(path)), str(path)))
