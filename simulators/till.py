@@ -1,5 +1,6 @@
-"""A simulated till on a pty pair: the agent opens a stable path (a symlink to the pty's slave side) with
-pyserial, the till writes receipts (and garbage) to the master side. `unplug()` closes the pty and removes
+"""A simulated till on a pty pair: the agent opens a stable path (a symlink to the pty's slave side) with pyserial, the
+till writes receipts (and garbage) to the master side — as pipe-separated records, or with `escpos` as the ESC/POS
+stream a till prints its receipts with (what the demo's receipt tap reads). `unplug()` closes the pty and removes
 the path, as a USB till being pulled out does; `plug_in()` brings it back on a new pty behind the same path.
 """
 
@@ -15,8 +16,9 @@ from typing import Any
 
 
 class SimulatedTill:
-    def __init__(self, path: Path, *, separator: str = "|", line_ending: bytes = b"\r\n"):
+    def __init__(self, path: Path, *, separator: str = "|", line_ending: bytes = b"\r\n", escpos: bool = False):
         self.path = path
+        self._escpos = escpos
         self._sep = separator
         self._eol = line_ending
         self._master: int | None = None
@@ -48,15 +50,51 @@ class SimulatedTill:
         self, txn_id: str, items: Iterable[tuple[str, int, int | None, str | None]], loyalty_id: str | None = None
     ) -> None:
         """items: (sku, qty, price_cents, claim_code)."""
+        if self._escpos:
+            self._print(txn_id, list(items), loyalty_id)
+            return
         sep = self._sep
         self.write_line(f"TXN{sep}{txn_id}{sep}{loyalty_id or ''}")
         for sku, qty, price, claim in items:
             self.write_line(f"ITM{sep}{sku}{sep}{qty}{sep}{'' if price is None else price}{sep}{claim or ''}")
         self.write_line(f"END{sep}{txn_id}")
 
+    def _print(self, txn_id: str, items: list[tuple[str, int, int | None, str | None]], loyalty: str | None) -> None:
+        """The receipt as an ESC/POS printer is sent it: initialise, the shop's name centred and bold, the lines,
+        a barcode of the transaction, the paper cut (ESCPOS_PROFILE's patterns read it back)."""
+        lines = [f"Receipt {txn_id}"]
+        for sku, qty, price, claim in items:
+            cents = price or 0
+            lines.append(f"{sku:<14} {qty} x {cents / 100:.2f}   {qty * cents / 100:.2f}")
+            if claim:
+                lines.append(f"Coupon {claim}")
+        if loyalty:
+            lines.append(f"Loyalty {loyalty}")
+        lines.append(f"TOTAL  {sum(q * (p or 0) for _, q, p, _ in items) / 100:.2f}")
+        body = "".join(f"{line}\n" for line in lines).encode("cp437")
+        barcode = b"\x1dk\x04" + txn_id.encode("ascii")[:20] + b"\x00"  # CODE39, NUL-terminated
+        data = b"\x1b@\x1ba\x01\x1bE\x01DEMO STORE\n\x1bE\x00\x1ba\x00" + body + barcode + b"\n\x1dVB\x00"
+        assert self._master is not None, "the till is unplugged"
+        os.write(self._master, data)
+
     def close(self) -> None:
         self.unplug()
 
+
+# The receipts this till prints with `escpos`, as a receipt-tap profile (the demo's till).
+ESCPOS_PROFILE: dict[str, Any] = {
+    "kind": "escpos-receipt",
+    "name": "demo-escpos-receipts",
+    "description": "The demo till's ESC/POS receipts: items by sku, coupons, loyalty, total",
+    "codepage": "cp437",
+    "patterns": {
+        "transaction": r"Receipt\s+(?P<txn_id>[A-Za-z0-9_.:-]{1,64})",
+        "item": r"(?P<sku>[A-Za-z0-9_.-]{1,64})\s+(?P<qty>\d{1,4})\s*x\s*(?P<price>\d+\.\d{2})\s+\d+\.\d{2}",
+        "loyalty": r"Loyalty\s+(?P<loyalty_id>[A-Za-z0-9_.:-]{1,64})",
+        "claim": r"Coupon\s+(?P<claim_code>[A-Z0-9]{4}-[A-Z0-9]{4})",
+        "total": r"TOTAL\s+(?P<total>\d+\.\d{2})",
+    },
+}
 
 # The protocol this till speaks, as a profile (firmware_configs/pos/generic-pipe.toml is the same, in TOML).
 PROFILE: dict[str, Any] = {

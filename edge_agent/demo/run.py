@@ -39,7 +39,7 @@ async def run_demo(
     `seed`: the same BLE shoppers every time."""
     from simulators.bluez import dbus_available
     from simulators.checkin_app import CheckinIssuer
-    from simulators.till import PROFILE, SimulatedTill
+    from simulators.till import ESCPOS_PROFILE, SimulatedTill
 
     workdir = workdir or Path(tempfile.mkdtemp(prefix="edge-agent-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -53,8 +53,8 @@ async def run_demo(
             config["mqtt"] = mqtt_section(cloud)
             provision(config, workdir, cloud)
         (workdir / "edge-agent.toml").write_text(tomli_w.dumps(config), encoding="utf-8")
-        (workdir / "till-profile.toml").write_text(tomli_w.dumps(PROFILE), encoding="utf-8")
-        till = SimulatedTill(workdir / "ttyTILL")
+        (workdir / "till-profile.toml").write_text(tomli_w.dumps(ESCPOS_PROFILE), encoding="utf-8")
+        till = SimulatedTill(workdir / "ttyTILL", escpos=True)  # the till's receipts, read by a receipt tap
         stack.callback(till.close)
         agent = await _start(from_dict(config), port)
         roster = demo_roster()

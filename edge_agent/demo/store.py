@@ -32,7 +32,8 @@ def demo_config(
     """The demo store; with a staff token the kiosk, associate tablet and dashboard open with it; with
     `ble`, this host's adapter (the simulated BlueZ) hears the entrance and advertises its zone beacon, and the
     phones that cannot advertise (iPhones) report the zone beacons they hear to the report listener (on a free
-    port: the demo prints it). Its till is a pty behind `workdir/ttyTILL`, speaking `workdir/till-profile.toml`."""
+    port: the demo prints it). Its till is a pty behind `workdir/ttyTILL` printing ESC/POS receipts, which a
+    receipt tap reads with `workdir/till-profile.toml`."""
     from simulators.shoppers import BEACON_KEY, BEACON_MAJOR, BEACON_POWER_DBM, BEACON_UUID
 
     key_file = workdir / "zone-beacon.key"
