@@ -49,6 +49,18 @@ def test_choose_variation_matches_growthbook(name, bucket, ranges, expected):
     assert choose_variation(bucket, [tuple(r) for r in ranges]) == expected
 
 
+@pytest.mark.parametrize(("name", "context", "spec", "value", "in_experiment"), CASES["run"], ids=lambda c: str(c))
+def test_growthbooks_published_run_cases_that_need_only_hashing_and_weights(name, context, spec, value, in_experiment):
+    """GrowthBook's `run` cases: no hash version, seed or attribute but the id — everything at GrowthBook's
+    defaults, as a bundle that names only its key, weights and coverage is."""
+    names = tuple(f"v{i}" for i in spec["variations"])
+    experiment = Experiment(
+        key=spec["key"], variations=names, weights=tuple(spec["weights"]) if "weights" in spec else None,
+        coverage=spec.get("coverage", 1.0),
+    )  # fmt: skip
+    assert assign(experiment, context["attributes"]["id"]) == (names[value] if in_experiment else None), name
+
+
 GB_EXPERIMENTS = [
     {"key": "coffee-promo"},  # no hash version, seed, weights or coverage: everything at GrowthBook's defaults
     {"key": "bakery", "variations": ("control", "half", "double")},
