@@ -79,11 +79,6 @@ class Floor:
         distances = {rid: float(self._dist[rid][best]) for rid, _, _ in heard}
         return Located(float(self._x[best]), float(self._y[best]), distances)
 
-    def distances(self, levels: Mapping[str, tuple[float, float]], ref: float) -> dict[str, float]:
-        """Each hearing receiver's distance (m) from the best cell (`locate`); empty when fewer than two hear it."""
-        located = self.locate(levels, ref)
-        return {} if located is None else located.distances
-
     def reference(self, levels: Mapping[str, tuple[float, float]]) -> float | None:
         """The reference level (dBm at 1 m) that best explains `levels` (receiver → filtered dBm, its variance) at
         the cell where they fit best; None with fewer than three placed receivers hearing the phone (then any

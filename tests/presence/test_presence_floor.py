@@ -36,17 +36,23 @@ def floor() -> Floor:
     return Floor([Receiver(**r) for r in receivers()], N)
 
 
+def distances(levels: dict, ref: float) -> dict[str, float]:
+    """Each hearing receiver's distance from where the floor places the phone; empty when it places it nowhere."""
+    located = floor().locate(levels, ref)
+    return {} if located is None else located.distances
+
+
 def test_levels_that_agree_place_the_phone_where_they_were_measured():
     for x, y in [(1.0, 1.5), (5.0, 3.0), (4.0, 6.0)]:
         levels = {rid: (level(-59.0, rid, x, y), 16.0) for rid in AT}
-        got = floor().distances(levels, -59.0)
+        got = distances(levels, -59.0)
         for rid, (ax, ay) in AT.items():
             assert abs(got[rid] - math.hypot(x - ax, y - ay, HEIGHT)) < 0.5  # within the grid's step
 
 
 def test_one_receiver_alone_leaves_the_distance_to_its_own_level():
-    assert floor().distances({"rx-a": (-70.0, 16.0)}, -59.0) == {}
-    assert floor().distances({"rx-z": (-70.0, 16.0), "rx-a": (-70.0, 16.0)}, -59.0) == {}  # not on the floor
+    assert distances({"rx-a": (-70.0, 16.0)}, -59.0) == {}
+    assert distances({"rx-z": (-70.0, 16.0), "rx-a": (-70.0, 16.0)}, -59.0) == {}  # not on the floor
 
 
 def test_the_reference_of_an_unmeasured_phone_is_found_from_three_receivers():
@@ -108,7 +114,7 @@ def test_a_phone_of_a_measured_model_keeps_its_reference():
 @settings(max_examples=80, deadline=None)
 @given(st.dictionaries(st.sampled_from([*AT, "rx-z"]), st.tuples(st.floats(-127, 20), st.floats(0.1, 400)), max_size=4))
 def test_any_levels_give_a_place_on_the_floor_or_none(levels):
-    got = floor().distances(levels, -59.0)
+    got = distances(levels, -59.0)
     heard = set(levels) & set(AT)
     assert set(got) == (heard if len(heard) >= 2 else set())
     assert all(HEIGHT <= d < 30.0 for d in got.values())  # on the grid: never nearer than the receiver's height
