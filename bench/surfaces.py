@@ -36,9 +36,9 @@ from bench.harness import percentiles, serve
 from edge_agent.app import Agent
 from edge_agent.config import from_dict
 from edge_agent.demo.store import demo_config, demo_offers
-from edge_agent.signage.sign_profile import load
+from edge_agent.signage.sign_profile import SignKind, SignProfile, load
 from edge_agent.signage.signs import SignPort
-from edge_agent.sources.pos.receipt_tap import ReceiptTap
+from edge_agent.sources.pos.receipt_tap import ReceiptTap, ReceiptTapProfile
 from edge_agent.sources.pos.tills import load_till
 from edge_agent.store.assets import AssetRef
 from edge_agent.store.roster import RosterEntry
@@ -97,26 +97,36 @@ async def _bare_kiosk(n: int) -> list[float]:
         return await _visits(url, n, "/identify", "/claim")
 
 
+def _frames_per_s(profile: SignKind, path: str, n: int, bare: bool) -> float:
+    """Frames/s to the device at `path`: through the agent's SignPort, or bare pyserial writing the same frames (and
+    reading a framed sign's ACK)."""
+    frames = [profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"]) for i in range(n)]
+    framed = isinstance(profile, SignProfile)
+    start = time.perf_counter()
+    if bare:
+        port = serial.Serial(path, 9600, timeout=1)
+        for frame in frames:
+            port.write(frame)
+            port.flush()
+            if framed:
+                assert port.read(1) == b"\x06"
+        port.close()
+    else:
+        sign_port, answer = SignPort(path, profile), "ack" if framed else "shown"
+        for i in range(n):
+            assert sign_port.send(profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"])) == answer
+        sign_port.close()
+    return n / (time.perf_counter() - start)
+
+
 def _sign(n: int, bare: bool) -> float:
+    """Frames/s to a simulated framed sign on a pty, which ACKs each frame."""
     profile = load("led-line-2x20")
+    assert isinstance(profile, SignProfile)
     master, slave = os.openpty()
     sign = SimulatedSign(profile, master).start()
-    frames = [profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"]) for i in range(n)]
     try:
-        start = time.perf_counter()
-        if bare:
-            port = serial.Serial(os.ttyname(slave), 9600, timeout=1)
-            for frame in frames:
-                port.write(frame)
-                port.flush()
-                assert port.read(1) == b"\x06"
-            port.close()
-        else:
-            sign_port = SignPort(os.ttyname(slave), profile)
-            for i in range(n):
-                assert sign_port.send(profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"])) == "ack"
-            sign_port.close()
-        return n / (time.perf_counter() - start)
+        return _frames_per_s(profile, os.ttyname(slave), n, bare)
     finally:
         sign.stop()
         os.close(master)
@@ -169,7 +179,9 @@ def _through_pty(data: bytes, read: Callable[[bytes], None]) -> float:
 def _receipt_tap(n: int) -> tuple[float, float, int]:
     """Printed lines/s through the agent's receipt tap and through bare pyserial (reading only)."""
     data, lines = _escpos_receipts(n)
-    tap = ReceiptTap(load_till("escpos-receipt-tap"))  # type: ignore[arg-type]
+    profile = load_till("escpos-receipt-tap")
+    assert isinstance(profile, ReceiptTapProfile)
+    tap = ReceiptTap(profile)
     receipts = 0
 
     def parse(chunk: bytes) -> None:
@@ -197,21 +209,8 @@ def _pole_display(n: int, bare: bool) -> float:
                 return
 
     threading.Thread(target=drain, daemon=True).start()
-    frames = [profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"]) for i in range(n)]
     try:
-        start = time.perf_counter()
-        if bare:
-            port = serial.Serial(os.ttyname(slave), 9600, timeout=1)
-            for frame in frames:
-                port.write(frame)
-                port.flush()
-            port.close()
-        else:
-            sign_port = SignPort(os.ttyname(slave), profile)
-            for i in range(n):
-                assert sign_port.send(profile.text_frame([f"Offer {i}", f"EUR {i % 10}.99"])) == "shown"
-            sign_port.close()
-        return n / (time.perf_counter() - start)
+        return _frames_per_s(profile, os.ttyname(slave), n, bare)
     finally:
         stop.set()
         os.close(master)
