@@ -102,6 +102,7 @@ class ScreenHub:
         self._playlists: dict[str, str] = {}
         self._heard: dict[str, float] = {}  # touchpoint → when its page last said anything (mono)
         self._playing: dict[str, dict[str, Any]] = {}  # touchpoint → the playlist item its page last started
+        self._longest: dict[str, float] = {}  # touchpoint → its longest item in the loop it was last sent (s)
         self._shows = bus.subscribe(Show, "signage", maxsize=1000)
         bus.on(ScreenReload, "signage", self._reload)
         self._idles = bus.subscribe(Idle, "signage", maxsize=1000)
@@ -124,8 +125,10 @@ class ScreenHub:
         playlist = playlists.active(surfaces.playlists, touchpoint, local)
         name = tp.layout or (playlist.layout if playlist is not None else None)
         layout = next((lay for lay in surfaces.layouts if lay.id == name), FULL_SCREEN)
+        idle = self.idle_items(touchpoint)
+        self._longest[touchpoint] = max((float(i.get("duration_s") or 0) for i in idle), default=0.0)
         return {
-            "idle": self.idle_items(touchpoint),
+            "idle": idle,
             "layout": layout.model_dump(mode="json"),
             "timezone": self._settings.store.timezone,
         }
@@ -158,11 +161,11 @@ class ScreenHub:
 
     def stalled(self, touchpoint: str, now: float) -> bool:
         """A screen connected whose page has said nothing (no item started or ended, no offer acknowledged) for
-        longer than its longest idle item plus STALL_GRACE_S: it is frozen, and may be reloaded."""
+        longer than the longest item of the loop it was last sent plus STALL_GRACE_S: it is frozen, and may be
+        reloaded. The longest item is kept when the loop is sent, not worked out again at each dashboard poll."""
         if self.players(touchpoint) == 0 or touchpoint not in self._heard:
             return False
-        longest = max((float(i.get("duration_s") or 0) for i in self.idle_items(touchpoint)), default=0.0)
-        return now - self._heard[touchpoint] > longest + STALL_GRACE_S
+        return now - self._heard[touchpoint] > self._longest.get(touchpoint, 0.0) + STALL_GRACE_S
 
     def _reload(self, reload: ScreenReload) -> None:
         self.counts["reloads"] += 1
