@@ -61,6 +61,7 @@ from .store.checkpoint import WalCheckpointer
 from .store.faults import StorageRefused
 
 if TYPE_CHECKING:
+    from .sources.vision.enrolment import EnrolmentDesk
     from .sources.vision.source import VisionSource
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class Agent:
         self.esphome_proxies = (
             EsphomeProxies(settings, self.ble, self.clock) if self.ble is not None and proxies else None
         )
+        self.store.enrolments.interrupted(self.clock.wall().iso())  # their frames were in the last run's memory
+        self.enrolments: EnrolmentDesk | None = None  # with vision on, face enrolment at kiosks with a camera
         self.vision = self._vision() if settings.sources.vision else None
         self.peers = (
             StorePeers(settings, self.store, self.bus, self.clock, self.device_key)
@@ -158,7 +161,17 @@ class Agent:
         )
         self.auth = Auth(settings.surfaces.auth)
         identifier = KioskIdentifier(settings, self.store, self.bus, self.clock, self.checkin)
-        self.kiosk = Kiosk(settings, self.store, self.engine, identifier, self.assets, self.bus, self.clock, self.proof)
+        self.kiosk = Kiosk(
+            settings,
+            self.store,
+            self.engine,
+            identifier,
+            self.assets,
+            self.bus,
+            self.clock,
+            self.proof,
+            enrolments=self.enrolments,
+        )
         self.signs = [SignDriver(sign, settings, self.bus, self.proof) for sign in settings.surfaces.signs]
         self.dashboard = Dashboard(
             settings, self.store, self.presence, self.hub, self.assets, self.clock, self.health, self.sign_status
@@ -309,7 +322,12 @@ class Agent:
         except ImportError as exc:
             log.error("vision source off: %s; install it with  pip install 'edge-agent[vision]'", exc)
             return None
-        return VisionSource(self.settings, self.store, self.bus, self.clock, roster_age=self.roster_age)
+        from .sources.vision.enrolment import EnrolmentDesk
+
+        self.enrolments = EnrolmentDesk(self.settings, self.store, self.bus, self.clock, self.device_key)
+        return VisionSource(
+            self.settings, self.store, self.bus, self.clock, roster_age=self.roster_age, enrolments=self.enrolments
+        )
 
     async def _prune_nonces(self) -> None:
         assert self.checkin is not None

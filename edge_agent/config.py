@@ -659,6 +659,46 @@ class CameraSettings(Section):
     )
 
 
+class EnrolmentSettings(Section):
+    """Face enrolment at a kiosk by the camera that looks out from it (docs/vision.md#enrolment-at-the-kiosk)."""
+
+    cloud_key: str | None = Field(
+        default=None,
+        description="base64 X25519 public key of the cloud's enrolment service: embeddings go up sealed to it; "
+        "without it kiosks do not offer enrolment",
+    )
+    frames: Annotated[int, Field(ge=1, le=10)] = Field(default=5, description="good frames an enrolment takes")
+    timeout_s: Seconds = Field(default=30, description="how long the camera looks for good frames before giving up")
+    interval_s: Annotated[float, Field(ge=0, le=10)] = Field(
+        default=0.3, description="at least this long between two frames taken, so they are not one moment"
+    )
+    min_face_px: Annotated[int, Field(ge=16, le=1024)] = Field(
+        default=80, description="the face's shorter side, larger than recognition needs: a template should be sharp"
+    )
+    min_sharpness: Annotated[float, Field(ge=0)] = Field(
+        default=25, description="variance of the Laplacian of the aligned 112 x 112 face (lower: blurred)"
+    )
+    min_brightness: Annotated[float, Field(ge=0, le=255)] = 50
+    max_brightness: Annotated[float, Field(ge=0, le=255)] = 210
+    max_turn: Annotated[float, Field(gt=0, le=0.5)] = Field(
+        default=0.2, description="the nose off the eyes' midpoint, as a share of the distance between the eyes"
+    )
+    max_tilt_deg: Annotated[float, Field(gt=0, le=90)] = Field(default=20, description="the eyes' line off level")
+
+    @field_validator("cloud_key")
+    @classmethod
+    def _key_is_x25519(cls, key: str | None) -> str | None:
+        if key is None:
+            return None
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"base64 text ({exc})") from None
+        if len(raw) != 32:
+            raise ValueError(f"a 32-byte X25519 public key, decoded {len(raw)} bytes")
+        return key
+
+
 class FaceSettings(Section):
     identify: bool = Field(default=False, description="1:N recognition of enrolled, consenting customers")
     verify_checkins: bool = Field(default=True, description="1:1 check of a kiosk check-in against the face")
@@ -667,6 +707,7 @@ class FaceSettings(Section):
     verify_window_s: Seconds = 30
     detect_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.6
     min_face_px: Annotated[int, Field(ge=16, le=1024)] = 40
+    enrolment: EnrolmentSettings = EnrolmentSettings()
 
 
 class VisionSettings(Section):
@@ -1163,7 +1204,40 @@ def _check_vision(s: Settings, zone_ids: list[str]) -> list[ConfigProblem]:
             problems.append(
                 ConfigProblem(key=f"vision.cameras[{i}].source", value=cam.source, expected="a device index >= 0")
             )
+    return problems + _check_enrolment(s)
+
+
+def _check_enrolment(s: Settings) -> list[ConfigProblem]:
+    """Enrolment uploads are signed by this host and go up through the outbox, from a camera at a kiosk."""
+    e = s.vision.faces.enrolment
+    if e.cloud_key is None:
+        return []
+    needs = {
+        "store.device_key_file (uploads are signed by this host)": s.store.device_key_file is not None,
+        "an [mqtt] section (uploads go up through the outbox)": s.mqtt is not None,
+        "sources.vision on": s.sources.vision,
+        "a camera whose touchpoint is a kiosk": bool(enrolment_kiosks(s)),
+    }
+    problems = [
+        ConfigProblem(key="vision.faces.enrolment.cloud_key", value="(set)", expected=need)
+        for need, met in needs.items()
+        if not met
+    ]
+    if e.min_brightness >= e.max_brightness:
+        problems.append(
+            ConfigProblem(
+                key="vision.faces.enrolment.min_brightness",
+                value=e.min_brightness,
+                expected=f"less than max_brightness ({e.max_brightness})",
+            )
+        )
     return problems
+
+
+def enrolment_kiosks(s: Settings) -> set[str]:
+    """The kiosks a camera of this host looks out from: where a shopper can enrol."""
+    kiosks = {t.id for t in s.touchpoints if t.kind == "kiosk"}
+    return {c.touchpoint for c in s.vision.cameras if c.touchpoint is not None and c.touchpoint in kiosks}
 
 
 def _problem(err: Any) -> ConfigProblem:

@@ -4,6 +4,9 @@ Public keys travel as the raw 32 bytes in base64. The config checks each key's f
 (`config._ed25519_keys`); these turn keys into objects and back for whoever verifies or hands out signatures
 (check-in tokens, signed bundles, operator tools). The device key is a host's own secret: what the cloud seals
 the roster's secrets to, and what the host signs its messages to the store's other hosts with.
+
+Sealing is RFC 9180 HPKE in base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, one suite both
+ways: the cloud seals the roster's secrets to a host's X25519 key, a host seals a face enrolment to the cloud's.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import NamedTuple
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -32,6 +36,23 @@ def public_keys(keys_b64: list[str]) -> list[Ed25519PublicKey]:
 
 def public_key_b64(key: Ed25519PublicKey) -> str:
     return base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+
+
+def x25519_public_from_b64(text: str) -> X25519PublicKey:
+    return X25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+
+
+SEAL_SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
+
+
+def seal_to(key: X25519PublicKey, plain: bytes, info: bytes) -> bytes:
+    """The encapsulated key (32 bytes) followed by the ciphertext and its tag; only `key`'s owner opens it."""
+    return SEAL_SUITE.encrypt(plain, key, info=info)
+
+
+def open_sealed(key: X25519PrivateKey, sealed: bytes, info: bytes) -> bytes:
+    """The plaintext; raises (cryptography's InvalidTag and friends) if it was not sealed to `key` with `info`."""
+    return SEAL_SUITE.decrypt(sealed, key, info=info)
 
 
 class DeviceKeyError(Exception):

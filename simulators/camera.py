@@ -33,8 +33,15 @@ class Walker:
     enter_s: float
     leave_s: float
     stand_x: float = 0.3
-    height: float = 0.75  # of the frame height
+    height: float = 0.75  # of the frame height; more than 1 for someone close to the camera
     from_right: bool = False
+    top: float | None = None  # where the head is (fraction of the frame height); None: feet on the floor
+
+
+def kiosk_shopper(photo: str = "astronaut", stand_x: float = -0.2) -> Walker:
+    """A shopper already at a kiosk, a forearm's length from the camera above its screen: head and shoulders
+    fill the frame (the face about a third of its height, as a kiosk camera sees someone using the screen)."""
+    return Walker(photo, enter_s=-60.0, leave_s=1e9, stand_x=stand_x, height=1.6, top=0.02)
 
 
 @dataclass(frozen=True)
@@ -119,10 +126,11 @@ def render(
                 x = _position(w, n / fps, width, sprite.shape[1])
                 if x is None:
                     continue
-                y = int(height * 0.95) - sprite.shape[0]
+                y = int(height * 0.95) - sprite.shape[0] if w.top is None else int(w.top * height)
                 left, right = max(0, x), min(width, x + sprite.shape[1])
+                rows = min(height - y, sprite.shape[0])  # someone close to the camera is cut off below
                 if right > left:
-                    frame[y : y + sprite.shape[0], left:right] = sprite[:, left - x : right - x]
+                    frame[y : y + rows, left:right] = sprite[:rows, left - x : right - x]
                 in_view += int((right - left) >= 0.6 * sprite.shape[1])  # most of the person in view
             people.append(in_view)
             writer.write(frame)

@@ -7,6 +7,7 @@ the agent's own link class, as any MQTT client would.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import uuid
@@ -16,15 +17,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel
 
 from edge_agent.cloud import sealed
 from edge_agent.cloud.envelope import seal
 from edge_agent.cloud.sealed import split
 from edge_agent.config import MqttSettings
-from edge_agent.keys import DevicePublic, public_key_b64
+from edge_agent.keys import DevicePublic, open_sealed, public_key_b64
 from edge_agent.mqtt import MqttLink
+from edge_agent.store.enrolments import upload_info
 
 
 class TlsFiles(TypedDict, total=False):
@@ -64,6 +69,7 @@ class CloudSim:
         self.context_version = 0
         self.host, self.port = host, port
         self.key = key or Ed25519PrivateKey.generate()
+        self.enrolment_key = X25519PrivateKey.generate()  # the enrolment service's: face uploads are sealed to it
         self.base = f"{prefix}/{store}"
         settings = MqttSettings(
             host=host,
@@ -98,6 +104,12 @@ class CloudSim:
     @property
     def public_key_b64(self) -> str:
         return public_key_b64(self.key.public_key())
+
+    @property
+    def enrolment_key_b64(self) -> str:
+        """What the store's `vision.faces.enrolment.cloud_key` says."""
+        raw = self.enrolment_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return base64.b64encode(raw).decode("ascii")
 
     async def start(self, timeout: float = 15.0) -> CloudSim:
         self._tasks = [
@@ -219,6 +231,29 @@ class CloudSim:
             self.order.append(key)
             if stream == "ack":
                 self.acks.append(item)
+
+    def open_enrolment(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A face enrolment sent up, as the cloud takes it (docs/protocols/face-enrolment.md): signed by the
+        registered device it names, sealed to the enrolment key for that customer and enrolment, its content
+        agreeing with the event. Returns {customer_ref, enrolment_id, model, face_embeddings}; ValueError says
+        what is wrong."""
+        device = self.devices.get(event["device"])
+        if device is None:
+            raise ValueError(f"device {event['device']!r} is not registered")
+        info = upload_info(self.store, event["device"], event["customer_ref"], event["enrolment_id"])
+        sealed_bytes = base64.b64decode(event["sealed"], validate=True)
+        try:
+            device.sign.verify(base64.b64decode(event["signature"], validate=True), info + sealed_bytes)
+        except InvalidSignature:
+            raise ValueError("the signature is not the device's") from None
+        try:
+            content: dict[str, Any] = json.loads(open_sealed(self.enrolment_key, sealed_bytes, info))
+        except Exception as exc:
+            raise ValueError(f"does not open with the enrolment key ({type(exc).__name__})") from None
+        for name in ("customer_ref", "enrolment_id", "model"):
+            if content[name] != event[name]:
+                raise ValueError(f"{name} inside ({content[name]!r}) is not the event's ({event[name]!r})")
+        return content
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [self.events[k] for k in self.order if self.events[k]["kind"] == kind]

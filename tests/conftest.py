@@ -13,6 +13,7 @@ from hypothesis import settings as hypothesis_settings
 
 from edge_agent.app import Agent
 from edge_agent.config import Settings, from_dict
+from edge_agent.sources.vision.models import ENV_VAR, load_manifest
 from simulators.broker import Mosquitto
 from simulators.checkin_app import CheckinIssuer
 from simulators.cloud import CloudSim
@@ -23,6 +24,19 @@ from .factories import DEVICE, DEVICE_KEY, STORE, config_dict, seed
 hypothesis_settings.register_profile("suite", deadline=None)
 hypothesis_settings.register_profile("full", deadline=None, max_examples=1000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+
+
+@pytest.fixture(scope="session")
+def models_path() -> Path:
+    """The real ONNX weights ($EDGE_AGENT_MODELS). Tests that need them do not skip when they are absent: they
+    fail and say how to provide them, so a CI run without the models cannot pass by testing nothing."""
+    folder = os.environ.get(ENV_VAR)
+    if not folder:
+        pytest.fail(f"{ENV_VAR} is not set: point it at the folder of real ONNX weights (CI: ../shared/models)")
+    missing = [spec.file for spec in load_manifest().values() if not (Path(folder) / spec.file).is_file()]
+    if missing:
+        pytest.fail(f"{ENV_VAR}={folder} lacks the model files {', '.join(missing)}")
+    return Path(folder)
 
 
 @pytest.fixture

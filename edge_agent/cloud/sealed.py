@@ -4,7 +4,7 @@ the store LAN see ciphertext only. Pure code (no I/O): the agent opens, the clou
     sealed  = {DEVICE: b64(HPKE-Seal(device's X25519 key, info=I, S)), ...}        one entry per agent
     S       = UTF-8 JSON {customer_ref: {"day_keys": {yyyymmdd: b64(16 bytes)}, "face_embeddings": [b64, ...]}, ...}
     I       = ASCII "SEA-SEALED-1." + STORE + "." + KIND + "." + VERSION + "." + DEVICE
-    HPKE    = RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM; the output is the
+    HPKE    = keys.SEAL_SUITE (RFC 9180 base mode, X25519, HKDF-SHA256, AES-128-GCM); the output is the
               encapsulated key (32 bytes) followed by the ciphertext and its tag
 
 The info binds each copy to its store, bundle kind and version and device: a copy cannot be moved to another
@@ -20,14 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
 from pydantic import ValidationError
 
 from .. import json_input
+from ..keys import open_sealed, seal_to
 from ..store.roster import RosterEntry
 from .envelope import BundleRejected, describe
 
-SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
 SECRET_FIELDS = ("day_keys", "face_embeddings")
 
 
@@ -46,7 +45,7 @@ def seal(
     """Each recipient's copy of the customers' secrets (customer_ref → {day_keys, face_embeddings})."""
     plain = json.dumps(secrets, separators=(",", ":")).encode("utf-8")
     return {
-        device: base64.b64encode(SUITE.encrypt(plain, key, info=info(store, kind, version, device))).decode("ascii")
+        device: base64.b64encode(seal_to(key, plain, info(store, kind, version, device))).decode("ascii")
         for device, key in recipients.items()
     }
 
@@ -57,7 +56,7 @@ def open_secrets(
     """This device's copy opened: customer_ref → an entry holding only that customer's (validated) secrets.
     BundleRejected("unsealable") if it does not open with this key for this store, kind, version and device."""
     try:
-        plain = SUITE.decrypt(base64.b64decode(sealed_b64, validate=True), key, info=info(store, kind, version, device))
+        plain = open_sealed(key, base64.b64decode(sealed_b64, validate=True), info(store, kind, version, device))
     except (binascii.Error, ValueError) as exc:
         raise BundleRejected("unsealable", f"sealed.{device} is not base64 ({exc})", version) from None
     except Exception:  # cryptography's InvalidTag and friends: the same verdict, never the bytes

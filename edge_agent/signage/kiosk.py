@@ -11,7 +11,7 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
 from aiohttp import web
@@ -20,6 +20,7 @@ from ..bus import Bus
 from ..clock import Clock
 from ..config import Settings
 from ..decide.engine import OfferEngine
+from ..errors import Refused
 from ..events import ConsentChanged
 from ..sources.checkin.kiosk_id import IdentifyRefused, KioskIdentifier
 from ..store import Store
@@ -29,6 +30,9 @@ from .assets import AssetCache
 from .auth import Auth, Handler
 from .http import error, json_body, page, private_json
 from .proof import AckRejected, ProofOfPlay
+
+if TYPE_CHECKING:  # with vision on only: OpenCV and onnxruntime load then
+    from ..sources.vision.enrolment import EnrolmentDesk
 
 OFFERS_SHOWN = 6
 
@@ -53,8 +57,10 @@ class Kiosk:
         bus: Bus,
         clock: Clock,
         proof: ProofOfPlay,
+        enrolments: EnrolmentDesk | None = None,
     ):
         self._settings = settings
+        self._enrolments = enrolments
         self._proof = proof
         self._cfg = settings.surfaces.kiosk
         self._store = store
@@ -71,7 +77,7 @@ class Kiosk:
 
     def _start(self, touchpoint: str, customer_ref: str, method: str) -> str:
         for sid in [s for s, sess in self._sessions.items() if sess.touchpoint == touchpoint]:
-            del self._sessions[sid]  # one shopper per kiosk: the next one ends the last one's session
+            self._drop(sid)  # one shopper per kiosk: the next one ends the last one's session
         sid = secrets.token_urlsafe(24)
         self._sessions[sid] = _Session(customer_ref, touchpoint, self._clock.mono() + self._cfg.session_s, method)
         self.counts["sessions"] += 1
@@ -82,12 +88,18 @@ class Kiosk:
         sid = request.headers.get("X-Kiosk-Session", "")
         now = self._clock.mono()
         for stale in [s for s, sess in self._sessions.items() if sess.expires <= now]:
-            del self._sessions[stale]
+            self._drop(stale)
         session = self._sessions.get(sid)
         if session is None or session.touchpoint != touchpoint:
             raise _no_session()
         session.expires = now + self._cfg.session_s
         return session
+
+    def _drop(self, sid: str) -> None:
+        """A session ends: a face enrolment it began stops with it, so nobody else is enrolled in its name."""
+        session = self._sessions.pop(sid, None)
+        if session is not None and self._enrolments is not None:
+            self._enrolments.cancel(session.customer_ref, session.touchpoint, "session_ended")
 
     def active(self) -> int:
         now = self._clock.mono()
@@ -110,11 +122,22 @@ class Kiosk:
             offers.append(shown)
         return {
             "consents": {ch: entry.consents_to(ch) for ch in CHANNELS},
-            "face_enrolment_requested": self._store.consents.face_enrolment_requested(session.customer_ref),
+            "face_enrolment": self._enrolment_view(session),
             "app_proven": session.method == "qr",  # a typed number may withdraw, never grant, BLE or face
             "offers": offers,
             "session_s": self._cfg.session_s,
         }
+
+    def _enrolment_view(self, session: _Session) -> dict[str, Any]:
+        """Whether this kiosk takes face enrolments, and how the shopper's latest one went (this session's live)."""
+        desk = self._enrolments
+        offered = desk is not None and session.touchpoint in desk.kiosks
+        live = desk.status(session.customer_ref, session.touchpoint) if desk is not None else None
+        if live is not None:
+            return {"offered": offered, **live.view()}
+        last = self._store.enrolments.last(session.customer_ref)
+        state = last.outcome.value if last is not None and last.outcome is not None else None
+        return {"offered": offered, "state": state, "reason": last.reason if last is not None else None}
 
     def _claim_view(self, code: str, offer_title: str, expires_at: str) -> dict[str, Any]:
         qr = segno.make(code, error="m").svg_data_uri(scale=8, border=2, dark="#111111")
@@ -219,17 +242,23 @@ class Kiosk:
             if session.method != "qr":
                 self.counts["face:refused_without_app"] += 1
                 return _needs_app("face")
+            if self._enrolments is None:
+                return error(409, "not_offered", "face enrolment needs the vision source, which is off on this host")
             try:
-                self._store.consents.request_face_enrolment(
-                    session.customer_ref, at=self._clock.wall().iso(), touchpoint=session.touchpoint
-                )
-            except PermissionError as exc:
-                return error(409, "no_consent", str(exc))
+                self._enrolments.start(session.customer_ref, session.touchpoint)
+            except Refused as exc:
+                return error(409, exc.code, exc.reason)
+            self.counts["face:started"] += 1
+            return private_json(self._view(session))
+
+        async def face_cancel(request: web.Request) -> web.Response:
+            session = self._session(request)
+            if self._enrolments is not None:
+                self._enrolments.cancel(session.customer_ref, session.touchpoint)
             return private_json(self._view(session))
 
         async def end(request: web.Request) -> web.Response:
-            sid = request.headers.get("X-Kiosk-Session", "")
-            self._sessions.pop(sid, None)
+            self._drop(request.headers.get("X-Kiosk-Session", ""))
             return private_json({"status": "ended"})
 
         g = auth.guard
@@ -240,6 +269,7 @@ class Kiosk:
         app.router.add_post("/api/kiosk/{touchpoint}/ack", g("kiosk", kiosk(ack)))
         app.router.add_post("/api/kiosk/{touchpoint}/consent", g("kiosk", kiosk(consent)))
         app.router.add_post("/api/kiosk/{touchpoint}/face", g("kiosk", kiosk(face)))
+        app.router.add_post("/api/kiosk/{touchpoint}/face/cancel", g("kiosk", kiosk(face_cancel)))
         app.router.add_post("/api/kiosk/{touchpoint}/end", g("kiosk", kiosk(end)))
 
 

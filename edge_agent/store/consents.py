@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
+from .enrolments import FaceEnrolments
 from .outbox import DropClass, Outbox
 
 CHANNELS = ("checkin", "ble", "face", "personalisation", "assisted")
@@ -11,9 +12,10 @@ IDENTIFYING = ("ble", "face")  # channels that let the store recognise a shopper
 
 
 class ConsentLedger:
-    def __init__(self, db: Database, outbox: Outbox):
+    def __init__(self, db: Database, outbox: Outbox, enrolments: FaceEnrolments):
         self._db = db
         self._outbox = outbox
+        self._enrolments = enrolments
 
     def set(self, customer_ref: str, channel: str, granted: bool, *, at: str, touchpoint: str) -> int:
         """Record the shopper's choice for one channel; returns the customer's new consent epoch.
@@ -72,34 +74,7 @@ class ConsentLedger:
             [customer_ref, channel, int(granted), at],
         )
         if channel == "face" and not granted:
-            self._db.execute("DELETE FROM face_enrolment_requests WHERE customer_ref = ?", [customer_ref])
+            self._enrolments.withdrawn(customer_ref, at)
         if channel == "ble" and not granted:  # the phone can no longer be recognised: its keys go
             self._db.execute("DELETE FROM ble_day_keys WHERE customer_ref = ?", [customer_ref])
             self._db.execute("DELETE FROM ble_phones WHERE customer_ref = ?", [customer_ref])
-
-    def request_face_enrolment(self, customer_ref: str, *, at: str, touchpoint: str) -> None:
-        """Queue enrolment for the camera host; only with face consent already recorded."""
-        with self._db.atomic():
-            ok = self._db.execute(
-                "SELECT 1 FROM consents WHERE customer_ref = ? AND channel = 'face' AND granted = 1", [customer_ref]
-            ).fetchone()
-            if ok is None:
-                raise PermissionError("face enrolment needs the shopper's face consent first")
-            self._db.execute(
-                "INSERT INTO face_enrolment_requests (customer_ref, touchpoint, requested_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (customer_ref) DO UPDATE SET touchpoint = excluded.touchpoint,"
-                " requested_at = excluded.requested_at",
-                [customer_ref, touchpoint, at],
-            )
-            self._outbox.add(
-                stream="events",
-                kind="face_enrolment_requested",
-                payload={"customer_ref": customer_ref, "touchpoint": touchpoint},
-                created_at=at,
-                drop_class=DropClass.NEVER,
-                customer_ref=customer_ref,
-            )
-
-    def face_enrolment_requested(self, customer_ref: str) -> bool:
-        row = self._db.execute("SELECT 1 FROM face_enrolment_requests WHERE customer_ref = ?", [customer_ref])
-        return row.fetchone() is not None

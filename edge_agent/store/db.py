@@ -16,6 +16,7 @@ from .claims import ClaimLedger
 from .consents import ConsentLedger
 from .conversions import ConversionLog
 from .decisions import DecisionLog
+from .enrolments import FaceEnrolments
 from .faults import StorageFaults
 from .impressions import ImpressionLog
 from .migrate import migrate
@@ -47,7 +48,8 @@ class Store:
         self.command_ids = NonceLedger(db, "command_ids")
         self.screen_keys = ScreenKeys(db)
         self.bundle_versions = BundleVersions(db)
-        self.consents = ConsentLedger(db, self.outbox)
+        self.enrolments = FaceEnrolments(db, self.outbox)
+        self.consents = ConsentLedger(db, self.outbox, self.enrolments)
         self.claims = ClaimLedger(db, self.outbox)
         self.assets = AssetIndex(db)
         self.policy = PolicyStore(db)

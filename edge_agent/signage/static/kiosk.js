@@ -213,7 +213,62 @@
       }
       list.append(row);
     }
-    $("face-requested").hidden = !(state && state.face_enrolment_requested);
+    renderEnrolment();
+  }
+
+  // -- face enrolment: the kiosk's camera takes a few frames; a dialog says how it goes and how it ended --
+  let enrolmentPoll = null;
+  let enrolmentOpen = false; // the dialog stays until the shopper closes it, so they see how it ended
+
+  function enrolmentText(e) {
+    const hint = e.hint ? I.t(`hint_${e.hint}`) : "";
+    if (e.state === "capturing") return [I.t("enrol_look"), hint].join(" ").trim();
+    if (e.state === "failed") return [I.t("enrol_failed"), hint].join(" ").trim();
+    if (e.state === "sent" || e.state === "cancelled") return I.t(`enrol_${e.state}`);
+    return "";
+  }
+
+  function renderEnrolment() {
+    clearTimeout(enrolmentPoll);
+    const e = (state && state.face_enrolment) || {};
+    const faceOn = Boolean(state && state.consents && state.consents.face);
+    const capturing = e.state === "capturing";
+    // In the dialog: progress while the camera works, then the outcome until closed.
+    $("enrolment-dialog").hidden = !(enrolmentOpen || capturing);
+    $("enrolment-box").dataset.state = e.state || "";
+    $("enrolment-text").textContent = enrolmentText(e);
+    const progress = $("enrolment-progress");
+    progress.hidden = !capturing;
+    progress.max = e.of || 5;
+    progress.value = e.frames || 0;
+    progress.setAttribute("aria-valuetext", `${e.frames || 0} / ${e.of || 5}`);
+    $("enrolment-cancel").hidden = !capturing;
+    $("enrolment-close").hidden = capturing;
+    if (capturing) enrolmentPoll = setTimeout(refreshEnrolment, 700);
+    // On the privacy page: how the last one went, or where to enrol instead, and a way to (re)start.
+    const note = faceOn && !e.offered ? I.t("face_not_here") : enrolmentText(e);
+    $("enrolment-note").textContent = capturing ? "" : note;
+    $("enrolment-start").hidden = !(faceOn && e.offered && !capturing && e.state !== "sent");
+    $("enrolment").dataset.state = e.state || "";
+    $("enrolment").hidden = !$("enrolment-note").textContent && $("enrolment-start").hidden;
+  }
+
+  async function refreshEnrolment() {
+    if (session === null) return;
+    const { status, data } = await api("GET", "session");
+    if (status !== 200 || session === null) return;
+    state = { ...state, ...data };
+    renderEnrolment();
+  }
+
+  async function enrolment(path, body) {
+    const { status, data } = await api("POST", path, body);
+    if (status === 200) { state = { ...state, ...data }; enrolmentOpen = true; renderEnrolment(); } else say("error");
+  }
+
+  function closeEnrolment() {
+    enrolmentOpen = false;
+    renderEnrolment();
   }
 
   async function setConsent(channel, granted) {
@@ -236,14 +291,15 @@
   async function agreeFace() {
     $("face-dialog").hidden = true;
     if (!(await setConsent("face", true))) return;
-    const { status, data } = await api("POST", "face", { agree: true });
-    if (status === 200) { state = { ...state, ...data }; renderPrivacy(); say("face_requested", true); }
-    else say("error");
+    if (state.face_enrolment && state.face_enrolment.offered) await enrolment("face", { agree: true });
   }
 
   // -- the end of a visit -----------------------------------------------------------------------------
   async function endSession(tellAgent) {
     clearTimeout(idleTimer);
+    clearTimeout(enrolmentPoll);
+    enrolmentOpen = false;
+    $("enrolment-dialog").hidden = true;
     if (session !== null && tellAgent) await api("POST", "end", {});
     session = null;
     state = null;
@@ -277,6 +333,9 @@
   $("claim-back").addEventListener("click", () => show("offers"));
   $("face-agree").addEventListener("click", agreeFace);
   $("face-decline").addEventListener("click", () => { $("face-dialog").hidden = true; renderPrivacy(); });
+  $("enrolment-cancel").addEventListener("click", () => enrolment("face/cancel", {}));
+  $("enrolment-start").addEventListener("click", () => enrolment("face", { agree: true }));
+  $("enrolment-close").addEventListener("click", closeEnrolment);
   document.addEventListener("keydown", onKey);
   document.addEventListener("pointerdown", touched);
   setLanguage(defaultLang);

@@ -1,7 +1,9 @@
 """One frame through the models: people, and faces matched against the gallery.
 
 `analyse` runs in the inference executor. It returns boxes and matches only: face crops and embeddings
-stay inside this function, so nothing identifying about a passer-by ever reaches the event loop.
+stay inside this function, so nothing identifying about a passer-by ever reaches the event loop. The one
+exception is asked for: while a shopper enrols at the camera's kiosk, the embedding of a frame that shows
+exactly that one face, close and clear (face_quality.py).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from ...config import VisionSettings
+from ...config import EnrolmentSettings, VisionSettings
 from .detect import Detection, Face, FaceDetector, PersonDetector
 from .embed import Embedder, align
+from .face_quality import Sample, sample
 from .match import FaceGallery, Match
 from .models import load_manifest, models_dir, open_model
 
@@ -45,9 +48,16 @@ def face_vectors(
     models: VisionModels, frame: np.ndarray, min_face_px: int = 0
 ) -> list[tuple[Face, npt.NDArray[np.float32]]]:
     """Every face large enough to recognise, with its embedding (operator tools and the pipeline)."""
-    assert models.faces is not None and models.embedder is not None
+    assert models.faces is not None
+    return embedded(models, frame, models.faces(frame), min_face_px)
+
+
+def embedded(
+    models: VisionModels, frame: np.ndarray, faces: list[Face], min_face_px: int
+) -> list[tuple[Face, npt.NDArray[np.float32]]]:
+    assert models.embedder is not None
     out = []
-    for face in models.faces(frame):
+    for face in faces:
         x1, y1, x2, y2 = face.box
         if min(x2 - x1, y2 - y1) < min_face_px:
             continue
@@ -63,6 +73,7 @@ class Analysis:
     matches: list[Match] = field(default_factory=list)
     verified: list[Match] = field(default_factory=list)
     faces_seen: int = 0
+    enrolment: Sample | None = None  # asked for while a shopper enrols at this camera's kiosk
 
 
 def analyse(
@@ -74,13 +85,20 @@ def analyse(
     verify: frozenset[str] = frozenset(),
     verify_threshold: float = 1.0,
     min_face_px: int = 40,
+    enrol: EnrolmentSettings | None = None,
 ) -> Analysis:
-    """People in the frame; with faces wanted, 1:N matches (identify) and 1:1 checks of pending check-ins."""
+    """People in the frame; with faces wanted, 1:N matches (identify), 1:1 checks of pending check-ins and the
+    frame's verdict for an enrolment under way."""
     people = models.people(frame) if models.people is not None else []
-    if identify_threshold is None and not verify:
+    if identify_threshold is None and not verify and enrol is None:
         return Analysis(people)
+    assert models.faces is not None and models.embedder is not None
+    detected = models.faces(frame)
+    enrolment = sample(frame, detected, models.embedder, enrol, min_face_px) if enrol is not None else None
+    if identify_threshold is None and not verify:
+        return Analysis(people, enrolment=enrolment)
     matches, verified = [], []
-    faces = face_vectors(models, frame, min_face_px)
+    faces = embedded(models, frame, detected, min_face_px)
     for _, vector in faces:
         if verify:
             hit = gallery.best(vector, verify_threshold, among=set(verify))
@@ -92,4 +110,4 @@ def analyse(
             if hit is not None:
                 matches.append(hit)
         # a face that matched nobody: its vector goes out of scope here and is never kept
-    return Analysis(people, matches, verified, len(faces))
+    return Analysis(people, matches, verified, len(faces), enrolment)

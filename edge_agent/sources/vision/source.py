@@ -11,6 +11,9 @@ all cameras, so the event loop only associates tracks and publishes:
   re-checked against the store at that moment: by 1:N identification when `vision.faces.identify` is on,
   or by 1:1 verification of a kiosk check-in at the camera's touchpoint.
 
+While a shopper enrols at a kiosk, its camera analyses every frame and hands the verdict to the
+enrolment desk (enrolment.py).
+
 A model that is missing or corrupt stops the vision source with an error naming the file; the rest of the
 agent keeps running.
 """
@@ -37,6 +40,7 @@ from ...events import Anonymous, Channel, ConsentChanged, Crowd, Customer, Erase
 from ...store import Store
 from ..roster_age import RosterAge
 from .camera import Camera, CameraState
+from .enrolment import EnrolmentDesk
 from .match import FaceGallery
 from .models import ModelError
 from .motion import MotionGate
@@ -70,8 +74,10 @@ class VisionSource:
         clock: Clock,
         models: VisionModels | None = None,
         roster_age: RosterAge | None = None,
+        enrolments: EnrolmentDesk | None = None,
     ):
         self._settings = settings
+        self._enrolments = enrolments
         self._roster_age = roster_age
         self._cfg = settings.vision
         self._store = store
@@ -97,7 +103,8 @@ class VisionSource:
 
     @property
     def faces_wanted(self) -> bool:
-        return self._cfg.faces.identify or self._checkins is not None
+        enrolling = self._enrolments is not None and bool(self._enrolments.kiosks)
+        return self._cfg.faces.identify or self._checkins is not None or enrolling
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -157,6 +164,8 @@ class VisionSource:
         now = self._clock.mono()
         run.pending = {ref: until for ref, until in run.pending.items() if until > now}
         frame = run.camera.take()
+        desk, kiosk = self._enrolments, run.settings.touchpoint
+        enrolling = desk is not None and desk.wants_frames(kiosk)
         if frame is None and run.camera.state is not CameraState.RUNNING:
             tracks = run.tracker.update([], now)  # no picture: the audience fades out after the hold
         elif frame is None:
@@ -164,23 +173,30 @@ class VisionSource:
         elif (
             frame.moved
             or run.pending
+            or enrolling
             or (run.tracker.confirmed() and now - run.last_inference >= self._cfg.still_refresh_s)
         ):
             self._refresh_gallery()
             started = time.perf_counter()
-            result = await asyncio.get_running_loop().run_in_executor(executor, self._analyse, frame.image, run)
+            result = await asyncio.get_running_loop().run_in_executor(
+                executor, self._analyse, frame.image, run, enrolling
+            )
             self.inference_seconds += time.perf_counter() - started
             run.last_inference, run.inferred = now, run.inferred + 1
             self.counts["frames_inferred"] += 1
             tracks = run.tracker.update(result.people, now)
             self._publish_faces(run, result, now)
+            if desk is not None and kiosk is not None and result.enrolment is not None:
+                desk.take(kiosk, result.enrolment, now)
         else:
             self.counts["frames_still"] += 1
             tracks = run.tracker.keep_alive(now)
+        if desk is not None and kiosk is not None and enrolling:
+            desk.tick(kiosk, now, picture=run.camera.state is CameraState.RUNNING)
         run.dwell_s = sorted((round(t.dwell(now), 1) for t in tracks), reverse=True)
         self._publish_audience(run, [t.track_id for t in tracks], now)
 
-    def _analyse(self, image: Any, run: _CameraRun) -> Analysis:
+    def _analyse(self, image: Any, run: _CameraRun, enrolling: bool) -> Analysis:
         assert self._models is not None
         faces = self._cfg.faces
         return analyse(
@@ -191,6 +207,7 @@ class VisionSource:
             verify=frozenset(run.pending),
             verify_threshold=faces.verify_threshold,
             min_face_px=faces.min_face_px,
+            enrol=faces.enrolment if enrolling else None,
         )
 
     def _publish_audience(self, run: _CameraRun, track_ids: list[str], now: float) -> None:
@@ -285,6 +302,7 @@ class VisionSource:
                 for cam_id, run in self._runs.items()
             },
             "enrolled": len(self._gallery),
+            "enrolment": self._enrolments.health() if self._enrolments is not None else None,
             "counts": dict(self.counts),
         }
 

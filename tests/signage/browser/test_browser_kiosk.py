@@ -159,14 +159,15 @@ async def test_face_enrolment_only_after_explicit_consent_with_an_alternative(br
     await expect(dialog).to_be_hidden()
     await expect(face).to_have_attribute("aria-checked", "false")
     assert not agent.store.roster.get("alice").consents_to("face")
-    assert not agent.store.consents.face_enrolment_requested("alice")
+    assert agent.store.enrolments.last("alice") is None
 
     await face.click()
     await page.click("#face-agree")
     await expect(face).to_have_attribute("aria-checked", "true")
-    await expect(page.locator("#face-requested")).to_be_visible()
+    # This store's kiosk has no camera: the consent is kept and the page says where to enrol instead.
+    await expect(page.locator("#enrolment-note")).to_have_text(re.compile("no camera for enrolment"))
     assert agent.store.roster.get("alice").consents_to("face")
-    assert agent.store.consents.face_enrolment_requested("alice")
+    assert agent.store.enrolments.last("alice") is None
     await page.close()
 
 
