@@ -1,6 +1,7 @@
 import sqlite3
 
 import pytest
+from sqlite_utils import Database
 
 from edge_agent.store import open_store
 from edge_agent.store.impressions import ImpressionRecord
@@ -147,3 +148,24 @@ def test_every_message_up_says_whether_the_clock_was_synchronised(tmp_path):
     store.decisions.record(decision())  # a decision carries its own flag (True), taken when it was made
     rows = store.outbox.peek("events")
     assert [r.payload["ntp_synced"] for r in rows] == [False, True, True]
+
+
+def test_face_enrolment_requests_from_before_migration_16_end_as_not_taken_up(tmp_path):
+    db = Database(tmp_path / "a.db")
+    migrate(db, 15)
+    db.execute("INSERT INTO customers (customer_ref, updated_at) VALUES ('alice', '2026-11-01T00:00:00+00:00')")
+    db.execute(
+        "INSERT INTO face_enrolment_requests (customer_ref, touchpoint, requested_at)"
+        " VALUES ('alice', 'kiosk-a', '2026-11-02T10:00:00+00:00')"
+    )
+    db.conn.commit()
+    db.close()
+    store = open_store(tmp_path / "a.db")
+    last = store.enrolments.last("alice")
+    assert (last.touchpoint, last.started_at, last.outcome, last.reason) == (
+        "kiosk-a",
+        "2026-11-02T10:00:00+00:00",
+        "failed",
+        "not_taken_up",
+    )
+    assert "face_enrolment_requests" not in store.db.table_names()
