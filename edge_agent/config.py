@@ -182,14 +182,18 @@ class HttpSettings(Section):
 
 
 def _ed25519_keys(keys: list[str]) -> list[str]:
-    for key in keys:
-        try:
-            raw = base64.b64decode(key, validate=True)
-        except binascii.Error as exc:
-            raise ValueError(f"base64 text ({exc})") from None
-        if len(raw) != 32:
-            raise ValueError(f"a 32-byte Ed25519 public key, decoded {len(raw)} bytes")
-    return keys
+    return [_public_key(key, "Ed25519") for key in keys]
+
+
+def _public_key(key: str, kind: str) -> str:
+    """A public key as config carries it: the raw 32 bytes in base64."""
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"base64 text ({exc})") from None
+    if len(raw) != 32:
+        raise ValueError(f"a 32-byte {kind} public key, decoded {len(raw)} bytes")
+    return key
 
 
 FilePath = Annotated[Path, Field(strict=False)]
@@ -688,15 +692,7 @@ class EnrolmentSettings(Section):
     @field_validator("cloud_key")
     @classmethod
     def _key_is_x25519(cls, key: str | None) -> str | None:
-        if key is None:
-            return None
-        try:
-            raw = base64.b64decode(key, validate=True)
-        except binascii.Error as exc:
-            raise ValueError(f"base64 text ({exc})") from None
-        if len(raw) != 32:
-            raise ValueError(f"a 32-byte X25519 public key, decoded {len(raw)} bytes")
-        return key
+        return None if key is None else _public_key(key, "X25519")
 
 
 class FaceSettings(Section):
