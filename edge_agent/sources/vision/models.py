@@ -85,6 +85,9 @@ def sha256_of(path: Path) -> str:
 
 
 def session_options(intra_op_threads: int, inter_op_threads: int) -> Any:
+    """Sequential, with the thread counts asked for, and threads that sleep when a run ends: by default
+    onnxruntime's pool spins on its cores after every run, which on a Pi shared with the kiosk browser takes
+    CPU from it, and makes the agent's two or three sessions (people, faces, embeddings) fight each other."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -92,6 +95,8 @@ def session_options(intra_op_threads: int, inter_op_threads: int) -> Any:
     opts.inter_op_num_threads = inter_op_threads
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return opts
 
 
