@@ -13,7 +13,9 @@ Figures, each from its own agent process:
 - `start_to_serving_s`: the same store started again (`python -m edge_agent run`) with the broker and the
   content host gone, from just before the process is spawned until a screen has what its browser fetches:
   the page, the WebSocket's hello with the loop, and the loop's first picture from the agent's cache (its
-  sha256 checked). Each start a new process; the figure is their median, every run listed.
+  sha256 checked). Each start a new process; the figure is their median, every run listed, with the CPU time
+  the process had used by then (`start_cpu_s`: below the wall time when the machine is busy) and, after each,
+  a bare interpreter importing only the agent's libraries (`libraries_import_s`: the floor under a start).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import contextlib
 import hashlib
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,9 +37,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.agent_process import AgentProcess, cpu_seconds, wakeups
+from bench.agent_process import REPO, AgentProcess, cpu_seconds, wakeups
 from bench.harness import serve
-from bench.soak import STORE, read_only, until, write_config
+from bench.soak import IMPORTS, STORE, read_only, until, write_config
 from edge_agent.config import Playlist, PlaylistItem
 from edge_agent.demo.cloud import mqtt_section, provision
 from edge_agent.demo.store import TOUCHPOINTS, demo_bundle, demo_config, demo_roster
@@ -52,6 +56,7 @@ from simulators.till import SimulatedTill
 
 PICTURES = ["demo-croissant.svg", "demo-coffee.svg", "demo-milk.svg", "demo-apples.svg"]
 SCREENS = [t["id"] for t in TOUCHPOINTS if t["kind"] == "screen"]
+LIBRARIES = [m for m in IMPORTS if not m.startswith("edge_agent")]
 FETCHED = "SELECT count(*) FROM assets WHERE fetched_at IS NOT NULL"
 SETTLE_S = 5.0  # after the sync, before the idle window: the downloads and first decisions are done
 
@@ -158,17 +163,35 @@ async def screen_served(agent: AgentProcess, touchpoint: str, timeout: float = 3
     return {"page_s": page, "hello_s": said, "serving_s": served, "cpu_s": cpu_seconds(agent.pid)}
 
 
+def bytecode(cache: Path) -> dict[str, str]:
+    """The environment of a process that keeps its compiled bytecode in `cache`, as a store's install has it
+    (pip compiles at install, and the unit runs with a read-only /opt): the first run writes it, the next read
+    it. Without it every start compiles the agent's modules from source again (where the shell sets
+    PYTHONDONTWRITEBYTECODE, as a development machine may)."""
+    return {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(cache)}
+
+
+def libraries_s(env: dict[str, str]) -> float:
+    """Wall time of a fresh interpreter importing only the agent's libraries: the floor under any start."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", f"import {', '.join(LIBRARIES)}"], cwd=REPO, env=env, check=True)
+    return time.monotonic() - started
+
+
 async def offline_starts(agent: AgentProcess, n: int) -> dict[str, Any]:
-    runs = []
+    """`n` starts, each beside a bare import of the libraries (so both see the same load on the machine)."""
+    runs, bare = [], []
     for _ in range(n):
         try:
             runs.append(await screen_served(agent, SCREENS[0]))
         finally:
             agent.stop()
+        bare.append(await asyncio.to_thread(libraries_s, agent.env))
     serving = [r["serving_s"] for r in runs]
     return {
         "start_to_serving_s": round(statistics.median(serving), 3),
         "start_to_serving_runs_s": [round(s, 3) for s in serving],
+        "libraries_import_s": [round(s, 3) for s in bare],
         "start_page_s": [round(r["page_s"], 3) for r in runs],
         "start_hello_s": [round(r["hello_s"], 3) for r in runs],
         "start_cpu_s": [round(r["cpu_s"], 3) for r in runs],
@@ -197,7 +220,7 @@ async def run(quick: bool) -> dict[str, Any]:
                 f"http://127.0.0.1:{port}",
                 token,
                 log=workdir / "agent.log",
-                env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address},
+                env={"DBUS_SYSTEM_BUS_ADDRESS": bus.address, **bytecode(workdir / "pycache")},
             )
             try:
                 async with serve(content_host()) as base:
