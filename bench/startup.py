@@ -107,7 +107,7 @@ def count(db: Path, query: str) -> int:
     return n
 
 
-async def idle_store(workdir: Path, agent: AgentProcess, seconds: float) -> dict[str, Any]:
+async def idle_store(agent: AgentProcess, seconds: float) -> dict[str, Any]:
     """The agent's CPU and wake-ups over `seconds` with its screens connected and nobody in the store."""
     players = [ScreenPlayer(agent.url, tp) for tp in SCREENS]
     tasks = [asyncio.create_task(p.run()) for p in players]
@@ -234,7 +234,7 @@ async def run(quick: bool) -> dict[str, Any]:
                     agent.stop()
                     await agent.start()
                     await until(lambda: count(db, FETCHED) == len(bundle.assets), 30)
-                    result = await idle_store(workdir, agent, plan.idle_s)
+                    result = await idle_store(agent, plan.idle_s)
             finally:
                 agent.stop()
                 await cloud.close()
