@@ -8,7 +8,19 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = ["checkin", "surfaces", "sync", "decide", "ble", "vision", "fleet", "soak", "faults", "intruder"]
+BENCHMARKS = [
+    "checkin",
+    "surfaces",
+    "sync",
+    "decide",
+    "ble",
+    "vision",
+    "fleet",
+    "soak",
+    "startup",
+    "faults",
+    "intruder",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,24 @@ def read_proc(pid: int) -> tuple[int, int, int]:
     return rss_kb, len(os.listdir(f"/proc/{pid}/fd")), threads
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) a live process has used so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
+
+
+def wakeups(pid: int) -> int:
+    """Times any thread of a live process went to sleep of its own accord (voluntary context switches): each
+    is a wake-up later, so their rate at rest says how often something in the process polls."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
+            for line in Path(f"/proc/{pid}/task/{task}/status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
+
+
 def growth(values: list[float], warmup: int = 0) -> float:
     """Last-quarter mean minus first-quarter mean of the samples after `warmup`: what kept growing."""
     steady = values[warmup:]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import random
 import secrets
@@ -104,19 +105,20 @@ def write_config(workdir: Path, config: dict[str, Any]) -> Path:
     return path
 
 
-async def _until(predicate: Callable[[], Any], timeout: float, step: float = 0.2) -> None:
+async def until(predicate: Callable[[], Any], timeout: float, step: float = 0.2) -> None:
+    """Wait until `predicate` (a plain or an async function) holds."""
     async with asyncio.timeout(timeout):
-        while not await predicate():
+        while not (await result if inspect.isawaitable(result := predicate()) else result):
             await asyncio.sleep(step)
 
 
-def _read_only(db: Path) -> sqlite3.Connection:
+def read_only(db: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
 
 
 def events_lost(db: Path, cloud: CloudSim) -> dict[str, Any]:
     """What the database holds against what the cloud received (after dedup), per kind of fact."""
-    with contextlib.closing(_read_only(db)) as conn:
+    with contextlib.closing(read_only(db)) as conn:
         recorded = {
             kind: {r[0] for r in conn.execute(f"SELECT {key} FROM {table}")} for kind, (table, key) in FACTS.items()
         }
@@ -186,8 +188,8 @@ async def store_day(workdir: Path, day: Day, command: list[str] | None = None) -
             health = await agent.health()
             return health["offers"] > 0 and health["ble"]["customers_resolvable"] > 0
 
-        await _until(synced, 30)
-        db = stack.enter_context(contextlib.closing(_read_only(Path(config["database"]["path"]))))
+        await until(synced, 30)
+        db = stack.enter_context(contextlib.closing(read_only(Path(config["database"]["path"]))))
         shoppers = Shoppers(
             agent.url,
             issuer,
@@ -214,7 +216,7 @@ async def store_day(workdir: Path, day: Day, command: list[str] | None = None) -
             return (await agent.health())["outbox_depth"] == 0
 
         with contextlib.suppress(TimeoutError):
-            await _until(drained, 60)
+            await until(drained, 60)
         health = await agent.health()
         await asyncio.sleep(1.0)  # the last PUBACKed batch is in the cloud simulator's inbox
         died = tasks_died(health, agent)
