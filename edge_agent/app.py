@@ -147,7 +147,7 @@ class Agent:
         self.proof = ProofOfPlay(self.store, self.bus, self.clock, self.audience)
         self.schedule = Schedule(settings, self.store, self.bus)
         self.plays = ItemPlays(self.schedule, self.store, self.audience, self.clock)
-        self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock)
+        self.assets = AssetCache(settings.surfaces.assets, self.store, self.clock, self.bus)
         self.hub = ScreenHub(
             settings,
             self.bus,

@@ -22,9 +22,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from ..bus import Bus
 from ..clock import Clock
 from ..config import AssetSettings
 from ..errors import Refused
+from ..events import OffersChanged
 from ..store import Store
 from ..store.assets import AssetRef
 from . import video
@@ -35,7 +37,7 @@ CHUNK_BYTES = 256 * 1024
 
 
 class AssetCache:
-    def __init__(self, settings: AssetSettings, store: Store, clock: Clock):
+    def __init__(self, settings: AssetSettings, store: Store, clock: Clock, bus: Bus | None = None):
         self._cfg = settings
         self._store = store
         self._clock = clock
@@ -47,6 +49,8 @@ class AssetCache:
         self.changed = asyncio.Event()  # set when the files on disk change: screens' items may change with them
         self.counts: Counter[str] = Counter()
         self._refresh()
+        if bus is not None:  # a new bundle's pictures and videos are fetched at once, not at the next retry
+            bus.on(OffersChanged, "assets", lambda _: self.wake())
 
     def path(self, sha256: str) -> Path:
         return self._dir / sha256
@@ -68,7 +72,7 @@ class AssetCache:
         return {"named": len(self._store.assets.all()), "cached": len(self._local), **self.counts}
 
     def wake(self) -> None:
-        """Fetch now (call after a bundle with new assets was applied)."""
+        """Fetch now: a bundle with new assets was applied."""
         self._wake.set()
 
     def _refresh(self) -> None:

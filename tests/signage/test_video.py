@@ -4,6 +4,7 @@ player can decode it."""
 
 import asyncio
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -13,14 +14,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import ValidationError
 
 from edge_agent import devices
+from edge_agent.bus import Bus
 from edge_agent.clock import Clock
 from edge_agent.config import AssetSettings, ConfigError, from_dict
+from edge_agent.events import OffersChanged
 from edge_agent.signage import screen_profile
 from edge_agent.signage.assets import AssetCache
 from edge_agent.signage.media import ScreenMedia
 from edge_agent.signage.video import unplayable
 from edge_agent.store import open_store
 from edge_agent.store.assets import AssetRef
+from edge_agent.store.bundles import OfferBundle, apply_offers
 
 from .videos import asset_of, make_video
 
@@ -76,6 +80,32 @@ def _cache(tmp_path: Path, store=None) -> AssetCache:
 async def _sync(cache: AssetCache) -> int:
     async with aiohttp.ClientSession() as http:
         return await cache.sync(http)
+
+
+async def test_a_new_bundles_files_are_fetched_as_soon_as_it_is_applied(tmp_path):
+    video = make_video(tmp_path / "clip.mp4", seconds=1.0, size=SIZE)
+    cdn = Cdn({"clip.mp4": video.read_bytes()})
+    base = await cdn.start()
+    store, bus = open_store(tmp_path / "edge.db"), Bus()
+    settings = AssetSettings(dir=tmp_path / "assets", fetch_timeout_s=5, retry_s=3600)  # no retry within the test
+    cache = AssetCache(settings, store, Clock(), bus)
+    task = asyncio.create_task(cache.run())
+    try:
+        await asyncio.sleep(0.2)  # the first sync ran and found nothing to fetch
+        now = datetime.now(UTC)
+        bundle = OfferBundle(
+            version=1, issued_at=now, offers=[], assets=[asset_of(video, f"{base}/v/clip.mp4", "h264", SIZE, 1.0)]
+        )
+        apply_offers(store.db, store.bundle_versions, store.offers, bundle, now.isoformat())
+        bus.publish(OffersChanged(1))  # as the downlink does once a bundle is applied
+        async with asyncio.timeout(20):
+            while cache.status()["cached"] != 1:
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await cdn.runner.cleanup()
+        store.close()
 
 
 def test_a_video_names_what_it_is_and_an_image_does_not():
