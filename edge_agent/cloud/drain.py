@@ -2,10 +2,12 @@
 
 Each stream (`events`, `ack`, `telemetry`) has its own task and topic. Up to `inflight_batches` batches are
 in flight at once, so the link is never idle waiting for one acknowledgement; batches are acknowledged in
-the order they were sent and their rows deleted in that order. When the link drops (or an
-acknowledgement does not come within `puback_timeout_s`) the drain starts again from the oldest row still
-in the outbox: what the broker may already have got is sent again, and the cloud removes the duplicates by
-each event's uuid. Telemetry goes with QoS 0 (it is replaced every interval anyway).
+the order they were sent. An acknowledged batch is only marked in the outbox; its rows are deleted by seq
+range once the stream has nothing left to send, a batch's worth at a time, so a backlog goes up at the
+pace of the link rather than of the deletes. When the link drops (or an acknowledgement does not come
+within `puback_timeout_s`) the drain starts again from the oldest row not acknowledged: what the broker may
+already have got is sent again, and the cloud removes the duplicates by each event's uuid. Telemetry goes
+with QoS 0 (it is replaced every interval anyway).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..config import MqttSettings
 from ..mqtt import LinkError, MqttLink, retrieve
 from ..ops.progress import Progress
 from ..store.faults import StorageRefused
-from ..store.outbox import Outbox
+from ..store.outbox import Batch, Outbox
 from .topics import Topics
 
 log = logging.getLogger(__name__)
@@ -30,13 +32,13 @@ IDLE_RECHECK_S = 5.0
 STORAGE_RETRY_S = 1.0
 
 
-def encode_batch(store: str, device: str, stream: str, rows: list[tuple[int, str]]) -> bytes:
+def encode_batch(store: str, device: str, stream: str, batch: Batch) -> bytes:
     """One MQTT message: {"store", "device", "stream", "first_seq", "events": [event, ...]}.
 
     Each event is the JSON written to the outbox (with its uuid, kind and wall time), spliced in as stored.
     """
-    head = json.dumps({"store": store, "device": device, "stream": stream, "first_seq": rows[0][0]})
-    return f'{head[:-1]}, "events": [{",".join(text for _, text in rows)}]}}'.encode()
+    head = json.dumps({"store": store, "device": device, "stream": stream, "first_seq": batch.first})
+    return b"".join((head[:-1].encode(), b', "events": [', batch.events, b"]}"))
 
 
 class OutboxDrain:
@@ -84,8 +86,8 @@ class OutboxDrain:
                     self.counts[f"{stream}:restarts"] += 1
                     log.info("drain of %s starts again from the oldest unsent row: %s", stream, exc)
                 except StorageRefused:
-                    # Sent rows could not be deleted (a delete needs room in the WAL too): they stay, are sent
-                    # again and removed by the cloud as duplicates. Counted and logged by the store.
+                    # Acknowledged rows could not be deleted (a delete needs room in the WAL too): they stay,
+                    # still marked, and are tried again. Counted and logged by the store.
                     self._beat()
                     self.counts[f"{stream}:restarts"] += 1
                     await asyncio.sleep(STORAGE_RETRY_S)
@@ -93,48 +95,46 @@ class OutboxDrain:
             stop_listening()
 
     async def _send_until_idle(self, stream: str, wake: asyncio.Event) -> None:
-        """Publish from the oldest row on; return only by raising (link trouble) or never."""
+        """Publish from the oldest row not acknowledged on; return only by raising (link trouble) or never."""
         s = self._settings
         topic, qos = self._topics.up(stream), STREAM_QOS[stream]
         store, device = self._topics.store, self._topics.device
-        inflight: deque[tuple[asyncio.Future[None], tuple[int, int]]] = deque()  # (future, (rows, last seq))
-        after = 0
-        acked: int | None = None  # last seq of the stream the broker has acknowledged, not yet deleted
+        inflight: deque[tuple[asyncio.Future[None], Batch]] = deque()
+        after = 0  # the last seq sent; the outbox skips what is acknowledged
         try:
             while True:
                 while len(inflight) < s.inflight_batches:
-                    rows = self._outbox.peek_encoded(stream, s.batch_max_events, after)
-                    if not rows:
+                    batch = self._outbox.batch(stream, s.batch_max_events, after)
+                    if batch is None:
                         break
-                    future = self._link.publish(topic, encode_batch(store, device, stream, rows), qos=qos)
-                    inflight.append((future, (len(rows), rows[-1][0])))
-                    after = rows[-1][0]
-                if acked is not None:
-                    # Delete what the broker has, once the new batches are on their way (the broker works on
-                    # them meanwhile). Batches are acknowledged in order, so that is every row up to `acked`.
-                    await asyncio.sleep(0)
-                    self._remove_through(stream, acked)
-                    acked = None
+                    future = self._link.publish(topic, encode_batch(store, device, stream, batch), qos=qos)
+                    inflight.append((future, batch))
+                    after = batch.last
                 if not inflight:
-                    wake.clear()  # nothing was written since the peek above: no await in between
+                    if self._remove_acknowledged(stream):
+                        await asyncio.sleep(0)  # a batch's worth at a time: new rows go first
+                        continue
+                    wake.clear()  # nothing was written since the read above: no await in between
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), IDLE_RECHECK_S)
                     continue
                 await asyncio.wait_for(asyncio.shield(inflight[0][0]), s.puback_timeout_s)
                 events = batches = 0
                 while inflight and inflight[0][0].done():
-                    future, (count, last) = inflight.popleft()
+                    future, batch = inflight.popleft()
                     future.result()  # raises if that one failed: it and what follows are sent again
-                    events, batches, acked = events + count, batches + 1, last
+                    # Batches are acknowledged in order, so the broker has every row up to this one's last.
+                    self._outbox.acknowledge(stream, batch.last)
+                    events, batches = events + batch.count, batches + 1
                 self._beat()
                 self.counts[f"{stream}:batches"] += batches
                 self.counts[f"{stream}:events"] += events
         finally:
             for future, _ in inflight:
                 future.add_done_callback(retrieve)
-            if acked is not None:
-                self._remove_through(stream, acked)
 
-    def _remove_through(self, stream: str, seq: int) -> None:
+    def _remove_acknowledged(self, stream: str) -> int:
+        if not self._outbox.acknowledged(stream):
+            return 0  # no write tried: a storage episode is not over because of it
         with self._outbox.faults.writing("cloud.drain", "removing sent rows"):
-            self._outbox.remove_through(stream, seq)
+            return self._outbox.remove_acknowledged(stream, self._settings.batch_max_events)

@@ -83,7 +83,7 @@ class Dashboard:
             ],
             "sync": {
                 "outbox_depth": health.get("outbox_depth", 0),
-                "outbox_oldest": self._scalar("SELECT min(created_at) FROM outbox"),
+                "outbox_oldest": self._store.outbox.oldest(),
                 "bundles": dict(self._store.db.execute("SELECT kind, version FROM bundle_versions").fetchall()),
                 "uplink": _UPLINK.get(health.get("cloud", "off"), "unknown"),
             },

@@ -5,6 +5,11 @@ within a class and the most expendable class first: telemetry, then presence agg
 (impressions, decisions). Conversions, consent changes and erasure receipts (`DropClass.NEVER`) are never
 dropped, even if that means staying over the bound. Every drop is counted per class and kind in
 `outbox_drops`, which telemetry reports.
+
+What the broker has acknowledged is not deleted at once: the drain marks it (`acknowledge`, in memory) and
+removes it later by seq range (`remove_acknowledged`), when it has nothing to send, so a backlog goes up
+without a delete per batch. Acknowledged rows no longer count as waiting and are never read again; if the
+agent stops before removing them they are sent again, and the cloud drops them by uuid.
 """
 
 from __future__ import annotations
@@ -38,6 +43,16 @@ LOW_WATER = 0.95  # the policy makes room down to this share of the bound, so it
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Rows of one stream ready to send: `events` is their stored JSON texts joined by commas, in seq order."""
+
+    first: int
+    last: int
+    count: int
+    events: bytes
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     seq: int
     uuid: str
@@ -59,7 +74,8 @@ class Outbox:
         self.faults = faults or StorageFaults()  # the store's, shared: the drain's deletes can fail on a full disk
         self._clock_synced = clock_synced  # stamped on every message: can the cloud trust its time?
         self.max_rows = max_rows
-        self._estimate = self.depth()  # rows added since the last count; reaching the bound triggers a count
+        self._acknowledged: dict[str, int] = {}  # per stream, the last seq the broker has; rows up to it go later
+        self._estimate = self._rows()  # rows added since the last count; reaching the bound triggers a count
         self._listeners: list[Callable[[str], None]] = []
 
     def listen(self, callback: Callable[[str], None]) -> Callable[[], None]:
@@ -93,8 +109,13 @@ class Outbox:
         return event_uuid
 
     def enforce_bound(self) -> int:
-        """Apply the drop policy if the outbox is over its bound; returns how many rows were dropped."""
-        depth = self.depth()
+        """Apply the drop policy if the outbox is over its bound; returns how many rows were dropped.
+
+        Rows the broker has acknowledged are removed first: they make room without dropping anything."""
+        depth = self._rows()
+        if depth > self.max_rows:
+            for stream in list(self._acknowledged):
+                depth -= self.remove_acknowledged(stream)
         excess = depth - int(self.max_rows * LOW_WATER) if depth > self.max_rows else 0
         dropped = 0
         with self._db.atomic():
@@ -125,38 +146,83 @@ class Outbox:
         return dropped
 
     def peek(self, stream: str, limit: int = 100, after: int = 0) -> list[OutboxRow]:
-        """The oldest rows of a stream (after seq `after`), in the order they were written."""
-        rows = self._oldest("seq, uuid, stream, kind, payload, created_at", stream, limit, after)
+        """The oldest rows of a stream not yet acknowledged (after seq `after`), in the order they were written."""
+        rows = self._db.execute(
+            "SELECT seq, uuid, stream, kind, payload, created_at FROM outbox WHERE stream = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            [stream, max(after, self.acknowledged(stream)), limit],
+        ).fetchall()
         return [OutboxRow(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
 
-    def peek_encoded(self, stream: str, limit: int = 100, after: int = 0) -> list[tuple[int, str]]:
-        """Like `peek`, but (seq, the stored JSON text): what the drain sends, without decoding it."""
-        return self._oldest("seq, payload", stream, limit, after)
-
-    def _oldest(self, columns: str, stream: str, limit: int, after: int) -> list[tuple[Any, ...]]:
-        return self._db.execute(
-            f"SELECT {columns} FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?", [stream, after, limit]
+    def batch(self, stream: str, limit: int, after: int = 0) -> Batch | None:
+        """Like `peek`, but as the drain sends it: the stored texts, joined without decoding them."""
+        rows = self._db.execute(
+            "SELECT seq, CAST(payload AS BLOB) FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+            [stream, max(after, self.acknowledged(stream)), limit],
         ).fetchall()
+        if not rows:
+            return None
+        return Batch(rows[0][0], rows[-1][0], len(rows), b",".join([text for _, text in rows]))
 
     def remove(self, seqs: list[int]) -> None:
         with self._db.atomic():
             cur = self._db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
         self._estimate = max(0, self._estimate - max(cur.rowcount, 0))
 
-    def remove_through(self, stream: str, seq: int) -> int:
-        """Delete every row of a stream up to `seq`: what the drain does once the broker has all of them."""
+    def acknowledge(self, stream: str, seq: int) -> None:
+        """The broker has every row of `stream` up to `seq`: they stop counting as waiting and are not read
+        again. Rows added later have higher seqs, so they are never covered."""
+        self._acknowledged[stream] = max(seq, self._acknowledged.get(stream, 0))
+
+    def acknowledged(self, stream: str) -> int:
+        """The last seq of `stream` the broker has whose rows may still be here; 0 if there is none."""
+        return self._acknowledged.get(stream, 0)
+
+    def remove_acknowledged(self, stream: str, limit: int | None = None) -> int:
+        """Delete the oldest acknowledged rows of a stream (at most `limit`), by seq range; returns how many."""
+        through = self._acknowledged.get(stream)
+        if through is None:
+            return 0
+        if limit is not None:
+            # The chunk's last seq: the limit-th acknowledged row, or all of them if there are fewer.
+            row = self._db.execute(
+                "SELECT seq FROM outbox WHERE stream = ? AND seq <= ? ORDER BY seq LIMIT 1 OFFSET ?",
+                [stream, through, limit - 1],
+            ).fetchone()
+            if row is not None and row[0] < through:
+                through = row[0]
         with self._db.atomic():
-            cur = self._db.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", [stream, seq])
+            cur = self._db.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", [stream, through])
+        if through == self._acknowledged[stream]:
+            del self._acknowledged[stream]  # all gone: nothing left to remove or skip
         self._estimate = max(0, self._estimate - cur.rowcount)
         return cur.rowcount
 
     def depth(self) -> int:
-        n: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        return n
+        """Rows waiting to go up: not yet acknowledged by the broker."""
+        return sum(self.depths().values())
 
     def depths(self) -> dict[str, int]:
         """Rows waiting per stream."""
-        return dict(self._db.execute("SELECT stream, count(*) FROM outbox GROUP BY stream").fetchall())
+        where, params = self._waiting()
+        return dict(self._db.execute(f"SELECT stream, count(*) FROM outbox WHERE {where} GROUP BY stream", params))
+
+    def oldest(self) -> str | None:
+        """When the oldest row still waiting was written (its `created_at`); None if none is."""
+        where, params = self._waiting()
+        at: str | None = self._db.execute(f"SELECT min(created_at) FROM outbox WHERE {where}", params).fetchone()[0]
+        return at
+
+    def _waiting(self) -> tuple[str, list[Any]]:
+        """A WHERE clause (and its parameters) for the rows not yet acknowledged."""
+        if not self._acknowledged:
+            return "1", []
+        covered = " OR ".join(["(stream = ? AND seq <= ?)"] * len(self._acknowledged))
+        return f"NOT ({covered})", [v for item in self._acknowledged.items() for v in item]
+
+    def _rows(self) -> int:
+        n: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return n
 
     def drops(self) -> dict[str, dict[str, int]]:
         """Everything the drop policy ever dropped: {drop class name: {kind: count}}."""
