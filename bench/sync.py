@@ -137,10 +137,10 @@ async def _rate(workdir: Path, n: int, rounds: int) -> dict[str, Any]:
             while batch := store.outbox.batch("events", settings.batch_max_events, after):
                 payloads.append(encode_batch(STORE, DEVICE, "events", batch))
                 after = batch.last
-            raw_s.append(await asyncio.to_thread(_raw_paho, broker, topic, payloads, 20))
+            raw_s.append(await asyncio.to_thread(_raw_paho, broker, topic, payloads, settings.inflight_batches))
             if r == 0:
                 singles = [json.dumps(row.payload).encode() for row in store.outbox.peek("events", n // 10)]
-                single_s = await asyncio.to_thread(_raw_paho, broker, topic, singles, 20) * 10
+                single_s = await asyncio.to_thread(_raw_paho, broker, topic, singles, settings.inflight_batches) * 10
             async with _Drainer(settings, store) as drainer:
                 await _until(drainer.link.connected.is_set)
                 start = time.perf_counter()

@@ -82,11 +82,13 @@ class FaceEnrolments:
         under_way = self._db.execute(
             "SELECT enrolment_id FROM face_enrolments WHERE customer_ref = ? AND outcome IS NULL", [customer_ref]
         ).fetchall()
+        unsent_only = [customer_ref, UPLOAD_KIND, self._outbox.acknowledged("events")]  # what the broker has, went
         unsent = self._db.execute(
-            "SELECT json_extract(payload, '$.enrolment_id') FROM outbox WHERE customer_ref = ? AND kind = ?",
-            [customer_ref, UPLOAD_KIND],
+            "SELECT json_extract(payload, '$.enrolment_id') FROM outbox WHERE customer_ref = ? AND kind = ?"
+            " AND seq > ?",
+            unsent_only,
         ).fetchall()
-        self._db.execute("DELETE FROM outbox WHERE customer_ref = ? AND kind = ?", [customer_ref, UPLOAD_KIND])
+        self._db.execute("DELETE FROM outbox WHERE customer_ref = ? AND kind = ? AND seq > ?", unsent_only)
         for (enrolment_id,) in under_way + unsent:
             self._db.execute(
                 "UPDATE face_enrolments SET ended_at = ?, outcome = 'cancelled', reason = 'consent_withdrawn'"
