@@ -48,7 +48,6 @@ from .sources.ble.nodes import RemoteScanners
 from .sources.ble.report_intake import ReportIntake
 from .sources.ble.report_listener import ReportListener
 from .sources.ble.scanner import BleSource
-from .sources.ble.zone_advertiser import ZoneAdvertiser
 from .sources.checkin.kiosk_id import KioskIdentifier
 from .sources.checkin.source import CheckinSource
 from .sources.peers.notices import HostNotices
@@ -61,6 +60,7 @@ from .store.checkpoint import WalCheckpointer
 from .store.faults import StorageRefused
 
 if TYPE_CHECKING:
+    from .sources.ble.zone_advertiser import ZoneAdvertiser
     from .sources.vision.enrolment import EnrolmentDesk
     from .sources.vision.source import VisionSource
 
@@ -97,9 +97,7 @@ class Agent:
             else None
         )
         self.zone_beacon = (
-            ZoneAdvertiser(settings, beacon_key, self.clock)
-            if settings.ble.zone_beacon.advertise and beacon_key is not None
-            else None
+            self._zone_advertiser(beacon_key) if settings.ble.zone_beacon.advertise and beacon_key is not None else None
         )
         listen = settings.http.report_listen
         self.report_listener = (
@@ -315,6 +313,11 @@ class Agent:
         self.hub.reconfigure(live)
         self.schedule.reconfigure(live)
         self.progress.retune(("signage", "ble"), live.ops.stall_after_s)
+
+    def _zone_advertiser(self, key: bytes) -> ZoneAdvertiser:
+        from .sources.ble.zone_advertiser import ZoneAdvertiser  # dbus-fast loads only where BlueZ advertises
+
+        return ZoneAdvertiser(self.settings, key, self.clock)
 
     def _vision(self) -> VisionSource | None:
         try:  # OpenCV and onnxruntime load only when vision is on

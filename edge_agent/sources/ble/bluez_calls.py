@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import TYPE_CHECKING
 
-from dbus_fast import Message
-from dbus_fast.aio import MessageBus
+if TYPE_CHECKING:  # dbus-fast loads with the BLE scanner, not with every agent (it holds ~3 MB)
+    from dbus_fast import Message
+    from dbus_fast.aio import MessageBus
 
 
 async def add_match(bus: MessageBus, rule: str) -> Message | None:
     """Ask the bus daemon for the signals a match rule names; the daemon's reply (an error reply if refused)."""
+    from dbus_fast import Message
+
     return await bus.call(
         Message(
             destination="org.freedesktop.DBus",
