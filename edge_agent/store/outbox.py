@@ -164,11 +164,6 @@ class Outbox:
             return None
         return Batch(rows[0][0], rows[-1][0], len(rows), b",".join([text for _, text in rows]))
 
-    def remove(self, seqs: list[int]) -> None:
-        with self._db.atomic():
-            cur = self._db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
-        self._estimate = max(0, self._estimate - max(cur.rowcount, 0))
-
     def acknowledge(self, stream: str, seq: int) -> None:
         """The broker has every row of `stream` up to `seq`: they stop counting as waiting and are not read
         again. Rows added later have higher seqs, so they are never covered."""

@@ -76,14 +76,15 @@ def test_a_repeated_ack_is_recorded_once(tmp_path):
     assert [r.kind for r in store.outbox.peek("events")].count("impression") == 1
 
 
-def test_outbox_keeps_order_uuid_and_removes_only_what_is_named(tmp_path):
+def test_outbox_keeps_order_uuid_and_removes_only_what_the_broker_has(tmp_path):
     store = open_store(tmp_path / "a.db")
     for n in range(5):
         store.outbox.add(stream="events", kind="test", payload={"n": n}, created_at="t", drop_class=DropClass.EVENT)
     rows = store.outbox.peek("events")
     assert [r.payload["n"] for r in rows] == [0, 1, 2, 3, 4]
     assert len({r.uuid for r in rows}) == 5 and all(r.payload["uuid"] == r.uuid for r in rows)
-    store.outbox.remove([rows[0].seq, rows[1].seq])
+    store.outbox.acknowledge("events", rows[1].seq)
+    assert store.outbox.remove_acknowledged("events") == 2
     assert [r.payload["n"] for r in store.outbox.peek("events")] == [2, 3, 4]
 
 
