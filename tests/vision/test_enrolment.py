@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from edge_agent.sources.vision.enrolment import EnrolmentDesk, EnrolmentRefused
 from edge_agent.sources.vision.face_quality import Hint, Sample, pose, sample
 from edge_agent.sources.vision.pipeline import VisionModels
 from edge_agent.store import Store, open_store
+from edge_agent.store.outbox import DropClass
 from edge_agent.store.roster import RosterEntry
 from simulators.camera import Walker, backdrop, kiosk_shopper, render
 from simulators.checkin_app import CheckinIssuer
@@ -185,6 +187,29 @@ def test_good_frames_of_one_face_go_up_sealed_and_signed_and_nothing_of_them_sta
     assert alice.astype("<f4").tobytes()[:64] not in on_disk
     assert base64.b64encode(alice.astype("<f4").tobytes())[:40] not in on_disk
     assert desk.store.db.execute("SELECT count(*) FROM face_embeddings").fetchone()[0] == 0
+
+
+def test_a_full_disk_fails_the_enrolment_and_keeps_nothing_of_the_face(
+    desk: Desk, models: VisionModels, astronaut: np.ndarray
+) -> None:
+    alice = embedding_of(models, astronaut)
+    enrolment = desk.desk.start("alice", "kiosk-a")
+    db = desk.store.db
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0] + 4}")  # SQLite's full disk
+    with pytest.raises(sqlite3.OperationalError, match="full"):  # telemetry fills the outbox's pages to the last
+        for size in [1000] * 100 + [100] * 100 + [10] * 400:
+            desk.store.outbox.add(
+                stream="telemetry",
+                kind="filler",
+                payload={"x": "y" * size},
+                created_at="t",
+                drop_class=DropClass.TELEMETRY,
+            )
+    for t in (1.0, 2.0, 3.0):
+        desk.desk.take("kiosk-a", Sample(alice), t)
+    assert (enrolment.state, enrolment.reason, enrolment.vectors) == ("failed", "storage_full", [])
+    assert desk.store.faults.failures == {"enrolment": 1} and desk.uploads() == []
+    assert not desk.desk.wants_frames("kiosk-a")
 
 
 def test_no_good_frame_in_time_fails_with_the_reason_and_no_face_data(desk: Desk) -> None:

@@ -12,6 +12,7 @@ ends; the host cannot open what it sealed. docs/protocols/face-enrolment.md has 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import uuid
 from collections import Counter
@@ -30,6 +31,7 @@ from ...keys import DeviceKey, seal_to, x25519_public_from_b64
 from ...store import Store
 from ...store.enrolments import Outcome, upload_info
 from ...store.faces import encode_embedding
+from ...store.faults import StorageRefused
 from .face_quality import Hint, Sample
 from .match import similarity
 from .models import load_manifest
@@ -190,31 +192,37 @@ class EnrolmentDesk:
         }
         enrolment.vectors.clear()
         try:
-            self._store.enrolments.sent(
-                enrolment.enrolment_id, enrolment.customer_ref, upload, at=self._clock.wall().iso()
-            )
+            with self._store.faults.writing("enrolment", "the face enrolment"):
+                self._store.enrolments.sent(
+                    enrolment.enrolment_id, enrolment.customer_ref, upload, at=self._clock.wall().iso()
+                )
         except PermissionError:  # withdrawn or erased between the last frame and now: nothing goes up
-            enrolment.state, enrolment.reason = Outcome.CANCELLED.value, "consent_withdrawn"
-            self.counts["cancelled"] += 1
+            self._ended_unrecorded(enrolment, Outcome.CANCELLED, "consent_withdrawn")
+            return
+        except StorageRefused:  # a full disk: the shopper is told it failed; nothing of the face is kept
+            self._ended_unrecorded(enrolment, Outcome.FAILED, "storage_full")
             return
         enrolment.state = Outcome.SENT.value
         self.counts["sent"] += 1
 
     def _end(self, enrolment: Enrolment, outcome: Outcome, reason: str) -> None:
+        self._ended_unrecorded(enrolment, outcome, reason)
+        at = self._clock.wall().iso()
+        # a full disk: it ends all the same (the store counts the refused write)
+        with contextlib.suppress(StorageRefused), self._store.faults.writing("enrolment", "the end of an enrolment"):
+            self._store.enrolments.ended(enrolment.enrolment_id, enrolment.customer_ref, outcome, reason, at=at)
+
+    def _ended_unrecorded(self, enrolment: Enrolment, outcome: Outcome, reason: str) -> None:
+        """The enrolment ends here, its frames dropped; what the store records (if anything) is the caller's."""
         enrolment.vectors.clear()
         enrolment.state, enrolment.reason = outcome.value, reason
         self.counts[outcome.value] += 1
-        self._store.enrolments.ended(
-            enrolment.enrolment_id, enrolment.customer_ref, outcome, reason, at=self._clock.wall().iso()
-        )
 
     def _stop(self, customer_ref: str, reason: str) -> None:
         """Erased or face consent withdrawn: the store already recorded it; the frames go now."""
         for enrolment in self._at.values():
             if enrolment.customer_ref == customer_ref and enrolment.state == CAPTURING:
-                enrolment.vectors.clear()
-                enrolment.state, enrolment.reason = Outcome.CANCELLED.value, reason
-                self.counts[Outcome.CANCELLED.value] += 1
+                self._ended_unrecorded(enrolment, Outcome.CANCELLED, reason)
 
     def _on_consent(self, change: ConsentChanged) -> None:
         if change.channel == Channel.FACE and not change.granted:
