@@ -223,6 +223,7 @@
   function enrolmentText(e) {
     const hint = e.hint ? I.t(`hint_${e.hint}`) : "";
     if (e.state === "capturing") return [I.t("enrol_look"), hint].join(" ").trim();
+    if (e.state === "failed" && e.reason === "storage_full") return I.t("enrol_error");
     if (e.state === "failed") return [I.t("enrol_failed"), hint].join(" ").trim();
     if (e.state === "sent" || e.state === "cancelled") return I.t(`enrol_${e.state}`);
     return "";
