@@ -79,6 +79,13 @@ def load(name: str | Path, model: type[Model], folder: str) -> Model:
     return validate(read(path), model, str(path))
 
 
+def load_of_kind(name: str | Path, folder: str, models: Mapping[str, type[BaseModel]], default: str) -> BaseModel:
+    """A profile from a folder that holds several kinds, validated as the model its `kind` names."""
+    path = resolve(name, folder)
+    data = read(path)
+    return validate(data, model_of_kind(data, models, default, str(path)), str(path))
+
+
 def _problem(err: Any) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":

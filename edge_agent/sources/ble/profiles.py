@@ -16,7 +16,7 @@ from typing import Annotated, Literal, cast
 from pydantic import Field, RootModel, model_validator
 
 from ...config import Ident, Section
-from ...profiles import Name, model_of_kind, read, resolve, validate
+from ...profiles import Name, load_of_kind
 from .node_format import MAX_ADVERTS
 
 Topic = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$", max_length=200)]
@@ -206,7 +206,4 @@ class ReceiverKinds(RootModel[Annotated[ReceiverProfile, Field(discriminator="ki
 
 def load_receiver(name: str | Path) -> ReceiverProfile:
     """A receiver's profile of any kind, by bare name or `.toml` path; ProfileError naming the file otherwise."""
-    path = resolve(name, "scanners")
-    data = read(path)
-    profile = validate(data, model_of_kind(data, RECEIVER_MODELS, "scanner", str(path)), str(path))
-    return cast(ReceiverProfile, profile)
+    return cast(ReceiverProfile, load_of_kind(name, "scanners", RECEIVER_MODELS, "scanner"))

@@ -9,7 +9,7 @@ from typing import Annotated, cast
 
 from pydantic import Field, RootModel
 
-from ...profiles import model_of_kind, read, resolve, validate
+from ...profiles import load_of_kind
 from .protocol import PosProfile
 from .receipt_tap import ReceiptTapProfile
 
@@ -26,6 +26,4 @@ class TillKinds(RootModel[Annotated[TillProfile, Field(discriminator="kind")]]):
 
 def load_till(name: str | Path) -> TillProfile:
     """A till's profile of either kind, by bare name or `.toml` path; ProfileError naming the file otherwise."""
-    path = resolve(name, "pos")
-    data = read(path)
-    return cast(TillProfile, validate(data, model_of_kind(data, TILL_MODELS, "pos", str(path)), str(path)))
+    return cast(TillProfile, load_of_kind(name, "pos", TILL_MODELS, "pos"))
