@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from ...bus import Bus
 from ...clock import Clock
-from ...config import EnrolmentSettings, Settings, enrolment_kiosks
+from ...config import Settings, enrolment_kiosks
 from ...errors import Refused
 from ...events import Channel, ConsentChanged, Erased
 from ...keys import DeviceKey, seal_to, x25519_public_from_b64
@@ -71,6 +71,7 @@ class Enrolment:
 class EnrolmentDesk:
     def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock, device_key: DeviceKey | None):
         self._rules = settings.vision.faces.enrolment
+        self._same_face = settings.vision.faces.verify_threshold  # a frame of someone else is not taken
         self._settings = settings
         self._store = store
         self._clock = clock
@@ -126,10 +127,6 @@ class EnrolmentDesk:
         enrolment = self._at.get(touchpoint) if touchpoint is not None else None
         return enrolment is not None and enrolment.state == CAPTURING
 
-    @property
-    def rules(self) -> EnrolmentSettings:
-        return self._rules
-
     def tick(self, touchpoint: str, now: float, *, picture: bool = True) -> None:
         """Time passes at the kiosk: an enrolment without enough good frames by its deadline fails."""
         enrolment = self._at.get(touchpoint)
@@ -149,7 +146,7 @@ class EnrolmentDesk:
         self.counts[f"frames:{sample.hint or 'good'}"] += 1
         if sample.vector is None:
             enrolment.hint = sample.hint
-        elif enrolment.vectors and similarity(enrolment.vectors[0], sample.vector) < self._verify_threshold:
+        elif enrolment.vectors and similarity(enrolment.vectors[0], sample.vector) < self._same_face:
             enrolment.hint = Hint.SOMEONE_ELSE
         elif now - enrolment.last_taken >= self._rules.interval_s:
             enrolment.vectors.append(sample.vector)
@@ -158,10 +155,6 @@ class EnrolmentDesk:
                 self._send(enrolment)
                 return
         self.tick(touchpoint, now)
-
-    @property
-    def _verify_threshold(self) -> float:
-        return self._settings.vision.faces.verify_threshold
 
     # -- endings ------------------------------------------------------------------------------------------
 
@@ -178,7 +171,6 @@ class EnrolmentDesk:
             }
         ).encode()
         sealed = seal_to(self._cloud_key, plain, info)
-        del plain
         upload = {
             "enrolment_id": enrolment.enrolment_id,
             "customer_ref": enrolment.customer_ref,
